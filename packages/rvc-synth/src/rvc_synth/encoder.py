@@ -1,0 +1,107 @@
+"""The content encoder ``enc_p``: features (+ pitch) -> prior mean ``m_p`` and log-std ``logs_p``."""
+
+from __future__ import annotations
+
+import math
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from .config import SynthConfig
+from .layers import Conv1d, LayerNorm
+
+WINDOW = 10  # relative-attention window of the reference (emb_rel_k has 2*10+1 rows)
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention with VITS relative-position keys/values (window 10, shared by heads)."""
+
+    def __init__(self, channels: int, n_heads: int) -> None:
+        super().__init__()
+        d = channels // n_heads
+        self.n_heads = n_heads
+        self.conv_q = Conv1d(channels, channels, 1)
+        self.conv_k = Conv1d(channels, channels, 1)
+        self.conv_v = Conv1d(channels, channels, 1)
+        self.conv_o = Conv1d(channels, channels, 1)
+        self.emb_rel_k = mx.zeros((1, 2 * WINDOW + 1, d))
+        self.emb_rel_v = mx.zeros((1, 2 * WINDOW + 1, d))
+
+    def __call__(self, x: mx.array) -> mx.array:
+        b, t, c = x.shape
+        h, d = self.n_heads, c // self.n_heads
+
+        def heads(y: mx.array) -> mx.array:
+            return y.reshape(b, t, h, d).transpose(0, 2, 1, 3)
+
+        q = heads(self.conv_q(x)) / math.sqrt(d)
+        k, v = heads(self.conv_k(x)), heads(self.conv_v(x))
+        # band[i, r] <-> key j = i + r - WINDOW, valid when 0 <= j < t
+        pos = mx.arange(t)
+        offs = pos[None, :] - pos[:, None] + WINDOW  # (t, t): j - i + W
+        in_band = (offs >= 0) & (offs <= 2 * WINDOW)
+        rel_k = q @ self.emb_rel_k[0].T  # (b, h, t, 2W+1)
+        idx = mx.broadcast_to(mx.clip(offs, 0, 2 * WINDOW)[None, None], (b, h, t, t))
+        logits = q @ k.transpose(0, 1, 3, 2) + mx.where(in_band, mx.take_along_axis(rel_k, idx, axis=-1), 0.0)
+        p = mx.softmax(logits, axis=-1, precise=True)
+        out = p @ v
+        r = mx.arange(2 * WINDOW + 1)
+        key_of = pos[:, None] + r[None, :] - WINDOW  # (t, 2W+1)
+        valid = (key_of >= 0) & (key_of < t)
+        idx2 = mx.broadcast_to(mx.clip(key_of, 0, t - 1)[None, None], (b, h, t, 2 * WINDOW + 1))
+        p_band = mx.where(valid, mx.take_along_axis(p, idx2, axis=-1), 0.0)
+        out = out + p_band @ self.emb_rel_v[0]
+        return self.conv_o(out.transpose(0, 2, 1, 3).reshape(b, t, c))
+
+
+class FFN(nn.Module):
+    def __init__(self, channels: int, filters: int, kernel: int) -> None:
+        super().__init__()
+        self.conv_1 = Conv1d(channels, filters, kernel, padding=(kernel - 1) // 2)
+        self.conv_2 = Conv1d(filters, channels, kernel, padding=(kernel - 1) // 2)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return self.conv_2(nn.relu(self.conv_1(x)))
+
+
+class Encoder(nn.Module):
+    """Post-norm transformer: ``x = LN(x + MHA(x)); x = LN(x + FFN(x))`` per layer."""
+
+    def __init__(self, cfg: SynthConfig) -> None:
+        super().__init__()
+        H = cfg.hidden_channels
+        self.attn_layers = [MultiHeadAttention(H, cfg.n_heads) for _ in range(cfg.n_layers)]
+        self.norm_layers_1 = [LayerNorm(H) for _ in range(cfg.n_layers)]
+        self.ffn_layers = [FFN(H, cfg.filter_channels, cfg.kernel_size) for _ in range(cfg.n_layers)]
+        self.norm_layers_2 = [LayerNorm(H) for _ in range(cfg.n_layers)]
+
+    def __call__(self, x: mx.array) -> mx.array:
+        for attn, n1, ffn, n2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2):
+            x = n1(x + attn(x))
+            x = n2(x + ffn(x))
+        return x
+
+
+class TextEncoder(nn.Module):
+    """``enc_p``: ``(B, T, C)`` features (+ ``(B, T)`` coarse pitch) -> ``m_p, logs_p`` ``(B, T, inter)``."""
+
+    def __init__(self, cfg: SynthConfig) -> None:
+        super().__init__()
+        self.hidden = cfg.hidden_channels
+        self.inter = cfg.inter_channels
+        self.emb_phone = nn.Linear(cfg.feature_dim, cfg.hidden_channels)
+        if cfg.has_f0:
+            self.emb_pitch = nn.Embedding(256, cfg.hidden_channels)
+        self.encoder = Encoder(cfg)
+        self.proj = Conv1d(cfg.hidden_channels, 2 * cfg.inter_channels, 1)
+
+    def __call__(self, phone: mx.array, pitch: mx.array | None, *, skip_head: int = 0) -> tuple[mx.array, mx.array]:
+        x = self.emb_phone(phone)
+        if pitch is not None:
+            x = x + self.emb_pitch(pitch)
+        x = nn.leaky_relu(x * math.sqrt(self.hidden), 0.1)
+        x = self.encoder(x)
+        if skip_head:
+            x = x[:, skip_head:]
+        stats = self.proj(x)
+        return stats[..., : self.inter], stats[..., self.inter :]

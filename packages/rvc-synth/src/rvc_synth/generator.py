@@ -1,0 +1,151 @@
+"""The decoder ``dec``: HiFi-GAN, or NSF HiFi-GAN (harmonic source from F0) for pitch models."""
+
+from __future__ import annotations
+
+import math
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from .config import SynthConfig
+from .layers import Conv1d, ConvTranspose1d
+
+LRELU_SLOPE = 0.1
+_FIX = float(2**40)  # fixed-point unit for the phase: 2**-40 cycles
+
+
+class ResBlock1(nn.Module):
+    def __init__(self, ch: int, k: int, dilations: tuple[int, ...]) -> None:
+        super().__init__()
+        self.convs1 = [Conv1d(ch, ch, k, dilation=d, padding=d * (k - 1) // 2) for d in dilations]
+        self.convs2 = [Conv1d(ch, ch, k, padding=(k - 1) // 2) for _ in dilations]
+
+    def __call__(self, x: mx.array) -> mx.array:
+        for c1, c2 in zip(self.convs1, self.convs2):
+            x = c2(nn.leaky_relu(c1(nn.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE)) + x
+        return x
+
+
+class ResBlock2(nn.Module):
+    def __init__(self, ch: int, k: int, dilations: tuple[int, ...]) -> None:
+        super().__init__()
+        self.convs = [Conv1d(ch, ch, k, dilation=d, padding=d * (k - 1) // 2) for d in dilations]
+
+    def __call__(self, x: mx.array) -> mx.array:
+        for c in self.convs:
+            x = c(nn.leaky_relu(x, LRELU_SLOPE)) + x
+        return x
+
+
+def _fixed(x: mx.array) -> mx.array:
+    """float32 -> int64 in units of 2**-40 (exact for |x| >= 2**-17)."""
+    return (x * _FIX).astype(mx.int64)
+
+
+def _unfixed_cumsum(x: mx.array, axis: int) -> mx.array:
+    """Exact cumulative sum of fixed-point values, rounded once to float32."""
+    return mx.cumsum(x, axis=axis).astype(mx.float32) * (1.0 / _FIX)
+
+
+def sine_excitation(f0: mx.array, *, upp: int, sr: int) -> tuple[mx.array, mx.array]:
+    """The NSF sine source of the reference (harmonic_num = 0), before the merge layer.
+
+    ``f0`` ``(B, T)`` Hz per frame -> ``sine`` ``(B, T*upp)`` (amplitude 0.1, not yet masked)
+    and ``uv`` ``(B, T*upp)`` (1 where f0 > 0). The reference accumulates phase with a float64
+    cumsum; here both cumulative sums are done exactly in 64-bit fixed point and rounded to
+    float32 once, which reproduces it to ~1 ulp at any length and needs no float64 (Metal).
+    """
+    f0 = f0.astype(mx.float32)
+    b, t = f0.shape
+    n = t * upp
+    rad = mx.remainder(f0 / sr, 1.0)  # cycles per sample, per frame
+    cum = _unfixed_cumsum(_fixed(rad), 1) * upp  # (B, T) frame-level phase, as the reference
+    # Reference: linear interpolation (align_corners=True) of `cum` to n samples, then a
+    # -1 shift wherever `cum % 1` drops, i.e. wherever floor(cum) increases.
+    whole = mx.floor(cum)
+    frac = cum - whole
+    scale = mx.array((t - 1) / (n - 1) if n > 1 else 0.0, dtype=mx.float32)
+    real = mx.arange(n, dtype=mx.float32) * scale
+    i0 = mx.minimum(mx.floor(real).astype(mx.int32), t - 1)
+    i1 = mx.minimum(i0 + 1, t - 1)
+    lam = real - i0.astype(mx.float32)
+    w0, w1 = mx.take(whole, i0, axis=1), mx.take(whole, i1, axis=1)
+    f0_, f1_ = mx.take(frac, i0, axis=1), mx.take(frac, i1, axis=1)
+    y = f0_ + lam * ((w1 - w0) + (f1_ - f0_))
+    wraps = (w0 - whole[:, :1]) + mx.floor(y)  # floor(cum[n]) - floor(cum[0])
+    shift = mx.concatenate([mx.zeros((b, 1)), wraps[:, :-1] - wraps[:, 1:]], axis=1)
+    rad_up = mx.repeat(rad, upp, axis=1)
+    phase = _unfixed_cumsum(_fixed(rad_up + shift), 1)
+    sine = mx.sin(phase * 2 * math.pi) * 0.1
+    uv = mx.repeat((f0 > 0).astype(mx.float32), upp, axis=1)
+    return sine, uv
+
+
+class SourceModuleHnNSF(nn.Module):
+    """``dec.m_source``: merges the sine source into the harmonic excitation ``tanh(l_linear(.))``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l_linear = nn.Linear(1, 1)
+
+    def __call__(self, f0: mx.array, *, upp: int, sr: int, key: mx.array | None) -> mx.array:
+        sine, uv = sine_excitation(f0, upp=upp, sr=sr)
+        sine = sine * uv
+        if key is not None:  # the reference's additive noise: 0.003 voiced, 0.1/3 unvoiced
+            amp = uv * 0.003 + (1 - uv) * (0.1 / 3)
+            sine = sine + amp * mx.random.normal(sine.shape, key=key)
+        return mx.tanh(self.l_linear(sine[..., None]))  # (B, T*upp, 1)
+
+
+class Generator(nn.Module):
+    """``dec``: latent ``(B, T, inter)`` (+ f0 ``(B, T)`` Hz) -> audio ``(B, T*hop)``."""
+
+    def __init__(self, cfg: SynthConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        ch0 = cfg.upsample_initial_channel
+        self.conv_pre = Conv1d(cfg.inter_channels, ch0, 7, padding=3)
+        self.ups = [
+            ConvTranspose1d(ch0 // 2**i, ch0 // 2 ** (i + 1), k, stride=u, padding=(k - u) // 2)
+            for i, (u, k) in enumerate(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes))
+        ]
+        block = ResBlock1 if cfg.resblock == "1" else ResBlock2
+        self.resblocks = [
+            block(ch0 // 2 ** (i + 1), k, d)
+            for i in range(len(self.ups))
+            for k, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes)
+        ]
+        self.conv_post = Conv1d(ch0 // 2 ** len(self.ups), 1, 7, padding=3, bias=False)
+        if cfg.gin_channels:
+            self.cond = Conv1d(cfg.gin_channels, ch0, 1)
+        if cfg.has_f0:
+            self.m_source = SourceModuleHnNSF()
+            self.noise_convs = []
+            for i in range(len(self.ups)):
+                s = math.prod(cfg.upsample_rates[i + 1 :])
+                c = ch0 // 2 ** (i + 1)
+                self.noise_convs.append(
+                    Conv1d(1, c, 2 * s, stride=s, padding=s // 2) if i + 1 < len(self.ups) else Conv1d(1, c, 1)
+                )
+
+    def __call__(self, x: mx.array, f0: mx.array | None, g: mx.array, *, key: mx.array | None = None) -> mx.array:
+        cfg = self.cfg
+        har = None
+        if cfg.has_f0:
+            if f0 is None:
+                raise ValueError("this decoder needs f0")
+            har = self.m_source(f0, upp=cfg.hop, sr=cfg.sample_rate, key=key)
+        x = self.conv_pre(x)
+        if "cond" in self:
+            x = x + self.cond(g)
+        nk = len(cfg.resblock_kernel_sizes)
+        for i, up in enumerate(self.ups):
+            x = up(nn.leaky_relu(x, LRELU_SLOPE))
+            if har is not None:
+                x = x + self.noise_convs[i](har)
+            xs = self.resblocks[i * nk](x)
+            for j in range(1, nk):
+                xs = xs + self.resblocks[i * nk + j](x)
+            x = xs / nk
+        x = self.conv_post(nn.leaky_relu(x, 0.01))  # PyTorch's default slope here, not 0.1
+        return mx.tanh(x)[..., 0]

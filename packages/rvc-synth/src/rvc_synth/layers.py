@@ -1,0 +1,85 @@
+"""Convolutions written as strided slices + one matmul (channels-last, ``(B, T, C)``).
+
+MLX's CPU backend runs dilated ``conv1d`` and ``conv_transpose1d`` on a naive path; as
+matmuls they reach BLAS speed on CPU and stay GEMM-shaped on GPUs. Weights keep MLX's
+layouts: Conv1d ``(out, k, in)``, ConvTranspose1d ``(out, k, in)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mlx.core as mx
+import mlx.nn as nn
+
+
+class Conv1d(nn.Module):
+    """1-D convolution ``(B, T, in) -> (B, T', out)`` with stride, zero padding and dilation."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, *, stride: int = 1, padding: int = 0,
+                 dilation: int = 1, bias: bool = True) -> None:
+        super().__init__()
+        self.weight = mx.zeros((cout, kernel, cin))
+        if bias:
+            self.bias = mx.zeros((cout,))
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+
+    def __call__(self, x: mx.array) -> mx.array:
+        cout, k, cin = self.weight.shape
+        w = self.weight.reshape(cout, k * cin)
+        if k == 1 and self.stride == 1 and self.padding == 0:
+            cols = x
+        else:
+            p, s, d = self.padding, self.stride, self.dilation
+            if p:
+                x = mx.pad(x, [(0, 0), (p, p), (0, 0)])
+            n = (x.shape[1] - d * (k - 1) - 1) // s + 1
+            taps = [x[:, j * d : j * d + (n - 1) * s + 1 : s, :] for j in range(k)]
+            cols = taps[0] if k == 1 else mx.concatenate(taps, axis=-1)
+        y = cols @ w.T
+        return y + self.bias if "bias" in self else y
+
+
+class ConvTranspose1d(nn.Module):
+    """Transposed 1-D convolution ``(B, T, in) -> (B, (T-1)*stride - 2*padding + k, out)``.
+
+    Computed polyphase: one matmul gives every tap's contribution ``(B, T, k, out)``; the taps
+    are overlap-added frame by frame (``ceil(k/stride)`` shifted adds), then cropped.
+    """
+
+    def __init__(self, cin: int, cout: int, kernel: int, *, stride: int, padding: int = 0) -> None:
+        super().__init__()
+        self.weight = mx.zeros((cout, kernel, cin))
+        self.bias = mx.zeros((cout,))
+        self.stride, self.padding = stride, padding
+
+    def __call__(self, x: mx.array) -> mx.array:
+        cout, k, cin = self.weight.shape
+        b, t, _ = x.shape
+        u, p = self.stride, self.padding
+        m = math.ceil(k / u)
+        w = self.weight.transpose(2, 1, 0).reshape(cin, k * cout)
+        z = (x @ w).reshape(b, t, k, cout)
+        if m * u != k:
+            z = mx.pad(z, [(0, 0), (0, 0), (0, m * u - k), (0, 0)])
+        z = z.reshape(b, t, m, u, cout)
+        y = None
+        for i in range(m):
+            zi = mx.pad(z[:, :, i], [(0, 0), (i, m - 1 - i), (0, 0), (0, 0)])
+            y = zi if y is None else y + zi
+        y = y.reshape(b, (t + m - 1) * u, cout)
+        n_out = (t - 1) * u - 2 * p + k
+        return y[:, p : p + n_out] + self.bias
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm over channels with the checkpoint's ``gamma``/``beta`` names (eps 1e-5)."""
+
+    def __init__(self, dims: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.gamma = mx.ones((dims,))
+        self.beta = mx.zeros((dims,))
+        self.eps = eps
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return mx.fast.layer_norm(x, self.gamma, self.beta, self.eps)

@@ -1,0 +1,212 @@
+"""`Synthesizer`: the RVC generator network (``enc_p`` -> ``flow`` -> ``dec``, speaker ``emb_g``)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import _blas
+
+_blas.ensure_fast_blas()
+
+import mlx.core as mx  # noqa: E402
+import mlx.nn as nn  # noqa: E402
+from mlx.utils import tree_flatten  # noqa: E402
+
+from .checkpoint import Checkpoint, read_checkpoint  # noqa: E402
+from .config import SynthConfig  # noqa: E402
+from .encoder import TextEncoder  # noqa: E402
+from .errors import InputShapeError, UnsupportedCheckpointError  # noqa: E402
+from .flow import ResidualCouplingBlock  # noqa: E402
+from .generator import Generator  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NOISE_SCALE = 0.66666
+_FLOW_CONTEXT = 24  # frames of flow context the reference keeps before skip_head
+
+
+@dataclass(frozen=True)
+class SynthInfo:
+    """What a loaded model is: ``feature_dim`` 256 (v1) / 768 (v2); ``hop`` samples per 10 ms frame."""
+
+    version: str
+    has_f0: bool
+    sample_rate: int
+    hop: int
+    n_speakers: int
+    feature_dim: int
+    n_params: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _fuse_weight_norm(g: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``w = g * v / ||v||``, the norm over every axis but 0 of the stored tensor."""
+    v64 = v.astype(np.float64)
+    norm = np.sqrt((v64 * v64).reshape(v.shape[0], -1).sum(axis=1))
+    return (g.astype(np.float64).reshape(-1, *[1] * (v.ndim - 1)) * v64 / norm.reshape(-1, *[1] * (v.ndim - 1))).astype(np.float32)
+
+
+_UPS = re.compile(r"^dec\.ups\.\d+\.weight$")
+_LINEAR_OR_TABLE = re.compile(r"(emb_phone|emb_pitch|emb_g|l_linear)\.weight$")
+
+
+def sanitize(weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Checkpoint tensors -> this model's parameters (pure, key-driven).
+
+    Drops the training-only posterior encoder ``enc_q.*``; fuses weight norm
+    (``weight_g``/``weight_v`` and ``parametrizations.weight.original0/1``) into ``weight``;
+    casts to float32; turns PyTorch conv layouts into MLX's: Conv1d ``(out, in, k)`` ->
+    ``(out, k, in)``, ConvTranspose1d (``dec.ups.*``) ``(in, out, k)`` -> ``(out, k, in)``.
+    """
+    out: dict[str, np.ndarray] = {}
+    for key, val in weights.items():
+        if key.startswith("enc_q."):
+            continue
+        if key.endswith(".weight_g") or key.endswith(".parametrizations.weight.original0"):
+            continue
+        if key.endswith(".weight_v"):
+            base = key[: -len("_v")]
+            w = _fuse_weight_norm(weights[base + "_g"], val)
+        elif key.endswith(".parametrizations.weight.original1"):
+            base = key[: -len(".parametrizations.weight.original1")] + ".weight"
+            w = _fuse_weight_norm(weights[key[:-1] + "0"], val)
+        else:
+            base, w = key, val.astype(np.float32)
+        if base.endswith(".weight") and w.ndim == 3 and not _LINEAR_OR_TABLE.search(base):
+            w = w.transpose(1, 2, 0) if _UPS.match(base) else w.transpose(0, 2, 1)
+        out[base] = np.ascontiguousarray(w)
+    return out
+
+
+class Synthesizer(nn.Module):
+    """RVC synthesizer (``SynthesizerTrnMs{256,768}NSFsid[_nono]``), channels-last inside."""
+
+    def __init__(self, config: SynthConfig, *, metadata: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.metadata = dict(metadata or {})
+        self.enc_p = TextEncoder(config)
+        self.flow = ResidualCouplingBlock(config)
+        self.dec = Generator(config)
+        self.emb_g = nn.Embedding(config.n_speakers, config.gin_channels)
+
+    sanitize = staticmethod(sanitize)
+
+    @property
+    def info(self) -> SynthInfo:
+        c = self.config
+        n = sum(v.size for _, v in tree_flatten(self.parameters()))
+        return SynthInfo(c.version, c.has_f0, c.sample_rate, c.hop, c.n_speakers, c.feature_dim, n, dict(self.metadata))
+
+    def load_checkpoint_weights(self, ckpt: Checkpoint) -> None:
+        """Strictly load (sanitized) weights: every parameter present, nothing extra, shapes equal."""
+        params = ckpt.weights if ckpt.converted else sanitize(ckpt.weights)
+        expected = dict(tree_flatten(self.parameters()))
+        missing = sorted(set(expected) - set(params))
+        extra = sorted(set(params) - set(expected))
+        if missing or extra:
+            raise UnsupportedCheckpointError(
+                f"checkpoint tensors do not match a {self.config.version} "
+                f"{'f0' if self.config.has_f0 else 'no-f0'} {self.config.sample_rate // 1000}k synthesizer: "
+                f"missing {missing[:4]}{'...' if len(missing) > 4 else ''}, "
+                f"unexpected {extra[:4]}{'...' if len(extra) > 4 else ''}"
+            )
+        bad = [k for k, v in params.items() if tuple(v.shape) != tuple(expected[k].shape)]
+        if bad:
+            k = bad[0]
+            raise UnsupportedCheckpointError(
+                f"checkpoint tensor {k} has shape {tuple(params[k].shape)}, the config implies "
+                f"{tuple(expected[k].shape)} ({len(bad)} mismatched)"
+            )
+        self.load_weights([(k, mx.array(v)) for k, v in params.items()], strict=True)
+        self.eval()
+
+    def __call__(
+        self,
+        features: mx.array | np.ndarray,
+        pitch: mx.array | np.ndarray | None = None,
+        f0: mx.array | np.ndarray | None = None,
+        *,
+        speaker: int = 0,
+        noise_scale: float = DEFAULT_NOISE_SCALE,
+        seed: int | None = None,
+        skip_head: int = 0,
+        return_length: int | None = None,
+    ) -> mx.array:
+        """Synthesize audio.
+
+        Args:
+            features: ``(B, T, feature_dim)`` content features at 100 frames/s.
+            pitch: ``(B, T)`` coarse pitch 1..255 (pitch models only).
+            f0: ``(B, T)`` F0 in Hz, 0 = unvoiced (pitch models only).
+            speaker: speaker id, ``0 <= speaker < info.n_speakers``.
+            noise_scale: prior noise scale (the reference's 0.66666). ``0`` is the reference's
+                zero-noise convention: no prior noise and no NSF additive noise (deterministic).
+            seed: seeds every random draw; ``None`` uses MLX's global generator.
+            skip_head, return_length: the reference's streaming arguments: synthesize only
+                frames ``[skip_head, skip_head + return_length)`` (with up to 24 frames of
+                flow context before them).
+
+        Returns:
+            ``(B, T_out * hop)`` float32 audio at ``info.sample_rate``, ``T_out = T`` or
+            ``return_length``.
+        """
+        cfg = self.config
+        x = mx.array(features).astype(mx.float32)
+        if x.ndim != 3 or x.shape[-1] != cfg.feature_dim:
+            raise InputShapeError(
+                f"features have shape {tuple(x.shape)}, expected (batch, frames, {cfg.feature_dim}) "
+                f"for a {cfg.version} model"
+            )
+        b, t, _ = x.shape
+        if not 0 <= speaker < cfg.n_speakers:
+            raise InputShapeError(f"speaker {speaker} is out of range: this model has {cfg.n_speakers} speakers")
+        p = nsff0 = None
+        if cfg.has_f0:
+            if pitch is None or f0 is None:
+                raise InputShapeError("this is a pitch (f0) model: pass both `pitch` (coarse 1..255) and `f0` (Hz)")
+            p, nsff0 = mx.array(pitch).astype(mx.int32), mx.array(f0).astype(mx.float32)
+            if p.shape != (b, t) or nsff0.shape != (b, t):
+                raise InputShapeError(
+                    f"pitch {tuple(p.shape)} and f0 {tuple(nsff0.shape)} must both be (batch, frames) = {(b, t)}"
+                )
+        head = int(skip_head)
+        length = t - head if return_length is None else int(return_length)
+        if head < 0 or length <= 0 or head + length > t:
+            raise InputShapeError(f"skip_head={head}, return_length={return_length} do not fit {t} frames")
+        streaming = head > 0 or return_length is not None
+        flow_head = max(head - _FLOW_CONTEXT, 0) if streaming else 0
+        dec_head = head - flow_head
+
+        if noise_scale:
+            keys = mx.random.split(mx.random.key(seed) if seed is not None else mx.random.key(np.random.randint(2**31)))
+            k_prior, k_nsf = keys[0], keys[1]
+        g = self.emb_g(mx.array([speaker] * b))[:, None, :]  # (B, 1, gin)
+        m_p, logs_p = self.enc_p(x, p, skip_head=flow_head)
+        z_p = m_p
+        if noise_scale:
+            z_p = m_p + mx.exp(logs_p) * mx.random.normal(m_p.shape, key=k_prior) * noise_scale
+        z = self.flow.reverse(z_p, g)
+        if streaming:
+            z = z[:, dec_head : dec_head + length]
+            if nsff0 is not None:
+                nsff0 = nsff0[:, head : head + length]
+        return self.dec(z, nsff0, g, key=k_nsf if noise_scale else None)
+
+
+def load(path: str | Path) -> Synthesizer:
+    """Load an RVC model: a ``.pth`` (inference or training format) or a converted folder.
+
+    Untrusted files are read with a restricted unpickler (nothing in them runs).
+    """
+    ckpt = read_checkpoint(path)
+    model = Synthesizer(ckpt.config, metadata=ckpt.metadata)
+    model.load_checkpoint_weights(ckpt)
+    logger.debug("loaded %s: %s", path, model.info)
+    return model

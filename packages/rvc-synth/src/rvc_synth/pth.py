@@ -1,0 +1,241 @@
+"""A torch-free, safe reader for PyTorch ``.pth`` checkpoints.
+
+PyTorch checkpoints are pickles, and a pickle can run arbitrary code when loaded. This
+reader never calls :func:`pickle.load` on the file's terms: it uses a restricted unpickler
+whose only reachable globals are
+
+* ``torch._utils._rebuild_tensor_v2`` / ``_rebuild_parameter`` -> rebuilt here as NumPy arrays,
+* the storage types ``torch.{Float,Half,BFloat16,Long}Storage`` -> inert markers,
+* ``collections.OrderedDict``.
+
+Any other global (``os.system``, ``builtins.eval``, ``torch.nn.Module``...) raises
+:class:`UnsafeCheckpointError` naming it, before anything is called. Both the zip format
+(PyTorch >= 1.6) and the legacy tar-less stream format are read.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+import struct
+import zipfile
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+import numpy as np
+
+from .errors import CheckpointNotFoundError, UnsafeCheckpointError, UnsupportedCheckpointError
+
+__all__ = ["read_pth"]
+
+_STORAGE_DTYPES: dict[str, np.dtype] = {
+    "FloatStorage": np.dtype("<f4"),
+    "HalfStorage": np.dtype("<f2"),
+    "BFloat16Storage": np.dtype("<u2"),  # widened to float32 after rebuilding
+    "LongStorage": np.dtype("<i8"),
+}
+
+
+class _StorageType:
+    """Inert stand-in for a ``torch.*Storage`` class named in the pickle."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.dtype = _STORAGE_DTYPES[name]
+
+
+class _Storage:
+    def __init__(self, data: np.ndarray, bfloat16: bool) -> None:
+        self.data = data
+        self.bfloat16 = bfloat16
+
+
+def _rebuild_tensor_v2(storage: Any, offset: int, size: tuple, stride: tuple, *_: Any) -> np.ndarray:
+    if not isinstance(storage, _Storage):
+        raise UnsupportedCheckpointError("malformed checkpoint: a tensor refers to no storage")
+    data = storage.data
+    size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
+    if any(s < 0 for s in size) or any(s < 0 for s in stride) or offset < 0:
+        raise UnsupportedCheckpointError("malformed checkpoint: negative tensor size/stride/offset")
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else offset - 1
+    if last >= data.size:
+        raise UnsupportedCheckpointError("malformed checkpoint: tensor extends past its storage")
+    if not all(size):
+        out = np.zeros(size, dtype=data.dtype)
+    else:
+        item = data.dtype.itemsize
+        out = np.lib.stride_tricks.as_strided(
+            data[offset:], shape=size, strides=tuple(s * item for s in stride), writeable=False
+        ).copy()
+    if storage.bfloat16:
+        out = (out.astype(np.uint32) << 16).view(np.float32)
+    return out
+
+
+def _rebuild_parameter(data: Any, *_: Any) -> Any:
+    return data
+
+
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    **{("torch", name): _StorageType(name) for name in _STORAGE_DTYPES},
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, file: BinaryIO, load_storage: Callable[[tuple], _Storage]) -> None:
+        super().__init__(file)
+        self._load_storage = load_storage
+
+    def find_class(self, module: str, name: str) -> Any:  # noqa: D401 - pickle API
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise UnsafeCheckpointError(
+                f"refused to load: the checkpoint's pickle asks for '{module}.{name}', which is not "
+                "a tensor or a plain container; RVC model files never need it, so this file is not "
+                "a plain RVC checkpoint (it may be malicious). Nothing in it was executed."
+            ) from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
+            raise UnsupportedCheckpointError(f"malformed checkpoint: unknown persistent id {pid!r:.80}")
+        return self._load_storage(pid)
+
+
+def _unpickle(data: bytes | BinaryIO, load_storage: Callable[[tuple], _Storage]) -> Any:
+    f = io.BytesIO(data) if isinstance(data, bytes) else data
+    try:
+        return _RestrictedUnpickler(f, load_storage).load()
+    except (UnsafeCheckpointError, UnsupportedCheckpointError):
+        raise
+    except Exception as exc:  # truncated / corrupt pickle stream
+        raise UnsupportedCheckpointError(f"malformed checkpoint pickle ({type(exc).__name__}: {exc})") from None
+
+
+def _storage_type(pid: tuple) -> _StorageType:
+    st = pid[1] if len(pid) > 1 else None
+    if not isinstance(st, _StorageType):
+        raise UnsupportedCheckpointError(f"malformed checkpoint: bad storage reference {pid!r:.80}")
+    return st
+
+
+def _read_zip(path: Path) -> Any:
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
+        if not pkl:
+            raise UnsupportedCheckpointError(f"{path.name}: zip archive without a '<folder>/data.pkl' member")
+        prefix = pkl[0][: -len("data.pkl")]
+        cache: dict[str, _Storage] = {}
+
+        def load_storage(pid: tuple) -> _Storage:
+            st = _storage_type(pid)
+            key = str(pid[2])
+            if key not in cache:
+                member = f"{prefix}data/{key}"
+                if member not in names:
+                    raise UnsupportedCheckpointError(f"malformed checkpoint: storage '{member}' missing")
+                raw = zf.read(member)
+                usable = len(raw) // st.dtype.itemsize * st.dtype.itemsize
+                cache[key] = _Storage(np.frombuffer(raw[:usable], dtype=st.dtype), st.name == "BFloat16Storage")
+            return cache[key]
+
+        return _unpickle(zf.read(pkl[0]), load_storage)
+
+
+class _LazyTensor:
+    """A tensor of a legacy checkpoint, whose storage bytes come after the pickle."""
+
+    def __init__(self, args: tuple) -> None:
+        self.args = args
+
+
+def _materialize(o: Any) -> Any:
+    if isinstance(o, _LazyTensor):
+        return _rebuild_tensor_v2(*o.args)
+    if isinstance(o, dict):
+        return type(o)((k, _materialize(v)) for k, v in o.items())
+    if isinstance(o, (list, tuple)):
+        return type(o)(_materialize(v) for v in o)
+    return o
+
+
+class _LegacyUnpickler(_RestrictedUnpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return lambda *args: _LazyTensor(args)
+        return super().find_class(module, name)
+
+
+def _read_legacy(f: BinaryIO) -> Any:
+    """Pre-1.6 format: magic, protocol, sys_info, main pickle, storage keys, raw storages."""
+
+    def no_storage(pid: tuple) -> _Storage:
+        raise UnsupportedCheckpointError("malformed legacy checkpoint header")
+
+    if _unpickle(f, no_storage) != 0x1950A86A20F9469CFC6C:
+        raise UnsupportedCheckpointError("not a PyTorch checkpoint (bad magic number)")
+    _unpickle(f, no_storage)  # protocol version
+    _unpickle(f, no_storage)  # sys info
+    storages: dict[str, tuple[_Storage, int]] = {}
+
+    def defer(pid: tuple) -> _Storage:
+        st = _storage_type(pid)
+        key = str(pid[2])
+        if key not in storages:
+            storages[key] = (_Storage(np.zeros(0, st.dtype), st.name == "BFloat16Storage"), int(pid[4]))
+        return storages[key][0]
+
+    try:
+        obj = _LegacyUnpickler(f, defer).load()
+    except (UnsafeCheckpointError, UnsupportedCheckpointError):
+        raise
+    except Exception as exc:
+        raise UnsupportedCheckpointError(f"malformed legacy checkpoint pickle ({exc})") from None
+    keys = _unpickle(f, no_storage)
+    for key in keys if isinstance(keys, list) else []:
+        if str(key) not in storages:
+            raise UnsupportedCheckpointError("malformed legacy checkpoint: unknown storage key")
+        storage, numel = storages[str(key)]
+        head = f.read(8)
+        n = struct.unpack("<q", head)[0] if len(head) == 8 else -1
+        raw = f.read(max(n, 0) * storage.data.dtype.itemsize)
+        if n != numel or len(raw) != n * storage.data.dtype.itemsize:
+            raise UnsupportedCheckpointError("malformed legacy checkpoint: truncated storage")
+        storage.data = np.frombuffer(raw, dtype=storage.data.dtype)
+    return _materialize(obj)
+
+
+def read_pth(path: str | Path) -> Any:
+    """Read a PyTorch checkpoint without torch and without executing anything in it.
+
+    Returns the pickled object with every tensor as a NumPy array (float32, float16 or
+    int64; bfloat16 is widened to float32). Raises :class:`UnsafeCheckpointError` for a
+    pickle that names any other global and :class:`UnsupportedCheckpointError` for a file
+    that is not a PyTorch checkpoint.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointNotFoundError(f"model file not found: {path}")
+    if path.is_dir():
+        raise UnsupportedCheckpointError(f"{path} is a folder, expected a .pth file")
+    if path.stat().st_size == 0:
+        raise UnsupportedCheckpointError(f"{path} is empty (0 bytes); expected a PyTorch .pth checkpoint")
+    if zipfile.is_zipfile(path):
+        try:
+            return _read_zip(path)
+        except zipfile.BadZipFile as exc:
+            raise UnsupportedCheckpointError(f"{path}: corrupt zip checkpoint ({exc})") from None
+    with open(path, "rb") as f:
+        head = f.read(2)
+        f.seek(0)
+        if len(head) < 2 or head[0] != 0x80:
+            raise UnsupportedCheckpointError(
+                f"{path} is not a PyTorch checkpoint (neither a zip archive nor a pickle); "
+                "expected an RVC .pth voice model"
+            )
+        return _read_legacy(f)
