@@ -1,0 +1,184 @@
+"""Array-in/array-out signal processing, faithful to the RVC reference pipeline.
+
+Reference: RVC-Project/Retrieval-based-Voice-Conversion-WebUI @ 4338f12, ``infer/vc/pipeline.py``
+(``bh, ah = signal.butter(N=5, Wn=48, btype="high", fs=16000)``, ``change_rms``) and the
+``vc_single`` entry point (peak pre-normalisation after loading).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import soxr
+from numpy.typing import ArrayLike, NDArray
+from scipy import signal
+
+from .errors import AudioValueError
+
+_SOXR_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
+
+
+def _check_rate(value: Any, name: str, example: str = "a sample rate in Hz such as 16000") -> int:
+    """Sample rates (and bit rates) must be positive integers."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise AudioValueError(f"{name}={value!r}: expected a positive integer, {example}")
+    return int(value)
+
+
+def _check_audio(audio: ArrayLike, name: str = "audio", *, ndim: tuple[int, ...] = (1,)) -> np.ndarray:
+    """Turn ``audio`` into a real numeric ndarray of an allowed rank with finite values."""
+    arr = np.asarray(audio)
+    if arr.dtype.kind not in "fiu":
+        raise AudioValueError(f"{name}: expected a real float or integer array, got dtype {arr.dtype}")
+    if arr.ndim not in ndim:
+        want = " or ".join(f"{d}-D" for d in ndim)
+        raise AudioValueError(f"{name}: expected a {want} array (samples first), got shape {arr.shape}")
+    if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        raise AudioValueError(f"{name}: {bad} samples are NaN or infinite; fix the upstream step that produced them")
+    return arr
+
+
+def resample(audio: ArrayLike, orig_sr: int, target_sr: int, *, quality: str = "HQ") -> NDArray[np.floating]:
+    """Resample with soxr (band-limited, linear phase).
+
+    Args:
+        audio: ``(samples,)`` or ``(samples, channels)``, float32/float64 (int16 is converted to
+            float32 in [-1, 1)).
+        orig_sr, target_sr: sample rates in Hz.
+        quality: soxr recipe, ``"HQ"`` (default, 20-bit) or ``"VHQ"`` (28-bit); ``"MQ"``,
+            ``"LQ"``, ``"QQ"`` are faster and worse.
+
+    Returns:
+        ``(round(samples * target_sr / orig_sr),)`` (channels kept), same float dtype as the input
+        (float32 for integer input). A copy even when the rates are equal.
+    """
+    arr = _check_audio(audio, ndim=(1, 2))
+    orig_sr, target_sr = _check_rate(orig_sr, "orig_sr"), _check_rate(target_sr, "target_sr")
+    if quality.upper() not in _SOXR_QUALITIES:
+        raise AudioValueError(f"quality={quality!r}: expected one of {', '.join(_SOXR_QUALITIES)}")
+    if arr.dtype.kind in "iu":
+        arr = _int_to_float32(arr)
+    elif arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float32)
+    if orig_sr == target_sr or arr.shape[0] == 0:
+        return arr.copy()
+    return soxr.resample(np.ascontiguousarray(arr), orig_sr, target_sr, quality=quality.upper())
+
+
+def _int_to_float32(arr: np.ndarray) -> np.ndarray:
+    """Integer PCM to float32 in [-1, 1): int16 / 32768 (the reference's convention), uint8 - 128..."""
+    half = float(2 ** (arr.dtype.itemsize * 8 - 1))
+    offset = half if arr.dtype.kind == "u" else 0.0
+    return ((arr.astype(np.float64) - offset) / half).astype(np.float32)
+
+
+def normalize_peak(audio: ArrayLike, *, peak: float = 0.95) -> NDArray[np.floating]:
+    """The reference's pre-normalisation: scale down so that ``max|audio| <= peak``.
+
+    Exactly ``audio_max = abs(audio).max() / peak; if audio_max > 1: audio /= audio_max``
+    (quieter audio, silence and empty arrays come back unchanged). Returns a new float array of
+    the input's float dtype (float32 for integer input); the input is not modified.
+    """
+    arr = _check_audio(audio, ndim=(1, 2))
+    if not peak > 0:
+        raise AudioValueError(f"peak={peak!r}: expected a positive level, e.g. 0.95")
+    arr = _int_to_float32(arr) if arr.dtype.kind in "iu" else arr.copy()
+    if arr.size == 0:
+        return arr
+    audio_max = np.abs(arr).max() / peak
+    if audio_max > 1:
+        arr /= audio_max
+    return arr
+
+
+@functools.lru_cache(maxsize=8)
+def _butter_highpass(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    b, a = signal.butter(N=5, Wn=48, btype="high", fs=sample_rate)
+    return b, a
+
+
+def highpass(audio: ArrayLike, *, sample_rate: int = 16000) -> NDArray[np.float64]:
+    """The reference's 48 Hz high-pass: 5th-order Butterworth, zero phase (``filtfilt``).
+
+    ``scipy.signal.filtfilt(b, a, audio)`` with ``b, a = butter(N=5, Wn=48, btype="high",
+    fs=sample_rate)`` and filtfilt's default padding (odd extension, 18 samples).
+
+    Args:
+        audio: ``(samples,)`` mono, float (the pipeline passes 16 kHz float32) or integer PCM
+            (scaled to [-1, 1) first, int16 / 32768).
+        sample_rate: Hz; the reference always filters at 16000.
+
+    Returns:
+        ``(samples,)`` float64, as the reference returns it. Needs more than 18 samples.
+    """
+    arr = _check_audio(audio)
+    arr = _int_to_float32(arr) if arr.dtype.kind in "iu" else arr
+    sample_rate = _check_rate(sample_rate, "sample_rate")
+    if sample_rate <= 96:
+        raise AudioValueError(f"sample_rate={sample_rate}: the 48 Hz high-pass needs a rate above 96 Hz")
+    b, a = _butter_highpass(sample_rate)
+    padlen = 3 * max(len(a), len(b))
+    if arr.shape[0] <= padlen:
+        raise AudioValueError(
+            f"audio: {arr.shape[0]} samples is too short for the high-pass, which needs more than {padlen}; "
+            "pad or skip such tiny clips"
+        )
+    return signal.filtfilt(b, a, arr)
+
+
+def _frame_rms(y: np.ndarray, sr: int) -> np.ndarray:
+    """``librosa.feature.rms(y=y, frame_length=sr//2*2, hop_length=sr//2)[0]`` (center=True, zero pad)."""
+    hop = sr // 2
+    frame_length = hop * 2
+    padded = np.pad(y.astype(np.float64), frame_length // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, frame_length)[::hop]  # (1 + len(y)//hop, fl)
+    return np.sqrt(np.einsum("ij,ij->i", frames, frames) / frame_length)
+
+
+def _interp_linear(values: np.ndarray, size: int) -> np.ndarray:
+    """``torch.nn.functional.interpolate(v[None, None], size, mode="linear", align_corners=False)``."""
+    n = values.shape[0]
+    src = np.maximum((np.arange(size, dtype=np.float64) + 0.5) * (n / size) - 0.5, 0.0)
+    i0 = np.minimum(src.astype(np.int64), n - 1)
+    i1 = np.minimum(i0 + 1, n - 1)
+    w = src - i0
+    return values[i0] * (1.0 - w) + values[i1] * w
+
+
+def mix_rms(source: ArrayLike, source_sr: int, target: ArrayLike, target_sr: int, rate: float) -> NDArray[np.floating]:
+    """The reference's ``change_rms``: give ``target`` the loudness envelope of ``source``.
+
+    Frame RMS of both signals (half-second hop, one-second frames, centred with zero padding,
+    as ``librosa.feature.rms``) is linearly interpolated to ``len(target)`` samples (as
+    ``F.interpolate(mode="linear", align_corners=False)``), then
+    ``out = target * rms_source**(1 - rate) * max(rms_target, 1e-6)**(rate - 1)``.
+
+    Args:
+        source: ``(samples,)`` the input voice (the pipeline passes the high-passed 16 kHz audio).
+        source_sr: its rate in Hz.
+        target: ``(samples,)`` the converted voice.
+        target_sr: its rate in Hz.
+        rate: 0..1; 1 keeps ``target`` unchanged, 0 imposes the source envelope fully.
+
+    Returns:
+        ``(len(target),)`` in ``target``'s float dtype (float32 for integer input); ``target``
+        is not modified. Silent input gives silent output (no NaN).
+    """
+    src = _check_audio(source, "source")
+    tgt = _check_audio(target, "target")
+    src = _int_to_float32(src) if src.dtype.kind in "iu" else src
+    tgt = _int_to_float32(tgt) if tgt.dtype.kind in "iu" else tgt
+    source_sr, target_sr = _check_rate(source_sr, "source_sr"), _check_rate(target_sr, "target_sr")
+    if source_sr < 2 or target_sr < 2:
+        raise AudioValueError("source_sr and target_sr must be at least 2 Hz")
+    if not 0.0 <= rate <= 1.0:
+        raise AudioValueError(f"rate={rate!r}: expected a mix rate between 0 and 1 (1 = keep the converted loudness)")
+    out_dtype = tgt.dtype
+    if tgt.shape[0] == 0:
+        return np.zeros(0, out_dtype)
+    rms1 = _interp_linear(_frame_rms(src, source_sr), tgt.shape[0])
+    rms2 = np.maximum(_interp_linear(_frame_rms(tgt, target_sr), tgt.shape[0]), 1e-6)
+    return (tgt.astype(np.float64) * (rms1 ** (1.0 - rate) * rms2 ** (rate - 1.0))).astype(out_dtype)

@@ -1,0 +1,147 @@
+"""resample / normalize_peak / highpass / mix_rms: goldens from the reference and properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from rvc_audio import RVCAudioError, highpass, mix_rms, normalize_peak, resample
+from rvc_audio.errors import AudioValueError
+
+REL_TOL = 1e-5  # reference README section 6: high-pass and RMS mix, relative error <= 1e-5
+
+
+def rel_err(got: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.max(np.abs(got.astype(np.float64) - ref)) / np.max(np.abs(ref)))
+
+
+# ------------------------------------------------------------------ goldens
+
+
+def test_highpass_golden(fixtures_dir):
+    g = np.load(fixtures_dir / "reference/pipeline/highpass.npz")
+    assert g["audio_in"].dtype == np.float32
+    out = highpass(g["audio_in"])
+    assert out.dtype == np.float64 and out.shape == g["audio_out"].shape
+    assert rel_err(out, g["audio_out"]) <= REL_TOL
+    b, a = signal.butter(N=5, Wn=48, btype="high", fs=16000)
+    np.testing.assert_array_equal(b, g["b"])  # same design as the reference
+    np.testing.assert_array_equal(a, g["a"])
+
+
+def test_change_rms_golden(fixtures_dir):
+    g = np.load(fixtures_dir / "reference/pipeline/change_rms.npz")
+    sr1, sr2 = int(g["sr1"]), int(g["sr2"])
+    data1, data2 = g["data1"], g["data2"]
+    keep = data2.copy()
+    for i in (0, 1):
+        out = mix_rms(data1, sr1, data2, sr2, float(g[f"rate{i}"]))
+        assert out.dtype == np.float32 and out.shape == data2.shape
+        assert rel_err(out, g[f"out{i}"]) <= REL_TOL
+    np.testing.assert_array_equal(data2, keep)  # unlike the reference, the input is not modified
+
+
+def test_change_rms_frames_golden(fixtures_dir):
+    from rvc_audio._dsp import _frame_rms
+
+    g = np.load(fixtures_dir / "reference/pipeline/change_rms.npz")
+    for data, sr, key in ((g["data1"], int(g["sr1"]), "rms1_frames"), (g["data2"], int(g["sr2"]), "rms2_frames")):
+        frames = _frame_rms(data, sr)
+        assert frames.shape == g[key][0].shape == (1 + len(data) // (sr // 2),)
+        assert rel_err(frames, g[key][0]) <= REL_TOL
+
+
+def test_interp_matches_torch_linear_align_corners_false():
+    from rvc_audio._dsp import _interp_linear
+
+    # Hand-computed values of F.interpolate(tensor([[[0., 10., 20.]]]), size=6, mode="linear").
+    got = _interp_linear(np.array([0.0, 10.0, 20.0]), 6)
+    np.testing.assert_allclose(got, [0.0, 2.5, 7.5, 12.5, 17.5, 20.0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(_interp_linear(np.array([3.0]), 4), [3.0] * 4)
+
+
+# ------------------------------------------------------------------ properties
+
+
+def test_highpass_removes_low_frequencies():
+    t = np.arange(16000) / 16000
+    low, high = 0.5 * np.sin(2 * np.pi * 10 * t), 0.3 * np.sin(2 * np.pi * 440 * t)
+    out = highpass((low + high + 0.2).astype(np.float32))
+    mid = slice(2000, 14000)
+    np.testing.assert_allclose(out[mid], high[mid], atol=5e-3)
+
+
+def test_silence_flows_through_without_nan():
+    zeros = np.zeros(24000, np.float32)
+    hp = highpass(zeros)
+    assert not hp.any()
+    np.testing.assert_array_equal(normalize_peak(zeros), zeros)
+    out = mix_rms(hp, 16000, np.zeros(48000, np.float32), 32000, 0.25)
+    assert np.isfinite(out).all() and not out.any()
+    # silent source, loud target: output is silent (rms_source = 0), never NaN
+    noise = np.random.default_rng(0).standard_normal(48000).astype(np.float32)
+    assert not mix_rms(hp, 16000, noise, 32000, 0.25).any()
+    np.testing.assert_array_equal(mix_rms(hp, 16000, noise, 32000, 1.0), noise)
+
+
+def test_mix_rms_imposes_source_envelope():
+    rng = np.random.default_rng(1)
+    src = rng.standard_normal(32000) * 0.1  # 2 s at 16 kHz, rms 0.1
+    tgt = (rng.standard_normal(96000) * 0.4).astype(np.float32)  # 2 s at 48 kHz, rms 0.4
+    out = mix_rms(src, 16000, tgt, 48000, 0.0)
+    mid = out[24000:72000]
+    assert abs(np.sqrt(np.mean(mid.astype(np.float64) ** 2)) - 0.1) < 0.01
+    half = mix_rms(src, 16000, tgt, 48000, 0.5)[24000:72000]
+    assert abs(np.sqrt(np.mean(half.astype(np.float64) ** 2)) - 0.2) < 0.02  # geometric mean of 0.1 and 0.4
+
+
+def test_normalize_peak_is_the_reference_formula():
+    x = np.array([0.1, -1.9, 0.5], np.float32)
+    ref = x.copy()
+    audio_max = np.abs(ref).max() / 0.95
+    if audio_max > 1:
+        ref /= audio_max
+    out = normalize_peak(x)
+    np.testing.assert_array_equal(out, ref)
+    assert out.dtype == np.float32 and np.isclose(np.abs(out).max(), 0.95)
+    assert x[1] == np.float32(-1.9)  # input untouched
+    quiet = np.array([0.5, -0.9], np.float32)
+    np.testing.assert_array_equal(normalize_peak(quiet), quiet)  # peak <= 0.95: unchanged
+    assert normalize_peak(np.zeros(0, np.float32)).shape == (0,)
+
+
+def test_resample_lengths_and_content():
+    sr = 44100
+    t = np.arange(sr) / sr
+    x = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    y = resample(x, sr, 16000)
+    assert y.dtype == np.float32 and y.shape == (16000,)
+    t16 = np.arange(16000) / 16000
+    np.testing.assert_allclose(y[500:-500], 0.5 * np.sin(2 * np.pi * 440 * t16[500:-500]), atol=1e-3)
+    assert resample(x.astype(np.float64), sr, 48000, quality="VHQ").shape == (48000,)
+    stereo = resample(np.stack([x, -x], axis=1), sr, 22050)
+    assert stereo.shape == (22050, 2)
+    same = resample(x, sr, sr)
+    assert same is not x and np.array_equal(same, x)
+    np.testing.assert_allclose(resample(np.array([16384, -32768], np.int16), 8000, 8000), [0.5, -1.0])
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: resample(np.zeros(10), 0, 16000),
+        lambda: resample(np.zeros(10), 16000, 16000.5),
+        lambda: resample(np.zeros(10), 16000, 8000, quality="best"),
+        lambda: resample(np.array(["a"]), 16000, 8000),
+        lambda: highpass(np.zeros(18, np.float32)),
+        lambda: highpass(np.zeros((100, 2), np.float32)),
+        lambda: highpass(np.array([0.0, np.nan] * 50)),
+        lambda: mix_rms(np.zeros(100), 16000, np.zeros(100), 32000, 1.5),
+        lambda: normalize_peak(np.zeros(10), peak=0),
+    ],
+)
+def test_bad_arguments_raise_audio_value_error(call):
+    with pytest.raises(AudioValueError) as info:
+        call()
+    assert isinstance(info.value, (RVCAudioError, ValueError)) and "\n" not in str(info.value)

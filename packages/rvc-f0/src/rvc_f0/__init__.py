@@ -1,0 +1,25 @@
+"""rvc-f0: pitch (f0) for RVC voice conversion, faithful to the reference pipeline.
+
+Public API (everything else is private, except the error classes in :mod:`rvc_f0.errors`):
+
+* :func:`extract_f0` - f0 in Hz per 10 ms frame of 16 kHz audio: rmvpe, pm, harvest, dio, or a
+  ``time_seconds,hz`` curve file.
+* :func:`postprocess_f0` - unvoiced interpolation (or not), transposition, coarse pitch 1..255.
+* :func:`load_rmvpe` - load (and cache) the RMVPE network; weights from a path or the Hub.
+* :data:`METHODS` - the estimator names ``extract_f0`` accepts.
+* :class:`RVCF0Error` - base class of every error raised here.
+"""
+
+from __future__ import annotations
+
+from ._blas import ensure_fast_blas
+
+ensure_fast_blas()  # before anything imports mlx (mlx itself is imported only when rmvpe runs)
+
+from ._extract import METHODS, extract_f0  # noqa: E402
+from ._post import postprocess_f0  # noqa: E402
+from ._rmvpe import load_rmvpe  # noqa: E402
+from .errors import RVCF0Error  # noqa: E402
+
+__all__ = ["METHODS", "RVCF0Error", "extract_f0", "load_rmvpe", "postprocess_f0"]
+__version__ = "0.1.0"

@@ -1,0 +1,216 @@
+"""The MLX side of RMVPE: build mlx-rmvpe's ``E2E``, load weights strictly, correct the decoder,
+and run it (with a faster but numerically equivalent up-sampling and BiGRU).
+
+Imported lazily: importing this module imports mlx.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+from mlx.utils import tree_flatten
+from mlx_rmvpe import E2E
+
+from .errors import RVCF0Error, WeightsFormatError
+
+logger = logging.getLogger(__name__)
+
+# RMVPE() builds E2E(4, 1, (2, 2)); files of narrower test networks carry their kwargs in metadata.
+DEFAULT_E2E_KWARGS: dict[str, Any] = {"n_blocks": 4, "n_gru": 1, "kernel_size": (2, 2)}
+_E2E_KEYS = {"n_blocks", "n_gru", "kernel_size", "en_de_layers", "inter_layers", "in_channels", "en_out_channels"}
+_PREFIX = "model."  # mlx-rmvpe stores the E2E under RMVPE.model
+
+
+def load_net(path: Path, *, correct: bool = True) -> tuple[E2E, bool]:
+    """Build the E2E a weights file describes, load it strictly, upcast to float32, eval mode.
+
+    Returns ``(net, corrected)``: whether the decoder correction had to be applied.
+    """
+    try:
+        arrays, meta = mx.load(str(path), format="safetensors", return_metadata=True)
+    except Exception as exc:
+        raise WeightsFormatError(
+            f"RMVPE weights {path}: not a readable safetensors file ({exc}); expected mlx-rmvpe weights "
+            "(rmvpe.safetensors from lexandstuff/mlx-rmvpe)"
+        ) from exc
+    kwargs = _e2e_kwargs(path, meta)
+    try:
+        net = E2E(**kwargs)
+    except Exception as exc:
+        raise WeightsFormatError(
+            f"RMVPE weights {path}: metadata e2e_kwargs={kwargs} do not build an E2E ({exc})"
+        ) from exc
+    _check_keys(path, arrays, dict(tree_flatten(net.parameters())))
+    weights = [(k[len(_PREFIX) :], v if v.dtype == mx.float32 else v.astype(mx.float32)) for k, v in arrays.items()]
+    net.load_weights(weights, strict=True)
+    net.eval()  # MLX modules start in training mode (BatchNorm statistics, Dropout)
+    corrected = correct_decoder(net) if correct else False
+    mx.eval(net.parameters())
+    return net, corrected
+
+
+def _e2e_kwargs(path: Path, meta: dict[str, str]) -> dict[str, Any]:
+    raw = meta.get("e2e_kwargs")
+    if raw is None:
+        return dict(DEFAULT_E2E_KWARGS)
+    try:
+        kw = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise WeightsFormatError(f"RMVPE weights {path}: metadata e2e_kwargs is not JSON ({exc})") from exc
+    if not isinstance(kw, dict) or not set(kw) <= _E2E_KEYS:
+        raise WeightsFormatError(
+            f"RMVPE weights {path}: metadata e2e_kwargs={raw[:200]}; expected a JSON object with keys among {sorted(_E2E_KEYS)}"
+        )
+    if "kernel_size" in kw:
+        kw["kernel_size"] = tuple(kw["kernel_size"])
+    if kw.get("n_gru", 1) != 1:
+        raise WeightsFormatError(
+            f"RMVPE weights {path}: n_gru={kw['n_gru']}; only RMVPE's single BiGRU layer (n_gru=1) is supported"
+        )
+    return kw
+
+
+def _check_keys(path: Path, arrays: dict[str, mx.array], params: dict[str, mx.array]) -> None:
+    expected = {_PREFIX + k: tuple(v.shape) for k, v in params.items()}
+    got = {k: tuple(v.shape) for k, v in arrays.items()}
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    misshaped = [
+        f"{k} {got[k]} (expected {expected[k]})" for k in sorted(set(got) & set(expected)) if got[k] != expected[k]
+    ]
+    problems = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)):
+        if items:
+            shown = ", ".join(items[:6]) + (f", ... ({len(items)} in all)" if len(items) > 6 else "")
+            problems.append(f"{label}: {shown}")
+    if problems:
+        raise WeightsFormatError(
+            f"RMVPE weights {path} do not match the network ({len(got)} tensors in the file, {len(expected)} expected): "
+            + "; ".join(problems)
+            + ". Use an mlx-rmvpe safetensors file (rmvpe.safetensors from lexandstuff/mlx-rmvpe, or a converter's output)"
+        )
+
+
+# --- the decoder correction ---------------------------------------------------------------
+
+
+def correct_decoder(net: E2E) -> bool:
+    """Give every decoder up-sampling layer PyTorch RMVPE's ``output_padding`` (same weights).
+
+    mlx-rmvpe 0.1.0 builds ``ConvTranspose2d(k=3, stride=2, padding=1)`` without
+    ``output_padding=1``: each stage yields (2H-1)x(2W-1) and the missing last time row and top
+    mel column are zero-filled. A layer that already doubles its input (an upstream release with
+    the fix) is left alone. Returns whether any layer was rebuilt.
+    """
+    changed = False
+    for i, layer in enumerate(net.unet.decoder.layers):
+        ct = layer.conv_transpose
+        stride = _pair(ct.stride)
+        out = ct(mx.zeros((1, 2, 2, ct.weight.shape[-1]))).shape[1:3]
+        if tuple(out) == (2 * stride[0], 2 * stride[1]):
+            continue  # up-samples exactly by its stride already: stand aside
+        if tuple(ct.weight.shape[1:3]) != (3, 3) or _pair(ct.padding) != (1, 1) or _pair(ct.dilation) != (1, 1):
+            raise RVCF0Error(
+                f"mlx-rmvpe decoder layer {i} is {ct}; expected ConvTranspose2d(kernel 3, padding 1): "
+                "this mlx-rmvpe release is not one rvc-f0 knows how to correct"
+            )
+        # PyTorch RMVPE: output_padding = (0, 1) if stride == (1, 2) else (1, 1)
+        op = (0, 1) if stride == (1, 2) else (1, 1)
+        cin, cout = ct.weight.shape[-1], ct.weight.shape[0]
+        cls = _SubpixelConvTranspose2d if stride == (2, 2) else nn.ConvTranspose2d
+        new = cls(cin, cout, 3, stride=stride, padding=1, output_padding=op, bias="bias" in ct)
+        new.weight = ct.weight
+        if "bias" in ct:
+            new.bias = ct.bias
+        layer.conv_transpose = new
+        changed = True
+    logger.debug("mlx-rmvpe decoder correction %s", "applied" if changed else "not needed (upstream has it)")
+    return changed
+
+
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+class _SubpixelConvTranspose2d(nn.ConvTranspose2d):
+    """``ConvTranspose2d(k=3, stride=2, padding=1, output_padding=1)`` as one matrix product.
+
+    Same parameters and result as the MLX layer (up to float32 summation order), but MLX's CPU
+    transposed convolution is ~40x slower than this: output pixel (2m+a, 2n+b) only sees input
+    pixels (m, n), (m, n+1), (m+1, n), (m+1, n+1) through fixed kernel taps (o = 2i - 1 + k).
+    """
+
+    def __call__(self, x: mx.array) -> mx.array:
+        b, h, w, c = x.shape
+        wt = self.weight  # (O, 3, 3, I); tap (kh, kw) maps input i to output 2i - 1 + k
+        o = wt.shape[0]
+        xp = mx.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))  # the zero row/column beyond the edge
+        cols = mx.concatenate([xp[:, :h, :w], xp[:, :h, 1:], xp[:, 1:, :w], xp[:, 1:, 1:]], axis=-1)
+        tap = lambda kh, kw: wt[:, kh, kw, :].T  # (I, O)  # noqa: E731
+        z = mx.zeros((c, o), dtype=wt.dtype)
+        # rows: x[m,n], x[m,n+1], x[m+1,n], x[m+1,n+1]; columns: output parities (0,0) (0,1) (1,0) (1,1)
+        mat = mx.concatenate(
+            [
+                mx.concatenate([tap(1, 1), tap(1, 2), tap(2, 1), tap(2, 2)], axis=1),
+                mx.concatenate([z, tap(1, 0), z, tap(2, 0)], axis=1),
+                mx.concatenate([z, z, tap(0, 1), tap(0, 2)], axis=1),
+                mx.concatenate([z, z, z, tap(0, 0)], axis=1),
+            ],
+            axis=0,
+        )
+        y = (cols.reshape(-1, 4 * c) @ mat).reshape(b, h, w, 2, 2, o)
+        y = y.transpose(0, 1, 3, 2, 4, 5).reshape(b, 2 * h, 2 * w, o)
+        return y + self.bias if "bias" in self else y
+
+
+# --- forward ------------------------------------------------------------------------------
+
+
+def salience(net: E2E, mel: np.ndarray) -> np.ndarray:
+    """(128, T) log-mel -> (T, 360) float32 salience, the reference's ``mel2hidden``:
+    zero-pad the mel to a multiple of 32 frames, one pass over the whole clip, crop to T."""
+    t = mel.shape[1]
+    tp = 32 * ((t - 1) // 32 + 1)
+    x = np.pad(mel, ((0, 0), (0, tp - t))).T[None, :, :, None]  # (1, time, mels, 1), channels last
+    x = net.unet(mx.array(np.ascontiguousarray(x, dtype=np.float32)))
+    x = net.cnn(x)  # (1, time, mels, 3)
+    x = x.transpose(0, 1, 3, 2).reshape(1, tp, -1)  # PyTorch's transpose(1, 2).flatten(-2)
+    x = _bigru(net.bigru, x)
+    x = mx.sigmoid(net.linear(x))  # dropout is the identity in eval mode
+    out = np.array(x[0, :t])
+    return out
+
+
+def _bigru(bigru: nn.Module, x: mx.array) -> mx.array:
+    """mlx-rmvpe's BiGRU (two ``nn.GRU``, the backward one on the reversed sequence) with both
+    directions stepped together as a batch of two and a compiled step: same equations."""
+    f, b = bigru.gru_forward, bigru.gru_backward
+    hs = f.hidden_size
+    seq = mx.stack([x[0], x[0, ::-1]])  # (2, T, I)
+    proj = seq @ mx.stack([f.Wx.T, b.Wx.T]) + mx.stack([f.b, b.b])[:, None, :]  # (2, T, 3H)
+    wh = mx.stack([f.Wh.T, b.Wh.T])  # (2, H, 3H)
+    bhn = mx.stack([f.bhn, b.bhn])[:, None, :]  # (2, 1, H)
+    h = mx.zeros((2, 1, hs), dtype=proj.dtype)
+    outs = []
+    for i in range(proj.shape[1]):
+        h = _gru_step(proj[:, i : i + 1, :], h, wh, bhn)
+        outs.append(h)
+    out = mx.concatenate(outs, axis=1)  # (2, T, H)
+    return mx.concatenate([out[0], out[1, ::-1]], axis=-1)[None]
+
+
+@mx.compile
+def _gru_step(xt: mx.array, h: mx.array, wh: mx.array, bhn: mx.array) -> mx.array:
+    """One GRU step (gate order r, z, n as MLX and PyTorch): h' = (1 - z) n + z h."""
+    hs = h.shape[-1]
+    hp = h @ wh
+    rz = mx.sigmoid(xt[..., : 2 * hs] + hp[..., : 2 * hs])
+    r, z = rz[..., :hs], rz[..., hs:]
+    n = mx.tanh(xt[..., 2 * hs :] + r * (hp[..., 2 * hs :] + bhn))
+    return (1 - z) * n + z * h

@@ -1,0 +1,192 @@
+"""RMVPE through mlx-rmvpe: weight resolution, cached loading, the mel front end and decoding.
+
+The mel front end and the decoding are NumPy re-statements of the reference's ``infer/rmvpe.py``
+(``MelSpectrogram``, ``to_local_average_cents``); mlx-rmvpe provides the network. mlx is
+imported only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._checks import HOP, SAMPLE_RATE, as_audio
+from .errors import F0InputError, WeightsNotFoundError
+
+logger = logging.getLogger(__name__)
+
+ENV_WEIGHTS = "RVC_RMVPE_WEIGHTS"
+HF_REPO_ID = "lexandstuff/mlx-rmvpe"  # = mlx_rmvpe.HF_REPO_ID
+HF_FILENAME = "rmvpe.safetensors"  # = mlx_rmvpe.HF_WEIGHTS_FILE
+N_FFT, N_MELS, FMIN, FMAX = 1024, 128, 30.0, 8000.0
+_CENTS = np.pad(20 * np.arange(360) + 1997.3794084376191, (4, 4))  # (368,), bin centres in cents
+
+
+class RMVPEModel:
+    """A loaded RMVPE: mlx-rmvpe's network (decoder corrected) with the reference front end.
+
+    Attributes: ``path`` (the weights file), ``corrected`` (whether the decoder correction was
+    applied; False when the installed mlx-rmvpe already up-samples correctly), ``net`` (the
+    mlx-rmvpe ``E2E``). Thread-safe; one forward pass at a time.
+    """
+
+    def __init__(self, net: Any, path: Path, corrected: bool) -> None:
+        self.net, self.path, self.corrected = net, path, corrected
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"RMVPEModel(path={str(self.path)!r}, corrected={self.corrected})"
+
+    def mel(self, audio_16k: Any) -> np.ndarray:
+        """(N,) 16 kHz audio -> (128, N // 160 + 1) float32 log-mel (the reference's front end)."""
+        return log_mel(as_audio(audio_16k))
+
+    def salience(self, audio_16k: Any) -> np.ndarray:
+        """(N,) 16 kHz audio -> (N // 160 + 1, 360) float32 pitch salience (20-cent bins)."""
+        from ._mlx_net import salience
+
+        mel = self.mel(audio_16k)
+        with self._lock:
+            return salience(self.net, mel)
+
+    def __call__(self, audio_16k: Any, *, threshold: float = 0.03) -> np.ndarray:
+        """(N,) 16 kHz audio -> (N // 160 + 1,) float32 f0 in Hz, 0 where the salience peak is
+        at or below ``threshold`` (the reference's ``infer_from_audio(audio, thred)``)."""
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) or not 0 <= threshold < 1:
+            raise F0InputError(f"threshold={threshold!r}; expected a salience threshold in [0, 1) (reference: 0.03)")
+        return decode(self.salience(audio_16k), threshold=threshold)
+
+
+def load_rmvpe(weights: str | os.PathLike[str] | None = None) -> RMVPEModel:
+    """Load (once; later calls return the cached model) the RMVPE pitch network.
+
+    Weights, in order: ``weights`` (a local mlx-rmvpe ``.safetensors`` path), else the
+    ``RVC_RMVPE_WEIGHTS`` environment variable, else ``rmvpe.safetensors`` from the Hugging Face
+    repo ``lexandstuff/mlx-rmvpe`` (the local cache first, then a download). Loading is strict,
+    float16 files are upcast to float32, and mlx-rmvpe 0.1.0's decoder is corrected.
+
+    Raises:
+        WeightsNotFoundError: the path does not exist, or the Hub copy is neither cached nor
+            downloadable (offline): run ``rvc models download`` or pass a local path.
+        WeightsFormatError: the file is not mlx-rmvpe safetensors for this network.
+    """
+    path = _resolve(weights)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    with _CACHE_LOCK:
+        model = _CACHE.get(key)
+        if model is None:
+            model = _load(path)
+            _CACHE[key] = model
+    return model
+
+
+_CACHE: dict[tuple[str, int, int], RMVPEModel] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _load(path: Path, *, correct: bool = True) -> RMVPEModel:
+    """Uncached load; ``correct=False`` gives mlx-rmvpe as published (tests prove the fix with it)."""
+    from ._mlx_net import load_net
+
+    logger.info("loading RMVPE weights from %s", path)
+    net, corrected = load_net(path, correct=correct)
+    return RMVPEModel(net, path, corrected)
+
+
+def _resolve(weights: str | os.PathLike[str] | None) -> Path:
+    if weights is not None:
+        source = "weights="
+    elif os.environ.get(ENV_WEIGHTS):
+        weights, source = os.environ[ENV_WEIGHTS], f"${ENV_WEIGHTS}"
+    else:
+        return _from_hub()
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise WeightsNotFoundError(
+            f"RMVPE weights file {path} (from {source}) {what}; expected an mlx-rmvpe .safetensors file "
+            f"(run `rvc models download` to fetch {HF_REPO_ID}/{HF_FILENAME}, or fix the path)"
+        )
+    return path
+
+
+def _from_hub() -> Path:
+    from huggingface_hub import hf_hub_download
+
+    try:  # no network round trip when a copy is cached
+        return Path(hf_hub_download(HF_REPO_ID, HF_FILENAME, local_files_only=True))
+    except Exception as exc:  # not cached (or a broken cache entry): try the download
+        logger.debug("no cached %s/%s: %s", HF_REPO_ID, HF_FILENAME, exc)
+    try:
+        logger.info("downloading %s/%s from the Hugging Face Hub", HF_REPO_ID, HF_FILENAME)
+        return Path(hf_hub_download(HF_REPO_ID, HF_FILENAME))
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise WeightsNotFoundError(
+            f"RMVPE weights are not available: no weights= path was given, ${ENV_WEIGHTS} is not set, and "
+            f"{HF_REPO_ID}/{HF_FILENAME} is not in the Hugging Face cache and could not be downloaded "
+            f"({type(exc).__name__}: {reason}). Either run `rvc models download` while online, or pass "
+            f"weights='/path/to/rmvpe.safetensors' (or set {ENV_WEIGHTS}=/path/to/rmvpe.safetensors) "
+            "to use a local mlx-rmvpe weights file"
+        ) from exc
+
+
+# --- front end and decoding (NumPy) ------------------------------------------------------
+
+
+@functools.cache
+def _mel_basis() -> np.ndarray:
+    """librosa ``filters.mel(sr=16000, n_fft=1024, n_mels=128, fmin=30, fmax=8000, htk=True)``:
+    HTK mel scale, triangles normalised to unit area ("slaney"), stored as float32."""
+    hz_to_mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731
+    mels = np.linspace(hz_to_mel(FMIN), hz_to_mel(FMAX), N_MELS + 2)
+    mel_f = 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
+    fftfreqs = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+@functools.cache
+def _window() -> np.ndarray:
+    n = np.arange(N_FFT)
+    return 0.5 - 0.5 * np.cos(2 * np.pi * n / N_FFT)  # periodic Hann (torch.hann_window)
+
+
+def log_mel(audio: np.ndarray) -> np.ndarray:
+    """(N,) 16 kHz -> (128, N // 160 + 1) float32: centred STFT (reflect padding, n_fft = win =
+    1024, hop 160, periodic Hann), magnitude, mel, ``log(max(mel, 1e-5))``. Computed in float64."""
+    x = np.pad(audio.astype(np.float64), N_FFT // 2, mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP]
+    mag = np.abs(np.fft.rfft(frames * _window(), axis=1))  # (T, 513)
+    mel = _mel_basis().astype(np.float64) @ mag.T
+    return np.log(np.maximum(mel, 1e-5)).astype(np.float32)
+
+
+def decode(salience: np.ndarray, *, threshold: float) -> np.ndarray:
+    """(T, 360) salience -> (T,) float32 Hz: the reference's ``to_local_average_cents``
+    (salience-weighted mean of the 9 bins around the argmax) and ``decode`` (0 Hz where the
+    peak salience <= threshold)."""
+    t = salience.shape[0]
+    if t == 0:
+        return np.zeros(0, np.float32)
+    start = np.argmax(salience, axis=1)  # window [argmax - 4, argmax + 4] in padded indexing
+    idx = start[:, None] + np.arange(9)
+    s = np.take_along_axis(np.pad(salience, ((0, 0), (4, 4))), idx, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # an all-zero window is unvoiced below
+        cents = np.sum(s * _CENTS[idx], axis=1) / np.sum(s, axis=1)
+    cents[np.max(salience, axis=1) <= threshold] = 0
+    f0 = 10 * 2 ** (cents / 1200)
+    f0[f0 == 10] = 0
+    return f0.astype(np.float32)

@@ -1,0 +1,214 @@
+"""RMVPE through mlx-rmvpe against the PyTorch reference goldens (extractors/rmvpe_golden.npz),
+the decoder correction, strict loading and weight resolution. Weights: the seeded random narrow
+network in mlx-rmvpe's layout (extractors/rmvpe_random.safetensors)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rvc_f0 import extract_f0, load_rmvpe, postprocess_f0
+from rvc_f0._rmvpe import ENV_WEIGHTS, _load, decode
+from rvc_f0.errors import WeightsFormatError, WeightsNotFoundError
+
+INPUTS = ("synth_1s", "vocadito_5s")
+
+
+@pytest.fixture(scope="module")
+def weights(fixtures_dir) -> Path:
+    return fixtures_dir / "extractors" / "rmvpe_random.safetensors"
+
+
+@pytest.fixture(scope="module")
+def golden(fixtures_dir):
+    g = np.load(fixtures_dir / "extractors" / "rmvpe_golden.npz")
+    return {k: g[k] for k in g.files}
+
+
+@pytest.fixture(scope="module")
+def model(weights):
+    return load_rmvpe(weights)
+
+
+def cents_off(f0: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    both = (f0 > 0) & (ref > 0)
+    return np.abs(1200 * np.log2(f0[both] / ref[both]))
+
+
+@pytest.mark.parametrize("name", INPUTS)
+def test_golden(model, golden, name):
+    audio = golden[f"{name}/audio"]
+    mel = model.mel(audio)
+    assert mel.shape == golden[f"{name}/mel"].shape
+    assert np.max(np.abs(mel - golden[f"{name}/mel"])) <= 2e-3
+    sal = model.salience(audio)
+    assert sal.shape == golden[f"{name}/salience"].shape
+    assert np.max(np.abs(sal - golden[f"{name}/salience"])) <= 5e-4
+    f0 = decode(sal, threshold=0.03)
+    ref = golden[f"{name}/f0"]
+    np.testing.assert_array_equal(f0 > 0, ref > 0)
+    assert 0.3 < np.mean(ref > 0) < 0.7  # both voiced and unvoiced frames are compared
+    assert np.max(cents_off(f0, ref)) <= 1.0
+    # the public path: reference frame count N // 160 (the network's extra last frame is cut)
+    out = extract_f0(audio, method="rmvpe", weights=model.path)
+    assert out.dtype == np.float32 and out.shape == (len(audio) // 160,)
+    np.testing.assert_array_equal(out, f0[: len(audio) // 160])
+
+
+def test_uncorrected_package_fails_the_goldens(weights, golden, model):
+    """mlx-rmvpe as published (no output_padding) is far off: the correction is what passes."""
+    assert model.corrected
+    raw = _load(weights, correct=False)
+    assert not raw.corrected
+    audio = golden["synth_1s/audio"]
+    sal = raw.salience(audio)
+    assert np.max(np.abs(sal - golden["synth_1s/salience"])) > 0.05
+    f0 = decode(sal, threshold=0.03)
+    ref = golden["synth_1s/f0"]
+    assert np.mean((f0 > 0) != (ref > 0)) > 0.02 or np.max(cents_off(f0, ref)) > 1.0
+
+
+def test_correction_stands_aside_when_upstream_is_fixed(weights):
+    import mlx.core as mx
+    import mlx.nn as nn
+    from rvc_f0._mlx_net import correct_decoder
+
+    net = _load(weights, correct=False).net
+    for layer in net.unet.decoder.layers:  # what a fixed upstream release would build
+        ct = layer.conv_transpose
+        fixed = nn.ConvTranspose2d(ct.weight.shape[-1], ct.weight.shape[0], 3, stride=2, padding=1, output_padding=1)
+        fixed.weight, fixed.bias = ct.weight, ct.bias
+        layer.conv_transpose = fixed
+    before = [layer.conv_transpose for layer in net.unet.decoder.layers]
+    assert correct_decoder(net) is False
+    assert all(a is b.conv_transpose for a, b in zip(before, net.unet.decoder.layers))
+    # and the fast replacement the correction installs equals MLX's own output_padding=1 layer
+    ours = _load(weights).net.unet.decoder.layers[2].conv_transpose
+    x = mx.random.normal((1, 5, 7, ours.weight.shape[-1]), key=mx.random.key(0))
+    want = before[2](x)
+    assert ours(x).shape == want.shape == (1, 10, 14, ours.weight.shape[0])
+    assert mx.abs(ours(x) - want).max().item() < 1e-5
+
+
+def test_fused_bigru_matches_upstream(model):
+    import mlx.core as mx
+    from rvc_f0._mlx_net import _bigru
+
+    x = mx.random.normal((1, 37, 384), key=mx.random.key(1))
+    assert mx.abs(_bigru(model.net.bigru, x) - model.net.bigru(x)).max().item() < 1e-5
+
+
+def test_float32_eval_and_cached(model, weights):
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    assert all(v.dtype == mx.float32 for _, v in tree_flatten(model.net.parameters()))
+    assert model.net.training is False
+    assert load_rmvpe(weights) is model
+    assert load_rmvpe(str(weights)) is model
+
+
+def test_frame_count_and_silence(model):
+    silence = np.zeros(16000, np.float32)
+    f0 = extract_f0(silence, method="rmvpe", weights=model.path, p_len=105)
+    assert f0.shape == (105,) and np.all(np.isfinite(f0)) and np.all(f0[101:] == 0)
+    pitchf, coarse = postprocess_f0(f0)
+    assert np.all(np.isfinite(pitchf)) and coarse.min() >= 1
+
+
+@pytest.fixture(scope="module")
+def tensors(weights):
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    with safe_open(str(weights), "numpy") as f:
+        meta = f.metadata()
+    return load_file(str(weights)), meta
+
+
+def test_strict_loading_missing_tensor(tensors, tmp_path):
+    from safetensors.numpy import save_file
+
+    arrays, meta = tensors
+    arrays = dict(arrays)
+    gone = "model.unet.decoder.layers.4.conv_blocks.3.bn2.running_var"
+    del arrays[gone]
+    p = tmp_path / "missing.safetensors"
+    save_file(arrays, str(p), metadata=meta)
+    with pytest.raises(WeightsFormatError, match="missing: " + gone.replace(".", r"\.")) as exc:
+        load_rmvpe(p)
+    assert isinstance(exc.value, ValueError) and str(p) in str(exc.value)
+
+
+def test_strict_loading_extra_and_misshaped(tensors, tmp_path):
+    from safetensors.numpy import save_file
+
+    arrays, meta = tensors
+    arrays = dict(arrays)
+    arrays["model.unet.extra"] = np.zeros(3, np.float16)
+    arrays["model.linear.bias"] = np.zeros(359, np.float16)
+    p = tmp_path / "extra.safetensors"
+    save_file(arrays, str(p), metadata=meta)
+    with pytest.raises(WeightsFormatError) as exc:
+        load_rmvpe(p)
+    assert "unexpected: model.unet.extra" in str(exc.value)
+    assert "model.linear.bias (359,) (expected (360,))" in str(exc.value)
+
+
+def test_not_safetensors(tmp_path):
+    p = tmp_path / "rmvpe.pt"
+    p.write_bytes(b"PK\x03\x04 not a safetensors file")
+    with pytest.raises(WeightsFormatError, match="not a readable safetensors file"):
+        load_rmvpe(p)
+
+
+def test_bad_metadata(tensors, tmp_path):
+    from safetensors.numpy import save_file
+
+    arrays, _ = tensors
+    p = tmp_path / "meta.safetensors"
+    save_file(dict(arrays), str(p), metadata={"e2e_kwargs": json.dumps({"n_blocks": 4, "widths": 3})})
+    with pytest.raises(WeightsFormatError, match="e2e_kwargs"):
+        load_rmvpe(p)
+
+
+def test_weights_path_and_env(weights, model, monkeypatch, tmp_path):
+    with pytest.raises(WeightsNotFoundError, match="weights=") as exc:
+        load_rmvpe(tmp_path / "nope.safetensors")
+    assert isinstance(exc.value, FileNotFoundError)
+    monkeypatch.setenv(ENV_WEIGHTS, str(weights))
+    assert load_rmvpe() is model
+    monkeypatch.setenv(ENV_WEIGHTS, str(tmp_path / "gone.safetensors"))
+    with pytest.raises(WeightsNotFoundError, match=ENV_WEIGHTS):
+        extract_f0(np.zeros(1600, np.float32), method="rmvpe")
+
+
+def test_offline_without_cache_names_both_ways_out(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != ENV_WEIGHTS and not k.startswith("HF_")}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
+    code = (
+        "import rvc_f0\n"
+        "from rvc_f0.errors import WeightsNotFoundError\n"
+        "try:\n    rvc_f0.load_rmvpe()\n"
+        "except WeightsNotFoundError as e:\n    print(isinstance(e, FileNotFoundError)); print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    first, message = out.stdout.split("\n", 1)
+    assert first == "True"
+    for needle in ("rvc models download", "weights=", ENV_WEIGHTS, "lexandstuff/mlx-rmvpe", "rmvpe.safetensors"):
+        assert needle in message
+
+
+def test_hub_names_are_mlx_rmvpes_own():
+    import mlx_rmvpe
+    from rvc_f0._rmvpe import HF_FILENAME, HF_REPO_ID
+
+    assert (HF_REPO_ID, HF_FILENAME) == (mlx_rmvpe.HF_REPO_ID, mlx_rmvpe.HF_WEIGHTS_FILE)
