@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import CheckpointNotFoundError, UnsafeCheckpointError, UnsupportedCheckpointError
 
-__all__ = ["read_pth"]
+__all__ = ["read_pth", "Inert"]
 
 _STORAGE_DTYPES: dict[str, np.dtype] = {
     "FloatStorage": np.dtype("<f4"),
@@ -85,15 +85,42 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 }
 
 
+class Inert:
+    """Inert stand-in for an object of a non-tensor class (e.g. a fairseq config).
+
+    Records what the pickle says about it (``module``, ``name``, constructor ``args``,
+    ``state``) and does nothing else: no code of the named class ever runs.
+    """
+
+    module = name = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args, self.kwargs, self.state = args, kwargs, None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"<inert {self.module}.{self.name}>"
+
+
+def _inert_class(module: str, name: str) -> type:
+    return type(name, (Inert,), {"module": module, "name": name})
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file: BinaryIO, load_storage: Callable[[tuple], _Storage]) -> None:
+    def __init__(self, file: BinaryIO, load_storage: Callable[[tuple], _Storage],
+                 inert: Callable[[str, str], bool] | None = None) -> None:
         super().__init__(file)
         self._load_storage = load_storage
+        self._inert = inert
 
     def find_class(self, module: str, name: str) -> Any:  # noqa: D401 - pickle API
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
+            if self._inert is not None and self._inert(module, name):
+                return _inert_class(module, name)
             raise UnsafeCheckpointError(
                 f"refused to load: the checkpoint's pickle asks for '{module}.{name}', which is not "
                 "a tensor or a plain container; RVC model files never need it, so this file is not "
@@ -106,10 +133,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return self._load_storage(pid)
 
 
-def _unpickle(data: bytes | BinaryIO, load_storage: Callable[[tuple], _Storage]) -> Any:
+def _unpickle(data: bytes | BinaryIO, load_storage: Callable[[tuple], _Storage],
+              inert: Callable[[str, str], bool] | None = None) -> Any:
     f = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
-        return _RestrictedUnpickler(f, load_storage).load()
+        return _RestrictedUnpickler(f, load_storage, inert).load()
     except (UnsafeCheckpointError, UnsupportedCheckpointError):
         raise
     except Exception as exc:  # truncated / corrupt pickle stream
@@ -123,7 +151,7 @@ def _storage_type(pid: tuple) -> _StorageType:
     return st
 
 
-def _read_zip(path: Path) -> Any:
+def _read_zip(path: Path, inert: Callable[[str, str], bool] | None = None) -> Any:
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
         pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
@@ -144,7 +172,7 @@ def _read_zip(path: Path) -> Any:
                 cache[key] = _Storage(np.frombuffer(raw[:usable], dtype=st.dtype), st.name == "BFloat16Storage")
             return cache[key]
 
-        return _unpickle(zf.read(pkl[0]), load_storage)
+        return _unpickle(zf.read(pkl[0]), load_storage, inert)
 
 
 class _LazyTensor:
@@ -171,7 +199,7 @@ class _LegacyUnpickler(_RestrictedUnpickler):
         return super().find_class(module, name)
 
 
-def _read_legacy(f: BinaryIO) -> Any:
+def _read_legacy(f: BinaryIO, inert: Callable[[str, str], bool] | None = None) -> Any:
     """Pre-1.6 format: magic, protocol, sys_info, main pickle, storage keys, raw storages."""
 
     def no_storage(pid: tuple) -> _Storage:
@@ -191,7 +219,7 @@ def _read_legacy(f: BinaryIO) -> Any:
         return storages[key][0]
 
     try:
-        obj = _LegacyUnpickler(f, defer).load()
+        obj = _LegacyUnpickler(f, defer, inert).load()
     except (UnsafeCheckpointError, UnsupportedCheckpointError):
         raise
     except Exception as exc:
@@ -210,8 +238,12 @@ def _read_legacy(f: BinaryIO) -> Any:
     return _materialize(obj)
 
 
-def read_pth(path: str | Path) -> Any:
+def read_pth(path: str | Path, *, inert: Callable[[str, str], bool] | None = None) -> Any:
     """Read a PyTorch checkpoint without torch and without executing anything in it.
+
+    ``inert(module, name)`` may accept further globals: they become :class:`Inert`
+    placeholders (data only, never executed), as needed for fairseq's config objects in
+    ``hubert_base.pt``. RVC voice models need none.
 
     Returns the pickled object with every tensor as a NumPy array (float32, float16 or
     int64; bfloat16 is widened to float32). Raises :class:`UnsafeCheckpointError` for a
@@ -227,7 +259,7 @@ def read_pth(path: str | Path) -> Any:
         raise UnsupportedCheckpointError(f"{path} is empty (0 bytes); expected a PyTorch .pth checkpoint")
     if zipfile.is_zipfile(path):
         try:
-            return _read_zip(path)
+            return _read_zip(path, inert)
         except zipfile.BadZipFile as exc:
             raise UnsupportedCheckpointError(f"{path}: corrupt zip checkpoint ({exc})") from None
     with open(path, "rb") as f:
@@ -238,4 +270,4 @@ def read_pth(path: str | Path) -> Any:
                 f"{path} is not a PyTorch checkpoint (neither a zip archive nor a pickle); "
                 "expected an RVC .pth voice model"
             )
-        return _read_legacy(f)
+        return _read_legacy(f, inert)
