@@ -65,7 +65,7 @@ def sine_excitation(f0: mx.array, *, upp: int, sr: int) -> tuple[mx.array, mx.ar
     whole = mx.floor(cum)
     frac = cum - whole
     scale = mx.array((t - 1) / (n - 1) if n > 1 else 0.0, dtype=mx.float32)
-    real = mx.arange(n, dtype=mx.float32) * scale
+    real = mx.arange(n).astype(mx.float32) * scale  # int -> float32 rounding, as PyTorch
     i0 = mx.minimum(mx.floor(real).astype(mx.int32), t - 1)
     i1 = mx.minimum(i0 + 1, t - 1)
     lam = real - i0.astype(mx.float32)

@@ -1,0 +1,105 @@
+"""Parity with the PyTorch reference goldens: every tiny variant, per stage, plus the full-size model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+import rvc_synth
+from conftest import VARIANTS
+
+TINY = {"max": 1e-4, "snr": 60.0}
+FULL = {"max": 1e-3, "snr": 50.0}
+_models: dict[str, rvc_synth.Synthesizer] = {}
+
+
+def model(ref_dir: Path, name: str) -> rvc_synth.Synthesizer:
+    if name not in _models:
+        _models[name] = rvc_synth.load(ref_dir / "checkpoints" / f"{name}.pth")
+    return _models[name]
+
+
+def snr_db(out: np.ndarray, ref: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / max(np.sum((out - ref) ** 2.0), 1e-30)))
+
+
+def close(out, ref, tol: dict[str, float], what: str) -> None:
+    out, ref = np.asarray(out, np.float64), np.asarray(ref, np.float64)
+    assert out.shape == ref.shape, what
+    err = np.abs(out - ref).max()
+    assert err <= tol["max"], f"{what}: max |d| {err:.3g} > {tol['max']}"
+    assert snr_db(out, ref) >= tol["snr"], f"{what}: SNR {snr_db(out, ref):.1f} dB"
+
+
+def inputs(g):
+    return (g["phone"], g["pitch"] if "pitch" in g else None, g["pitchf"] if "pitchf" in g else None)
+
+
+CASES = [(v, t) for v in VARIANTS for t in (37, 64)]
+
+
+@pytest.mark.parametrize("variant, frames", CASES, ids=[f"{v}_T{t}" for v, t in CASES])
+def test_tiny_variant_stages(ref_dir: Path, variant: str, frames: int) -> None:
+    m = model(ref_dir, variant)
+    g = np.load(ref_dir / "synth" / f"{variant}_T{frames}.npz")
+    phone, pitch, f0 = inputs(g)
+    emb = m.emb_g(mx.array([int(g["sid"][0])]))
+    np.testing.assert_allclose(np.array(emb[0]), g["g"][0, :, 0], atol=1e-6)
+    m_p, logs_p = m.enc_p(mx.array(phone), None if pitch is None else mx.array(pitch))
+    stage = {"max": 1e-4, "snr": 60.0}
+    close(np.array(m_p[0]).T, g["m_p"][0], stage, "m_p")
+    close(np.array(logs_p[0]).T, g["logs_p"][0], stage, "logs_p")
+    z = m.flow.reverse(m_p, emb[:, None])
+    close(np.array(z[0]).T, g["z_flow"][0], stage, "z_flow")
+    audio = m(phone, pitch, f0, noise_scale=0)
+    close(np.array(audio[0]), g["audio"][0, 0], TINY, "audio")
+    if "nsf_excitation" in g:
+        har = m.dec.m_source(mx.array(f0), upp=m.info.hop, sr=m.info.sample_rate, key=None)
+        close(np.array(har[0, :, 0]), g["nsf_excitation"][0, 0], {"max": 1e-4, "snr": 60}, "nsf_excitation")
+    if "audio_sid_alt" in g:
+        alt = m(phone, pitch, f0, noise_scale=0, speaker=int(g["sid_alt"][0]))
+        close(np.array(alt[0]), g["audio_sid_alt"][0, 0], TINY, "audio, speaker 2")
+    if "audio_skip" in g:
+        out = m(phone, pitch, f0, noise_scale=0, skip_head=int(g["skip_head"]), return_length=int(g["return_length"]))
+        close(np.array(out[0]), g["audio_skip"][0, 0], TINY, "streaming audio")
+
+
+def test_full_size_model(ref_dir: Path) -> None:
+    m = model(ref_dir, "v2_f0_40k_fullsize")
+    g = np.load(ref_dir / "synth" / "v2_f0_40k_fullsize_T37.npz")
+    phone, pitch, f0 = inputs(g)
+    m_p, _ = m.enc_p(mx.array(phone), mx.array(pitch))
+    close(np.array(m_p[0]).T, g["m_p"][0], {"max": 1e-4, "snr": 60}, "m_p")
+    close(np.array(m(phone, pitch, f0, noise_scale=0)[0]), g["audio"][0, 0], FULL, "audio")
+    close(np.array(m(phone, pitch, f0, noise_scale=0, speaker=2)[0]), g["audio_sid_alt"][0, 0], FULL, "speaker 2")
+    har = m.dec.m_source(mx.array(f0), upp=400, sr=40000, key=None)
+    close(np.array(har[0, :, 0]), g["nsf_excitation"][0, 0], {"max": 1e-4, "snr": 60}, "nsf_excitation")
+
+
+def test_training_format_checkpoint(ref_dir: Path) -> None:
+    """The G checkpoint holds v2_f0_48k's weights before fp16 rounding; config derived from shapes."""
+    import json
+
+    from rvc_synth.checkpoint import read_checkpoint
+
+    train = read_checkpoint(ref_dir / "checkpoints" / "train_format_v2_f0_48k_G.pth")
+    infer = read_checkpoint(ref_dir / "checkpoints" / "v2_f0_48k.pth")
+    manifest = json.loads((ref_dir / "synth_manifest.json").read_text())
+    assert train.config.to_list() == manifest["models"]["v2_f0_48k"]["config"]
+    assert train.config == infer.config
+    assert train.metadata["iteration"] == 2333 and train.metadata["format"] == "training"
+    assert set(train.weights) == set(infer.weights)  # enc_q.* dropped
+    for k, w in train.weights.items():
+        np.testing.assert_array_equal(w.astype(np.float16), infer.weights[k], err_msg=k)
+    # run it at fp16-rounded weights: then it is exactly the golden's model
+    train.weights = {k: w.astype(np.float16) for k, w in train.weights.items()}
+    m = rvc_synth.Synthesizer(train.config)
+    m.load_checkpoint_weights(train)
+    g = np.load(ref_dir / "synth" / "v2_f0_48k_T37.npz")
+    close(np.array(m(*inputs(g), noise_scale=0)[0]), g["audio"][0, 0], TINY, "audio")
+    # and loads directly, full precision
+    full = rvc_synth.load(ref_dir / "checkpoints" / "train_format_v2_f0_48k_G.pth")
+    assert full.info.sample_rate == 48000 and full.info.n_speakers == 4
