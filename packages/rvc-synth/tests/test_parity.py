@@ -103,3 +103,39 @@ def test_training_format_checkpoint(ref_dir: Path) -> None:
     # and loads directly, full precision
     full = rvc_synth.load(ref_dir / "checkpoints" / "train_format_v2_f0_48k_G.pth")
     assert full.info.sample_rate == 48000 and full.info.n_speakers == 4
+
+
+@pytest.mark.parametrize("dtype, min_snr", [("float16", 40.0), ("bfloat16", 30.0)])
+@pytest.mark.parametrize("variant", ["v2_f0_40k", "v1_f0_48k", "v2_nof0_32k"])
+def test_half_precision_against_fp32_goldens(ref_dir: Path, variant: str, dtype: str, min_snr: float) -> None:
+    """Half precision keeps >= 40 dB (fp16) / >= 30 dB (bf16) against the fp32 goldens."""
+    m = rvc_synth.load(ref_dir / "checkpoints" / f"{variant}.pth", dtype=dtype)
+    assert m.dtype == getattr(mx, dtype)
+    g = np.load(ref_dir / "synth" / f"{variant}_T64.npz")
+    out = np.array(m(*inputs(g), noise_scale=0)[0])
+    assert out.dtype == np.float32
+    assert snr_db(out, g["audio"][0, 0]) >= min_snr
+
+
+def test_decoder_chunking_is_exact(ref_dir: Path) -> None:
+    """Decoding in stretches with receptive-field halos equals decoding all at once."""
+    m = model(ref_dir, "v1_f0_48k")
+    g = np.load(ref_dir / "synth" / "v1_f0_48k_T64.npz")
+    z = mx.array(np.random.default_rng(0).normal(size=(1, 64, m.config.inter_channels)).astype(np.float32))
+    emb = m.emb_g(mx.array([0]))[:, None]
+    f0 = mx.array(g["pitchf"])
+    whole = np.array(m.dec(z, f0, emb, chunk_frames=0))
+    for size in (7, 16, 30):
+        np.testing.assert_allclose(np.array(m.dec(z, f0, emb, chunk_frames=size)), whole, atol=2e-6)
+
+
+def test_attention_query_blocks_are_exact(ref_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rvc_synth import encoder
+
+    m = model(ref_dir, "v2_f0_40k")
+    rng = np.random.default_rng(0)
+    x = mx.array(rng.normal(size=(1, 150, 768)).astype(np.float32))
+    p = mx.array(rng.integers(1, 256, size=(1, 150)))
+    whole = np.array(m.enc_p(x, p)[0])
+    monkeypatch.setattr(encoder, "QUERY_BLOCK", 32)
+    np.testing.assert_array_equal(np.array(m.enc_p(x, p)[0]), whole)

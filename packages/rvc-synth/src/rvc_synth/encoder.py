@@ -11,6 +11,7 @@ from .config import SynthConfig
 from .layers import Conv1d, LayerNorm
 
 WINDOW = 10  # relative-attention window of the reference (emb_rel_k has 2*10+1 rows)
+QUERY_BLOCK = 1024  # attention is computed for this many query frames at a time
 
 
 class MultiHeadAttention(nn.Module):
@@ -36,22 +37,29 @@ class MultiHeadAttention(nn.Module):
 
         q = heads(self.conv_q(x)) / math.sqrt(d)
         k, v = heads(self.conv_k(x)), heads(self.conv_v(x))
-        # band[i, r] <-> key j = i + r - WINDOW, valid when 0 <= j < t
-        pos = mx.arange(t)
-        offs = pos[None, :] - pos[:, None] + WINDOW  # (t, t): j - i + W
+        # queries in blocks: memory O(block * t) instead of O(t^2) on long inputs
+        outs = [self._attend(q[:, :, i : i + QUERY_BLOCK], k, v, i) for i in range(0, t, QUERY_BLOCK)]
+        out = outs[0] if len(outs) == 1 else mx.concatenate(outs, axis=2)
+        return self.conv_o(out.transpose(0, 2, 1, 3).reshape(b, t, c))
+
+
+    def _attend(self, q: mx.array, k: mx.array, v: mx.array, start: int) -> mx.array:
+        """Queries ``start .. start+len(q)`` against all keys, with the relative terms."""
+        b, h, n, _ = q.shape
+        t = k.shape[2]
+        rows = mx.arange(start, start + n)
+        offs = mx.arange(t)[None, :] - rows[:, None] + WINDOW  # (n, t): j - i + W
         in_band = (offs >= 0) & (offs <= 2 * WINDOW)
-        rel_k = q @ self.emb_rel_k[0].T  # (b, h, t, 2W+1)
-        idx = mx.broadcast_to(mx.clip(offs, 0, 2 * WINDOW)[None, None], (b, h, t, t))
+        rel_k = q @ self.emb_rel_k[0].T.astype(q.dtype)  # (b, h, n, 2W+1)
+        idx = mx.broadcast_to(mx.clip(offs, 0, 2 * WINDOW)[None, None], (b, h, n, t))
         logits = q @ k.transpose(0, 1, 3, 2) + mx.where(in_band, mx.take_along_axis(rel_k, idx, axis=-1), 0.0)
         p = mx.softmax(logits, axis=-1, precise=True)
         out = p @ v
-        r = mx.arange(2 * WINDOW + 1)
-        key_of = pos[:, None] + r[None, :] - WINDOW  # (t, 2W+1)
+        key_of = rows[:, None] + mx.arange(2 * WINDOW + 1)[None, :] - WINDOW  # (n, 2W+1)
         valid = (key_of >= 0) & (key_of < t)
-        idx2 = mx.broadcast_to(mx.clip(key_of, 0, t - 1)[None, None], (b, h, t, 2 * WINDOW + 1))
+        idx2 = mx.broadcast_to(mx.clip(key_of, 0, t - 1)[None, None], (b, h, n, 2 * WINDOW + 1))
         p_band = mx.where(valid, mx.take_along_axis(p, idx2, axis=-1), 0.0)
-        out = out + p_band @ self.emb_rel_v[0]
-        return self.conv_o(out.transpose(0, 2, 1, 3).reshape(b, t, c))
+        return out + p_band @ self.emb_rel_v[0].astype(q.dtype)
 
 
 class FFN(nn.Module):

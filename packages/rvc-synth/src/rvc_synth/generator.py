@@ -94,7 +94,8 @@ class SourceModuleHnNSF(nn.Module):
         if key is not None:  # the reference's additive noise: 0.003 voiced, 0.1/3 unvoiced
             amp = uv * 0.003 + (1 - uv) * (0.1 / 3)
             sine = sine + amp * mx.random.normal(sine.shape, key=key)
-        return mx.tanh(self.l_linear(sine[..., None]))  # (B, T*upp, 1)
+        # the phase above is always float32/int64; the merge layer runs in the weights' dtype
+        return mx.tanh(self.l_linear(sine[..., None].astype(self.l_linear.weight.dtype)))  # (B, T*upp, 1)
 
 
 class Generator(nn.Module):
@@ -128,17 +129,26 @@ class Generator(nn.Module):
                     Conv1d(1, c, 2 * s, stride=s, padding=s // 2) if i + 1 < len(self.ups) else Conv1d(1, c, 1)
                 )
 
-    def __call__(self, x: mx.array, f0: mx.array | None, g: mx.array, *, key: mx.array | None = None) -> mx.array:
+    def receptive_radius(self) -> int:
+        """Frames of context each side that fully determine an output frame (halo for chunking)."""
         cfg = self.cfg
-        har = None
-        if cfg.has_f0:
-            if f0 is None:
-                raise ValueError("this decoder needs f0")
-            har = self.m_source(f0, upp=cfg.hop, sr=cfg.sample_rate, key=key)
+        frames = 3.0  # conv_pre (kernel 7)
+        rate = 1
+        for u, k in zip(cfg.upsample_rates, cfg.upsample_kernel_sizes):
+            frames += math.ceil(k / u) / rate  # transposed conv, in input samples of this stage
+            rate *= u
+            rb = max(sum(d * (kk - 1) // 2 + (kk - 1) // 2 for d in ds)
+                     for kk, ds in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes))
+            frames += rb / rate
+        frames += 3 / rate  # conv_post
+        return math.ceil(frames) + 1
+
+    def _decode(self, x: mx.array, har: mx.array | None, g: mx.array) -> mx.array:
+        """The decoder on one stretch of frames ``(B, T, inter)`` -> ``(B, T*hop)``."""
         x = self.conv_pre(x)
         if "cond" in self:
             x = x + self.cond(g)
-        nk = len(cfg.resblock_kernel_sizes)
+        nk = len(self.cfg.resblock_kernel_sizes)
         for i, up in enumerate(self.ups):
             x = up(nn.leaky_relu(x, LRELU_SLOPE))
             if har is not None:
@@ -149,3 +159,79 @@ class Generator(nn.Module):
             x = xs / nk
         x = self.conv_post(nn.leaky_relu(x, 0.01))  # PyTorch's default slope here, not 0.1
         return mx.tanh(x)[..., 0]
+
+    def __call__(self, x: mx.array, f0: mx.array | None, g: mx.array, *, key: mx.array | None = None,
+                 chunk_frames: int | None = None) -> mx.array:
+        """Decode ``(B, T, inter)`` latents (+ ``(B, T)`` f0 in Hz) to ``(B, T*hop)`` audio.
+
+        The harmonic source is computed over the whole input (its phase is global); the
+        convolution stack then runs on stretches of ``chunk_frames`` frames with enough
+        context on each side (:meth:`receptive_radius`) that the result equals the unchunked
+        one. Chunking bounds memory for any length; on the CPU, chunks run on two streams
+        at once. ``chunk_frames=0`` disables it.
+        """
+        cfg = self.cfg
+        har = None
+        if cfg.has_f0:
+            if f0 is None:
+                raise ValueError("this decoder needs f0")
+            har = self.m_source(f0, upp=cfg.hop, sr=cfg.sample_rate, key=key)
+        t = x.shape[1]
+        size = _chunking(t, chunk_frames)
+        if size >= t:
+            return self._compiled()(x, har, g) if har is not None else self._compiled_nohar()(x, g)
+        halo, hop = self.receptive_radius(), cfg.hop
+        streams = _cpu_streams()
+        pieces = []
+        for n, a in enumerate(range(0, t, size)):
+            b = min(a + size, t)
+            lo, hi = max(a - halo, 0), min(b + halo, t)
+            with mx.stream(streams[n % len(streams)]) if streams else _nullcontext():
+                xc = x[:, lo:hi]
+                out = (self._compiled()(xc, har[:, lo * hop : hi * hop], g) if har is not None
+                       else self._compiled_nohar()(xc, g))
+                pieces.append(out[:, (a - lo) * hop : (b - lo) * hop])
+        return mx.concatenate(pieces, axis=1)
+
+    def _compiled(self):
+        if getattr(self, "_fn", None) is None:
+            self._fn = mx.compile(self._decode)
+        return self._fn
+
+    def _compiled_nohar(self):
+        if getattr(self, "_fn2", None) is None:
+            self._fn2 = mx.compile(lambda x, g: self._decode(x, None, g))
+        return self._fn2
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+DEFAULT_CHUNK_FRAMES = 500  # 5 s of output per decoder stretch
+
+
+def _chunking(t: int, chunk_frames: int | None) -> int:
+    if chunk_frames == 0:
+        return t
+    size = chunk_frames or DEFAULT_CHUNK_FRAMES
+    if mx.default_device() == mx.cpu and chunk_frames is None and t >= 200:
+        size = min(size, -(-t // 2))  # at least two stretches: one per CPU stream
+    return size
+
+
+_STREAMS: list | None = None
+
+
+def _cpu_streams() -> list:
+    """Two CPU streams (one per core of a small machine); none on GPUs."""
+    global _STREAMS
+    if mx.default_device() != mx.cpu:
+        return []
+    if _STREAMS is None:
+        _STREAMS = [mx.new_stream(mx.cpu) for _ in range(2)]
+    return _STREAMS

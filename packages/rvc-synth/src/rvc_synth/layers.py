@@ -8,9 +8,20 @@ layouts: Conv1d ``(out, k, in)``, ConvTranspose1d ``(out, k, in)``.
 from __future__ import annotations
 
 import math
+import os
 
 import mlx.core as mx
 import mlx.nn as nn
+
+
+def _native() -> bool:
+    """Use MLX's own conv kernels? Yes on GPUs (cuDNN / Metal), no on the CPU (naive there).
+
+    ``RVC_CONV=native|gemm`` overrides the choice (for benchmarking)."""
+    choice = os.environ.get("RVC_CONV")
+    if choice:
+        return choice == "native"
+    return mx.default_device() != mx.cpu
 
 
 class Conv1d(nn.Module):
@@ -26,18 +37,31 @@ class Conv1d(nn.Module):
 
     def __call__(self, x: mx.array) -> mx.array:
         cout, k, cin = self.weight.shape
-        w = self.weight.reshape(cout, k * cin)
-        if k == 1 and self.stride == 1 and self.padding == 0:
-            cols = x
-        else:
-            p, s, d = self.padding, self.stride, self.dilation
-            if p:
-                x = mx.pad(x, [(0, 0), (p, p), (0, 0)])
-            n = (x.shape[1] - d * (k - 1) - 1) // s + 1
-            taps = [x[:, j * d : j * d + (n - 1) * s + 1 : s, :] for j in range(k)]
-            cols = taps[0] if k == 1 else mx.concatenate(taps, axis=-1)
-        y = cols @ w.T
-        return y + self.bias if "bias" in self else y
+        p, s, d = self.padding, self.stride, self.dilation
+        has_bias = "bias" in self
+        if k > 1 and _native():
+            y = mx.conv1d(x, self.weight, stride=s, padding=p, dilation=d)
+            return y + self.bias if has_bias else y
+        if k == 1 and s == 1 and p == 0:
+            w = self.weight.reshape(cout, cin).T
+            return mx.addmm(self.bias, x, w) if has_bias else x @ w
+        if p:
+            x = mx.pad(x, [(0, 0), (p, p), (0, 0)])
+        n = (x.shape[1] - d * (k - 1) - 1) // s + 1
+        if s != 1:  # strided (the NSF noise convs, 1 input channel): im2col + one matmul
+            cols = mx.concatenate([x[:, j * d : j * d + (n - 1) * s + 1 : s, :] for j in range(k)], axis=-1)
+            y = cols @ self.weight.reshape(cout, k * cin).T
+            return y + self.bias if has_bias else y
+        # stride 1: one GEMM per tap on a contiguous time slice, accumulated in place by BLAS
+        # (beta = 1), so nothing k-times the activation size is ever materialised.
+        b = x.shape[0]
+        y = self.bias if has_bias else mx.zeros((cout,), dtype=x.dtype)
+        y = mx.broadcast_to(y, (b, n, cout))
+        for j in range(k):
+            xj = x[:, j * d : j * d + n, :]
+            wj = self.weight[:, j, :].T
+            y = mx.addmm(y, xj, wj) if b == 1 else y + xj @ wj
+        return y
 
 
 class ConvTranspose1d(nn.Module):
@@ -57,6 +81,8 @@ class ConvTranspose1d(nn.Module):
         cout, k, cin = self.weight.shape
         b, t, _ = x.shape
         u, p = self.stride, self.padding
+        if _native():
+            return mx.conv_transpose1d(x, self.weight, stride=u, padding=p) + self.bias
         m = math.ceil(k / u)
         w = self.weight.transpose(2, 1, 0).reshape(cin, k * cout)
         z = (x @ w).reshape(b, t, k, cout)

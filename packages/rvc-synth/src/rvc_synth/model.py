@@ -16,7 +16,7 @@ _blas.ensure_fast_blas()
 
 import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
-from mlx.utils import tree_flatten  # noqa: E402
+from mlx.utils import tree_flatten, tree_map  # noqa: E402
 
 from .checkpoint import Checkpoint, read_checkpoint  # noqa: E402
 from .config import SynthConfig  # noqa: E402
@@ -99,6 +99,24 @@ class Synthesizer(nn.Module):
     sanitize = staticmethod(sanitize)
 
     @property
+    def dtype(self) -> mx.Dtype:
+        """Compute dtype of the network (float32, or float16/bfloat16 after :meth:`set_dtype`)."""
+        return self.emb_g.weight.dtype
+
+    def set_dtype(self, dtype: mx.Dtype | str) -> "Synthesizer":
+        """Run in reduced precision (``"float16"``/``"bfloat16"``) or back in float32.
+
+        Every weight and activation takes ``dtype``, except the NSF phase, which is always
+        accumulated exactly (int64 fixed point, float32 sine) before the merge layer.
+        """
+        dt = getattr(mx, dtype) if isinstance(dtype, str) else dtype
+        if dt not in (mx.float32, mx.float16, mx.bfloat16):
+            raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype}")
+        self.update(tree_map(lambda a: a.astype(dt), self.parameters()))
+        self.dec._fn = self.dec._fn2 = None
+        return self
+
+    @property
     def info(self) -> SynthInfo:
         c = self.config
         n = sum(v.size for _, v in tree_flatten(self.parameters()))
@@ -125,6 +143,7 @@ class Synthesizer(nn.Module):
                 f"{tuple(expected[k].shape)} ({len(bad)} mismatched)"
             )
         self.load_weights([(k, mx.array(v)) for k, v in params.items()], strict=True)
+        self.dec._fn = self.dec._fn2 = None  # compiled decoder graphs capture the weights
         self.eval()
 
     def __call__(
@@ -138,6 +157,7 @@ class Synthesizer(nn.Module):
         seed: int | None = None,
         skip_head: int = 0,
         return_length: int | None = None,
+        chunk_frames: int | None = None,
     ) -> mx.array:
         """Synthesize audio.
 
@@ -152,13 +172,15 @@ class Synthesizer(nn.Module):
             skip_head, return_length: the reference's streaming arguments: synthesize only
                 frames ``[skip_head, skip_head + return_length)`` (with up to 24 frames of
                 flow context before them).
+            chunk_frames: decoder stretch length in frames (default 500; ``0`` = whole input).
+                Any value gives the same audio; it bounds memory on long inputs.
 
         Returns:
             ``(B, T_out * hop)`` float32 audio at ``info.sample_rate``, ``T_out = T`` or
             ``return_length``.
         """
         cfg = self.config
-        x = mx.array(features).astype(mx.float32)
+        x = mx.array(features).astype(self.dtype)
         if x.ndim != 3 or x.shape[-1] != cfg.feature_dim:
             raise InputShapeError(
                 f"features have shape {tuple(x.shape)}, expected (batch, frames, {cfg.feature_dim}) "
@@ -191,22 +213,25 @@ class Synthesizer(nn.Module):
         m_p, logs_p = self.enc_p(x, p, skip_head=flow_head)
         z_p = m_p
         if noise_scale:
-            z_p = m_p + mx.exp(logs_p) * mx.random.normal(m_p.shape, key=k_prior) * noise_scale
+            z_p = m_p + mx.exp(logs_p) * mx.random.normal(m_p.shape, key=k_prior).astype(m_p.dtype) * noise_scale
         z = self.flow.reverse(z_p, g)
         if streaming:
             z = z[:, dec_head : dec_head + length]
             if nsff0 is not None:
                 nsff0 = nsff0[:, head : head + length]
-        return self.dec(z, nsff0, g, key=k_nsf if noise_scale else None)
+        return self.dec(z, nsff0, g, key=k_nsf if noise_scale else None, chunk_frames=chunk_frames).astype(mx.float32)
 
 
-def load(path: str | Path) -> Synthesizer:
+def load(path: str | Path, *, dtype: str = "float32") -> Synthesizer:
     """Load an RVC model: a ``.pth`` (inference or training format) or a converted folder.
 
-    Untrusted files are read with a restricted unpickler (nothing in them runs).
+    Untrusted files are read with a restricted unpickler (nothing in them runs). ``dtype``
+    ``"float16"``/``"bfloat16"`` runs the network in half precision (GPUs).
     """
     ckpt = read_checkpoint(path)
     model = Synthesizer(ckpt.config, metadata=ckpt.metadata)
     model.load_checkpoint_weights(ckpt)
+    if dtype != "float32":
+        model.set_dtype(dtype)
     logger.debug("loaded %s: %s", path, model.info)
     return model
