@@ -7,9 +7,14 @@
 
 from __future__ import annotations
 
+import os
+
 from . import _blas
 
 _blas.ensure_fast_blas()  # before MLX is imported anywhere in this package
+# Faithful float32 on NVIDIA GPUs: MLX's CUDA backend uses TF32 (10-bit mantissa) for float32
+# matmuls/convs unless told otherwise. Set MLX_ENABLE_TF32=1 yourself to trade accuracy for speed.
+os.environ.setdefault("MLX_ENABLE_TF32", "0")
 
 from .errors import RVCSynthError, UnsafeCheckpointError, UnsupportedCheckpointError  # noqa: E402
 from .export import convert_checkpoint  # noqa: E402

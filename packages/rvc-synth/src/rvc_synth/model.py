@@ -113,8 +113,19 @@ class Synthesizer(nn.Module):
         if dt not in (mx.float32, mx.float16, mx.bfloat16):
             raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype}")
         self.update(tree_map(lambda a: a.astype(dt), self.parameters()))
-        self.dec._fn = self.dec._fn2 = None
+        self._reset_compiled()
         return self
+
+    def _reset_compiled(self) -> None:
+        """Compiled graphs capture the weights: drop them whenever weights change."""
+        self.__dict__["_graphs"] = {}
+        self.dec._fn = self.dec._fn2 = None
+
+    def _compiled(self, name: str, fn, *key: object):
+        graphs = self.__dict__.setdefault("_graphs", {})
+        if (name, key) not in graphs:
+            graphs[(name, key)] = mx.compile(fn)
+        return graphs[(name, key)]
 
     @property
     def info(self) -> SynthInfo:
@@ -143,7 +154,7 @@ class Synthesizer(nn.Module):
                 f"{tuple(expected[k].shape)} ({len(bad)} mismatched)"
             )
         self.load_weights([(k, mx.array(v)) for k, v in params.items()], strict=True)
-        self.dec._fn = self.dec._fn2 = None  # compiled decoder graphs capture the weights
+        self._reset_compiled()
         self.eval()
 
     def __call__(
@@ -210,11 +221,14 @@ class Synthesizer(nn.Module):
             keys = mx.random.split(mx.random.key(seed) if seed is not None else mx.random.key(np.random.randint(2**31)))
             k_prior, k_nsf = keys[0], keys[1]
         g = self.emb_g(mx.array([speaker] * b))[:, None, :]  # (B, 1, gin)
-        m_p, logs_p = self.enc_p(x, p, skip_head=flow_head)
+        if p is None:
+            m_p, logs_p = self._compiled("enc0", lambda x: self.enc_p(x, None, skip_head=flow_head), flow_head)(x)
+        else:
+            m_p, logs_p = self._compiled("enc", lambda x, p: self.enc_p(x, p, skip_head=flow_head), flow_head)(x, p)
         z_p = m_p
         if noise_scale:
             z_p = m_p + mx.exp(logs_p) * mx.random.normal(m_p.shape, key=k_prior).astype(m_p.dtype) * noise_scale
-        z = self.flow.reverse(z_p, g)
+        z = self._compiled("flow", self.flow.reverse)(z_p, g)
         if streaming:
             z = z[:, dec_head : dec_head + length]
             if nsff0 is not None:
