@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -179,8 +180,9 @@ class Generator(nn.Module):
         t = x.shape[1]
         size = _chunking(t, chunk_frames)
         if size >= t:
-            return self._compiled()(x, har, g) if har is not None else self._compiled_nohar()(x, g)
+            return self._decode(x, har, g)
         halo, hop = self.receptive_radius(), cfg.hop
+        full = size + 2 * halo  # interior stretches all have this length: compiled once, reused
         streams = _cpu_streams()
         pieces = []
         for n, a in enumerate(range(0, t, size)):
@@ -188,8 +190,11 @@ class Generator(nn.Module):
             lo, hi = max(a - halo, 0), min(b + halo, t)
             with mx.stream(streams[n % len(streams)]) if streams else _nullcontext():
                 xc = x[:, lo:hi]
-                out = (self._compiled()(xc, har[:, lo * hop : hi * hop], g) if har is not None
-                       else self._compiled_nohar()(xc, g))
+                hc = har[:, lo * hop : hi * hop] if har is not None else None
+                if hi - lo == full and use_compile():
+                    out = self._compiled()(xc, hc, g) if hc is not None else self._compiled_nohar()(xc, g)
+                else:
+                    out = self._decode(xc, hc, g)
                 pieces.append(out[:, (a - lo) * hop : (b - lo) * hop])
         return mx.concatenate(pieces, axis=1)
 
@@ -202,6 +207,16 @@ class Generator(nn.Module):
         if getattr(self, "_fn2", None) is None:
             self._fn2 = mx.compile(lambda x, g: self._decode(x, None, g))
         return self._fn2
+
+
+def use_compile() -> bool:
+    """mx.compile pays on GPUs for shapes that repeat; on the CPU its per-shape JIT costs seconds.
+
+    ``RVC_COMPILE=1``/``0`` overrides."""
+    env = os.environ.get("RVC_COMPILE")
+    if env is not None:
+        return env == "1"
+    return mx.default_device() != mx.cpu
 
 
 class _nullcontext:

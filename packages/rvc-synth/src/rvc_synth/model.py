@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from .config import SynthConfig  # noqa: E402
 from .encoder import TextEncoder  # noqa: E402
 from .errors import InputShapeError, UnsupportedCheckpointError  # noqa: E402
 from .flow import ResidualCouplingBlock  # noqa: E402
-from .generator import Generator  # noqa: E402
+from .generator import Generator, use_compile  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,8 @@ class Synthesizer(nn.Module):
         self.dec._fn = self.dec._fn2 = None
 
     def _compiled(self, name: str, fn, *key: object):
+        if not use_compile() or not os.environ.get("RVC_COMPILE"):
+            return fn  # encoder/flow shapes vary per call: compile only when asked (RVC_COMPILE=1)
         graphs = self.__dict__.setdefault("_graphs", {})
         if (name, key) not in graphs:
             graphs[(name, key)] = mx.compile(fn)
