@@ -1,0 +1,290 @@
+"""``rvc convert``: one file (progress per chunk) or a folder (one model load, per-file errors)."""
+
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from . import _ui
+
+# Defaults are RVC WebUI's single conversion (= rvc_convert.ConvertOptions(); a test checks they agree).
+F0Method = Literal["rmvpe", "pm", "harvest", "dio", "crepe", "crepe-tiny", "fcpe"]  # = rvc_f0.METHODS
+Preset = Literal["cpu", "lowmem", "fp16"]
+Format = Literal["wav", "flac", "mp3", "ogg", "m4a"]
+
+# Output suffix -> format (what rvc_audio.save_audio writes for it).
+SUFFIX_FORMATS = {
+    ".wav": "wav",
+    ".wave": "wav",
+    ".flac": "flac",
+    ".mp3": "mp3",
+    ".ogg": "ogg",
+    ".oga": "ogg",
+    ".opus": "opus",
+    ".m4a": "m4a",
+    ".mp4": "m4a",
+    ".aac": "m4a",
+}
+# Input files a folder conversion picks up (anything FFmpeg decodes; by suffix).
+AUDIO_SUFFIXES = frozenset(SUFFIX_FORMATS) | {".aif", ".aiff", ".wma", ".webm", ".mkv", ".caf", ".mka", ".ac3"}
+
+_PITCH = "Pitch"
+_INDEX = "Retrieval index"
+_OUT = "Output"
+_ADV = "Weights and chunking"
+
+
+def _opt(*decls: str, help: str, panel: str | None = None, **kw: object) -> typer.models.OptionInfo:
+    return typer.Option(*decls, help=help, rich_help_panel=panel, **kw)  # type: ignore[arg-type]
+
+
+def convert(
+    input: Annotated[
+        Path,
+        typer.Argument(help="Audio file, or a folder: every audio file in it.", show_default=False, metavar="INPUT"),
+    ],
+    output: Annotated[
+        Path,
+        typer.Argument(
+            help="Output file (format from its suffix), or a folder for a folder input.",
+            show_default=False,
+            metavar="OUTPUT",
+        ),
+    ],
+    model: Annotated[
+        Path, _opt("--model", "-m", help="Voice model: RVC .pth or a folder from `rvc export`.", show_default=False)
+    ],
+    index: Annotated[
+        Path | None,
+        _opt("--index", "-i", help="The model's .index file (added_*.index).", panel=_INDEX, show_default=False),
+    ] = None,
+    index_rate: Annotated[
+        float,
+        _opt(
+            "--index-rate",
+            help="How much of the index's features to blend in (0 = none).",
+            panel=_INDEX,
+            min=0.0,
+            max=1.0,
+        ),
+    ] = 0.75,
+    pitch: Annotated[
+        float, _opt("--pitch", "-p", help="Transpose by semitones (12 = one octave up, -12 down).", panel=_PITCH)
+    ] = 0.0,
+    f0_method: Annotated[
+        F0Method,
+        _opt(
+            "--f0-method", help="Pitch estimator (where crepe/fcpe weights come from: rvc-f0's README).", panel=_PITCH
+        ),
+    ] = "rmvpe",
+    f0_curve: Annotated[
+        Path | None,
+        _opt(
+            "--f0-curve",
+            help="CSV of `time_seconds,hz` rows replacing the estimated pitch.",
+            panel=_PITCH,
+            show_default=False,
+        ),
+    ] = None,
+    filter_radius: Annotated[
+        int, _opt("--filter-radius", help="Median filter on harvest pitch (>2 applies it).", panel=_PITCH, min=0)
+    ] = 3,
+    protect: Annotated[
+        float,
+        _opt(
+            "--protect",
+            help="Protect unvoiced consonants/breaths from the index (0.5 = off).",
+            panel=_PITCH,
+            min=0.0,
+            max=0.5,
+        ),
+    ] = 0.33,
+    rms_mix_rate: Annotated[
+        float,
+        _opt(
+            "--rms-mix-rate", help="Loudness envelope: 0 = the input's, 1 = the model's.", panel=_OUT, min=0.0, max=1.0
+        ),
+    ] = 0.25,
+    resample_sr: Annotated[
+        int, _opt("--resample-sr", help="Resample the output to this rate in Hz (0 = model's rate).", panel=_OUT, min=0)
+    ] = 0,
+    format: Annotated[
+        Format | None,
+        _opt(
+            "--format",
+            help="Output format (default: from OUTPUT's suffix; wav for folders).",
+            panel=_OUT,
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[bool, _opt("--force", "-f", help="Overwrite existing outputs.", panel=_OUT)] = False,
+    speaker: Annotated[int, _opt("--speaker", help="Speaker id of multi-speaker models.", min=0)] = 0,
+    seed: Annotated[
+        int | None,
+        _opt("--seed", help="Seed the synthesizer noise: identical output on every run.", show_default=False),
+    ] = None,
+    preset: Annotated[
+        Preset, _opt("--preset", help="Chunking: cpu (41 s chunks), lowmem (32 s), fp16 (65 s).", panel=_ADV)
+    ] = "cpu",
+    contentvec: Annotated[
+        Path | None,
+        _opt(
+            "--contentvec",
+            help="Local ContentVec weights (else $RVC_CONTENTVEC_WEIGHTS or the HF cache).",
+            panel=_ADV,
+            show_default=False,
+        ),
+    ] = None,
+    rmvpe: Annotated[
+        Path | None,
+        _opt(
+            "--rmvpe",
+            help="Local RMVPE weights (else $RVC_RMVPE_WEIGHTS or the HF cache).",
+            panel=_ADV,
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[bool, _opt("--quiet", "-q", help="No progress bars or messages on stderr.")] = False,
+) -> None:
+    """Convert speech or singing to the model's voice (a file, or every audio file of a folder)."""
+    _ui.set_quiet(quiet)
+    with _ui.guard():
+        for what, path in (
+            ("model", model),
+            ("index", index),
+            ("F0 curve", f0_curve),
+            ("ContentVec weights", contentvec),
+            ("RMVPE weights", rmvpe),
+        ):
+            if path is not None and not path.exists():
+                raise _ui.CLIError(f"{what} not found: {path}")
+        if not input.exists():
+            raise _ui.CLIError(f"input not found: {input} (expected an audio file or a folder of audio files)")
+        options = {
+            "pitch": pitch,
+            "f0_method": f0_method,
+            "f0_curve": str(f0_curve) if f0_curve else None,
+            "index_rate": index_rate,
+            "filter_radius": filter_radius,
+            "rms_mix_rate": rms_mix_rate,
+            "protect": protect,
+            "resample_sr": resample_sr,
+            "speaker": speaker,
+            "seed": seed,
+            "preset": preset,
+        }
+        weights = {"model": model, "index": index, "contentvec": contentvec, "rmvpe": rmvpe}
+        if input.is_dir():
+            failed = _convert_folder(input, output, format, force, weights, options)
+            if failed:
+                raise typer.Exit(1)
+        else:
+            _convert_file(input, output, format, force, weights, options)
+
+
+def _load(weights: dict, options: dict) -> object:
+    import rvc_convert
+
+    with _ui.status(f"loading {weights['model']}..."):
+        return rvc_convert.VoiceConverter(
+            weights["model"],
+            index=weights["index"],
+            contentvec=weights["contentvec"],
+            rmvpe=weights["rmvpe"],
+            options=rvc_convert.ConvertOptions(**options),
+        )
+
+
+def _format_of(path: Path, fmt: str | None) -> str:
+    if fmt:
+        return fmt
+    found = SUFFIX_FORMATS.get(path.suffix.lower())
+    if found is None:
+        raise _ui.CLIError(
+            f"cannot tell the output format from '{path.name}': use a .wav/.flac/.mp3/.ogg/.m4a name or --format"
+        )
+    return found
+
+
+def _convert_file(src: Path, dst: Path, fmt: str | None, force: bool, weights: dict, options: dict) -> None:
+    if dst.is_dir():
+        dst = dst / f"{src.stem}.{fmt or 'wav'}"
+    fmt = _format_of(dst, fmt)
+    if dst.exists() and not force:
+        raise _ui.CLIError(f"{dst} already exists; pass --force to overwrite it")
+    if not dst.parent.is_dir():
+        raise _ui.CLIError(f"output folder {dst.parent} does not exist; create it first")
+    converter = _load(weights, options)
+    start = time.perf_counter()
+    with _ui.progress() as bar:
+        task = bar.add_task(src.name, total=None)
+        written = converter.convert_file(src, dst, format=fmt, overwrite=force, progress=_ui.chunk_callback(bar, task))
+    _ui.info(f"converted {src} in {time.perf_counter() - start:.1f} s")
+    _ui.result(str(written))
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in AUDIO_SUFFIXES
+    )
+
+
+def _convert_folder(src: Path, dst: Path, fmt: str | None, force: bool, weights: dict, options: dict) -> list[str]:
+    """Convert every audio file of ``src`` into ``dst``; returns the names that failed."""
+    files = _audio_files(src)
+    if not files:
+        raise _ui.CLIError(f"no audio files in {src} (looked for {', '.join(sorted(AUDIO_SUFFIXES))})")
+    if dst.exists() and not dst.is_dir():
+        raise _ui.CLIError(f"{dst} is a file; with a folder as INPUT, OUTPUT must be a folder")
+    fmt = fmt or "wav"
+    targets: dict[Path, Path] = {}
+    for f in files:
+        t = dst / f"{f.stem}.{fmt}"
+        if t in targets.values():
+            other = next(k for k, v in targets.items() if v == t)
+            raise _ui.CLIError(f"{other.name} and {f.name} would both be written to {t}; rename one of them")
+        targets[f] = t
+    existing = [t for t in targets.values() if t.exists()]
+    if existing and not force:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise _ui.CLIError(f"{existing[0]}{more} already exist(s); pass --force to overwrite")
+    converter = _load(weights, options)
+    created = not dst.exists()
+    dst.mkdir(parents=True, exist_ok=True)
+    failed: dict[str, str] = {}
+    written: list[Path] = []
+    start = time.perf_counter()
+    with _ui.progress() as bar:
+        overall = bar.add_task("files", total=len(files))
+        chunks = bar.add_task("", total=None)
+        for i, (f, t) in enumerate(targets.items()):
+            bar.reset(chunks, description=f.name)
+            try:
+                converter.convert_file(f, t, format=fmt, overwrite=force, progress=_ui.chunk_callback(bar, chunks))
+            except Exception as exc:  # noqa: BLE001  (one bad file must not stop the batch)
+                bug = not _ui.is_expected(exc)
+                failed[f.name] = (
+                    f"{type(exc).__name__}: {exc} (a bug; RVC_DEBUG=1 for details)" if bug else _ui.message(exc)
+                )
+                if _ui.debug():
+                    _ui.traceback_lines(exc)
+                _ui.error_line(f"{f.name}: {failed[f.name]}")
+            else:
+                written.append(t)
+            bar.update(overall, completed=i + 1)
+        bar.update(chunks, visible=False)
+    for t in written:  # on stdout after the bars: a terminal shows both streams
+        _ui.result(str(t))
+    done = len(files) - len(failed)
+    if created and not done:
+        try:
+            dst.rmdir()
+        except OSError:
+            pass
+    summary = f"converted {done} of {len(files)} files into {dst} in {time.perf_counter() - start:.1f} s"
+    if failed:
+        _ui.error_line(f"{summary}; {len(failed)} failed: {', '.join(failed)}")
+    else:
+        _ui.info(summary)
+    return list(failed)

@@ -1,0 +1,313 @@
+"""The ``rvc`` command (typer): convert, info, export, models, index, bench.
+
+Importing this module is cheap: MLX, FAISS and the rvc packages are imported inside the
+commands that need them.
+"""
+
+import json
+import os
+from importlib import metadata
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from . import _ui
+from ._convert import convert
+
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr (errors and results remain).")
+]
+Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ContentVec = Annotated[
+    Path | None,
+    typer.Option(
+        "--contentvec",
+        help="Local ContentVec weights (.safetensors), instead of $RVC_CONTENTVEC_WEIGHTS or the Hugging Face cache.",
+        show_default=False,
+    ),
+]
+
+app = typer.Typer(
+    name="rvc",
+    help="RVC voice conversion on MLX: convert speech or singing to the voice of an RVC model.",
+    epilog="Example: [bold]rvc convert speech.wav out.wav -m voice.pth --index voice.index --pitch 12[/]\n\n"
+    "Errors are one red line and exit code 1; RVC_DEBUG=1 shows the traceback.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+models_app = typer.Typer(
+    help="ContentVec and RMVPE weights: download, list, import RVC's hubert_base.pt.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+index_app = typer.Typer(help="Retrieval indexes (.index) for a voice.", no_args_is_help=True, rich_markup_mode="rich")
+app.add_typer(models_app, name="models")
+app.add_typer(index_app, name="index")
+
+
+def _version_text() -> str:
+    parts = []
+    for dist in ("rvc-convert", "rvc-synth", "rvc-f0", "rvc-audio", "rvc-index", "mlx"):
+        try:
+            parts.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return f"rvc {metadata.version('rvc-cli')} ({', '.join(parts)})"
+
+
+def _version(value: bool) -> None:
+    if value:
+        _ui.result(_version_text())
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    quiet: Quiet = False,
+    version: Annotated[
+        bool, typer.Option("--version", "-V", help="Show the version and exit.", callback=_version, is_eager=True)
+    ] = False,
+) -> None:
+    """RVC voice conversion on MLX: convert speech or singing to the voice of an RVC model.
+
+    Results go to stdout; progress, logs and errors to stderr. Every expected failure is one red
+    line and exit code 1 (set RVC_DEBUG=1 for the traceback).
+    """
+    _ui.set_quiet(quiet, reset=True)
+
+
+app.command(
+    epilog="Examples:\n\n"
+    "  rvc convert speech.wav out.wav -m voice.pth\n\n"
+    "  rvc convert song.flac out.mp3 -m voice.pth --index voice.index --pitch -3 --f0-method harvest\n\n"
+    "  rvc convert takes/ converted/ -m voice/ --format flac   (a folder: every audio file, one model load)\n\n"
+    "  rvc convert long.wav out.wav -m voice.pth --preset lowmem --seed 0"
+)(convert)
+
+
+@app.command(epilog="Examples:\n\n  rvc info voice.pth\n\n  rvc info voice/ --json")
+def info(
+    model: Annotated[
+        Path, typer.Argument(help="RVC model: a .pth file or a folder from `rvc export`.", show_default=False)
+    ],
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """Show what a voice model is: version, sample rate, F0 or not, speakers, parameters, stored info."""
+    _ui.set_quiet(quiet)
+    with _ui.guard():
+        import rvc_synth
+
+        s = rvc_synth.load(model).info
+        doc = {
+            "path": str(model),
+            "version": s.version,
+            "sample_rate": s.sample_rate,
+            "f0": s.has_f0,
+            "speakers": s.n_speakers,
+            "feature_dim": s.feature_dim,
+            "hop": s.hop,
+            "parameters": s.n_params,
+            "metadata": s.metadata,
+        }
+        if as_json:
+            typer.echo(json.dumps(doc, indent=2, default=str))
+            return
+        rows = [
+            ("model", str(model)),
+            ("version", f"{s.version} ({s.feature_dim}-d content features)"),
+            ("sample rate", f"{s.sample_rate} Hz (hop {s.hop} samples)"),
+            ("pitch (F0)", "yes" if s.has_f0 else "no (pitch options are ignored)"),
+            ("speakers", str(s.n_speakers)),
+            ("parameters", f"{s.n_params:,}"),
+        ]
+        rows += [(f"  {k}", v if isinstance(v, str) else json.dumps(v)) for k, v in s.metadata.items()]
+        if s.metadata:
+            rows.insert(len(rows) - len(s.metadata), ("stored metadata", ""))
+        width = max(len(k) for k, _ in rows)
+        for k, v in rows:
+            _ui.result(f"{k:<{width}}  {v}".rstrip())
+
+
+@app.command(
+    epilog="Examples:\n\n  rvc export voice.pth voice/\n\n  rvc export voice.pth voice-fp16/ --dtype float16 --force"
+)
+def export(
+    model: Annotated[Path, typer.Argument(help="RVC model .pth (inference or training format).", show_default=False)],
+    out_dir: Annotated[
+        Path, typer.Argument(help="Folder to write (config.json + model.safetensors).", show_default=False)
+    ],
+    dtype: Annotated[
+        Literal["float32", "float16"], typer.Option(help="Weight precision of the written file.")
+    ] = "float32",
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Convert a .pth model to safetensors + config.json (loads without pickle, faster)."""
+    _ui.set_quiet(quiet)
+    with _ui.guard():
+        import rvc_synth
+
+        written = rvc_synth.convert_checkpoint(model, out_dir, dtype=dtype, overwrite=force)
+        _ui.info(f"exported {model} ({dtype})")
+        _ui.result(str(written))
+
+
+@models_app.command("list", epilog="Example:\n\n  rvc models list --json")
+def models_list(as_json: AsJson = False, quiet: Quiet = False) -> None:
+    """Show where the ContentVec and RMVPE weights come from and whether they are available."""
+    _ui.set_quiet(quiet)
+    with _ui.guard():
+        from rvc_convert import weights
+
+        rows = weights.weights_status()
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2, default=str))
+            return
+        from rich.table import Table
+
+        table = Table("name", "status", "from")
+        table.add_column("path", overflow="fold")
+        for r in rows:
+            if r.get("path"):
+                status, where = "[green]ok[/]", {"env": f"${r['env']}", "cache": "HF cache"}.get(r.get("source"), "?")
+                path = str(r["path"])
+            elif r.get("source") == "env":
+                status, where, path = "[red]missing[/]", f"${r['env']}", f"not a file: {os.environ.get(r['env'])}"
+            else:
+                status, where = "[red]missing[/]", "-"
+                path = f"run `rvc models download` (fetches {r.get('repo')}), or use --{r['name']} / ${r['env']}"
+            table.add_row(str(r["name"]), status, where, path)
+        _ui.out.print(table)
+
+
+@models_app.command(
+    "download",
+    epilog="Examples:\n\n  rvc models download\n\n  rvc models download rmvpe\n\n"
+    "Offline machines: copy the files and pass --contentvec/--rmvpe or set RVC_CONTENTVEC_WEIGHTS/RVC_RMVPE_WEIGHTS.",
+)
+def models_download(
+    name: Annotated[Literal["all", "contentvec", "rmvpe"], typer.Argument(help="Which weights to fetch.")] = "all",
+    quiet: Quiet = False,
+) -> None:
+    """Download ContentVec and/or RMVPE weights into the Hugging Face cache."""
+    _ui.set_quiet(quiet)
+    with _ui.guard():
+        from rvc_convert import weights
+
+        if _ui.quiet():
+            os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # read when huggingface-hub is imported
+        with _ui.status(f"downloading {name} weights..."):
+            paths = weights.download_weights(name)
+        for key, path in paths.items():
+            _ui.result(f"{key}\t{path}")
+
+
+@models_app.command(
+    "import-hubert",
+    epilog="Example:\n\n  rvc models import-hubert hubert_base.pt contentvec.safetensors\n\n"
+    "  rvc convert in.wav out.wav -m v1_voice.pth --contentvec contentvec.safetensors",
+)
+def models_import_hubert(
+    pt: Annotated[Path, typer.Argument(help="RVC's hubert_base.pt (fairseq checkpoint).", show_default=False)],
+    out: Annotated[
+        Path, typer.Argument(help="ContentVec .safetensors to write (with final_proj).", show_default=False)
+    ],
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Import RVC's hubert_base.pt without torch (safe reader), including final_proj for v1 models."""
+    _ui.set_quiet(quiet)
+    with _ui.guard():
+        from rvc_convert import weights
+
+        written = weights.import_hubert(pt, out, overwrite=force)
+        _ui.info(f"imported {pt}; use it with --contentvec {written} or RVC_CONTENTVEC_WEIGHTS={written}")
+        _ui.result(str(written))
+
+
+@index_app.command(
+    "build",
+    epilog="Examples:\n\n  rvc index build recordings/ -o voice.index\n\n"
+    "  rvc index build recordings/ -o voice_v1.index --version v1 --force",
+)
+def index_build(
+    audio_dir: Annotated[Path, typer.Argument(help="Folder of the target voice's recordings.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .index file to write.", show_default=False)],
+    version: Annotated[
+        Literal["v1", "v2"], typer.Option(help="Model version: v1 = 256-d, v2 = 768-d features.")
+    ] = "v2",
+    contentvec: ContentVec = None,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Build a retrieval index from recordings of the target voice (as RVC's index training)."""
+    _ui.set_quiet(quiet)
+    with _ui.guard():
+        if not audio_dir.is_dir():
+            raise _ui.CLIError(f"{audio_dir} is not a folder; expected a folder of the target voice's recordings")
+        if output.exists() and not force:
+            raise _ui.CLIError(f"{output} already exists; pass --force to overwrite it")
+        from rvc_convert import weights
+
+        with _ui.progress() as bar:
+            task = bar.add_task("features", total=None)
+            written = weights.build_voice_index(
+                audio_dir,
+                output,
+                version=version,
+                contentvec=contentvec,
+                overwrite=force,
+                progress=_ui.chunk_callback(bar, task),
+            )
+        _ui.result(str(written))
+
+
+@app.command(epilog="Examples:\n\n  rvc bench\n\n  rvc bench --seconds 10 --seconds 60 --json")
+def bench(
+    seconds: Annotated[
+        list[float] | None,
+        typer.Option("--seconds", "-s", help="Input length(s) to time, in seconds (default: 10 and 60)."),
+    ] = None,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """Time the whole pipeline per stage: real-time factors (seconds per second of audio) and peak RSS."""
+    _ui.set_quiet(quiet)
+    with _ui.guard():
+        from rvc_convert import bench as _bench
+
+        seconds = seconds or [10.0, 60.0]
+
+        with _ui.status(f"benchmarking {', '.join(f'{s:g} s' for s in seconds)} of audio..."):
+            try:
+                rows = _bench.run(seconds=tuple(seconds))
+            except RuntimeError as exc:  # a measurement subprocess failed; its last line says why
+                raise _ui.CLIError(str(exc)) from exc
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2, default=str))
+            return
+        _ui.out.print(_bench_table(rows))
+
+
+def _bench_table(rows: list[dict]) -> object:
+    from rich.table import Table
+
+    stages = ("contentvec", "f0", "index", "synth", "other")
+    table = Table(title="rvc bench: seconds of compute per second of audio (lower is better)")
+    table.add_column("audio", justify="right")
+    for name in (*stages, "total"):
+        table.add_column(name, justify="right")
+    table.add_column("peak RSS", justify="right")
+    for r in rows:
+        dur = float(r["seconds"])
+        cells = [f"{float(r[k]) / dur:.3f}" if r.get(k) is not None else "-" for k in stages]
+        total = float(r["rtf"]) if r.get("rtf") is not None else float(r["total"]) / dur
+        rss = f"{float(r['peak_rss_mb']):.0f} MB" if r.get("peak_rss_mb") is not None else "-"
+        table.add_row(f"{dur:g} s", *cells, f"[bold]{total:.3f}[/]", rss)
+    return table

@@ -1,0 +1,423 @@
+"""Unit tests of the `rvc` command: help, version, info, export, error lines and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from rvc_cli.main import app
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+def run(*args: str, env: dict | None = None):
+    return runner.invoke(app, [str(a) for a in args], env=env)
+
+
+def assert_one_error_line(result, *fragments: str) -> None:
+    """Exit code 1, exactly one non-empty stderr line, starting 'error:' and holding every fragment."""
+    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+    assert result.stdout == ""
+
+
+@pytest.fixture(scope="module")
+def ckpts(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "reference" / "checkpoints"
+
+
+def _evil_pickle(path: Path, marker: Path, *, zipped: bool) -> Path:
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    data = pickle.dumps({"weight": {"enc_p.emb_phone.weight": Evil()}, "config": [1] * 18}, protocol=2)
+    if zipped:  # the torch.save zip layout: <stem>/data.pkl
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr(f"{path.stem}/data.pkl", data)
+            z.writestr(f"{path.stem}/version", "3\n")
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+# -- conventions ---------------------------------------------------------------------------------
+
+
+def test_import_loads_no_mlx_or_faiss():
+    code = (
+        "import sys\n"
+        "import rvc_cli.main\n"
+        "from typer.testing import CliRunner\n"
+        "for args in (['--help'], ['convert', '--help'], ['--version'], ['models', '--help']):\n"
+        "    r = CliRunner().invoke(rvc_cli.main.app, args)\n"
+        "    assert r.exit_code == 0, (args, r.output)\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('mlx', 'faiss', 'rvc_synth', 'rvc_convert', 'rvc_f0', 'rvc_index', 'mlx_contentvec', 'mlx_rmvpe', 'scipy'))\n"
+        "print(heavy)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("rvc 0.1.0 (rvc-convert 0.1.0")
+
+
+def test_help_lists_commands_and_examples():
+    result = run("--help")
+    assert result.exit_code == 0
+    for cmd in ("convert", "info", "export", "models", "index", "bench"):
+        assert cmd in result.stdout
+    for cmd in (
+        ["convert"],
+        ["info"],
+        ["export"],
+        ["bench"],
+        ["models", "download"],
+        ["models", "list"],
+        ["models", "import-hubert"],
+        ["index", "build"],
+    ):
+        r = run(*cmd, "--help")
+        assert r.exit_code == 0, cmd
+        assert "Example" in r.stdout, cmd
+    text = run("convert", "--help").stdout
+    for opt in (
+        "--model",
+        "--index",
+        "--pitch",
+        "--f0-method",
+        "--f0-curve",
+        "--index-rate",
+        "--filter-radius",
+        "--rms-mix-rate",
+        "--protect",
+        "--resample-sr",
+        "--speaker",
+        "--seed",
+        "--preset",
+        "--format",
+        "--force",
+        "--contentvec",
+        "--rmvpe",
+        "--quiet",
+    ):
+        assert opt in text, opt
+
+
+def test_no_args_shows_help():
+    result = run()
+    assert "Usage" in result.output
+
+
+def test_bad_option_value_is_a_usage_error():
+    result = run("convert", "a.wav", "b.wav", "-m", "x.pth", "--f0-method", "crepe-xl")
+    assert result.exit_code == 2
+    assert "crepe-xl" in result.output
+
+
+def test_f0_choices_match_the_converter():
+    """--f0-method offers exactly what rvc_convert accepts (hard-coded: the CLI must not import it)."""
+    import typing
+
+    pytest.importorskip("rvc_convert")
+    from rvc_cli._convert import F0Method
+    from rvc_convert.options import F0_METHODS
+
+    assert set(typing.get_args(F0Method)) == set(F0_METHODS)
+
+
+def test_convert_defaults_match_convert_options():
+    rvc_convert = pytest.importorskip("rvc_convert")
+    import inspect
+
+    from rvc_cli._convert import convert
+
+    defaults = {k: p.default for k, p in inspect.signature(convert).parameters.items()}
+    opts = rvc_convert.ConvertOptions()
+    for name in (
+        "pitch",
+        "f0_method",
+        "index_rate",
+        "filter_radius",
+        "rms_mix_rate",
+        "protect",
+        "resample_sr",
+        "speaker",
+        "seed",
+        "preset",
+    ):
+        assert defaults[name] == getattr(opts, name), name
+    assert opts.f0_curve is None and defaults["f0_curve"] is None
+
+
+# -- info ----------------------------------------------------------------------------------------
+
+
+def test_info_text(ckpts):
+    result = run("info", ckpts / "v2_f0_40k.pth")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "v2 (768-d content features)" in out
+    assert "40000 Hz" in out and "hop 400" in out
+    assert "pitch (F0)       yes" in out
+    assert "speakers         4" in out
+    assert "129,794" in out
+    assert "random init seed=0 variant=v2_f0_40k" in out
+
+
+def test_info_json(ckpts):
+    result = run("info", ckpts / "v1_nof0_48k.pth", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["version"] == "v1" and doc["feature_dim"] == 256
+    assert doc["sample_rate"] == 48000 and doc["hop"] == 480
+    assert doc["f0"] is False and doc["speakers"] == 4
+    assert doc["metadata"]["sr"] == "48k" and doc["metadata"]["f0"] == 0
+    assert doc["parameters"] > 100_000
+
+
+def test_info_training_format(ckpts):
+    doc = json.loads(run("info", ckpts / "train_format_v2_f0_48k_G.pth", "--json").stdout)
+    assert (doc["version"], doc["sample_rate"], doc["f0"]) == ("v2", 48000, True)
+    assert doc["metadata"]["iteration"] == 2333
+
+
+# -- export --------------------------------------------------------------------------------------
+
+
+def test_export_then_info(ckpts, tmp_path):
+    out = tmp_path / "voice"
+    result = run("export", ckpts / "v1_f0_32k.pth", out, "--dtype", "float16")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    a = json.loads(run("info", ckpts / "v1_f0_32k.pth", "--json").stdout)
+    b = json.loads(run("info", out, "--json").stdout)
+    for key in ("version", "sample_rate", "f0", "speakers", "parameters", "metadata"):
+        assert a[key] == b[key], key
+
+    # existing output: refused, untouched; --force replaces it
+    before = (out / "config.json").read_text()
+    (out / "marker").write_text("x")
+    assert_one_error_line(run("export", ckpts / "v1_f0_32k.pth", out), str(out), "--force")
+    assert (out / "marker").exists() and (out / "config.json").read_text() == before
+    assert run("export", ckpts / "v1_f0_32k.pth", out, "--force").exit_code == 0
+    assert not (out / "marker").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["voice"]  # no temporary folder left
+
+
+def test_export_bad_model_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint at all")
+    assert_one_error_line(run("export", bad, tmp_path / "out"), "bad.pth")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pth"]
+
+
+# -- error lines ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+def test_malicious_pickle_refused_and_not_executed(tmp_path, zipped):
+    marker = tmp_path / "pwned"
+    evil = _evil_pickle(tmp_path / "evil.pth", marker, zipped=zipped)
+    assert_one_error_line(run("info", evil), "refused", "system", "Nothing in it was executed")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "fragments"),
+    [
+        (lambda d: d / "missing.pth", ("model not found", "missing.pth")),
+        (lambda d: d, ("folder without config.json",)),
+        (lambda d: _write(d / "empty.pth", b""), ("empty", "0 bytes")),
+        (lambda d: _write(d / "song.wav", b"RIFF....WAVE"), ("not a PyTorch checkpoint",)),
+    ],
+    ids=["missing", "directory", "empty", "not-a-checkpoint"],
+)
+def test_info_bad_models(tmp_path, make, fragments):
+    assert_one_error_line(run("info", make(tmp_path)), *fragments)
+
+
+def test_debug_shows_traceback(tmp_path):
+    result = run("info", tmp_path / "missing.pth", env={"RVC_DEBUG": "1"})
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: model not found")
+
+
+def test_unexpected_errors_are_not_swallowed(ckpts, monkeypatch):
+    import rvc_synth
+
+    def boom(path):
+        raise KeyError("bug")
+
+    monkeypatch.setattr(rvc_synth, "load", boom)
+    result = run("info", ckpts / "v2_f0_40k.pth")
+    assert isinstance(result.exception, KeyError)
+
+
+def test_convert_checks_before_loading(ckpts, tmp_path):
+    """Argument problems are reported before any model is loaded (rvc_convert is not needed)."""
+    model = ckpts / "v2_f0_40k.pth"
+    src = tmp_path / "in.wav"
+    src.write_bytes(b"RIFF")
+    assert_one_error_line(
+        run("convert", tmp_path / "nope.wav", tmp_path / "o.wav", "-m", model), "input not found", "nope.wav"
+    )
+    assert_one_error_line(run("convert", src, tmp_path / "o.wav", "-m", tmp_path / "v.pth"), "model not found", "v.pth")
+    assert_one_error_line(
+        run("convert", src, tmp_path / "o.wav", "-m", model, "--index", tmp_path / "x.index"), "index not found"
+    )
+    assert_one_error_line(
+        run("convert", src, tmp_path / "o.xyz", "-m", model), "cannot tell the output format", "--format"
+    )
+    assert_one_error_line(run("convert", src, tmp_path / "no" / "o.wav", "-m", model), "does not exist")
+    (tmp_path / "o.wav").write_bytes(b"old")
+    assert_one_error_line(run("convert", src, tmp_path / "o.wav", "-m", model), "already exists", "--force")
+    assert (tmp_path / "o.wav").read_bytes() == b"old"
+    empty = tmp_path / "empty_dir"
+    empty.mkdir()
+    assert_one_error_line(run("convert", empty, tmp_path / "outdir", "-m", model), "no audio files")
+    assert not (tmp_path / "outdir").exists()
+
+
+# -- quiet, models, bench (rvc_convert's functions patched or fast) ----------------------------------
+
+
+def test_quiet_hides_messages_not_results(ckpts, tmp_path):
+    loud = run("export", ckpts / "v2_nof0_40k.pth", tmp_path / "a")
+    assert loud.exit_code == 0 and "exported" in loud.stderr
+    for args in (
+        ["-q", "export", ckpts / "v2_nof0_40k.pth", tmp_path / "b"],
+        ["export", ckpts / "v2_nof0_40k.pth", tmp_path / "c", "--quiet"],
+    ):
+        quiet = run(*args)
+        assert quiet.exit_code == 0 and quiet.stderr == ""
+        assert quiet.stdout.strip() == str(args[-1] if args[0] == "-q" else args[-2])
+    assert "exported" in run("export", ckpts / "v2_nof0_40k.pth", tmp_path / "d").stderr  # quiet does not stick
+
+
+@pytest.fixture
+def no_hub(tmp_path, monkeypatch):
+    """An empty, offline Hugging Face cache and no RVC_*_WEIGHTS."""
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hub"), raising=False)
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True, raising=False)
+    for k in ("RVC_CONTENTVEC_WEIGHTS", "RVC_RMVPE_WEIGHTS"):
+        monkeypatch.delenv(k, raising=False)
+    return monkeypatch
+
+
+def test_models_list(no_hub, fixtures_dir):
+    cv = fixtures_dir / "extractors" / "contentvec_tiny.safetensors"
+    no_hub.setenv("RVC_CONTENTVEC_WEIGHTS", str(cv))
+    result = run("models", "list", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert rows["contentvec"]["source"] == "env" and rows["contentvec"]["path"] == str(cv)
+    assert rows["rmvpe"]["path"] is None and rows["rmvpe"]["cached"] is False
+    text = run("models", "list").stdout
+    assert "contentvec" in text and "ok" in text and "RVC_CONTENTVEC_WEIGHTS" in text
+    assert "missing" in text and "rvc models download" in text
+
+
+def test_models_download_offline_is_one_line(no_hub):
+    result = run("models", "download", "rmvpe", "-q")
+    assert_one_error_line(result, "could not download", "lexandstuff/mlx-rmvpe")
+
+
+def test_models_import_hubert_errors(tmp_path):
+    out = tmp_path / "cv.safetensors"
+    assert_one_error_line(run("models", "import-hubert", tmp_path / "hubert_base.pt", out), "hubert_base.pt")
+    marker = tmp_path / "pwned"
+    evil = _evil_pickle(tmp_path / "evil.pt", marker, zipped=True)
+    assert_one_error_line(run("models", "import-hubert", evil, out), "evil.pt")
+    assert not marker.exists() and not out.exists()
+    out.write_bytes(b"old")
+    assert_one_error_line(run("models", "import-hubert", evil, out), "--force")
+    assert out.read_bytes() == b"old"
+
+
+def test_index_build_argument_errors(tmp_path):
+    assert_one_error_line(run("index", "build", tmp_path / "nope", "-o", tmp_path / "v.index"), "not a folder")
+    (tmp_path / "v.index").write_bytes(b"old")
+    assert_one_error_line(run("index", "build", tmp_path, "-o", tmp_path / "v.index"), "already exists", "--force")
+
+
+ROWS = [
+    {
+        "seconds": 10.0,
+        "contentvec": 0.7,
+        "f0": 0.3,
+        "index": 0.05,
+        "synth": 3.0,
+        "other": 0.05,
+        "total": 4.1,
+        "rtf": 0.41,
+        "cpu_seconds": 7.5,
+        "peak_rss_mb": 812.4,
+        "rss_before_mb": 700.0,
+    },
+    {
+        "seconds": 60.0,
+        "contentvec": 4.8,
+        "f0": 1.8,
+        "index": 0.3,
+        "synth": 25.2,
+        "other": 0.3,
+        "total": 32.4,
+        "rtf": 0.54,
+        "cpu_seconds": 60.1,
+        "peak_rss_mb": 1500.0,
+        "rss_before_mb": 700.0,
+    },
+]
+
+
+def test_bench_table_and_json(monkeypatch):
+    bench = pytest.importorskip("rvc_convert.bench")
+    calls = []
+    monkeypatch.setattr(bench, "run", lambda seconds: calls.append(seconds) or ROWS)
+    result = run("bench", "--seconds", "10", "--seconds", "60")
+    assert result.exit_code == 0, result.output
+    assert calls == [(10.0, 60.0)]
+    lines = result.stdout.splitlines()
+    ten = next(line for line in lines if "10 s" in line)
+    for cell in ("0.070", "0.030", "0.005", "0.300", "0.410", "812 MB"):  # per-stage seconds / audio seconds
+        assert cell in ten, (cell, ten)
+    sixty = next(line for line in lines if "60 s" in line)
+    for cell in ("0.080", "0.420", "0.540", "1500 MB"):
+        assert cell in sixty, (cell, sixty)
+    assert json.loads(run("bench", "-s", "10", "--json").stdout) == ROWS
+
+
+def test_bench_failure_is_one_line(monkeypatch):
+    bench = pytest.importorskip("rvc_convert.bench")
+
+    def fail(seconds):
+        raise RuntimeError("benchmark of 10 s failed: MemoryError")
+
+    monkeypatch.setattr(bench, "run", fail)
+    assert_one_error_line(run("bench", "-q"), "benchmark of 10 s failed")
