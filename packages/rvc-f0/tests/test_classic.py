@@ -140,7 +140,7 @@ def test_missing_curve_file(tmp_path):
 
 
 def test_unknown_method_lists_the_methods():
-    assert METHODS == ("rmvpe", "pm", "harvest", "dio")
+    assert METHODS == ("rmvpe", "pm", "harvest", "dio", "crepe", "crepe-tiny", "fcpe")
     with pytest.raises(UnknownMethodError) as exc:
         extract_f0(np.zeros(SR, np.float32), method="crepe-xl")
     assert isinstance(exc.value, ValueError)

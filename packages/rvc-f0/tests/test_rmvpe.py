@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from rvc_f0 import extract_f0, load_rmvpe, postprocess_f0
 from rvc_f0._rmvpe import ENV_WEIGHTS, _load, decode
-from rvc_f0.errors import WeightsFormatError, WeightsNotFoundError
+from rvc_f0.errors import RVCF0Error, WeightsFormatError, WeightsNotFoundError
 
 INPUTS = ("synth_1s", "vocadito_5s")
 
@@ -212,3 +212,38 @@ def test_hub_names_are_mlx_rmvpes_own():
     from rvc_f0._rmvpe import HF_FILENAME, HF_REPO_ID
 
     assert (HF_REPO_ID, HF_FILENAME) == (mlx_rmvpe.HF_REPO_ID, mlx_rmvpe.HF_WEIGHTS_FILE)
+
+
+def test_blockwise_mel_equals_one_pass(model):
+    """The long-input mel (computed block by block, reflect padding by index) is bit-identical."""
+    from rvc_f0._rmvpe import HOP, N_FFT, _mel_basis, _window, log_mel
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 300, 512, 513, 4000, 50000):
+        audio = rng.standard_normal(n).astype(np.float32)
+        x = np.pad(audio.astype(np.float64), N_FFT // 2, mode="reflect")
+        frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP]
+        mag = np.abs(np.fft.rfft(frames * _window(), axis=1))
+        ref = np.log(np.maximum(_mel_basis().astype(np.float64) @ mag.T, 1e-5)).astype(np.float32)
+        np.testing.assert_array_equal(log_mel(audio, block=37), ref)
+        if n > 4000:
+            np.testing.assert_array_equal(log_mel(audio, frames=(7, 90)), ref[:, 7:90])
+
+
+def test_long_input_windows(weights, golden):
+    """Inputs above max_frames run in windows with context; on the 5 s golden clip cut into
+    128-frame windows with 64 frames of context the result stays at the one-pass goldens."""
+    m = _load(weights)
+    m.max_frames, m.window, m.context = 200, 128, 64
+    audio = golden["vocadito_5s/audio"]
+    sal = m.salience(audio)
+    ref = golden["vocadito_5s/salience"]
+    assert sal.shape == ref.shape
+    err = np.abs(sal - ref).max()
+    f0, f0_ref = decode(sal, threshold=0.03), golden["vocadito_5s/f0"]
+    np.testing.assert_array_equal(f0 > 0, f0_ref > 0)
+    assert np.max(cents_off(f0, f0_ref)) <= 1.0
+    assert err <= 5e-4, err
+    m.window = 100
+    with pytest.raises(RVCF0Error, match="multiples of 32"):
+        m.salience(audio)

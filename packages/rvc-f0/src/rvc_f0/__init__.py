@@ -2,8 +2,8 @@
 
 Public API (everything else is private, except the error classes in :mod:`rvc_f0.errors`):
 
-* :func:`extract_f0` - f0 in Hz per 10 ms frame of 16 kHz audio: rmvpe, pm, harvest, dio, or a
-  ``time_seconds,hz`` curve file.
+* :func:`extract_f0` - f0 in Hz per 10 ms frame of 16 kHz audio: rmvpe, crepe, crepe-tiny, fcpe,
+  pm, harvest, dio, or a ``time_seconds,hz`` curve file.
 * :func:`postprocess_f0` - unvoiced interpolation (or not), transposition, coarse pitch 1..255.
 * :func:`load_rmvpe` - load (and cache) the RMVPE network; weights from a path or the Hub.
 * :data:`METHODS` - the estimator names ``extract_f0`` accepts.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ._blas import ensure_fast_blas
 
-ensure_fast_blas()  # before anything imports mlx (mlx itself is imported only when rmvpe runs)
+ensure_fast_blas()  # before anything imports mlx (mlx itself is imported only when a network runs)
 
 from ._extract import METHODS, extract_f0  # noqa: E402
 from ._post import postprocess_f0  # noqa: E402

@@ -33,8 +33,20 @@ class RMVPEModel:
 
     Attributes: ``path`` (the weights file), ``corrected`` (whether the decoder correction was
     applied; False when the installed mlx-rmvpe already up-samples correctly), ``net`` (the
-    mlx-rmvpe ``E2E``). Thread-safe; one forward pass at a time.
+    mlx-rmvpe ``E2E``), ``max_frames`` / ``window`` / ``context`` (long inputs, below).
+    Thread-safe; one forward pass at a time.
+
+    Long inputs: up to ``max_frames`` frames (default 3200 = 32 s) the network runs in one pass
+    over the whole clip, as the reference does. Longer inputs (whose one-pass activations would
+    grow by ~28 MB per second of audio at full width) run in windows of ``window`` frames
+    (2048) with ``context`` frames (256 = 2.56 s) of real neighbouring input on each side, whose
+    outputs are dropped; the mel is computed in blocks too. This deviates from the reference
+    only near window seams (see the README for measured differences).
     """
+
+    max_frames = 3200
+    window = 2048
+    context = 256
 
     def __init__(self, net: Any, path: Path, corrected: bool) -> None:
         self.net, self.path, self.corrected = net, path, corrected
@@ -51,9 +63,20 @@ class RMVPEModel:
         """(N,) 16 kHz audio -> (N // 160 + 1, 360) float32 pitch salience (20-cent bins)."""
         from ._mlx_net import salience
 
-        mel = self.mel(audio_16k)
+        audio = as_audio(audio_16k)
+        n_frames = len(audio) // HOP + 1
         with self._lock:
-            return salience(self.net, mel)
+            if n_frames <= self.max_frames:
+                return salience(self.net, log_mel(audio))
+            if self.window % 32 or self.context % 32 or self.window <= 0 or self.context < 0:
+                raise F0InputError(f"RMVPE window={self.window}, context={self.context}; expected multiples of 32")
+            out = np.empty((n_frames, 360), np.float32)
+            for c0 in range(0, n_frames, self.window):
+                a, b = max(0, c0 - self.context), min(n_frames, c0 + self.window + self.context)
+                sal = salience(self.net, log_mel(audio, frames=(a, b)))
+                c1 = min(n_frames, c0 + self.window)
+                out[c0:c1] = sal[c0 - a : c1 - a]
+            return out
 
     def __call__(self, audio_16k: Any, *, threshold: float = 0.03) -> np.ndarray:
         """(N,) 16 kHz audio -> (N // 160 + 1,) float32 f0 in Hz, 0 where the salience peak is
@@ -164,14 +187,27 @@ def _window() -> np.ndarray:
     return 0.5 - 0.5 * np.cos(2 * np.pi * n / N_FFT)  # periodic Hann (torch.hann_window)
 
 
-def log_mel(audio: np.ndarray) -> np.ndarray:
+def log_mel(audio: np.ndarray, *, frames: tuple[int, int] | None = None, block: int = 4096) -> np.ndarray:
     """(N,) 16 kHz -> (128, N // 160 + 1) float32: centred STFT (reflect padding, n_fft = win =
-    1024, hop 160, periodic Hann), magnitude, mel, ``log(max(mel, 1e-5))``. Computed in float64."""
-    x = np.pad(audio.astype(np.float64), N_FFT // 2, mode="reflect")
-    frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP]
-    mag = np.abs(np.fft.rfft(frames * _window(), axis=1))  # (T, 513)
-    mel = _mel_basis().astype(np.float64) @ mag.T
-    return np.log(np.maximum(mel, 1e-5)).astype(np.float32)
+    1024, hop 160, periodic Hann), magnitude, mel, ``log(max(mel, 1e-5))``. Computed in float64,
+    ``block`` frames at a time (memory); ``frames=(a, b)`` computes only frames ``a..b-1``."""
+    n = len(audio)
+    a, b = frames if frames is not None else (0, n // HOP + 1)
+    basis = _mel_basis().astype(np.float64)
+    out = np.empty((N_MELS, b - a), np.float32)
+    for f0 in range(a, b, block):
+        f1 = min(b, f0 + block)
+        # padded samples [f0*hop, (f1-1)*hop + n_fft) = input samples shifted by n_fft // 2, reflected
+        idx = np.abs(np.arange(f0 * HOP, (f1 - 1) * HOP + N_FFT) - N_FFT // 2)
+        if n > 1:
+            idx = (n - 1) - np.abs((n - 1) - idx % (2 * (n - 1)))  # numpy "reflect" (no edge repeat)
+        else:
+            idx = np.zeros_like(idx)
+        x = audio[idx].astype(np.float64)
+        fr = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP]
+        mag = np.abs(np.fft.rfft(fr * _window(), axis=1))  # (frames, 513)
+        out[:, f0 - a : f1 - a] = np.log(np.maximum(basis @ mag.T, 1e-5))
+    return out
 
 
 def decode(salience: np.ndarray, *, threshold: float) -> np.ndarray:

@@ -13,6 +13,7 @@ __all__ = [
     "F0InputError",
     "RVCF0Error",
     "UnknownMethodError",
+    "UnsafeWeightsError",
     "WeightsFormatError",
     "WeightsNotFoundError",
 ]
@@ -39,8 +40,12 @@ class CurveFileError(RVCF0Error, ValueError):
 
 
 class WeightsNotFoundError(RVCF0Error, FileNotFoundError):
-    """No RMVPE weights: the given path does not exist, or the Hub copy is neither cached nor downloadable."""
+    """No network weights: the given path does not exist, or the Hub copy is neither cached nor downloadable."""
 
 
 class WeightsFormatError(RVCF0Error, ValueError):
-    """The RMVPE weights file is unreadable or does not match the network (missing/extra/misshaped tensors)."""
+    """A weights file is unreadable or does not match the network (missing/extra/misshaped tensors, wrong checksum)."""
+
+
+class UnsafeWeightsError(WeightsFormatError):
+    """A ``.pth``/``.pt`` file's pickle names a global outside the tensor/container allow-list (never executed)."""
