@@ -145,3 +145,28 @@ def test_bad_arguments_raise_audio_value_error(call):
     with pytest.raises(AudioValueError) as info:
         call()
     assert isinstance(info.value, (RVCAudioError, ValueError)) and "\n" not in str(info.value)
+
+
+def test_mix_rms_blocks_equal_whole_signal_formula():
+    """mix_rms works block by block (bounded memory for long audio); the numbers are those of the
+    whole-signal formula, bit for bit, across block and frame boundaries."""
+    from rvc_audio import _dsp
+
+    def whole(src, sr1, tgt, sr2, rate):
+        def frame_rms(y, sr):
+            hop = sr // 2
+            padded = np.pad(y.astype(np.float64), hop)
+            frames = np.lib.stride_tricks.sliding_window_view(padded, 2 * hop)[::hop]
+            return np.sqrt(np.einsum("ij,ij->i", frames, frames) / (2 * hop))
+
+        rms1 = _dsp._interp_linear(frame_rms(src, sr1), len(tgt))
+        rms2 = np.maximum(_dsp._interp_linear(frame_rms(tgt, sr2), len(tgt)), 1e-6)
+        return (tgt.astype(np.float64) * (rms1 ** (1.0 - rate) * rms2 ** (rate - 1.0))).astype(tgt.dtype)
+
+    rng = np.random.default_rng(5)
+    src = rng.standard_normal(16000 * 23 + 77) * np.repeat(rng.uniform(0, 1, 24), 16000)[: 16000 * 23 + 77]
+    tgt = (rng.standard_normal(40000 * 23 + 193) * 0.3).astype(np.float32)
+    for rate in (0.0, 0.25, 0.9):
+        np.testing.assert_array_equal(mix_rms(src, 16000, tgt, 40000, rate), whole(src, 16000, tgt, 40000, rate))
+    short = tgt[:5000]
+    np.testing.assert_array_equal(mix_rms(src[:2000], 16000, short, 40000, 0.5), whole(src[:2000], 16000, short, 40000, 0.5))

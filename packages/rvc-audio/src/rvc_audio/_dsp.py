@@ -129,19 +129,35 @@ def highpass(audio: ArrayLike, *, sample_rate: int = 16000) -> NDArray[np.float6
     return signal.filtfilt(b, a, arr)
 
 
+_BLOCK = 1 << 18  # samples per block in mix_rms: bounded temporaries for hour-long audio
+
+
 def _frame_rms(y: np.ndarray, sr: int) -> np.ndarray:
-    """``librosa.feature.rms(y=y, frame_length=sr//2*2, hop_length=sr//2)[0]`` (center=True, zero pad)."""
+    """``librosa.feature.rms(y=y, frame_length=sr//2*2, hop_length=sr//2)[0]`` (center=True, zero pad).
+
+    Computed a block of frames at a time (float64 temporaries of one block, not of the signal)."""
     hop = sr // 2
     frame_length = hop * 2
-    padded = np.pad(y.astype(np.float64), frame_length // 2)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, frame_length)[::hop]  # (1 + len(y)//hop, fl)
-    return np.sqrt(np.einsum("ij,ij->i", frames, frames) / frame_length)
+    n_frames = 1 + len(y) // hop
+    out = np.empty(n_frames, np.float64)
+    per = max(1, _BLOCK // frame_length)
+    for f0 in range(0, n_frames, per):
+        f1 = min(n_frames, f0 + per)
+        # padded[f0*hop : (f1-1)*hop + frame_length], padded = y with frame_length//2 zeros each side
+        lo, hi = f0 * hop - frame_length // 2, (f1 - 1) * hop + frame_length // 2
+        seg = y[max(lo, 0) : min(hi, len(y))].astype(np.float64)
+        seg = np.pad(seg, (max(0, -lo), max(0, hi - len(y))))
+        frames = np.lib.stride_tricks.sliding_window_view(seg, frame_length)[::hop]
+        out[f0:f1] = np.sqrt(np.einsum("ij,ij->i", frames, frames) / frame_length)
+    return out
 
 
-def _interp_linear(values: np.ndarray, size: int) -> np.ndarray:
-    """``torch.nn.functional.interpolate(v[None, None], size, mode="linear", align_corners=False)``."""
+def _interp_linear(values: np.ndarray, size: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """``torch.nn.functional.interpolate(v[None, None], size, mode="linear", align_corners=False)``,
+    output samples ``start..stop-1`` (default all)."""
     n = values.shape[0]
-    src = np.maximum((np.arange(size, dtype=np.float64) + 0.5) * (n / size) - 0.5, 0.0)
+    stop = size if stop is None else stop
+    src = np.maximum((np.arange(start, stop, dtype=np.float64) + 0.5) * (n / size) - 0.5, 0.0)
     i0 = np.minimum(src.astype(np.int64), n - 1)
     i1 = np.minimum(i0 + 1, n - 1)
     w = src - i0
@@ -179,6 +195,12 @@ def mix_rms(source: ArrayLike, source_sr: int, target: ArrayLike, target_sr: int
     out_dtype = tgt.dtype
     if tgt.shape[0] == 0:
         return np.zeros(0, out_dtype)
-    rms1 = _interp_linear(_frame_rms(src, source_sr), tgt.shape[0])
-    rms2 = np.maximum(_interp_linear(_frame_rms(tgt, target_sr), tgt.shape[0]), 1e-6)
-    return (tgt.astype(np.float64) * (rms1 ** (1.0 - rate) * rms2 ** (rate - 1.0))).astype(out_dtype)
+    n = tgt.shape[0]
+    frames1, frames2 = _frame_rms(src, source_sr), _frame_rms(tgt, target_sr)
+    out = np.empty(n, out_dtype)
+    for a in range(0, n, _BLOCK):  # element-wise from here: blocks give the same numbers
+        b = min(n, a + _BLOCK)
+        rms1 = _interp_linear(frames1, n, a, b)
+        rms2 = np.maximum(_interp_linear(frames2, n, a, b), 1e-6)
+        out[a:b] = tgt[a:b].astype(np.float64) * (rms1 ** (1.0 - rate) * rms2 ** (rate - 1.0))
+    return out

@@ -1,0 +1,69 @@
+"""Whole pipeline on the current MLX device (full-size random models): per-stage times, RTF,
+peak device memory; then a folder of 100 short files through one set of loaded models.
+
+    python bench/gpu_pipeline.py [--seconds 10 60 600] [--dtype float32|float16|bfloat16] [--files 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import rvc_synth  # noqa: F401  (OpenBLAS / TF32 policy before mlx)
+import mlx.core as mx
+import numpy as np
+from rvc_convert.bench import STAGES, build_models, signal
+from rvc_convert.options import ConvertOptions
+from rvc_convert.pipeline import run_pipeline
+from rvc_synth.bench import random_model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, nargs="+", default=[10, 60])
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--files", type=int, default=100)
+    ap.add_argument("--file-seconds", type=float, default=3.0)
+    a = ap.parse_args()
+    models = build_models()
+    models["synth"] = random_model().set_dtype(a.dtype)
+    cv, rmvpe, synth = models["contentvec"], models["rmvpe"], models["synth"]
+
+    def f0_fn(audio_pad: np.ndarray, p_len: int) -> np.ndarray:
+        f0 = rmvpe(audio_pad.astype(np.float32))
+        return np.pad(f0, (0, max(0, p_len - len(f0))))[:p_len]
+
+    def call(audio: np.ndarray, timings: dict | None) -> np.ndarray:
+        out, _ = run_pipeline(audio, synth=synth, embedder=lambda x: cv(x, version="v2"), f0_fn=f0_fn,
+                              index=models["index"], options=ConvertOptions(seed=0), timings=timings)
+        return out
+
+    print(f"device {mx.default_device()}  synth dtype {a.dtype}")
+    call(signal(2.0, seed=1), None)
+    call(signal(2.0, seed=1), None)
+    print(f"{'audio':>7} " + " ".join(f"{k:>11}" for k in (*STAGES, "total")) + "    RTF   peak dev MB  (ms)")
+    for sec in a.seconds:
+        x = signal(sec)
+        call(x, None) if sec <= 60 else None  # warm shapes
+        mx.reset_peak_memory()
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        call(x, timings)
+        total = time.perf_counter() - t
+        print(f"{sec:6.0f}s " + " ".join(f"{timings.get(k, 0) * 1000:11.1f}" for k in STAGES)
+              + f" {total * 1000:11.1f} {total / sec:7.4f} {mx.get_peak_memory() / 2**20:10.0f}", flush=True)
+    files = [signal(a.file_seconds, seed=10 + i) for i in range(a.files)]
+    t = time.perf_counter()
+    for f in files:
+        call(f, None)
+    folder = time.perf_counter() - t
+    one = signal(a.file_seconds * a.files, seed=3)
+    t = time.perf_counter()
+    call(one, None)
+    single = time.perf_counter() - t
+    print(f"{a.files} files x {a.file_seconds:g} s: {folder:.2f} s ({folder / a.files * 1000:.1f} ms per file, "
+          f"RTF {folder / (a.files * a.file_seconds):.4f}); the same audio as one file: {single:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

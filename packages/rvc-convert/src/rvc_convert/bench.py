@@ -1,0 +1,159 @@
+"""Speed and memory of the whole pipeline with full-size models (random weights; no files needed).
+
+    uv run python -m rvc_convert.bench [--seconds 10 60] [--json]
+
+Per input length, in a fresh process (so peak RSS is that length's): a v2 40 kHz synthesizer
+of the real size (the fixture ``v2_f0_40k_fullsize.pth`` when ``../shared/fixtures`` is there,
+else the same configuration randomly initialised), ContentVec at its real base size (12 x 768),
+a full-width RMVPE and a 20,000 x 768 IVF index, all random. The input is a deterministic
+voice-like signal (harmonic glides, noise, pauses). One warm-up conversion of 2 s first.
+Reported per stage: seconds of compute (``contentvec``, ``f0``, ``index``, ``synth``,
+``other`` = high-pass, splitting, RMS mix, int16), ``total``, ``rtf`` (total / audio seconds) and
+``peak_rss_mb``, and ``cpu_seconds`` (process CPU time, all threads). Timings are measured, never asserted; on a shared machine they are noisy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["run"]
+
+STAGES = ("contentvec", "f0", "index", "synth", "other")
+
+
+def _fixture_model() -> Path | None:
+    root = Path(os.environ.get("RVC_FIXTURES", Path(__file__).resolve().parents[4] / "shared" / "fixtures"))
+    p = root / "reference" / "checkpoints" / "v2_f0_40k_fullsize.pth"
+    return p if p.is_file() else None
+
+
+def signal(seconds: float, *, seed: int = 0) -> np.ndarray:
+    """A deterministic voice-like 16 kHz test signal: voiced glides (8 harmonics, 100-300 Hz),
+    breath noise and short pauses."""
+    rng = np.random.default_rng(seed)
+    n = int(16000 * seconds)
+    t = np.arange(n) / 16000
+    f0 = 180 + 80 * np.sin(2 * np.pi * 0.3 * t) + 20 * np.sin(2 * np.pi * 2.1 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / 16000
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 9))
+    gate = (np.sin(2 * np.pi * 0.45 * t) > -0.6).astype(np.float64)
+    x = 0.25 * voiced * gate + 0.02 * rng.standard_normal(n)
+    return x.astype(np.float32)
+
+
+def build_models(synth_path: str | None = None) -> dict[str, Any]:
+    """Full-size random models: ``synth`` (or the model at ``synth_path``), ``contentvec``,
+    ``rmvpe``, ``index``."""
+    import rvc_synth  # noqa: F401  (OpenBLAS first)
+    import mlx.core as mx
+    from mlx_contentvec import ContentvecModel
+    from mlx_rmvpe import E2E
+    from rvc_f0._mlx_net import correct_decoder
+    from rvc_f0._rmvpe import RMVPEModel
+    from rvc_index import build_index
+
+    from .contentvec import ContentVec, _kwargs
+
+    mx.random.seed(0)
+    path = Path(synth_path) if synth_path else _fixture_model()
+    if path is not None:
+        synth = rvc_synth.load(path)
+    else:
+        from rvc_synth.config import KNOWN_CONFIGS, SynthConfig
+
+        synth = rvc_synth.Synthesizer(SynthConfig.from_list(KNOWN_CONFIGS["v2_40k"], version="v2", has_f0=True))
+        synth.eval()
+    kw = _kwargs(Path("(random)"), None, None)
+    cvm = ContentvecModel(**kw)
+    cvm.eval()
+    mx.eval(cvm.parameters())
+    net = E2E(4, 1, (2, 2))
+    net.eval()
+    rmvpe = RMVPEModel(net, Path("(random)"), correct_decoder(net))
+    mx.eval(net.parameters())
+    rows = np.random.default_rng(0).standard_normal((20000, 768)).astype(np.float32)
+    return {"synth": synth, "contentvec": ContentVec(cvm, kw, None), "rmvpe": rmvpe, "index": build_index(rows)}
+
+
+def measure(seconds: float, models: dict[str, Any], *, warmup: float = 2.0) -> dict[str, Any]:
+    """Convert ``seconds`` of the test signal once (after a warm-up); per-stage seconds and RTF."""
+    from rvc_f0 import extract_f0  # noqa: F401
+
+    from .options import ConvertOptions
+    from .pipeline import run_pipeline
+
+    cv, rmvpe = models["contentvec"], models["rmvpe"]
+    version = models["synth"].info.version
+
+    def f0_fn(audio_pad: np.ndarray, p_len: int) -> np.ndarray:
+        f0 = rmvpe(audio_pad.astype(np.float32))
+        return np.pad(f0, (0, max(0, p_len - len(f0))))[:p_len]
+
+    def call(audio: np.ndarray, timings: dict | None) -> None:
+        run_pipeline(audio, synth=models["synth"], embedder=lambda x: cv(x, version=version), f0_fn=f0_fn,
+                     index=models["index"], options=ConvertOptions(seed=0), timings=timings)
+
+    call(signal(warmup, seed=1), None)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    timings: dict[str, float] = {}
+    t, cpu = time.perf_counter(), time.process_time()
+    call(signal(seconds), timings)
+    total, cpu = time.perf_counter() - t, time.process_time() - cpu
+    row: dict[str, Any] = {"seconds": float(seconds)}
+    row.update({k: round(timings.get(k, 0.0), 3) for k in STAGES})
+    row["total"] = round(total, 3)
+    row["rtf"] = round(total / seconds, 4)
+    row["cpu_seconds"] = round(cpu, 3)  # all threads; wall time above suffers from other processes, this less
+    row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    row["rss_before_mb"] = round(base, 1)
+    return row
+
+
+def run(seconds: tuple[float, ...] = (10, 60), *, isolate: bool = True) -> list[dict[str, Any]]:
+    """One row per length: ``seconds``, the stage seconds (``contentvec``, ``f0``, ``index``,
+    ``synth``, ``other``), ``total``, ``rtf`` (total seconds per second of audio),
+    ``peak_rss_mb`` (peak resident memory of the process), ``rss_before_mb`` (after loading
+    the models and the warm-up). ``isolate=True`` measures each length in a fresh process."""
+    if not isolate:
+        models = build_models()
+        return [measure(s, models) for s in seconds]
+    rows = []
+    for s in seconds:
+        proc = subprocess.run(
+            [sys.executable, "-m", "rvc_convert.bench", "--one", str(float(s))],
+            capture_output=True, text=True, check=False,
+        )
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            raise RuntimeError(f"benchmark of {s:g} s failed: {tail}")
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def main(argv: list[str]) -> None:
+    if "--one" in argv:
+        synth = argv[argv.index("--synth") + 1] if "--synth" in argv else None
+        print(json.dumps(measure(float(argv[argv.index("--one") + 1]), build_models(synth))))
+        return
+    secs = tuple(float(a) for a in argv[argv.index("--seconds") + 1 :] if not a.startswith("--")) if "--seconds" in argv else (10, 60)
+    rows = run(secs)
+    if "--json" in argv:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'audio':>7} " + " ".join(f"{k:>10}" for k in (*STAGES, "total")) + f" {'peak RSS':>10}   (s per s of audio)")
+    for r in rows:
+        d = r["seconds"]
+        print(f"{d:6.0f}s " + " ".join(f"{r[k] / d:10.3f}" for k in (*STAGES, "total")) + f" {r['peak_rss_mb']:8.0f}MB")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

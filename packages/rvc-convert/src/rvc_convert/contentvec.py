@@ -1,0 +1,279 @@
+"""ContentVec content features through mlx-contentvec, as the reference uses them.
+
+* v2 models: the last transformer layer (768-d), ``last_hidden_state``.
+* v1 models: transformer layer 9, then ``final_proj`` (768 -> 256), exactly as the reference's
+  ``model.final_proj(model.extract_features(..., output_layer=9)[0])``; never the first 256
+  dimensions of anything.
+
+Weights are mlx-contentvec safetensors (``contentvec_base.safetensors`` of
+``lexandstuff/mlx-contentvec``, or what :func:`rvc_convert.weights.import_hubert` writes from RVC's
+``hubert_base.pt``). ``final_proj.weight``/``final_proj.bias`` may sit in the same file (the
+importer writes them); the network's constructor kwargs may sit in the metadata key
+``contentvec_kwargs`` (JSON), else the real base size is assumed. The model is built with
+``encoder_layers_1=0`` as ``ContentvecModel.from_pretrained`` does, loaded strictly, in eval mode.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import WeightsFormatError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BASE_KWARGS", "ContentVec", "load_contentvec"]
+
+BASE_KWARGS: dict[str, Any] = {  # the real ContentVec/HuBERT base, as from_pretrained builds it
+    "conv_feature_layers": "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2",
+    "conv_bias": False,
+    "extractor_mode": "default",
+    "encoder_embed_dim": 768,
+    "encoder_ffn_embed_dim": 3072,
+    "encoder_attention_heads": 12,
+    "encoder_layers": 12,
+    "encoder_layers_1": 0,
+    "conv_pos": 128,
+    "conv_pos_groups": 16,
+    "dropout": 0.0,
+    "attention_dropout": 0.0,
+    "activation_dropout": 0.0,
+    "activation_fn": "gelu",
+    "layer_norm_first": False,
+}
+_TYPES = {k: type(v) for k, v in BASE_KWARGS.items()}
+V1_LAYER = 9  # the reference: output_layer=9 then final_proj for v1 models
+IMPORT_HINT = (
+    "run `rvc models import-hubert hubert_base.pt contentvec_fp.safetensors` (rvc_convert.weights.import_hubert) "
+    "on RVC's hubert_base.pt and pass the result as the ContentVec weights (--contentvec / RVC_CONTENTVEC_WEIGHTS)"
+)
+
+
+def parse_conv_layers(spec: Any) -> list[tuple[int, int, int]]:
+    """``"[(512,10,5)] + [(512,3,2)] * 4"`` (fairseq's notation) or a list -> list of (dim, k, stride).
+
+    Evaluated on the syntax tree (lists, tuples, integers, ``+`` and ``*`` only), never with
+    ``eval``: the string comes from a weights file.
+    """
+
+    def ev(node: ast.AST) -> Any:
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return node.value
+        if isinstance(node, (ast.List, ast.Tuple)):
+            items = [ev(e) for e in node.elts]
+            return items if isinstance(node, ast.List) else tuple(items)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
+            a, b = ev(node.left), ev(node.right)
+            if isinstance(node.op, ast.Mult) and isinstance(b, int) and 0 <= b <= 64:
+                return a * b
+            if isinstance(node.op, ast.Add) and isinstance(a, list) and isinstance(b, list):
+                return a + b
+        raise ValueError("only lists of (dim, kernel, stride) integer tuples, '+' and '* n' are allowed")
+
+    try:
+        value = ev(ast.parse(spec, mode="eval")) if isinstance(spec, str) else [tuple(x) for x in spec]
+        layers = [tuple(int(v) for v in t) for t in value]
+        if not layers or any(len(t) != 3 or min(t) < 1 for t in layers):
+            raise ValueError("expected (dim, kernel, stride) triples of positive integers")
+    except (SyntaxError, ValueError, TypeError) as exc:
+        raise WeightsFormatError(f"conv_feature_layers={str(spec)[:120]!r} is not a conv layer list ({exc})") from None
+    return layers  # type: ignore[return-value]
+
+
+def _kwargs(path: Path, meta: dict[str, str] | None, override: dict[str, Any] | None) -> dict[str, Any]:
+    kw = dict(BASE_KWARGS)
+    raw = (meta or {}).get("contentvec_kwargs")
+    given: dict[str, Any] = {}
+    if raw is not None:
+        try:
+            given = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise WeightsFormatError(f"ContentVec weights {path}: metadata contentvec_kwargs is not JSON ({exc})") from None
+    if override:
+        given = {**given, **override}
+    if not isinstance(given, dict):
+        raise WeightsFormatError(f"ContentVec weights {path}: contentvec_kwargs must be a JSON object")
+    for key, value in given.items():
+        if key not in _TYPES:
+            raise WeightsFormatError(
+                f"ContentVec weights {path}: unknown constructor argument {key!r}; expected some of {', '.join(_TYPES)}"
+            )
+        want = _TYPES[key]
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise WeightsFormatError(f"ContentVec weights {path}: {key}={value!r}; expected a {want.__name__}")
+        kw[key] = value
+    if kw["activation_fn"] != "gelu" or kw["extractor_mode"] not in ("default", "group_norm_masked", "layer_norm"):
+        raise WeightsFormatError(
+            f"ContentVec weights {path}: activation_fn={kw['activation_fn']!r}, extractor_mode={kw['extractor_mode']!r}; "
+            "expected gelu and default/layer_norm (HuBERT/ContentVec)"
+        )
+    layers = parse_conv_layers(kw["conv_feature_layers"])
+    kw["conv_feature_layers"] = repr(layers)  # a plain literal: what mlx-contentvec evaluates
+    kw["encoder_layers_1"] = 0  # RVC's ContentVec has no speaker-conditioned layers (from_pretrained: 0)
+    for key in ("dropout", "attention_dropout", "activation_dropout"):
+        kw[key] = 0.0
+    if kw["encoder_embed_dim"] % kw["encoder_attention_heads"] or kw["encoder_embed_dim"] % kw["conv_pos_groups"]:
+        raise WeightsFormatError(f"ContentVec weights {path}: embed dim not divisible by heads/groups in {given}")
+    return kw
+
+
+class ContentVec:
+    """A loaded ContentVec: ``contentvec(audio_16k, version="v2")`` -> (n, 768) / v1 (n, 256).
+
+    Attributes: ``path``, ``kwargs`` (constructor arguments), ``dim`` (hidden width),
+    ``n_layers``, ``has_final_proj``, ``model`` (the mlx-contentvec ``ContentvecModel``).
+    Frames: ``n = (N - 400) // 320 + 1`` at 50 Hz. Thread-safe (one clip at a time).
+    """
+
+    def __init__(self, model: Any, kwargs: dict[str, Any], final_proj: tuple[np.ndarray, np.ndarray] | None,
+                 path: Path | None = None) -> None:
+        from ._cv_fast import FastContentvec
+
+        self.model, self.kwargs, self.path = model, kwargs, path
+        self.dim = int(kwargs["encoder_embed_dim"])
+        self.n_layers = int(kwargs["encoder_layers"])
+        self.final_proj = final_proj
+        self._fast = FastContentvec(
+            model, parse_conv_layers(kwargs["conv_feature_layers"]), mode=kwargs["extractor_mode"],
+            layer_norm_first=kwargs["layer_norm_first"], heads=kwargs["encoder_attention_heads"],
+            pos_groups=kwargs["conv_pos_groups"],
+        )
+        self._lock = threading.Lock()
+
+    @property
+    def has_final_proj(self) -> bool:
+        return self.final_proj is not None
+
+    def __repr__(self) -> str:
+        return (f"ContentVec(path={str(self.path)!r}, dim={self.dim}, layers={self.n_layers}, "
+                f"final_proj={self.has_final_proj})")
+
+    def hidden(self, audio_16k: Any, *, output_layer: int | None = None, fast: bool = True) -> np.ndarray:
+        """(N,) float 16 kHz -> (n, dim) float32 output of transformer layer ``output_layer``
+        (1-indexed, = transformers' ``hidden_states[output_layer]``; None = the last).
+        ``fast=False`` runs mlx-contentvec's own forward (same numbers, slower on CPU)."""
+        import mlx.core as mx
+
+        x = np.asarray(audio_16k, dtype=np.float32)
+        if x.ndim != 1:
+            raise ValueError(f"audio has shape {x.shape}; expected (samples,) mono 16 kHz")
+        if output_layer is not None and not 1 <= output_layer <= self.n_layers:
+            raise ValueError(f"output_layer={output_layer}; this ContentVec has layers 1..{self.n_layers}")
+        if len(x) < 400:
+            return np.zeros((0, self.dim), np.float32)
+        with self._lock:
+            if fast:
+                out = self._fast(x, output_layer=output_layer)
+            else:
+                out = self.model(mx.array(x)[None], output_layer=output_layer)["x"][0]
+            return np.array(out, dtype=np.float32)
+
+    def __call__(self, audio_16k: Any, *, version: str = "v2") -> np.ndarray:
+        """Content features for an RVC ``version`` model: v2 (n, dim) last layer; v1 (n, 256)
+        ``final_proj(layer 9)`` (raises :class:`WeightsFormatError` without ``final_proj``)."""
+        if version == "v2":
+            return self.hidden(audio_16k)
+        if version != "v1":
+            raise ValueError(f"version={version!r}; expected 'v1' or 'v2'")
+        if self.final_proj is None:
+            raise WeightsFormatError(
+                f"ContentVec weights {self.path} have no final_proj, which v1 (256-d) models need; {IMPORT_HINT}"
+            )
+        w, b = self.final_proj
+        return (self.hidden(audio_16k, output_layer=V1_LAYER) @ w.T + b).astype(np.float32)
+
+    def embedder(self, version: str) -> Any:
+        """A one-argument callable ``audio_16k -> features`` for ``version`` (checks final_proj now)."""
+        if version == "v1" and self.final_proj is None:
+            raise WeightsFormatError(
+                f"ContentVec weights {self.path} have no final_proj, which v1 (256-d) models need; {IMPORT_HINT}"
+            )
+        return lambda audio: self(audio, version=version)
+
+
+_CACHE: dict[tuple[str, int, int], ContentVec] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_contentvec(path: str | Path, *, kwargs: dict[str, Any] | None = None) -> ContentVec:
+    """Load (once per file; later calls return the cached model) mlx-contentvec safetensors.
+
+    ``kwargs`` overrides constructor arguments (else the file's ``contentvec_kwargs`` metadata,
+    else the base size). Loading is strict: the file's tensors (apart from ``final_proj.*``) must
+    be exactly the network's, with equal shapes; float16/bfloat16 are upcast to float32.
+    """
+    path = Path(path).expanduser()
+    from .errors import WeightsNotFoundError
+
+    if not path.is_file():
+        raise WeightsNotFoundError(f"ContentVec weights file {path} does not exist; expected an mlx-contentvec .safetensors")
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size) if kwargs is None else None
+    with _CACHE_LOCK:
+        if key is not None and key in _CACHE:
+            return _CACHE[key]
+        cv = _load(path, kwargs)
+        if key is not None:
+            _CACHE[key] = cv
+    return cv
+
+
+def _load(path: Path, override: dict[str, Any] | None) -> ContentVec:
+    import mlx.core as mx
+    from mlx.utils import tree_flatten, tree_unflatten
+    from mlx_contentvec import ContentvecModel
+
+    try:
+        arrays, meta = mx.load(str(path), format="safetensors", return_metadata=True)
+    except Exception as exc:
+        raise WeightsFormatError(
+            f"ContentVec weights {path}: not a readable safetensors file ({exc}); expected mlx-contentvec weights "
+            "(contentvec_base.safetensors from lexandstuff/mlx-contentvec, or `rvc models import-hubert` output)"
+        ) from None
+    kw = _kwargs(path, meta, override)
+    fp_w, fp_b = arrays.pop("final_proj.weight", None), arrays.pop("final_proj.bias", None)
+    model = ContentvecModel(**kw)
+    expected = {k: tuple(v.shape) for k, v in tree_flatten(model.parameters())}
+    derived = "encoder.pos_conv.layers.0.module.weight"  # g * v / |v|, recomputed at every call
+    got = {k: tuple(v.shape) for k, v in arrays.items()}
+    missing = sorted(set(expected) - set(got) - {derived})
+    unexpected = sorted(set(got) - set(expected))
+    misshaped = [f"{k} {got[k]} (expected {expected[k]})" for k in sorted(set(got) & set(expected)) if got[k] != expected[k]]
+    problems = [f"{label}: {', '.join(items[:5])}{f', ... ({len(items)} in all)' if len(items) > 5 else ''}"
+                for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)) if items]
+    if problems:
+        raise WeightsFormatError(
+            f"ContentVec weights {path} do not match a ContentVec of {kw['encoder_layers']} layers x "
+            f"{kw['encoder_embed_dim']} ({'; '.join(problems)}); use mlx-contentvec safetensors "
+            "(constructor kwargs for other sizes go in the metadata key contentvec_kwargs)"
+        )
+    params = {k: (v if v.dtype == mx.float32 else v.astype(mx.float32)) for k, v in arrays.items()}
+    if derived not in params:
+        v, g = params[derived[: -len("module.weight")] + "v"], params[derived[: -len("module.weight")] + "g"]
+        params[derived] = g * (v / mx.maximum(mx.sqrt(mx.sum(v * v, axis=(0, 2), keepdims=True)), 1e-5))
+    model.update(tree_unflatten(list(params.items())))
+    model.eval()
+    mx.eval(model.parameters())
+    final_proj = None
+    if (fp_w is None) != (fp_b is None):
+        raise WeightsFormatError(f"ContentVec weights {path}: final_proj.weight and final_proj.bias must come together")
+    if fp_w is not None:
+        if fp_w.ndim != 2 or fp_w.shape[1] != kw["encoder_embed_dim"] or fp_b.shape != (fp_w.shape[0],):
+            raise WeightsFormatError(
+                f"ContentVec weights {path}: final_proj.weight {tuple(fp_w.shape)} / bias {tuple(fp_b.shape)}; "
+                f"expected (256, {kw['encoder_embed_dim']}) / (256,)"
+            )
+        final_proj = (np.array(fp_w.astype(mx.float32)), np.array(fp_b.astype(mx.float32)))
+    logger.info("loaded ContentVec %s (%d layers x %d, final_proj: %s)", path, kw["encoder_layers"],
+                kw["encoder_embed_dim"], final_proj is not None)
+    return ContentVec(model, kw, final_proj, path)

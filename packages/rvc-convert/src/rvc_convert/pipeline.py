@@ -1,0 +1,286 @@
+"""The reference pipeline (``infer/vc/pipeline.py`` ``Pipeline.pipeline`` and ``Pipeline.vc``),
+stage by stage, with every stage passed in: the synthesizer, the content-feature extractor, the
+f0 estimator and the index.
+
+All audio here is 16 kHz mono until the synthesizer, which produces its own rate. Frames: content
+features come at 50 Hz (320 samples), f0 and the synthesizer at 100 Hz (160 samples).
+
+Peak pre-normalisation (``vc_single``) is the caller's job (:class:`VoiceConverter` does it);
+:func:`run_pipeline` starts at the high-pass, exactly where ``Pipeline.pipeline`` starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+from rvc_audio import highpass, mix_rms, resample
+from rvc_f0 import postprocess_f0
+
+from .errors import ConvertInputError, ModelMismatchError
+from .options import PRESETS, ConvertOptions, Preset
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_NOISE_SCALE",
+    "Chunk",
+    "chunk_plan",
+    "prepare_features",
+    "run_pipeline",
+    "split_points",
+    "to_int16",
+]
+
+SR = 16000  # analysis rate
+WINDOW = 160  # samples per 10 ms frame at 16 kHz
+DEFAULT_NOISE_SCALE = 0.66666  # the reference's prior noise scale (0 = its zero-noise goldens)
+MIN_SAMPLES = 800  # 0.05 s at 16 kHz: shorter inputs give no output after the t_pad trimming
+
+Embedder = Callable[[np.ndarray], Any]  # (N,) float32 16 kHz -> (n, C) frames at 50 Hz
+F0Fn = Callable[[np.ndarray, int], np.ndarray]  # (padded 16 kHz audio, p_len) -> (p_len,) raw Hz
+
+
+class Chunk(NamedTuple):
+    """One chunk of the ``t_pad``-padded input: samples ``[start, end)`` and f0 frames
+    ``[f0_start, f0_end)`` (the reference's slices)."""
+
+    start: int
+    end: int
+    f0_start: int
+    f0_end: int
+
+
+def split_points(audio: np.ndarray, preset: Preset) -> list[int]:
+    """Where the reference cuts a long input (``opt_ts``), in samples of the unpadded input.
+
+    For ``t = x_center, 2 x_center, ... < len(audio)`` (seconds at 16 kHz) the cut is the start of
+    the quietest 160-sample window (sum of ``|x|`` over the input reflect-padded by 80) within
+    ``x_query`` seconds of ``t``, first minimum on ties. Nothing is cut when the padded input is
+    not longer than ``x_max`` seconds. Computed window by window (no whole-file ``audio_sum``),
+    with the reference's float64 summation order, so the result is identical.
+    """
+    n = len(audio)
+    t_query, t_center, t_max = SR * preset.x_query, SR * preset.x_center, SR * preset.x_max
+    if n + WINDOW <= t_max:
+        return []
+    half = WINDOW // 2
+    out = []
+    for t in range(t_center, n, t_center):
+        lo, hi = t - t_query, min(t + t_query, n)
+        idx = np.arange(lo - half, hi + half - 1)  # audio_pad[lo : hi + 159] in input coordinates
+        idx = np.abs(idx)  # reflect at the start (numpy "reflect": no edge repeat)
+        idx = np.where(idx >= n, 2 * (n - 1) - idx, idx)
+        seg = np.abs(audio[idx])
+        acc = np.zeros(hi - lo, dtype=np.float64)
+        for i in range(WINDOW):  # audio_sum += np.abs(audio_pad[i : i - window]), in this order
+            acc += seg[i : i + hi - lo]
+        out.append(lo + int(np.argmin(acc)))
+    return out
+
+
+def chunk_plan(n_samples: int, opt_ts: list[int], preset: Preset) -> list[Chunk]:
+    """The reference's chunks of the ``t_pad``-padded input (length ``n_samples + 2 t_pad``)."""
+    t_pad = SR * preset.x_pad
+    total = n_samples + 2 * t_pad
+    chunks, s, t = [], 0, 0
+    for t in opt_ts:
+        t = t // WINDOW * WINDOW
+        chunks.append(Chunk(s, t + 2 * t_pad + WINDOW, s // WINDOW, (t + 2 * t_pad) // WINDOW))
+        s = t
+    chunks.append(Chunk(t, total, t // WINDOW, total // WINDOW))
+    return chunks
+
+
+def prepare_features(
+    feats: np.ndarray,
+    *,
+    index: Any = None,
+    index_rate: float = 0.0,
+    pitchf: np.ndarray | None = None,
+    protect: float = 0.5,
+    p_len: int,
+) -> tuple[np.ndarray, int]:
+    """What ``Pipeline.vc`` does to the content features before the synthesizer.
+
+    Args:
+        feats: (n, C) float32 features at 50 Hz.
+        index: an ``rvc_index.FeatureIndex`` (or anything with ``blend(feats, rate=)``) or None.
+        index_rate: retrieval blend rate; 0 skips the search (as the reference).
+        pitchf: (p,) f0 in Hz for pitch models (None for models without pitch).
+        protect: < 0.5 mixes the pre-retrieval features back where ``pitchf < 1`` (weight
+            ``1 - protect``); ignored without ``pitchf``.
+        p_len: the chunk's frame count ``len(chunk) // 160``.
+
+    Returns:
+        ``(feats100 (p_len', C) float32, p_len')`` with ``p_len' = min(p_len, 2n)``.
+    """
+    feats = np.asarray(feats, dtype=np.float32)
+    use_protect = protect < 0.5 and pitchf is not None
+    feats0 = feats
+    if index is not None and index_rate != 0:
+        feats = index.blend(feats, rate=index_rate)
+    feats = np.repeat(feats, 2, axis=0)  # F.interpolate(scale_factor=2), nearest: 50 -> 100 Hz
+    p_len = min(p_len, feats.shape[0])
+    feats = feats[:p_len]  # (the real extractor never gives more than p_len frames)
+    if use_protect:
+        f0 = np.asarray(pitchf)[:p_len]
+        mask = np.where(f0 > 0, np.float32(1), f0.astype(np.float32))
+        mask = np.where(f0 < 1, np.float32(protect), mask)[:, None]
+        feats0 = np.repeat(feats0, 2, axis=0)[:p_len]
+        feats = (feats * mask + feats0 * (1 - mask)).astype(np.float32)
+    return feats, p_len
+
+
+def to_int16(audio: np.ndarray) -> np.ndarray:
+    """The reference's 16-bit output: scale so the peak is at most 0.99 of full scale, then
+    truncate toward zero (``astype(int16)``, not rounding), in the reference's dtypes."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.size == 0:
+        return np.zeros(0, np.int16)
+    audio_max = np.abs(audio).max() / 0.99
+    max_int16 = 32768
+    if audio_max > 1:
+        max_int16 /= audio_max
+    return (audio * max_int16).astype(np.int16)
+
+
+def _chunk_seed(seed: int | None, k: int) -> int | None:
+    if seed is None:
+        return None
+    return int(np.random.SeedSequence([seed, k]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+class _Timer:
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+
+    def add(self, key: str, since: float) -> float:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[key] = self.timings.get(key, 0.0) + now - since
+        return now
+
+
+def run_pipeline(
+    audio: np.ndarray,
+    *,
+    synth: Any,
+    embedder: Embedder,
+    f0_fn: F0Fn | None,
+    index: Any = None,
+    options: ConvertOptions = ConvertOptions(),
+    noise_scale: float = DEFAULT_NOISE_SCALE,
+    progress: Callable[[int, int], None] | None = None,
+    timings: dict[str, float] | None = None,
+) -> tuple[np.ndarray, int]:
+    """``Pipeline.pipeline``: 16 kHz audio in, int16 audio at the model's (or resampled) rate out.
+
+    Args:
+        audio: (N,) float 16 kHz mono, already peak-normalised (``vc_single`` does that first).
+        synth: an ``rvc_synth.Synthesizer``.
+        embedder: content features, ``(N,) float32 16 kHz -> (n, C) 50 Hz`` with C the model's
+            ``feature_dim``; called once per chunk.
+        f0_fn: ``(padded audio float64, p_len) -> (p_len,) raw f0 Hz (0 = unvoiced)``, called
+            once on the whole ``t_pad``-padded input; ignored (may be None) for models without f0.
+        index: a ``FeatureIndex`` or None.
+        options: pitch, index_rate, protect, rms_mix_rate, resample_sr, speaker, seed, preset
+            are used here (f0_method/f0_curve/filter_radius are ``f0_fn``'s business).
+        noise_scale: the synthesizer's prior noise; 0 reproduces the reference's zero-noise goldens.
+        progress: ``progress(done_chunks, total_chunks)`` after each chunk (and once with 0 first).
+        timings: if given, seconds are added under ``contentvec``, ``f0``, ``index``, ``synth``, ``other``.
+
+    Returns:
+        ``(int16 (M,), sample_rate)``.
+    """
+    info = synth.info
+    preset = PRESETS[options.preset]
+    x = np.asarray(audio)
+    if x.ndim != 1 or x.dtype.kind != "f":
+        raise ConvertInputError(f"audio has shape {x.shape} and dtype {x.dtype}; expected (samples,) float mono")
+    if len(x) < MIN_SAMPLES:
+        raise ConvertInputError(
+            f"audio is {len(x)} samples ({len(x) / SR:.3f} s) at 16 kHz; need at least {MIN_SAMPLES / SR:.2f} s"
+        )
+    if not 0 <= options.speaker < info.n_speakers:
+        raise ModelMismatchError(
+            f"speaker={options.speaker}, but this model has {info.n_speakers} speaker(s): use 0..{info.n_speakers - 1}"
+        )
+    clock = _Timer(timings)
+    t0 = time.perf_counter()
+    t_pad = SR * preset.x_pad
+    t_pad_tgt = info.sample_rate * preset.x_pad
+    hp = highpass(x, sample_rate=SR)  # float64, as the reference
+    opt_ts = split_points(hp, preset)
+    audio_pad = np.pad(hp, (t_pad, t_pad), mode="reflect")
+    del hp
+    hp = audio_pad[t_pad : len(audio_pad) - t_pad]  # a view: the high-passed input (change_rms's data1)
+    p_len = len(audio_pad) // WINDOW
+    t0 = clock.add("other", t0)
+
+    pitch = pitchf = None
+    if info.has_f0:
+        if f0_fn is None:
+            raise ConvertInputError("this model uses pitch (f0): an f0 estimator is needed")
+        raw = np.asarray(f0_fn(audio_pad, p_len))
+        if raw.shape != (p_len,):
+            raise ConvertInputError(f"the f0 estimator returned shape {raw.shape}; expected ({p_len},)")
+        pitchf, pitch = postprocess_f0(raw, semitones=options.pitch)
+        t0 = clock.add("f0", t0)
+
+    chunks = chunk_plan(len(hp), opt_ts, preset)
+    if progress is not None:
+        progress(0, len(chunks))
+    pieces = []
+    for k, c in enumerate(chunks):
+        seg = audio_pad[c.start : c.end].astype(np.float32)
+        t0 = clock.add("other", t0)
+        feats = np.asarray(embedder(seg))
+        t0 = clock.add("contentvec", t0)
+        if feats.ndim != 2 or feats.shape[1] != info.feature_dim:
+            raise ModelMismatchError(
+                f"the content-feature extractor gave shape {feats.shape}; this {info.version} model takes "
+                f"(frames, {info.feature_dim}) features ({'v1: 256-d' if info.version == 'v1' else 'v2: 768-d'})"
+            )
+        cp = cf = None
+        if pitch is not None:
+            cp, cf = pitch[c.f0_start : c.f0_end], pitchf[c.f0_start : c.f0_end]
+        feats100, n = prepare_features(
+            feats, index=index, index_rate=options.index_rate, pitchf=cf, protect=options.protect,
+            p_len=len(seg) // WINDOW,
+        )
+        if cp is not None:
+            n = min(n, len(cp))
+            cp, cf, feats100 = cp[:n], cf[:n], feats100[:n]
+        t0 = clock.add("index", t0)
+        out = synth(
+            feats100[None],
+            None if cp is None else cp[None],
+            None if cf is None else cf[None],
+            speaker=options.speaker,
+            noise_scale=noise_scale,
+            seed=_chunk_seed(options.seed, k),
+        )
+        y = np.array(out[0], dtype=np.float32)
+        del out, feats100, feats, seg
+        pieces.append(y[t_pad_tgt : len(y) - t_pad_tgt])
+        t0 = clock.add("synth", t0)
+        logger.debug("chunk %d/%d: %d samples in", k + 1, len(chunks), c.end - c.start)
+        if progress is not None:
+            progress(k + 1, len(chunks))
+
+    y = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+    del pieces
+    sr = info.sample_rate
+    if options.rms_mix_rate != 1:
+        y = mix_rms(hp, SR, y, sr, options.rms_mix_rate)
+    del audio_pad, hp
+    if options.resample_sr and options.resample_sr != sr:
+        y = resample(y, sr, options.resample_sr)
+        sr = options.resample_sr
+    out16 = to_int16(y)
+    clock.add("other", t0)
+    return out16, sr

@@ -1,0 +1,254 @@
+"""Extractor weights: where ContentVec and RMVPE come from, fetching them, importing
+``hubert_base.pt``, and building a voice's retrieval index.
+
+Resolution order for each extractor:
+
+1. a path given by option (``VoiceConverter(contentvec=..., rmvpe=...)``, ``--contentvec``/``--rmvpe``);
+2. the environment variable ``RVC_CONTENTVEC_WEIGHTS`` / ``RVC_RMVPE_WEIGHTS``;
+3. the Hugging Face cache copy of ``lexandstuff/mlx-contentvec`` ``contentvec_base.safetensors`` /
+   ``lexandstuff/mlx-rmvpe`` ``rmvpe.safetensors`` (the files mlx-contentvec's and mlx-rmvpe's
+   ``from_pretrained`` fetch), put there by :func:`download_weights` (``rvc models download``);
+4. not cached: a download into that cache (skipped when ``HF_HUB_OFFLINE=1``; fails fast when
+   the Hub's host does not resolve).
+
+Nothing found -> :class:`~rvc_convert.errors.WeightsNotFoundError` naming the download command
+and the path options.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._hubert import import_hubert
+from .errors import ConvertInputError, OutputExistsError, WeightsDownloadError, WeightsNotFoundError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["WEIGHTS", "build_voice_index", "download_weights", "import_hubert", "resolve_weights", "weights_status"]
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    name: str
+    repo: str
+    filename: str
+    env: str
+    option: str  # the CLI option / VoiceConverter argument
+
+
+WEIGHTS: dict[str, WeightSpec] = {
+    "contentvec": WeightSpec("contentvec", "lexandstuff/mlx-contentvec", "contentvec_base.safetensors",
+                             "RVC_CONTENTVEC_WEIGHTS", "contentvec"),
+    "rmvpe": WeightSpec("rmvpe", "lexandstuff/mlx-rmvpe", "rmvpe.safetensors", "RVC_RMVPE_WEIGHTS", "rmvpe"),
+}
+
+
+def _spec(name: str) -> WeightSpec:
+    if name not in WEIGHTS:
+        raise ConvertInputError(f"unknown weights {name!r}; expected one of {', '.join(WEIGHTS)}")
+    return WEIGHTS[name]
+
+
+def _cached(spec: WeightSpec) -> Path | None:
+    """The Hugging Face cache's copy, without any network access."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(spec.repo, spec.filename)
+    except Exception as exc:  # a broken cache entry
+        logger.debug("cache lookup of %s/%s failed: %s", spec.repo, spec.filename, exc)
+        return None
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+
+
+def resolve_weights(name: str, path: str | os.PathLike[str] | None = None, *, download: bool = True) -> Path:
+    """The local file for ``"contentvec"`` or ``"rmvpe"``: ``path``, else ``$RVC_*_WEIGHTS``, else the
+    Hugging Face cache, else (``download=True``, not ``HF_HUB_OFFLINE``) a download into the cache.
+
+    Raises:
+        WeightsNotFoundError: the given path does not exist, or nothing is configured, cached or
+            downloadable (offline): the message names ``rvc models download`` and the path options.
+    """
+    spec = _spec(name)
+    if path is not None:
+        source = f"{spec.option}="
+    elif os.environ.get(spec.env):
+        path, source = os.environ[spec.env], f"${spec.env}"
+    else:
+        found = _cached(spec)
+        if found is not None:
+            return found
+        reason = "downloads are off"
+        if download:
+            try:
+                return _download(spec)
+            except WeightsDownloadError as exc:
+                reason = str(exc).split("; ")[0][:200]
+        raise WeightsNotFoundError(
+            f"{name} weights not found: no {spec.option}= path, ${spec.env} is not set, and {spec.repo}/{spec.filename} "
+            f"is not in the Hugging Face cache ({reason}). Run `rvc models download` "
+            f"(rvc_convert.weights.download_weights) while online, or point --{spec.option} / {spec.env} at a local "
+            f"mlx {name} .safetensors file"
+        )
+    p = Path(path).expanduser()
+    if not p.is_file():
+        what = "is a folder" if p.is_dir() else "does not exist"
+        raise WeightsNotFoundError(
+            f"{name} weights {p} (from {source}) {what}; expected an mlx {name} .safetensors file "
+            f"(`rvc models download` fetches {spec.repo}/{spec.filename})"
+        )
+    return p
+
+
+def _download(spec: WeightSpec) -> Path:
+    """Download into the Hugging Face cache; fails fast when offline (no DNS for the Hub)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, hf_hub_download
+
+    if constants.HF_HUB_OFFLINE:
+        raise WeightsDownloadError(f"could not download {spec.repo}/{spec.filename}: HF_HUB_OFFLINE is set")
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as exc:  # no DNS: offline; skip huggingface-hub's ~20 s of retries
+        raise WeightsDownloadError(
+            f"could not download {spec.repo}/{spec.filename}: {host} is unreachable ({exc}); check the connection, "
+            f"or use a local file via --{spec.option} / {spec.env}"
+        ) from exc
+    try:
+        logger.info("downloading %s/%s", spec.repo, spec.filename)
+        return Path(hf_hub_download(spec.repo, spec.filename))
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise WeightsDownloadError(
+            f"could not download {spec.repo}/{spec.filename} ({type(exc).__name__}: {reason}); check the "
+            f"connection (or HF_ENDPOINT / HF_TOKEN), or use a local file via --{spec.option} / {spec.env}"
+        ) from exc
+
+
+def download_weights(name: str = "all") -> dict[str, Path]:
+    """Fetch ``"contentvec"``, ``"rmvpe"`` or ``"all"`` into the Hugging Face cache (a no-op for
+    files already there); returns ``{name: local path}``. (Conversion also downloads a missing
+    file on first use when online; this is the explicit way, e.g. before going offline.)
+
+    Raises:
+        WeightsDownloadError: the Hub is unreachable (offline) or refuses the request.
+    """
+    names = list(WEIGHTS) if name == "all" else [_spec(name).name]
+    out = {}
+    for n in names:
+        cached = _cached(WEIGHTS[n])
+        out[n] = cached if cached is not None else _download(WEIGHTS[n])
+    return out
+
+
+def weights_status() -> list[dict[str, Any]]:
+    """One dict per extractor: ``name``, ``repo``, ``file``, ``env`` (the variable's name),
+    ``source`` (``"env"`` when the variable is set, else ``"cache"`` when the Hugging Face cache
+    has the file, else ``None``), ``path`` (the file conversion would use, or None), ``cached``
+    (True when that file exists locally: conversion can run offline) and ``hub_cached`` (the
+    Hugging Face cache holds a copy)."""
+    rows = []
+    for spec in WEIGHTS.values():
+        hub = _cached(spec)
+        env = os.environ.get(spec.env)
+        if env:
+            source, path = "env", (Path(env).expanduser() if Path(env).expanduser().is_file() else None)
+        else:
+            source, path = ("cache", hub) if hub else (None, None)
+        rows.append({"name": spec.name, "repo": spec.repo, "file": spec.filename, "env": spec.env,
+                     "source": source, "path": path, "cached": path is not None, "hub_cached": hub is not None})
+    return rows
+
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".webm", ".wma", ".aiff", ".aif")
+
+
+def build_voice_index(
+    audio_dir: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    version: str = "v2",
+    contentvec: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Build the retrieval index of a voice from recordings of it, as RVC's training does.
+
+    Every audio file in ``audio_dir`` (not recursive) is loaded at 16 kHz, high-passed (48 Hz),
+    cut into 3.7 s pieces overlapping by 0.3 s with the training preprocess' peak normalisation
+    (``x / max|x| * 0.9 * 0.75 + 0.25 x``); ContentVec features (v2: last layer, 768-d; v1: layer
+    9 + final_proj, 256-d) of all pieces are indexed by ``rvc_index.build_index`` (RVC's
+    ``train_index``: IVF-Flat, k-means above 200,000 rows) and saved atomically.
+
+    Args:
+        progress: ``progress(done_files, total_files)``.
+
+    Raises:
+        ConvertInputError: no audio files, or unknown ``version``.
+        OutputExistsError: ``out_path`` exists and ``overwrite`` is False.
+        WeightsNotFoundError / WeightsFormatError: ContentVec weights (v1 needs final_proj).
+        rvc_audio errors for unreadable files.
+    """
+    from rvc_audio import highpass, load_audio
+    from rvc_index import build_index
+
+    from .contentvec import load_contentvec
+
+    if version not in ("v1", "v2"):
+        raise ConvertInputError(f"version={version!r}; expected 'v1' (256-d features) or 'v2' (768-d)")
+    folder, dst = Path(audio_dir).expanduser(), Path(out_path).expanduser()
+    if dst.exists() and not overwrite:
+        raise OutputExistsError(f"{dst} exists; pass overwrite=True (--force) to replace it")
+    if not folder.is_dir():
+        raise ConvertInputError(f"{folder} is not a folder; expected a folder of recordings of the target voice")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise ConvertInputError(f"no audio files in {folder} (looked for {', '.join(AUDIO_SUFFIXES)})")
+    embed = load_contentvec(resolve_weights("contentvec", contentvec)).embedder(version)
+    feats = []
+    for i, f in enumerate(files):
+        audio = load_audio(f, sample_rate=16000)
+        if len(audio) > 18:
+            for piece in _training_pieces(highpass(audio)):
+                if len(piece) >= 400:
+                    feats.append(embed(piece.astype(np.float32)))
+        if progress is not None:
+            progress(i + 1, len(files))
+    rows = np.concatenate(feats) if feats else np.zeros((0, 1), np.float32)
+    if len(rows) == 0:
+        raise ConvertInputError(f"the audio in {folder} is too short to index (no 25 ms of sound)")
+    logger.info("indexing %d feature rows from %d files", len(rows), len(files))
+    return build_index(rows).save(dst, overwrite=overwrite)
+
+
+def _training_pieces(audio: np.ndarray, *, sr: int = 16000, per: float = 3.7, overlap: float = 0.3) -> list[np.ndarray]:
+    """RVC's preprocess (``PreProcess.pipeline``): 3.7 s pieces with 0.3 s overlap, the last
+    piece holding the rest, each normalised ``x / max|x| * (0.9 * 0.75) + 0.25 x``; pieces with
+    a peak above 2.5 are dropped, as there."""
+    step, length = int(sr * (per - overlap)), int(sr * per)
+    pieces, i = [], 0
+    while True:
+        start = step * i
+        if len(audio[start:]) > length + int(sr * overlap):
+            pieces.append(audio[start : start + length])
+            i += 1
+        else:
+            pieces.append(audio[start:])
+            break
+    out = []
+    for p in pieces:
+        peak = np.abs(p).max() if len(p) else 0.0
+        if peak > 2.5 or peak == 0:
+            continue
+        out.append(p / peak * (0.9 * 0.75) + 0.25 * p)
+    return out

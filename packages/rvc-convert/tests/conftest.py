@@ -1,0 +1,59 @@
+"""Shared fixtures of the rvc-convert tests (tiny models, random-weight extractors)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def synth_signal_int16(seconds: float, seed: int, gaps: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """The reference fixtures' test signal (README section 4.5), integer arithmetic."""
+    n = int(round(16000 * seconds))
+    s = (seed * 2654435761 + 12345) % 2**32
+    noise = np.empty(n, np.int64)
+    for i in range(n):  # LCG, sequential by definition
+        s = (1664525 * s + 1013904223) % 2**32
+        noise[i] = (s >> 16) - 32768
+    i = np.arange(n, dtype=np.int64)
+    p_period = 80 + 4 * (seed % 7)
+    p = i % p_period
+    tri = np.where(p < p_period / 2, p, p_period - p) * (32000 // p_period) - 8000
+    env = 3 + (7 * (i // 4000) + seed) % 10
+    for g0, g1 in gaps:
+        env[int(np.floor(g0 * n)) : int(np.floor(g1 * n))] = 0
+    x = ((noise // 4 + tri) * env) // 16 + noise // 256
+    return np.clip(x, -32768, 32767).astype(np.int16)
+
+
+@pytest.fixture(scope="session")
+def make_signal():
+    """``make_signal(seconds, seed, gaps)``: the reference's int16 test signal."""
+    return synth_signal_int16
+
+
+@pytest.fixture(scope="session")
+def ref_dir(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "reference"
+
+
+@pytest.fixture(scope="session")
+def extractors_dir(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "extractors"
+
+
+@pytest.fixture(scope="session")
+def tiny_contentvec_v1(extractors_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny ContentVec fixture + its final_proj + constructor kwargs, in one safetensors file."""
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(extractors_dir / "contentvec_tiny.safetensors"))
+    fp = np.load(extractors_dir / "final_proj_tiny.npz")
+    tensors["final_proj.weight"] = fp["weight"].astype(np.float32)
+    tensors["final_proj.bias"] = fp["bias"].astype(np.float32)
+    kwargs = json.loads((extractors_dir / "contentvec_tiny.json").read_text())
+    out = tmp_path_factory.mktemp("cv") / "contentvec_tiny_fp.safetensors"
+    save_file(tensors, str(out), metadata={"format": "mlx-contentvec", "contentvec_kwargs": json.dumps(kwargs)})
+    return out

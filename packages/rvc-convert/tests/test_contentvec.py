@@ -1,0 +1,108 @@
+"""ContentVec through mlx-contentvec against the PyTorch reference goldens (extractors/), the
+fast CPU forward against mlx-contentvec's own, strict loading, v1 final_proj handling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from rvc_convert.contentvec import ContentVec, load_contentvec, parse_conv_layers
+from rvc_convert.errors import WeightsFormatError, WeightsNotFoundError
+
+INPUTS = ("synth_1s", "arctic_3s")
+
+
+@pytest.fixture(scope="module")
+def golden(extractors_dir):
+    g = np.load(extractors_dir / "contentvec_golden.npz")
+    return {k: g[k] for k in g.files}
+
+
+@pytest.mark.parametrize("name", INPUTS)
+def test_goldens_last_layer9_final_proj(tiny_contentvec_v1, golden, name):
+    cv = load_contentvec(tiny_contentvec_v1)
+    assert cv.has_final_proj and cv.n_layers == 10 and cv.dim == 64
+    audio = golden[f"{name}/audio"]
+    n = (len(audio) - 400) // 320 + 1
+    last = cv(audio, version="v2")  # v2: the last layer
+    layer9 = cv.hidden(audio, output_layer=9)
+    v1 = cv(audio, version="v1")  # v1: final_proj(layer 9)
+    assert last.shape == (n, 64) and layer9.shape == (n, 64) and v1.shape == (n, 256)
+    for got, key in ((last, "last"), (layer9, "layer9"), (v1, "final_proj")):
+        err = np.abs(got - golden[f"{name}/{key}"]).max()
+        assert err <= 1e-4, (key, err)
+    # the off-by-one trap: layer 9 is not the first 256 dims nor layer 8
+    assert np.abs(cv.hidden(audio, output_layer=8) - golden[f"{name}/layer9"]).max() > 0.1
+
+
+def test_fast_forward_equals_mlx_contentvec(tiny_contentvec_v1, golden):
+    cv = load_contentvec(tiny_contentvec_v1)
+    audio = golden["arctic_3s/audio"]  # 3 s: the conv GEMM runs in blocks here
+    for layer in (None, 9, 1):
+        fast, ref = cv.hidden(audio, output_layer=layer), cv.hidden(audio, output_layer=layer, fast=False)
+        assert np.abs(fast - ref).max() <= 2e-5
+
+
+def test_base_size_fast_forward_matches_upstream():
+    """At the real width (768, 12 heads, 512-channel convs, k=128/16-group positional conv) the
+    fast path (GEMM convs, rational-erf GELU, NumPy attention) equals mlx-contentvec's forward."""
+    import mlx.core as mx
+    from mlx_contentvec import ContentvecModel
+    from rvc_convert.contentvec import _kwargs
+
+    kw = _kwargs(None, {"contentvec_kwargs": json.dumps({"encoder_layers": 2})}, None)
+    mx.random.seed(3)
+    m = ContentvecModel(**kw)
+    m.eval()
+    cv = ContentVec(m, kw, None)
+    audio = (np.random.default_rng(0).standard_normal(16000) * 0.3).astype(np.float32)
+    fast, ref = cv.hidden(audio), cv.hidden(audio, fast=False)
+    assert fast.shape == (49, 768)
+    assert np.abs(fast - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
+
+
+def test_v1_needs_final_proj(extractors_dir):
+    cv = load_contentvec(extractors_dir / "contentvec_tiny.safetensors",
+                         kwargs=json.loads((extractors_dir / "contentvec_tiny.json").read_text()))
+    assert not cv.has_final_proj
+    with pytest.raises(WeightsFormatError, match="import-hubert"):
+        cv.embedder("v1")
+    with pytest.raises(WeightsFormatError, match="final_proj"):
+        cv(np.zeros(16000, np.float32), version="v1")
+    assert cv.hidden(np.zeros(399, np.float32)).shape == (0, 64)
+
+
+def test_strict_loading(tiny_contentvec_v1, tmp_path):
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(tiny_contentvec_v1))
+    meta = safe_open(str(tiny_contentvec_v1), "numpy").metadata()
+    missing = dict(tensors)
+    del missing["encoder.layers.3.fc1.weight"]
+    save_file(missing, str(tmp_path / "missing.safetensors"), metadata=meta)
+    with pytest.raises(WeightsFormatError, match=r"missing: encoder\.layers\.3\.fc1\.weight"):
+        load_contentvec(tmp_path / "missing.safetensors")
+    bad = dict(tensors, **{"layer_norm.weight": np.ones(7, np.float32)})
+    save_file(bad, str(tmp_path / "bad.safetensors"), metadata=meta)
+    with pytest.raises(WeightsFormatError, match="wrong shape: layer_norm.weight"):
+        load_contentvec(tmp_path / "bad.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(WeightsFormatError, match="not a readable safetensors"):
+        load_contentvec(tmp_path / "junk.safetensors")
+    with pytest.raises(WeightsNotFoundError):
+        load_contentvec(tmp_path / "nope.safetensors")
+    # float16 files are upcast
+    half = {k: v.astype(np.float16) for k, v in tensors.items()}
+    save_file(half, str(tmp_path / "half.safetensors"), metadata=meta)
+    cv = load_contentvec(tmp_path / "half.safetensors")
+    assert cv(np.zeros(4000, np.float32)).dtype == np.float32
+
+
+def test_conv_layer_spec_is_parsed_not_evaluated():
+    assert parse_conv_layers("[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2")[-1] == (512, 2, 2)
+    assert len(parse_conv_layers("[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2")) == 7
+    for evil in ("__import__('os').system('echo pwned')", "[(1,2,3)] * 10**9", "[(1, 2)]", "[]"):
+        with pytest.raises(WeightsFormatError):
+            parse_conv_layers(evil)

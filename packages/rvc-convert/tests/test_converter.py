@@ -1,0 +1,202 @@
+"""VoiceConverter: options, loading checks, conversion of real clips with random-weight
+extractors, files, chunking, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import huggingface_hub.constants
+import numpy as np
+import pytest
+import rvc_synth
+from rvc_audio import load_audio
+from rvc_convert import ConvertOptions, RVCConvertError, VoiceConverter
+from rvc_convert.errors import ConvertInputError, ModelMismatchError, OutputExistsError, WeightsFormatError, WeightsNotFoundError
+from rvc_convert.options import F0_METHODS, PRESETS
+from rvc_convert.stub import StubEmbedder
+
+
+@pytest.fixture(scope="module")
+def ckpt(ref_dir):
+    return lambda name: ref_dir / "checkpoints" / f"{name}.pth"
+
+
+@pytest.fixture(scope="module")
+def rmvpe(extractors_dir):
+    return extractors_dir / "rmvpe_random.safetensors"
+
+
+@pytest.fixture(scope="module")
+def v1(ckpt, tiny_contentvec_v1, rmvpe):
+    return VoiceConverter(ckpt("v1_f0_32k"), contentvec=tiny_contentvec_v1, rmvpe=rmvpe)
+
+
+@pytest.fixture(scope="module")
+def clip(fixtures_dir):
+    return load_audio(fixtures_dir / "audio" / "arctic_a0007.wav", sample_rate=16000)
+
+
+def test_defaults_are_rvc_webui_single_conversion():
+    import rvc_f0
+
+    assert dataclasses.asdict(ConvertOptions()) == {
+        "pitch": 0.0, "f0_method": "rmvpe", "f0_curve": None, "index_rate": 0.75, "filter_radius": 3,
+        "rms_mix_rate": 0.25, "protect": 0.33, "resample_sr": 0, "speaker": 0, "seed": None, "preset": "cpu"}
+    assert F0_METHODS == rvc_f0.METHODS
+    assert PRESETS == {"cpu": (1, 6, 38, 41), "lowmem": (1, 5, 30, 32), "fp16": (3, 10, 60, 65)}
+
+
+@pytest.mark.parametrize("bad", [
+    {"pitch": float("nan")}, {"f0_method": "yin"}, {"index_rate": 1.5}, {"rms_mix_rate": -0.1}, {"protect": 2},
+    {"filter_radius": -1}, {"resample_sr": 8000}, {"speaker": -1}, {"seed": 1.5}, {"preset": "gpu"},
+    {"speaker": True},
+])
+def test_option_validation(bad):
+    with pytest.raises(ConvertInputError, match=next(iter(bad))):
+        ConvertOptions(**bad)
+    with pytest.raises(ConvertInputError, match="unknown option"):
+        ConvertOptions().replace(pitchh=2)
+
+
+def test_convert_real_clip_v1(v1, fixtures_dir):
+    info = v1.info
+    assert (info.version, info.has_f0, info.sample_rate) == ("v1", True, 32000)
+    native = load_audio(fixtures_dir / "audio" / "arctic_a0007.wav", sample_rate=44100)[: 44100 * 2]
+    steps = []
+    out, sr = v1.convert(native, sample_rate=44100, seed=3, progress=lambda d, t: steps.append((d, t)))
+    assert sr == 32000 and out.dtype == np.int16 and steps == [(0, 1), (1, 1)]
+    assert abs(len(out) / sr - len(native) / 44100) < 0.03
+    assert 0.3 * 32768 < np.abs(out.astype(np.int32)).max() <= 0.99 * 32768 + 1
+    again, _ = v1.convert(native, sample_rate=44100, seed=3)
+    other, _ = v1.convert(native, sample_rate=44100, seed=4)
+    assert (again == out).all() and not (other == out).all()
+    res, sr2 = v1.convert(native, sample_rate=44100, seed=3, pitch=12, f0_method="pm", resample_sr=48000)
+    assert sr2 == 48000 and abs(len(res) / 48000 - len(native) / 44100) < 0.03
+
+
+def test_index_blending_and_dimension_check(ckpt, ref_dir, tiny_contentvec_v1, rmvpe, clip):
+    index = ref_dir / "pipeline" / "index_v1_IVF.index"  # 256-d (v1)
+    vc = VoiceConverter(ckpt("v1_f0_32k"), index=index, contentvec=tiny_contentvec_v1, rmvpe=rmvpe,
+                        options=ConvertOptions(f0_method="pm", seed=0))
+    with_index, _ = vc.convert(clip, sample_rate=16000)
+    without, _ = vc.convert(clip, sample_rate=16000, index_rate=0.0)
+    assert not (with_index == without).all()
+    with pytest.raises(ModelMismatchError, match=r"256-d features \(v1\).*v2 with 768-d"):
+        VoiceConverter(ckpt("v2_f0_32k"), index=index, embedder=StubEmbedder())
+
+
+def test_contentvec_must_fit_the_model(ckpt, extractors_dir, tiny_contentvec_v1, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    with pytest.raises(ModelMismatchError, match="64-d features for v2 models, but this model takes 768-d"):
+        VoiceConverter(ckpt("v2_nof0_32k"), contentvec=tiny_contentvec_v1)
+    nofp = {k: v for k, v in load_file(str(tiny_contentvec_v1)).items() if not k.startswith("final_proj")}
+    save_file(nofp, str(tmp_path / "nofp.safetensors"),
+              metadata={"contentvec_kwargs": (extractors_dir / "contentvec_tiny.json").read_text()})
+    with pytest.raises(WeightsFormatError, match="rvc models import-hubert"):
+        VoiceConverter(ckpt("v1_nof0_32k"), contentvec=tmp_path / "nofp.safetensors")
+
+
+def test_missing_weights_offline(ckpt, tiny_contentvec_v1, tmp_path, monkeypatch):
+    from rvc_convert import weights
+    from rvc_convert.errors import WeightsDownloadError
+
+    def offline(spec):
+        raise WeightsDownloadError(f"could not download {spec.repo}: huggingface.co is unreachable")
+
+    monkeypatch.setattr(weights, "_download", offline)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.delenv("RVC_RMVPE_WEIGHTS", raising=False)
+    monkeypatch.delenv("RVC_CONTENTVEC_WEIGHTS", raising=False)
+    with pytest.raises(WeightsNotFoundError, match="rvc models download") as exc:
+        VoiceConverter(ckpt("v1_f0_32k"), contentvec=tiny_contentvec_v1)
+    assert "RVC_RMVPE_WEIGHTS" in str(exc.value) and isinstance(exc.value, FileNotFoundError)
+    with pytest.raises(WeightsNotFoundError, match="RVC_CONTENTVEC_WEIGHTS"):
+        VoiceConverter(ckpt("v1_nof0_32k"))
+    # no RMVPE needed: another f0 method, or a model without pitch
+    vc = VoiceConverter(ckpt("v1_f0_32k"), contentvec=tiny_contentvec_v1, options=ConvertOptions(f0_method="pm"))
+    with pytest.raises(WeightsNotFoundError, match="rmvpe"):
+        vc.convert(np.zeros(16000, np.float32), sample_rate=16000, f0_method="rmvpe")
+
+
+def test_bad_audio_and_speaker(v1):
+    for audio, match in ((np.zeros((100, 2), np.float32), "shape"), (np.zeros(100, np.int16), "dtype"),
+                         (np.full(16000, np.nan, np.float32), "NaN"), (np.zeros(100, np.float32), "at least")):
+        with pytest.raises(ConvertInputError, match=match):
+            v1.convert(audio, sample_rate=16000)
+    with pytest.raises(ConvertInputError, match="sample_rate"):
+        v1.convert(np.zeros(16000, np.float32), sample_rate=0)
+    with pytest.raises(ModelMismatchError, match="speaker=7, but this model has 4"):
+        v1.convert(np.zeros(16000, np.float32), sample_rate=16000, speaker=7)
+    assert issubclass(ModelMismatchError, RVCConvertError)
+
+
+def test_convert_file_atomic_and_no_clobber(v1, clip, tmp_path):
+    from rvc_audio import save_audio
+
+    src = save_audio(tmp_path / "in.wav", clip[:32000], 16000)
+    dst = tmp_path / "out.flac"
+    got = v1.convert_file(src, dst, seed=1)
+    assert got == dst and dst.stat().st_size > 1000
+    audio = load_audio(dst, sample_rate=32000)
+    assert abs(len(audio) / 32000 - 2) < 0.03
+    before = dst.read_bytes()
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        v1.convert_file(src, dst, seed=2)
+    assert dst.read_bytes() == before
+    v1.convert_file(src, dst, seed=2, overwrite=True, format="wav", f0_method="pm")
+    assert dst.read_bytes()[:4] == b"RIFF"
+    with pytest.raises(ConvertInputError):
+        v1.convert_file(src, tmp_path / "x.wav", pitch="high")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.flac"]
+
+
+def test_long_input_is_chunked_like_the_pipeline(ckpt):
+    """33 s with the lowmem preset: two chunks, progress per chunk, seamless length."""
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 33) / 16000
+    audio = (0.3 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 0.5 * t) > -0.5)
+             + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+    synth = rvc_synth.load(ckpt("v2_f0_32k"))
+    vc = VoiceConverter(synth, embedder=StubEmbedder(), options=ConvertOptions(f0_method="pm", preset="lowmem", seed=5))
+    steps = []
+    out, sr = vc.convert(audio, sample_rate=16000, progress=lambda d, n: steps.append((d, n)))
+    assert steps == [(0, 2), (1, 2), (2, 2)]
+    assert abs(len(out) / sr - 33) < 0.03
+
+
+def test_f0_curve_goes_after_the_padding(ckpt, tmp_path):
+    curve = tmp_path / "curve.csv"
+    curve.write_text("time_seconds,hz\n0,220\n2,220\n")
+    vc = VoiceConverter(ckpt("v2_f0_32k"), embedder=StubEmbedder(), options=ConvertOptions(f0_method="pm"))
+    opts = vc.options.replace(f0_curve=str(curve))
+    f0 = vc._f0_fn(opts)(np.zeros(16000 * 4, np.float64), 400)
+    assert f0.shape == (400,) and (f0[:100] == 0).all() and (f0[100:301] == 220).all() and (f0[301:] == 0).all()
+    x = (np.random.default_rng(2).standard_normal(16000 * 2) * 0.1).astype(np.float32)
+    a, _ = vc.convert(x, sample_rate=16000, f0_curve=str(curve), seed=0)
+    b, _ = vc.convert(x, sample_rate=16000, f0_curve=str(curve), seed=0, pitch=12)
+    assert a.shape == b.shape and not (a == b).all()
+
+
+def test_no_f0_model_and_custom_embedder(ckpt):
+    calls = []
+
+    def embed(x):
+        calls.append(len(x))
+        return StubEmbedder()(x)
+
+    vc = VoiceConverter(ckpt("v2_nof0_40k"), embedder=embed)
+    assert not vc.info.has_f0
+    out, sr = vc.convert(np.random.default_rng(1).standard_normal(24000).astype(np.float32) * 0.1,
+                         sample_rate=16000, seed=0)
+    assert sr == 40000 and calls == [24000 + 32000] and abs(len(out) / sr - 1.5) < 0.03
+    with pytest.raises(ConvertInputError, match="callable"):
+        VoiceConverter(ckpt("v2_nof0_40k"), embedder="hubert")
+    with pytest.raises(ModelMismatchError, match=r"shape \(\d+, 768\).*256"):
+        VoiceConverter(ckpt("v1_nof0_40k"), embedder=embed).convert(np.zeros(16000, np.float32), sample_rate=16000)
+
+
+def test_contentvec_json_kwargs_are_what_the_fixture_says(extractors_dir):
+    kw = json.loads((extractors_dir / "contentvec_tiny.json").read_text())
+    assert kw["encoder_layers_1"] == 0
