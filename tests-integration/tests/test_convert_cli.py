@@ -140,3 +140,20 @@ def test_folder_with_one_corrupt_file(cli, clips, ckpts, weights_args, wav, tmp_
     again = cli("convert", src, out, "-m", ckpts / "v2_f0_40k.pth", *weights_args("v2"))
     assert again.exit_code == 1 and "already exist" in again.stderr and "--force" in again.stderr
     assert len(loads) == 1
+
+
+@pytest.mark.parametrize(("method", "env_var", "weights"), [
+    ("crepe-tiny", "RVC_CREPE_TINY_WEIGHTS", "crepe_tiny.pth"),
+    ("fcpe", "RVC_FCPE_WEIGHTS", "fcpe_c_v001.pt"),
+])
+def test_convert_with_crepe_and_fcpe(cli, clips, ckpts, fixtures_dir, weights_args, wav, tmp_path, method, env_var, weights):
+    """`rvc convert --f0-method crepe-tiny|fcpe` end to end, on the real trained pitch weights."""
+    src = clips / "arctic_a0007.wav"
+    seconds = len(wav.read(src)[0]) / wav.read(src)[1]
+    out = tmp_path / "out.wav"
+    env = {env_var: str(fixtures_dir / "pitch" / weights)}
+    model = "v2_f0_40k.pth"
+    result = cli("convert", src, out, "-m", ckpts / model, "--f0-method", method, "--seed", 0, *weights_args(model), env=env)
+    assert result.exit_code == 0, result.output
+    x, rate = wav.read(out)
+    _check_output(x, rate, seconds=seconds, expected_rate=40000, hop=400)
