@@ -37,11 +37,20 @@ def test_goldens_last_layer9_final_proj(tiny_contentvec_v1, golden, name):
 
 
 def test_fast_forward_equals_mlx_contentvec(tiny_contentvec_v1, golden):
+    import mlx.core as mx
+
     cv = load_contentvec(tiny_contentvec_v1)
-    audio = golden["arctic_3s/audio"]  # 3 s: the conv GEMM runs in blocks here
+    audio = golden["arctic_3s/audio"]
     for layer in (None, 9, 1):
         fast, ref = cv.hidden(audio, output_layer=layer), cv.hidden(audio, output_layer=layer, fast=False)
         assert np.abs(fast - ref).max() <= 2e-5
+    # the conv stack streams over blocks of frames: any block size gives the whole-input frames
+    whole = np.array(cv._fast.features(audio, block=10**6))
+    ref = np.array(cv.model.forward_features(mx.array(audio)[None])[0].T)
+    # (float64 group-norm statistics here, float32 there: ~3e-6 relative)
+    assert whole.shape == ref.shape == (149, 32) and np.abs(whole - ref).max() <= 1e-5 * np.abs(ref).max()
+    for block in (1, 16, 100):
+        np.testing.assert_allclose(np.array(cv._fast.features(audio, block=block)), whole, rtol=0, atol=1e-5)
 
 
 def test_base_size_fast_forward_matches_upstream():
