@@ -196,6 +196,10 @@ class Generator(nn.Module):
                 else:
                     out = self._decode(xc, hc, g)
                 pieces.append(out[:, (a - lo) * hop : (b - lo) * hop])
+            if (n + 1) % max(len(streams), 1) == 0:
+                # evaluate stretch by stretch (a pair on the CPU's two streams): built lazily, all
+                # stretches would be scheduled together and their activations live at once
+                mx.eval(pieces[-max(len(streams), 1):])
         return mx.concatenate(pieces, axis=1)
 
     def _compiled(self):
