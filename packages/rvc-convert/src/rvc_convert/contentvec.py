@@ -158,15 +158,14 @@ class ContentVec:
         return (f"ContentVec(path={str(self.path)!r}, dim={self.dim}, layers={self.n_layers}, "
                 f"final_proj={self.has_final_proj})")
 
-    def hidden(self, audio_16k: Any, *, output_layer: int | None = None, fast: bool | None = None) -> np.ndarray:
+    def hidden(self, audio_16k: Any, *, output_layer: int | None = None, fast: bool = True) -> np.ndarray:
         """(N,) float 16 kHz -> (n, dim) float32 output of transformer layer ``output_layer``
         (1-indexed, = transformers' ``hidden_states[output_layer]``; None = the last).
-        ``fast`` (default: on the CPU only) runs the CPU-tuned forward (GEMM convs, attention in
-        NumPy); otherwise mlx-contentvec's own forward runs on the device (same numbers)."""
+        ``fast`` (the default) runs rvc-convert's forward: GEMM convolutions over blocks of
+        frames (memory bounded at any length), attention in NumPy on the CPU and fused on GPUs;
+        ``fast=False`` runs mlx-contentvec's own forward on the device (same numbers, but its
+        conv front end holds whole-input activations: ~6 GB on a GPU for 40 s)."""
         import mlx.core as mx
-
-        if fast is None:
-            fast = mx.default_device() == mx.cpu
 
         x = np.asarray(audio_16k, dtype=np.float32)
         if x.ndim != 1:
