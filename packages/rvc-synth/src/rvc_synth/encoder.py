@@ -11,7 +11,7 @@ from .config import SynthConfig
 from .layers import Conv1d, LayerNorm
 
 WINDOW = 10  # relative-attention window of the reference (emb_rel_k has 2*10+1 rows)
-QUERY_BLOCK = 1024  # attention is computed for this many query frames at a time
+QUERY_BLOCK = 256  # attention is computed for this many query frames at a time (memory O(256 * T))
 
 
 class MultiHeadAttention(nn.Module):

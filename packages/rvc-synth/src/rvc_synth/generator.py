@@ -179,15 +179,19 @@ class Generator(nn.Module):
             har = self.m_source(f0, upp=cfg.hop, sr=cfg.sample_rate, key=key)
         t = x.shape[1]
         size = _chunking(t, chunk_frames, x.dtype)
-        if size >= t:
-            return self._decode(x, har, g)
         halo, hop = self.receptive_radius(), cfg.hop
-        full = size + 2 * halo  # interior stretches all have this length: compiled once, reused
+        full = size + 2 * halo  # every stretch has this length: one shape, compiled once, reused
+        if size >= t or full >= t:
+            return self._decode(x, har, g)
         streams = _cpu_streams()
         pieces = []
         for n, a in enumerate(range(0, t, size)):
             b = min(a + size, t)
-            lo, hi = max(a - halo, 0), min(b + halo, t)
+            # at least `halo` frames of context each side (or the signal's edge); the first and
+            # last stretches take their extra context from the inside, so that all stretches
+            # share one shape (odd shapes can cost GPUs more than the work: new kernels/plans)
+            lo = min(max(a - halo, 0), t - full)
+            hi = lo + full
             with mx.stream(streams[n % len(streams)]) if streams else _nullcontext():
                 xc = x[:, lo:hi]
                 hc = har[:, lo * hop : hi * hop] if har is not None else None

@@ -1,0 +1,66 @@
+"""A/B of pipeline settings on the current device: per-stage medians (ms) and peak device memory
+for 10 s and 40 s inputs, varying the decoder stretch, the ContentVec forward and the BiGRU
+unroll. Not a test; for choosing GPU defaults.
+
+    python bench/gpu_ab.py
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+
+import rvc_synth  # noqa: F401
+import mlx.core as mx
+import numpy as np
+from rvc_convert.bench import STAGES, build_models, signal
+from rvc_convert.options import ConvertOptions
+from rvc_convert.pipeline import run_pipeline
+from rvc_f0 import _mlx_net
+from rvc_synth import generator
+from rvc_synth.bench import random_model
+
+
+def main() -> None:
+    models = build_models()
+    synth, cv, rmvpe = random_model(), models["contentvec"], models["rmvpe"]
+    hidden = cv.hidden
+
+    def f0_fn(audio_pad: np.ndarray, p_len: int) -> np.ndarray:
+        f0 = rmvpe(audio_pad.astype(np.float32))
+        return np.pad(f0, (0, max(0, p_len - len(f0))))[:p_len]
+
+    def call(audio, timings=None):
+        run_pipeline(audio, synth=synth, embedder=lambda x: cv(x, version="v2"), f0_fn=f0_fn,
+                     index=models["index"], options=ConvertOptions(seed=0), timings=timings)
+
+    configs = {
+        "default": {},
+        "stretch500": {"chunk": 500},
+        "gru-unroll1": {"unroll": 10**9},
+    }
+    for sec in (10, 40):
+        x = signal(sec)
+        for name, c in configs.items():
+            generator.GPU_EXACT_CHUNK_FRAMES = c.get("chunk", 250)
+            cv.hidden = functools.partial(hidden, fast=c.get("cv_fast", True))
+            _mlx_net._UNROLL = c.get("unroll", 16)
+            call(x)
+            call(x)
+            mx.clear_cache()
+            mx.reset_peak_memory()
+            rows = []
+            for _ in range(3):
+                t: dict[str, float] = {}
+                t0 = time.perf_counter()
+                call(x, t)
+                t["total"] = time.perf_counter() - t0
+                rows.append(t)
+            med = {k: statistics.median(r.get(k, 0.0) for r in rows) * 1000 for k in (*STAGES, "total")}
+            print(f"{sec:3d}s {name:12s} " + " ".join(f"{k} {v:6.1f}" for k, v in med.items())
+                  + f"  peak {mx.get_peak_memory() / 2**20:6.0f} MB", flush=True)
+
+
+if __name__ == "__main__":
+    main()
