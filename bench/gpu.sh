@@ -23,3 +23,5 @@ if $PY -c "import rvc_convert.bench" 2>/dev/null; then
     echo "== whole pipeline =="
     $PY -m rvc_convert.bench --seconds 10 60
 fi
+echo "== where GPU memory goes, per stage (HOUR=1 adds a one-hour conversion) =="
+$PY bench/gpu_memory.py --seconds 10 40 $([ "${HOUR:-0}" = 1 ] && echo --hour)

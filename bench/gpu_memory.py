@@ -83,8 +83,18 @@ def hour(models: dict) -> None:
     cv, rmvpe = models["contentvec"], models["rmvpe"]
     synth = random_model()
 
+    peaks = {"f0": 0.0, "contentvec": 0.0, "synth/index/other": 0.0}
+
+    def peak_of(stage: str, fn, *args):  # peak of one stage; the peak since the last one: the others
+        peaks["synth/index/other"] = max(peaks["synth/index/other"], mx.get_peak_memory() / 2**20)
+        mx.reset_peak_memory()
+        out = fn(*args)
+        peaks[stage] = max(peaks[stage], mx.get_peak_memory() / 2**20)
+        mx.reset_peak_memory()
+        return out
+
     def f0_fn(audio_pad: np.ndarray, p_len: int) -> np.ndarray:
-        f0 = rmvpe(audio_pad.astype(np.float32))
+        f0 = peak_of("f0", rmvpe, audio_pad.astype(np.float32))
         return np.pad(f0, (0, max(0, p_len - len(f0))))[:p_len]
 
     x = np.tile(signal(600.0), 6)
@@ -92,11 +102,13 @@ def hour(models: dict) -> None:
     mx.reset_peak_memory()
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    out, sr = run_pipeline(x, synth=synth, embedder=lambda a: cv(a, version="v2"), f0_fn=f0_fn,
+    out, sr = run_pipeline(x, synth=synth, embedder=lambda a: peak_of("contentvec", cv, a), f0_fn=f0_fn,
                            index=models["index"], options=ConvertOptions(seed=0), timings=timings)
     total = time.perf_counter() - t
     print(f"1 hour: {total:.1f} s (RTF {total / 3600:.4f}), output {len(out) / sr:.1f} s at {sr} Hz, "
-          f"peak device memory {mx.get_peak_memory() / 2**20:.0f} MB; stages "
+          f"peak device memory: synth/index/other {max(peaks['synth/index/other'], mx.get_peak_memory() / 2**20):.0f} MB"
+          f", f0 {peaks['f0']:.0f} MB, contentvec {peaks['contentvec']:.0f} MB; "
+          f"still allocated after: {mx.get_active_memory() / 2**20:.0f} MB; stages "
           + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), flush=True)
 
 
