@@ -127,6 +127,16 @@ def test_decoder_chunking_is_exact(ref_dir: Path) -> None:
     whole = np.array(m.dec(z, f0, emb, chunk_frames=0))
     for size in (7, 16, 30):
         np.testing.assert_allclose(np.array(m.dec(z, f0, emb, chunk_frames=size)), whole, atol=2e-6)
+    # every stretch has one shape (size + 2 halos), the first and last ones included
+    shapes = []
+    decode = m.dec._decode
+    m.dec._decode = lambda x, har, g: shapes.append(x.shape[1]) or decode(x, har, g)
+    try:
+        with_spy = np.array(m.dec(z, f0, emb, chunk_frames=16))
+    finally:
+        del m.dec._decode
+    assert shapes == [16 + 2 * m.dec.receptive_radius()] * 4
+    np.testing.assert_allclose(with_spy, whole, atol=2e-6)
 
 
 def test_attention_query_blocks_are_exact(ref_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
