@@ -233,7 +233,8 @@ class Synthesizer(nn.Module):
         if noise_scale:
             z_p = m_p + mx.exp(logs_p) * mx.random.normal(m_p.shape, key=k_prior).astype(m_p.dtype) * noise_scale
         z = self._compiled("flow", self.flow.reverse)(z_p, g)
-        mx.eval(z)  # the encoder's and flow's transient memory is freed before the decoder starts
+        if mx.default_device() != mx.cpu:
+            mx.eval(z)  # GPUs: the encoder's and flow's transient memory is freed before the decoder
         if streaming:
             z = z[:, dec_head : dec_head + length]
             if nsff0 is not None:
