@@ -1,6 +1,5 @@
 """A/B of pipeline settings on the current device: per-stage medians (ms) and peak device memory
-for 10 s and 40 s inputs, varying the decoder stretch, the ContentVec forward and the BiGRU
-unroll. Not a test; for choosing GPU defaults.
+for 10 s and 40 s inputs, varying the decoder stretch and the ContentVec forward. Not a test; for choosing GPU defaults.
 
     python bench/gpu_ab.py
 """
@@ -17,7 +16,6 @@ import numpy as np
 from rvc_convert.bench import STAGES, build_models, signal
 from rvc_convert.options import ConvertOptions
 from rvc_convert.pipeline import run_pipeline
-from rvc_f0 import _mlx_net
 from rvc_synth import generator
 from rvc_synth.bench import random_model
 
@@ -38,14 +36,13 @@ def main() -> None:
     configs = {
         "default": {},
         "stretch500": {"chunk": 500},
-        "gru-unroll1": {"unroll": 10**9},
+        "cv-upstream": {"cv_fast": False},
     }
     for sec in (10, 40):
         x = signal(sec)
         for name, c in configs.items():
             generator.GPU_EXACT_CHUNK_FRAMES = c.get("chunk", 250)
             cv.hidden = functools.partial(hidden, fast=c.get("cv_fast", True))
-            _mlx_net._UNROLL = c.get("unroll", 16)
             call(x)
             call(x)
             mx.clear_cache()

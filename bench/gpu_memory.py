@@ -62,17 +62,12 @@ def synth_rows(seconds: list[float], convs: list[str], chunks: list[int | None])
 
 
 def stage_rows(seconds: list[float]) -> dict:
-    from rvc_f0 import _mlx_net
-
     models = build_models()
     cv, rmvpe = models["contentvec"], models["rmvpe"]
     for sec in seconds:
         a = signal(sec)
         print(f"contentvec {sec:5.0f}s  %9.1f ms %8.0f MB" % timed(lambda: mx.array(cv(a, version="v2"))), flush=True)
-        for unroll in (1, 16):  # BiGRU steps per compiled call
-            _mlx_net._UNROLL = unroll if unroll > 1 else 10**9
-            print(f"rmvpe      {sec:5.0f}s  %9.1f ms %8.0f MB  (BiGRU unroll {unroll})"
-                  % timed(lambda: mx.array(rmvpe(a))), flush=True)
+        print(f"rmvpe      {sec:5.0f}s  %9.1f ms %8.0f MB" % timed(lambda: mx.array(rmvpe(a))), flush=True)
     return models
 
 

@@ -198,30 +198,11 @@ def _bigru(bigru: nn.Module, x: mx.array) -> mx.array:
     bhn = mx.stack([f.bhn, b.bhn])[:, None, :]  # (2, 1, H)
     h = mx.zeros((2, 1, hs), dtype=proj.dtype)
     outs = []
-    t, i = proj.shape[1], 0
-    while i + _UNROLL <= t:  # _UNROLL steps per compiled call: fewer launches and Python calls
-        block = _gru_steps(proj[:, i : i + _UNROLL, :], h, wh, bhn)
-        h = block[:, -1:]
-        outs.append(block)
-        i += _UNROLL
-    for i in range(i, t):
+    for i in range(proj.shape[1]):
         h = _gru_step(proj[:, i : i + 1, :], h, wh, bhn)
         outs.append(h)
     out = mx.concatenate(outs, axis=1)  # (2, T, H)
     return mx.concatenate([out[0], out[1, ::-1]], axis=-1)[None]
-
-
-_UNROLL = 16
-
-
-@mx.compile
-def _gru_steps(xs: mx.array, h: mx.array, wh: mx.array, bhn: mx.array) -> mx.array:
-    """``xs.shape[1]`` consecutive steps of :func:`_gru_step` -> their hidden states ``(2, U, H)``."""
-    outs = []
-    for i in range(xs.shape[1]):
-        h = _gru_step(xs[:, i : i + 1, :], h, wh, bhn)
-        outs.append(h)
-    return mx.concatenate(outs, axis=1)
 
 
 @mx.compile
