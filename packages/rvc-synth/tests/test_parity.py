@@ -117,8 +117,14 @@ def test_half_precision_against_fp32_goldens(ref_dir: Path, variant: str, dtype:
     assert snr_db(out, g["audio"][0, 0]) >= min_snr
 
 
-def test_decoder_chunking_is_exact(ref_dir: Path) -> None:
+@pytest.mark.parametrize("conv", ["gemm", "dnnl"])
+def test_decoder_chunking_is_exact(ref_dir: Path, conv: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Decoding in stretches with receptive-field halos equals decoding all at once."""
+    from rvc_synth import _dnnl
+
+    if conv == "dnnl" and not _dnnl.available():
+        pytest.skip("oneDNN not installed")
+    monkeypatch.setenv("RVC_CONV", conv)
     m = model(ref_dir, "v1_f0_48k")
     g = np.load(ref_dir / "synth" / "v1_f0_48k_T64.npz")
     z = mx.array(np.random.default_rng(0).normal(size=(1, 64, m.config.inter_channels)).astype(np.float32))
@@ -127,6 +133,8 @@ def test_decoder_chunking_is_exact(ref_dir: Path) -> None:
     whole = np.array(m.dec(z, f0, emb, chunk_frames=0))
     for size in (7, 16, 30):
         np.testing.assert_allclose(np.array(m.dec(z, f0, emb, chunk_frames=size)), whole, atol=2e-6)
+    if conv == "dnnl":
+        return
     # every stretch has one shape (size + 2 halos), the first and last ones included
     shapes = []
     decode = m.dec._decode

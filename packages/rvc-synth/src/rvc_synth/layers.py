@@ -17,7 +17,8 @@ import mlx.nn as nn
 def _native() -> bool:
     """Use MLX's own conv kernels? Yes on GPUs (cuDNN / Metal), no on the CPU (naive there).
 
-    ``RVC_CONV=native|gemm`` overrides the choice (for benchmarking)."""
+    ``RVC_CONV=native|gemm`` overrides the choice (for benchmarking); ``RVC_CONV=gemm`` also keeps
+    the CPU decoder off oneDNN (``dnnl``, the default when installed)."""
     choice = os.environ.get("RVC_CONV")
     if choice:
         return choice == "native"

@@ -1,0 +1,312 @@
+"""oneDNN (ctypes) convolutions for the CPU decoder, when the library is installed.
+
+MLX's CPU backend has no fast dilated/transposed convolution; the per-tap GEMMs of
+:mod:`.layers` reach ~100 GFLOP/s at 128+ channels but 30-55 at 32-64. oneDNN's JIT
+convolutions (what PyTorch uses on x86 CPUs) run the same layers at 140-180 GFLOP/s on two
+cores and fuse the activations and residual adds as post-ops. Nothing here is required:
+:func:`available` is False unless ``libdnnl.so.3`` is found (``pip install onednn-cpu-gomp``
+puts it in ``<env>/lib``; ``$RVC_DNNL`` may name the file, ``RVC_DNNL=0`` disables it).
+
+Only float32, channels-last ``(N, W, C)`` arrays, NumPy in and out. Nothing is executed
+from model files: the library only ever sees shapes and float buffers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import glob
+import logging
+import os
+import sys
+import threading
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+# enum values of oneDNN 3.x (dnnl_types.h / dnnl_common_types.h; stable across 3.x)
+_F32, _TAG_ANY, _TAG_X, _TAG_NWC, _TAG_OWI = 3, 1, 2, 15, 15
+_CPU, _STREAM_DEFAULT, _FWD_INFERENCE = 1, 1, 96
+_CONV_DIRECT = 1
+_RELU, _TANH, _LINEAR, _BINARY_ADD = 32, 33, 38, 131056
+_ARG_SRC, _ARG_SRC_1, _ARG_DST, _ARG_WEIGHTS, _ARG_BIAS, _ARG_FROM, _ARG_TO = 1, 2, 17, 33, 41, 1, 17
+_ARG_POST_OP_BASE = 32768
+_Q_WEIGHTS_MD, _Q_IMPL, _Q_SCRATCHPAD_MD = 131, 8, 136
+_SCRATCHPAD_USER, _ARG_SCRATCHPAD = 1, 80
+_ALLOCATE = ctypes.c_void_p(-1 & 0xFFFFFFFFFFFFFFFF)
+
+_P = ctypes.c_void_p
+_DIMS = ctypes.c_int64 * 12
+
+
+class _Arg(ctypes.Structure):
+    _fields_ = [("arg", ctypes.c_int), ("memory", _P)]
+
+
+class DnnlError(RuntimeError):
+    pass
+
+
+_lib = None
+_engine = _P()
+_stream = _P()
+_lock = threading.RLock()  # one user at a time: shared scratchpad, reused memory objects
+_tried = False
+
+
+def _candidates() -> list[str]:
+    env = os.environ.get("RVC_DNNL")
+    if env:
+        return [env]
+    out = glob.glob(os.path.join(sys.prefix, "lib", "libdnnl.so.3"))
+    found = ctypes.util.find_library("dnnl")
+    if found:
+        out.append(found)
+    return out
+
+
+def available() -> bool:
+    """Is oneDNN loaded (loading it on first call)? Linux x86-64 only; ``RVC_DNNL=0`` says no."""
+    global _lib, _tried
+    if _tried:
+        return _lib is not None
+    with _lock:
+        if _tried:
+            return _lib is not None
+        _tried = True
+        if os.environ.get("RVC_DNNL") == "0" or sys.platform != "linux":
+            return False
+        for path in _candidates():
+            try:
+                lib = ctypes.CDLL(path)
+                _setup(lib)
+                _check(lib.dnnl_engine_create(ctypes.byref(_engine), _CPU, 0), "engine")
+                _check(lib.dnnl_stream_create(ctypes.byref(_stream), _engine, _STREAM_DEFAULT), "stream")
+            except (OSError, AttributeError, DnnlError) as exc:
+                logger.debug("oneDNN at %s not usable: %s", path, exc)
+                continue
+            _lib = lib
+            logger.debug("oneDNN convolutions from %s", path)
+            return True
+        return False
+
+
+def _setup(lib: ctypes.CDLL) -> None:
+    for name in ("dnnl_primitive_desc_query_md",):
+        getattr(lib, name).restype = _P
+    lib.dnnl_primitive_desc_query_md.argtypes = [_P, ctypes.c_int, ctypes.c_int]
+    lib.dnnl_memory_desc_create_with_tag.argtypes = [ctypes.POINTER(_P), ctypes.c_int, _DIMS, ctypes.c_int, ctypes.c_int]
+    lib.dnnl_memory_create.argtypes = [ctypes.POINTER(_P), _P, _P, _P]
+    lib.dnnl_primitive_execute.argtypes = [_P, _P, ctypes.c_int, ctypes.POINTER(_Arg)]
+    lib.dnnl_post_ops_append_eltwise.argtypes = [_P, ctypes.c_int, ctypes.c_float, ctypes.c_float]
+    lib.dnnl_post_ops_append_sum.argtypes = [_P, ctypes.c_float, ctypes.c_int32, ctypes.c_int]
+    lib.dnnl_post_ops_append_binary.argtypes = [_P, ctypes.c_int, _P]
+    lib.dnnl_primitive_attr_set_post_ops.argtypes = [_P, _P]
+    conv_args = [ctypes.POINTER(_P), _P, ctypes.c_int, ctypes.c_int, _P, _P, _P, _P, _DIMS, _DIMS, _DIMS, _DIMS, _P]
+    lib.dnnl_convolution_forward_primitive_desc_create.argtypes = conv_args
+    lib.dnnl_eltwise_forward_primitive_desc_create.argtypes = [
+        ctypes.POINTER(_P), _P, ctypes.c_int, ctypes.c_int, _P, _P, ctypes.c_float, ctypes.c_float, _P]
+    lib.dnnl_reorder_primitive_desc_create.argtypes = [ctypes.POINTER(_P), _P, _P, _P, _P, _P]
+    lib.dnnl_primitive_create.argtypes = [ctypes.POINTER(_P), _P]
+    lib.dnnl_memory_destroy.argtypes = [_P]
+    lib.dnnl_memory_set_data_handle.argtypes = [_P, _P]
+    lib.dnnl_stream_wait.argtypes = [_P]
+    lib.dnnl_primitive_desc_query.argtypes = [_P, ctypes.c_int, ctypes.c_int, _P]
+    lib.dnnl_primitive_attr_set_scratchpad_mode.argtypes = [_P, ctypes.c_int]
+    lib.dnnl_memory_desc_get_size.argtypes = [_P]
+    lib.dnnl_memory_desc_get_size.restype = ctypes.c_size_t
+
+
+def _check(status: int, what: str) -> None:
+    if status != 0:
+        raise DnnlError(f"oneDNN {what} failed (status {status})")
+
+
+def _md(dims: tuple[int, ...], tag: int) -> _P:
+    md = _P()
+    _check(_lib.dnnl_memory_desc_create_with_tag(ctypes.byref(md), len(dims), _DIMS(*dims), _F32, tag), "memory desc")
+    return md
+
+
+def _mem(md: _P, array: np.ndarray | None, *, empty: bool = False) -> _P:
+    m = _P()
+    handle = _P(array.ctypes.data) if array is not None else _P(None) if empty else _ALLOCATE
+    _check(_lib.dnnl_memory_create(ctypes.byref(m), md, _engine, handle), "memory")
+    return m
+
+
+def _execute(prim: _P, args: list[tuple[int, _P]]) -> None:
+    arr = (_Arg * len(args))(*[_Arg(a, m) for a, m in args])
+    _check(_lib.dnnl_primitive_execute(prim, _stream, len(args), arr), "execute")
+    _check(_lib.dnnl_stream_wait(_stream), "wait")
+
+
+def _attr(post_ops: tuple, dst_dims: tuple[int, ...]) -> _P:
+    """Post-ops: ("relu", slope) | ("tanh",) | ("linear", a, b) | ("sum",) | ("add",)."""
+    attr, po = _P(), _P()
+    _check(_lib.dnnl_primitive_attr_create(ctypes.byref(attr)), "attr")
+    _check(_lib.dnnl_post_ops_create(ctypes.byref(po)), "post ops")
+    for op in post_ops:
+        if op[0] == "relu":
+            _check(_lib.dnnl_post_ops_append_eltwise(po, _RELU, op[1], 0.0), "relu")
+        elif op[0] == "tanh":
+            _check(_lib.dnnl_post_ops_append_eltwise(po, _TANH, 0.0, 0.0), "tanh")
+        elif op[0] == "linear":
+            _check(_lib.dnnl_post_ops_append_eltwise(po, _LINEAR, op[1], op[2]), "linear")
+        elif op[0] == "sum":
+            _check(_lib.dnnl_post_ops_append_sum(po, 1.0, 0, 0), "sum")
+        elif op[0] == "add":
+            _check(_lib.dnnl_post_ops_append_binary(po, _BINARY_ADD, _md(dst_dims, _TAG_NWC)), "add")
+        else:  # pragma: no cover
+            raise ValueError(op)
+    _check(_lib.dnnl_primitive_attr_set_post_ops(attr, po), "set post ops")
+    # one scratchpad shared by every primitive (library-managed ones are kept per primitive:
+    # gigabytes across a decoder's ~100 layers)
+    _check(_lib.dnnl_primitive_attr_set_scratchpad_mode(attr, _SCRATCHPAD_USER), "scratchpad mode")
+    return attr
+
+
+_scratch = np.empty(0, np.uint8)
+
+
+def _scratchpad(pd: _P) -> tuple[_P, int]:
+    md = _P(_lib.dnnl_primitive_desc_query_md(pd, _Q_SCRATCHPAD_MD, 0))
+    return md, _lib.dnnl_memory_desc_get_size(md)
+
+
+def _scratch_ptr(size: int) -> int:
+    global _scratch
+    if _scratch.size < size + 64:
+        _scratch = np.empty(size + 4096, np.uint8)
+    return (_scratch.ctypes.data + 63) // 64 * 64  # 64-byte aligned
+
+
+class Conv:
+    """A 1-D convolution with fixed weights (MLX's layout ``(out, k, in)``); primitives are
+    cached per input shape and post-ops."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, *, stride: int = 1, padding: int = 0,
+                 dilation: int = 1) -> None:
+        self.weight = np.ascontiguousarray(weight, dtype=np.float32)
+        cout, self.k, cin = self.weight.shape
+        self.cin, self.cout = cin, cout
+        self.bias = np.ascontiguousarray(bias if bias is not None else np.zeros(cout), dtype=np.float32)
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        self._prims: dict = {}
+
+    def out_len(self, n: int) -> int:
+        k, s, p, d = self.k, self.stride, self.padding, self.dilation
+        return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+    def _prim(self, b: int, n: int, post_ops: tuple):
+        key = (b, n, post_ops)
+        hit = self._prims.get(key)
+        if hit is not None:
+            return hit
+        dst_dims = (b, self.cout, self.out_len(n))
+        src_md, dst_md = _md((b, self.cin, n), _TAG_NWC), _md(dst_dims, _TAG_NWC)
+        w_dims = (self.cout, self.cin, self.k)
+        w_any, b_md = _md(w_dims, _TAG_ANY), _md((self.cout,), _TAG_X)
+        pd = _P()
+        dims = [_DIMS(self.stride), _DIMS(self.dilation - 1), _DIMS(self.padding), _DIMS(self.padding)]
+        _check(_lib.dnnl_convolution_forward_primitive_desc_create(
+            ctypes.byref(pd), _engine, _FWD_INFERENCE, _CONV_DIRECT, src_md, w_any, b_md, dst_md, *dims,
+            _attr(post_ops, dst_dims)), "convolution desc")
+        prim = _P()
+        _check(_lib.dnnl_primitive_create(ctypes.byref(prim), pd), "convolution")
+        # weights, reordered once into the layout this primitive wants
+        w_md = _P(_lib.dnnl_primitive_desc_query_md(pd, _Q_WEIGHTS_MD, 0))
+        user = _mem(_md(w_dims, _TAG_OWI), self.weight)
+        w_mem = _mem(w_md, None)
+        rpd, rprim = _P(), _P()
+        _check(_lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), _md(w_dims, _TAG_OWI), _engine, w_md,
+                                                      _engine, None), "reorder desc")
+        _check(_lib.dnnl_primitive_create(ctypes.byref(rprim), rpd), "reorder")
+        _execute(rprim, [(_ARG_FROM, user), (_ARG_TO, w_mem)])
+        _lib.dnnl_memory_destroy(user)
+        # memory objects made once; each call only points them at its buffers
+        n_add = sum(op[0] == "add" for op in post_ops)
+        scratch_md, scratch_size = _scratchpad(pd)
+        mds = [src_md, dst_md, b_md] + [dst_md] * n_add + [scratch_md]
+        mems = [_mem(md, None, empty=True) for md in mds]
+        ids = [_ARG_SRC, _ARG_DST, _ARG_BIAS]
+        ids += [_ARG_POST_OP_BASE * (i + 1) | _ARG_SRC_1 for i, op in enumerate(post_ops) if op[0] == "add"]
+        ids += [_ARG_SCRATCHPAD]
+        args = (_Arg * (len(mems) + 1))(*[_Arg(a, m) for a, m in zip(ids, mems)], _Arg(_ARG_WEIGHTS, w_mem))
+        hit = (prim, mems, args, scratch_size)
+        self._prims[key] = hit
+        return hit
+
+    def __call__(self, x: np.ndarray, *, post_ops: tuple = (), out: np.ndarray | None = None,
+                 add: tuple[np.ndarray, ...] = (), bias: np.ndarray | None = None,
+                 tile: int | None = None) -> np.ndarray:
+        """``x`` ``(N, W, in)`` float32 -> ``(N, W', out)``.
+
+        ``out`` (C-contiguous) is written in place (and read first by a ``("sum",)``
+        post-op); ``add`` gives the arrays of the ``("add",)`` post-ops, in order; ``bias``
+        replaces the layer's bias. ``tile`` (unpadded stride-1 convolutions of one sequence,
+        ``W'`` a multiple of it) runs one primitive of ``tile`` outputs along the sequence:
+        the primitives are then the same for every length, and oneDNN's small-channel
+        kernels build tables of ~200 bytes per output sample (and ~4 us per sample to
+        create them) that stay small.
+        """
+        if x.dtype != np.float32 or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype=np.float32)
+        b, n, _ = x.shape
+        n_out = self.out_len(n)
+        if out is None:
+            out = np.empty((b, n_out, self.cout), np.float32)
+        assert out.shape == (b, n_out, self.cout) and out.dtype == np.float32 and out.flags.c_contiguous, (out.shape, (b, n_out, self.cout))
+        for a in add:
+            assert a.shape == out.shape and a.dtype == np.float32 and a.flags.c_contiguous
+        bias = self.bias if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
+        if tile is None or n_out <= tile:
+            self._run(x, out, post_ops, add, bias)
+            return out
+        if b > 1 or n_out % tile or self.padding or self.stride != 1:
+            raise ValueError("tiles need one unpadded stride-1 sequence, a whole number of tiles long")
+        span = self.dilation * (self.k - 1)
+        for o in range(0, n_out, tile):
+            self._run(x[:, o : o + tile + span], out[:, o : o + tile], post_ops, [a[:, o : o + tile] for a in add],
+                      bias)
+        return out
+
+    def _run(self, x: np.ndarray, out: np.ndarray, post_ops: tuple, add, bias: np.ndarray) -> None:
+        prim, mems, args, scratch_size = self._prim(x.shape[0], x.shape[1], post_ops)
+        with _lock:
+            ptrs = [x.ctypes.data, out.ctypes.data, bias.ctypes.data] + [a.ctypes.data for a in add]
+            ptrs.append(_scratch_ptr(scratch_size))
+            for m, ptr in zip(mems, ptrs):
+                _check(_lib.dnnl_memory_set_data_handle(m, ptr), "set handle")
+            _check(_lib.dnnl_primitive_execute(prim, _stream, len(args), args), "execute")
+            _check(_lib.dnnl_stream_wait(_stream), "wait")
+
+
+_eltwise_cache: dict = {}
+
+
+def leaky_relu(x: np.ndarray, slope: float, *, out: np.ndarray | None = None) -> np.ndarray:
+    """``max(x, 0) + slope * min(x, 0)`` of a float32 ``(N, W, C)`` array, multithreaded."""
+    b, n, c = x.shape
+    key = (b, n, c, slope)
+    hit = _eltwise_cache.get(key)
+    if hit is None:
+        md = _md((b, c, n), _TAG_NWC)
+        pd, prim = _P(), _P()
+        _check(_lib.dnnl_eltwise_forward_primitive_desc_create(ctypes.byref(pd), _engine, _FWD_INFERENCE, _RELU,
+                                                                md, md, slope, 0.0, _attr((), ())), "eltwise desc")
+        _check(_lib.dnnl_primitive_create(ctypes.byref(prim), pd), "eltwise")
+        hit = _eltwise_cache[key] = (prim, md, _scratchpad(pd))
+    prim, md, scratch = hit
+    if out is None:
+        out = np.empty_like(x)
+    with _lock:
+        mems = [(_ARG_SRC, _mem(md, x)), (_ARG_DST, _mem(md, out)), (_ARG_SCRATCHPAD, _mem(scratch[0], None, empty=True))]
+        _check(_lib.dnnl_memory_set_data_handle(mems[2][1], _scratch_ptr(scratch[1])), "set handle")
+        try:
+            _execute(prim, mems)
+        finally:
+            for _, m in mems:
+                _lib.dnnl_memory_destroy(m)
+    return out
