@@ -136,6 +136,7 @@ def test_decoder_chunking_is_exact(ref_dir: Path, conv: str, monkeypatch: pytest
     if conv == "dnnl":
         return
     # every stretch has one shape (size + 2 halos), the first and last ones included
+    monkeypatch.setenv("RVC_COMPILE", "0")  # the spy sees uncompiled calls only (GPUs compile)
     shapes = []
     decode = m.dec._decode
     m.dec._decode = lambda x, har, g: shapes.append(x.shape[1]) or decode(x, har, g)
@@ -156,7 +157,10 @@ def test_attention_query_blocks_are_exact(ref_dir: Path, monkeypatch: pytest.Mon
     p = mx.array(rng.integers(1, 256, size=(1, 150)))
     whole = np.array(m.enc_p(x, p)[0])
     monkeypatch.setattr(encoder, "QUERY_BLOCK", 32)
-    np.testing.assert_array_equal(np.array(m.enc_p(x, p)[0]), whole)
+    if mx.default_device() == mx.cpu:
+        np.testing.assert_array_equal(np.array(m.enc_p(x, p)[0]), whole)
+    else:  # cuBLAS picks kernels by the number of query rows: the same sums, rounded differently
+        np.testing.assert_allclose(np.array(m.enc_p(x, p)[0]), whole, atol=1e-6)
 
 
 @pytest.mark.parametrize("t, block", [(150, 32), (37, 256), (300, 256)])
