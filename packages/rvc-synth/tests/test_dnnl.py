@@ -113,3 +113,24 @@ def test_primitives_are_shared_across_lengths(ref_dir: Path) -> None:
 
     first = run(40)
     assert first > 0 and run(41) == first and run(57) == first
+
+
+def test_batch_and_fallback(ref_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches decode item by item; a oneDNN failure falls back to MLX with the same result."""
+    m = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_40k.pth")
+    emb = m.emb_g(mx.array([0, 1]))[:, None]
+    z = mx.array(rng.normal(size=(2, 21, m.config.inter_channels)).astype(np.float32))
+    f0 = mx.array(rng.uniform(80, 400, size=(2, 21)).astype(np.float32))
+    fast = np.array(m.dec(z, f0, emb))
+    monkeypatch.setenv("RVC_CONV", "gemm")
+    ref = np.array(m.dec(z, f0, emb))
+    monkeypatch.delenv("RVC_CONV")
+    np.testing.assert_allclose(fast, ref, atol=2e-5)
+
+    def broken(*args, **kwargs):
+        raise _dnnl.DnnlError("oneDNN convolution desc failed (status 3)")
+
+    monkeypatch.setattr(m.dec, "_decode_dnnl", broken)
+    np.testing.assert_allclose(np.array(m.dec(z, f0, emb)), ref, atol=2e-5)
+    assert m.dec._dnnl() is None  # and it stays off
+    object.__delattr__(m.dec, "_dnnl_failed")

@@ -96,7 +96,8 @@ def _setup(lib: ctypes.CDLL) -> None:
     for name in ("dnnl_primitive_desc_query_md",):
         getattr(lib, name).restype = _P
     lib.dnnl_primitive_desc_query_md.argtypes = [_P, ctypes.c_int, ctypes.c_int]
-    lib.dnnl_memory_desc_create_with_tag.argtypes = [ctypes.POINTER(_P), ctypes.c_int, _DIMS, ctypes.c_int, ctypes.c_int]
+    lib.dnnl_memory_desc_create_with_tag.argtypes = [
+        ctypes.POINTER(_P), ctypes.c_int, _DIMS, ctypes.c_int, ctypes.c_int]
     lib.dnnl_memory_create.argtypes = [ctypes.POINTER(_P), _P, _P, _P]
     lib.dnnl_primitive_execute.argtypes = [_P, _P, ctypes.c_int, ctypes.POINTER(_Arg)]
     lib.dnnl_post_ops_append_eltwise.argtypes = [_P, ctypes.c_int, ctypes.c_float, ctypes.c_float]
@@ -257,9 +258,10 @@ class Conv:
         n_out = self.out_len(n)
         if out is None:
             out = np.empty((b, n_out, self.cout), np.float32)
-        assert out.shape == (b, n_out, self.cout) and out.dtype == np.float32 and out.flags.c_contiguous, (out.shape, (b, n_out, self.cout))
-        for a in add:
-            assert a.shape == out.shape and a.dtype == np.float32 and a.flags.c_contiguous
+        for a in (out, *add):
+            if a.shape != (b, n_out, self.cout) or a.dtype != np.float32 or not a.flags.c_contiguous:
+                raise ValueError(f"output/add buffers must be C-contiguous float32 {(b, n_out, self.cout)}, "
+                                 f"got {a.dtype} {a.shape}")
         bias = self.bias if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
         if tile is None or n_out <= tile:
             self._run(x, out, post_ops, add, bias)
@@ -302,7 +304,8 @@ def leaky_relu(x: np.ndarray, slope: float, *, out: np.ndarray | None = None) ->
     if out is None:
         out = np.empty_like(x)
     with _lock:
-        mems = [(_ARG_SRC, _mem(md, x)), (_ARG_DST, _mem(md, out)), (_ARG_SCRATCHPAD, _mem(scratch[0], None, empty=True))]
+        mems = [(_ARG_SRC, _mem(md, x)), (_ARG_DST, _mem(md, out)),
+                (_ARG_SCRATCHPAD, _mem(scratch[0], None, empty=True))]
         _check(_lib.dnnl_memory_set_data_handle(mems[2][1], _scratch_ptr(scratch[1])), "set handle")
         try:
             _execute(prim, mems)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 
@@ -13,6 +14,8 @@ from mlx.utils import tree_flatten
 from . import _dnnl
 from .config import SynthConfig
 from .layers import Conv1d, ConvTranspose1d
+
+logger = logging.getLogger(__name__)
 
 LRELU_SLOPE = 0.1
 _FIX = float(2**40)  # fixed-point unit for the phase: 2**-40 cycles
@@ -185,7 +188,11 @@ class Generator(nn.Module):
         halo, hop = self.receptive_radius(), cfg.hop
         if self._dnnl() is not None:
             size = chunk_frames if chunk_frames is not None else DNNL_CHUNK_FRAMES
-            return self._decode_dnnl(x, har, g, _balanced_stretches(t, size or t, halo))
+            try:
+                return self._decode_dnnl(x, har, g, _balanced_stretches(t, size or t, halo))
+            except _dnnl.DnnlError as exc:  # a library build that refuses a layer: MLX can do it
+                logger.warning("oneDNN decoder failed (%s); using MLX's convolutions from now on", exc)
+                object.__setattr__(self, "_dnnl_failed", True)
         size = _chunking(t, chunk_frames, x.dtype)
         full = size + 2 * halo  # every stretch has this length: one shape, compiled once, reused
         if full >= t:  # one stretch would hold everything
@@ -209,7 +216,8 @@ class Generator(nn.Module):
 
     def _dnnl(self):
         """The oneDNN decoder (CPU, float32 weights, library installed), built once; else None."""
-        if (mx.default_device() != mx.cpu or os.environ.get("RVC_CONV", "dnnl") != "dnnl"
+        if (getattr(self, "_dnnl_failed", False) or mx.default_device() != mx.cpu
+                or os.environ.get("RVC_CONV", "dnnl") != "dnnl"
                 or self.conv_pre.weight.dtype != mx.float32 or not _dnnl.available()):
             return None
         weights = [w for _, w in tree_flatten(self.parameters())]
