@@ -97,3 +97,31 @@ def test_features_blend_protect_golden(ref_dir, case: str) -> None:
     assert p_len == int(g[f"{case}_p_len"][0]) and feats.shape == ref.shape
     rel = np.abs(feats - ref).max() / np.abs(ref).max()
     assert rel <= 1e-5, rel
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_one_blas_thread_during_gpu_conversions(ref_dir, make_signal, gpu: bool, monkeypatch) -> None:
+    """On GPUs the pipeline runs with one BLAS thread (OpenBLAS's spinning workers slowed FAISS),
+    restored afterwards; CPU conversions keep every thread."""
+    from threadpoolctl import threadpool_info
+
+    from rvc_convert import pipeline
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    monkeypatch.setattr(pipeline, "_on_gpu", lambda: gpu)
+    before, seen = blas_threads(), []
+    stub = StubEmbedder(seed=0)
+
+    def embedder(x: np.ndarray) -> np.ndarray:
+        seen.append(blas_threads())
+        return stub(x)
+
+    synth = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_32k.pth")
+    audio = make_signal(2, 0, ()).astype(np.float32) / 32768
+    out, _ = run_pipeline(audio, synth=synth, embedder=embedder, f0_fn=lambda a, n: np.full(n, 150.0),
+                          options=ConvertOptions(index_rate=0.0), noise_scale=0)
+    assert len(out) > 0 and seen
+    assert all(t == ([1] * len(before) if gpu else before) for t in seen)
+    assert blas_threads() == before
