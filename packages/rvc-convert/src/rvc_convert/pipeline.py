@@ -172,16 +172,19 @@ _BLAS: Any = None
 
 def _one_blas_thread_on_gpu() -> contextlib.AbstractContextManager:
     """On a GPU the pipeline's own BLAS work is small (mel, index blending), and OpenBLAS's
-    spinning worker threads slow FAISS's OpenMP search. Measured on an H100 host (16 cores):
-    index stage 42 -> 18 ms per 10 s, 100 files of 3 s 16.2 -> 11.5 s. On the CPU, MLX's
-    matmuls need those threads: nothing changes there."""
+    spinning worker threads slow FAISS's OpenMP search. Measured on an H100 host (16 cores)
+    with ``OPENBLAS_NUM_THREADS=1``: index stage 42 -> 18 ms per 10 s, 100 files of 3 s 16.2 ->
+    11.5 s. On the CPU, MLX's matmuls need those threads: nothing changes there."""
     global _BLAS
     if not _on_gpu():
         return contextlib.nullcontext()
     if _BLAS is None:  # the libraries are all loaded by the first conversion
         from threadpoolctl import ThreadpoolController
 
-        _BLAS = ThreadpoolController().select(user_api="blas")
+        # not OpenMP builds (faiss-cpu's): their thread count is FAISS's own OpenMP pool
+        c = ThreadpoolController()
+        pthreads = [i["filepath"] for i in c.info() if i["user_api"] == "blas" and i.get("threading_layer") != "openmp"]
+        _BLAS = c.select(filepath=pthreads)
     return _BLAS.limit(limits=1)
 
 
