@@ -125,11 +125,10 @@ class DnnlDecoder:
             if self.noise_convs is not None:
                 self.noise_convs[i](har, post_ops=(("sum",),), out=self._inner(xp, n))
             xp = self._stage(xp, n, self.blocks[i * self.nk : (i + 1) * self.nk])
-            x = self._inner(xp, n)
         t = self._lrelu(xp, 0.01)  # zero stays zero
         post = self.conv_post
         y = self.pool.take((1, self._tiles(t, n).shape[1], 1))
-        post(self._tiles(t, n, post.pad), post_ops=(("tanh",),), out=y, tile=tile_for(x.shape[2]))
+        post(self._tiles(t, n, post.pad), post_ops=(("tanh",),), out=y, tile=tile_for(t.shape[2]))
         self.pool.give(xp, t, y)  # y stays readable until the next take
         return y[:, :n, 0]
 

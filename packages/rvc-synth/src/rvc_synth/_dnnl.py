@@ -32,7 +32,7 @@ _CONV_DIRECT = 1
 _RELU, _TANH, _LINEAR, _BINARY_ADD = 32, 33, 38, 131056
 _ARG_SRC, _ARG_SRC_1, _ARG_DST, _ARG_WEIGHTS, _ARG_BIAS, _ARG_FROM, _ARG_TO = 1, 2, 17, 33, 41, 1, 17
 _ARG_POST_OP_BASE = 32768
-_Q_WEIGHTS_MD, _Q_IMPL, _Q_SCRATCHPAD_MD = 131, 8, 136
+_Q_WEIGHTS_MD, _Q_SCRATCHPAD_MD = 131, 136
 _SCRATCHPAD_USER, _ARG_SCRATCHPAD = 1, 80
 _ALLOCATE = ctypes.c_void_p(-1 & 0xFFFFFFFFFFFFFFFF)
 
@@ -93,8 +93,7 @@ def available() -> bool:
 
 
 def _setup(lib: ctypes.CDLL) -> None:
-    for name in ("dnnl_primitive_desc_query_md",):
-        getattr(lib, name).restype = _P
+    lib.dnnl_primitive_desc_query_md.restype = _P
     lib.dnnl_primitive_desc_query_md.argtypes = [_P, ctypes.c_int, ctypes.c_int]
     lib.dnnl_memory_desc_create_with_tag.argtypes = [
         ctypes.POINTER(_P), ctypes.c_int, _DIMS, ctypes.c_int, ctypes.c_int]
@@ -113,7 +112,11 @@ def _setup(lib: ctypes.CDLL) -> None:
     lib.dnnl_memory_destroy.argtypes = [_P]
     lib.dnnl_memory_set_data_handle.argtypes = [_P, _P]
     lib.dnnl_stream_wait.argtypes = [_P]
-    lib.dnnl_primitive_desc_query.argtypes = [_P, ctypes.c_int, ctypes.c_int, _P]
+    lib.dnnl_memory_desc_equal.argtypes = [_P, _P]
+    lib.dnnl_memory_desc_clone.argtypes = [ctypes.POINTER(_P), _P]
+    for name in ("dnnl_primitive_destroy", "dnnl_primitive_attr_destroy", "dnnl_post_ops_destroy",
+                 "dnnl_primitive_desc_destroy", "dnnl_memory_desc_destroy"):
+        getattr(lib, name).argtypes = [_P]
     lib.dnnl_primitive_attr_set_scratchpad_mode.argtypes = [_P, ctypes.c_int]
     lib.dnnl_memory_desc_get_size.argtypes = [_P]
     lib.dnnl_memory_desc_get_size.restype = ctypes.c_size_t
@@ -128,6 +131,12 @@ def _md(dims: tuple[int, ...], tag: int) -> _P:
     md = _P()
     _check(_lib.dnnl_memory_desc_create_with_tag(ctypes.byref(md), len(dims), _DIMS(*dims), _F32, tag), "memory desc")
     return md
+
+
+def _free_mds(*mds: _P) -> None:
+    """Descriptors are copied by whatever is built from them (memories, primitive descs)."""
+    for md in mds:
+        _lib.dnnl_memory_desc_destroy(md)
 
 
 def _mem(md: _P, array: np.ndarray | None, *, empty: bool = False) -> _P:
@@ -158,10 +167,13 @@ def _attr(post_ops: tuple, dst_dims: tuple[int, ...]) -> _P:
         elif op[0] == "sum":
             _check(_lib.dnnl_post_ops_append_sum(po, 1.0, 0, 0), "sum")
         elif op[0] == "add":
-            _check(_lib.dnnl_post_ops_append_binary(po, _BINARY_ADD, _md(dst_dims, _TAG_NWC)), "add")
+            md = _md(dst_dims, _TAG_NWC)
+            _check(_lib.dnnl_post_ops_append_binary(po, _BINARY_ADD, md), "add")
+            _free_mds(md)
         else:  # pragma: no cover
             raise ValueError(op)
     _check(_lib.dnnl_primitive_attr_set_post_ops(attr, po), "set post ops")
+    _lib.dnnl_post_ops_destroy(po)  # the attribute keeps its own copy
     # one scratchpad shared by every primitive (library-managed ones are kept per primitive:
     # gigabytes across a decoder's ~100 layers)
     _check(_lib.dnnl_primitive_attr_set_scratchpad_mode(attr, _SCRATCHPAD_USER), "scratchpad mode")
@@ -183,9 +195,25 @@ def _scratch_ptr(size: int) -> int:
     return (_scratch.ctypes.data + 63) // 64 * 64  # 64-byte aligned
 
 
+def _create(make, post_ops: tuple, dst_dims: tuple[int, ...]) -> tuple[_P, _P]:
+    """``make(pd_ptr, attr)`` creates a primitive descriptor; returns it (the caller destroys it
+    once it has queried it) and its primitive."""
+    pd, prim, attr = _P(), _P(), _attr(post_ops, dst_dims)
+    try:
+        _check(make(ctypes.byref(pd), attr), "primitive desc")
+    finally:
+        _lib.dnnl_primitive_attr_destroy(attr)  # the descriptor keeps its own copy
+    _check(_lib.dnnl_primitive_create(ctypes.byref(prim), pd), "primitive")
+    return pd, prim
+
+
+MAX_SHAPES = 8  # primitives kept per layer: the tiled ones need 1-2, the others one per length
+
+
 class Conv:
     """A 1-D convolution with fixed weights (MLX's layout ``(out, k, in)``); primitives are
-    cached per input shape and post-ops."""
+    cached per input shape and post-ops (the :data:`MAX_SHAPES` most recent), the weights
+    reordered once per layout a primitive asks for."""
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None, *, stride: int = 1, padding: int = 0,
                  dilation: int = 1) -> None:
@@ -195,6 +223,7 @@ class Conv:
         self.bias = np.ascontiguousarray(bias if bias is not None else np.zeros(cout), dtype=np.float32)
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self._prims: dict = {}
+        self._weights: list[tuple[_P, _P]] = []  # (layout, reordered weights)
 
     def out_len(self, n: int) -> int:
         k, s, p, d = self.k, self.stride, self.padding, self.dilation
@@ -207,37 +236,52 @@ class Conv:
             return hit
         dst_dims = (b, self.cout, self.out_len(n))
         src_md, dst_md = _md((b, self.cin, n), _TAG_NWC), _md(dst_dims, _TAG_NWC)
-        w_dims = (self.cout, self.cin, self.k)
-        w_any, b_md = _md(w_dims, _TAG_ANY), _md((self.cout,), _TAG_X)
-        pd = _P()
+        b_md = _md((self.cout,), _TAG_X)
         dims = [_DIMS(self.stride), _DIMS(self.dilation - 1), _DIMS(self.padding), _DIMS(self.padding)]
-        _check(_lib.dnnl_convolution_forward_primitive_desc_create(
-            ctypes.byref(pd), _engine, _FWD_INFERENCE, _CONV_DIRECT, src_md, w_any, b_md, dst_md, *dims,
-            _attr(post_ops, dst_dims)), "convolution desc")
-        prim = _P()
-        _check(_lib.dnnl_primitive_create(ctypes.byref(prim), pd), "convolution")
-        # weights, reordered once into the layout this primitive wants
-        w_md = _P(_lib.dnnl_primitive_desc_query_md(pd, _Q_WEIGHTS_MD, 0))
-        user = _mem(_md(w_dims, _TAG_OWI), self.weight)
-        w_mem = _mem(w_md, None)
-        rpd, rprim = _P(), _P()
-        _check(_lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), _md(w_dims, _TAG_OWI), _engine, w_md,
-                                                      _engine, None), "reorder desc")
-        _check(_lib.dnnl_primitive_create(ctypes.byref(rprim), rpd), "reorder")
-        _execute(rprim, [(_ARG_FROM, user), (_ARG_TO, w_mem)])
-        _lib.dnnl_memory_destroy(user)
+        w_any = _md((self.cout, self.cin, self.k), _TAG_ANY)
+        pd, prim = _create(lambda pd, attr: _lib.dnnl_convolution_forward_primitive_desc_create(
+            pd, _engine, _FWD_INFERENCE, _CONV_DIRECT, src_md, w_any, b_md, dst_md, *dims, attr), post_ops, dst_dims)
+        w_mem = self._reordered(_P(_lib.dnnl_primitive_desc_query_md(pd, _Q_WEIGHTS_MD, 0)))
         # memory objects made once; each call only points them at its buffers
         n_add = sum(op[0] == "add" for op in post_ops)
         scratch_md, scratch_size = _scratchpad(pd)
         mds = [src_md, dst_md, b_md] + [dst_md] * n_add + [scratch_md]
         mems = [_mem(md, None, empty=True) for md in mds]
+        _lib.dnnl_primitive_desc_destroy(pd)
+        _free_mds(src_md, dst_md, b_md, w_any)
         ids = [_ARG_SRC, _ARG_DST, _ARG_BIAS]
         ids += [_ARG_POST_OP_BASE * (i + 1) | _ARG_SRC_1 for i, op in enumerate(post_ops) if op[0] == "add"]
         ids += [_ARG_SCRATCHPAD]
         args = (_Arg * (len(mems) + 1))(*[_Arg(a, m) for a, m in zip(ids, mems)], _Arg(_ARG_WEIGHTS, w_mem))
         hit = (prim, mems, args, scratch_size)
+        if len(self._prims) >= MAX_SHAPES:  # a folder of files of every length: forget the oldest
+            old_prim, old_mems, *_ = self._prims.pop(next(iter(self._prims)))
+            _lib.dnnl_primitive_destroy(old_prim)
+            for m in old_mems:
+                _lib.dnnl_memory_destroy(m)
         self._prims[key] = hit
         return hit
+
+    def _reordered(self, w_md: _P) -> _P:
+        """The weights in the layout ``w_md``, reordered on first request."""
+        for md, mem in self._weights:
+            if _lib.dnnl_memory_desc_equal(md, w_md):
+                return mem
+        kept = _P()
+        _check(_lib.dnnl_memory_desc_clone(ctypes.byref(kept), w_md), "clone")  # w_md dies with its pd
+        user_md = _md((self.cout, self.cin, self.k), _TAG_OWI)
+        user, w_mem = _mem(user_md, self.weight), _mem(w_md, None)
+        rpd, rprim = _P(), _P()
+        _check(_lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), user_md, _engine, w_md, _engine, None),
+               "reorder desc")
+        _check(_lib.dnnl_primitive_create(ctypes.byref(rprim), rpd), "reorder")
+        _execute(rprim, [(_ARG_FROM, user), (_ARG_TO, w_mem)])
+        _lib.dnnl_primitive_destroy(rprim)
+        _lib.dnnl_primitive_desc_destroy(rpd)
+        _lib.dnnl_memory_destroy(user)
+        _free_mds(user_md)
+        self._weights.append((kept, w_mem))
+        return w_mem
 
     def __call__(self, x: np.ndarray, *, post_ops: tuple = (), out: np.ndarray | None = None,
                  add: tuple[np.ndarray, ...] = (), bias: np.ndarray | None = None,
@@ -275,41 +319,44 @@ class Conv:
         return out
 
     def _run(self, x: np.ndarray, out: np.ndarray, post_ops: tuple, add, bias: np.ndarray) -> None:
-        prim, mems, args, scratch_size = self._prim(x.shape[0], x.shape[1], post_ops)
-        with _lock:
-            ptrs = [x.ctypes.data, out.ctypes.data, bias.ctypes.data] + [a.ctypes.data for a in add]
-            ptrs.append(_scratch_ptr(scratch_size))
-            for m, ptr in zip(mems, ptrs):
-                _check(_lib.dnnl_memory_set_data_handle(m, ptr), "set handle")
-            _check(_lib.dnnl_primitive_execute(prim, _stream, len(args), args), "execute")
-            _check(_lib.dnnl_stream_wait(_stream), "wait")
+        ptrs = [x.ctypes.data, out.ctypes.data, bias.ctypes.data] + [a.ctypes.data for a in add]
+        _bind_and_run(self._prim(x.shape[0], x.shape[1], post_ops), ptrs)
 
 
 _eltwise_cache: dict = {}
 
 
 def leaky_relu(x: np.ndarray, slope: float, *, out: np.ndarray | None = None) -> np.ndarray:
-    """``max(x, 0) + slope * min(x, 0)`` of a float32 ``(N, W, C)`` array, multithreaded."""
+    """``max(x, 0) + slope * min(x, 0)`` of a C-contiguous float32 ``(N, W, C)`` array, multithreaded."""
     b, n, c = x.shape
     key = (b, n, c, slope)
     hit = _eltwise_cache.get(key)
     if hit is None:
         md = _md((b, c, n), _TAG_NWC)
-        pd, prim = _P(), _P()
-        _check(_lib.dnnl_eltwise_forward_primitive_desc_create(ctypes.byref(pd), _engine, _FWD_INFERENCE, _RELU,
-                                                                md, md, slope, 0.0, _attr((), ())), "eltwise desc")
-        _check(_lib.dnnl_primitive_create(ctypes.byref(prim), pd), "eltwise")
-        hit = _eltwise_cache[key] = (prim, md, _scratchpad(pd))
-    prim, md, scratch = hit
+        pd, prim = _create(lambda pd, attr: _lib.dnnl_eltwise_forward_primitive_desc_create(
+            pd, _engine, _FWD_INFERENCE, _RELU, md, md, slope, 0.0, attr), (), ())
+        scratch_md, scratch_size = _scratchpad(pd)
+        mems = [_mem(md, None, empty=True), _mem(md, None, empty=True), _mem(scratch_md, None, empty=True)]
+        _lib.dnnl_primitive_desc_destroy(pd)
+        _free_mds(md)
+        args = (_Arg * 3)(*[_Arg(a, m) for a, m in zip((_ARG_SRC, _ARG_DST, _ARG_SCRATCHPAD), mems)])
+        if len(_eltwise_cache) >= 4 * MAX_SHAPES:
+            old_prim, old_mems, *_ = _eltwise_cache.pop(next(iter(_eltwise_cache)))
+            _lib.dnnl_primitive_destroy(old_prim)
+            for m in old_mems:
+                _lib.dnnl_memory_destroy(m)
+        hit = _eltwise_cache[key] = (prim, mems, args, scratch_size)
     if out is None:
         out = np.empty_like(x)
-    with _lock:
-        mems = [(_ARG_SRC, _mem(md, x)), (_ARG_DST, _mem(md, out)),
-                (_ARG_SCRATCHPAD, _mem(scratch[0], None, empty=True))]
-        _check(_lib.dnnl_memory_set_data_handle(mems[2][1], _scratch_ptr(scratch[1])), "set handle")
-        try:
-            _execute(prim, mems)
-        finally:
-            for _, m in mems:
-                _lib.dnnl_memory_destroy(m)
+    _bind_and_run(hit, [x.ctypes.data, out.ctypes.data])
     return out
+
+
+def _bind_and_run(hit: tuple, ptrs: list[int]) -> None:
+    """Point a cached primitive's memory objects at ``ptrs`` (+ the scratchpad) and run it."""
+    prim, mems, args, scratch_size = hit
+    with _lock:
+        for m, ptr in zip(mems, [*ptrs, _scratch_ptr(scratch_size)]):
+            _check(_lib.dnnl_memory_set_data_handle(m, ptr), "set handle")
+        _check(_lib.dnnl_primitive_execute(prim, _stream, len(args), args), "execute")
+        _check(_lib.dnnl_stream_wait(_stream), "wait")

@@ -46,7 +46,6 @@ class MultiHeadAttention(nn.Module):
             out = outs[0] if len(outs) == 1 else mx.concatenate(outs, axis=2)
         return self.conv_o(out.transpose(0, 2, 1, 3).reshape(b, t, c))
 
-
     def _attend_numpy(self, q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
         """:meth:`_attend` over all query blocks in NumPy (CPU): MLX's CPU ``exp`` is scalar
         (~35 ns per element, 20 s of softmax for 60 s of audio); NumPy's is vectorised."""
@@ -64,12 +63,13 @@ class MultiHeadAttention(nn.Module):
             cols = np.arange(start, start + n)[:, None] + band[None, :] - WINDOW  # (n, 2W+1)
             ok = (cols >= 0) & (cols < t)
             rows, js = np.nonzero(ok)
-            logits[:, :, rows, cols[rows, js]] += rk[:, :, rows, js]
+            keys = cols[rows, js]
+            logits[:, :, rows, keys] += rk[:, :, rows, js]
             logits -= logits.max(axis=-1, keepdims=True)
             np.exp(logits, out=logits)
             logits /= logits.sum(axis=-1, keepdims=True)
             pb = np.zeros((b, h, n, 2 * WINDOW + 1), np.float32)
-            pb[:, :, rows, js] = logits[:, :, rows, cols[rows, js]]
+            pb[:, :, rows, js] = logits[:, :, rows, keys]
             out[:, :, start : start + n] = logits @ v + pb @ rel_v
         return out
 

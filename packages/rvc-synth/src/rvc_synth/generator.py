@@ -186,10 +186,11 @@ class Generator(nn.Module):
             har = self.m_source(f0, upp=cfg.hop, sr=cfg.sample_rate, key=key)
         t = x.shape[1]
         halo, hop = self.receptive_radius(), cfg.hop
-        if self._dnnl() is not None:
+        dec = self._dnnl()
+        if dec is not None:
             size = chunk_frames if chunk_frames is not None else DNNL_CHUNK_FRAMES
             try:
-                return self._decode_dnnl(x, har, g, _balanced_stretches(t, size or t, halo))
+                return self._decode_dnnl(dec, x, har, g, _balanced_stretches(t, size or t, halo))
             except _dnnl.DnnlError as exc:  # a library build that refuses a layer: MLX can do it
                 logger.warning("oneDNN decoder failed (%s); using MLX's convolutions from now on", exc)
                 object.__setattr__(self, "_dnnl_failed", True)
@@ -229,8 +230,8 @@ class Generator(nn.Module):
             object.__setattr__(self, "_dnnl_cache", cached)  # not a child module/parameter
         return cached[1]
 
-    def _decode_dnnl(self, x: mx.array, har: mx.array | None, g: mx.array, stretches) -> mx.array:
-        dec, hop = self._dnnl(), self.cfg.hop
+    def _decode_dnnl(self, dec, x: mx.array, har: mx.array | None, g: mx.array, stretches) -> mx.array:
+        hop = self.cfg.hop
         cond = np.array(self.cond(g).astype(mx.float32)) if "cond" in self else None  # (B, 1, ch0)
         xn = np.array(x.astype(mx.float32))
         hn = np.array(har.astype(mx.float32)) if har is not None else None

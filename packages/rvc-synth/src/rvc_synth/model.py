@@ -186,8 +186,9 @@ class Synthesizer(nn.Module):
             skip_head, return_length: the reference's streaming arguments: synthesize only
                 frames ``[skip_head, skip_head + return_length)`` (with up to 24 frames of
                 flow context before them).
-            chunk_frames: decoder stretch length in frames (default 500; on GPUs 250 for exact
-                float32 and 1500 for float16/bfloat16; ``0`` = whole input).
+            chunk_frames: decoder stretch length in frames (default 500; 1000 on the CPU with
+                oneDNN; on GPUs 250 for exact float32 and 1500 for float16/bfloat16; ``0`` =
+                whole input).
                 Any value gives the same audio; it bounds memory on long inputs.
 
         Returns:
