@@ -103,6 +103,52 @@ def test_fused_bigru_matches_upstream(model):
     assert mx.abs(_bigru(model.net.bigru, x) - model.net.bigru(x)).max().item() < 1e-5
 
 
+def _on_cuda() -> bool:
+    import mlx.core as mx
+
+    return mx.default_device() == mx.gpu and mx.cuda.is_available()
+
+
+@pytest.mark.skipif(not _on_cuda(), reason="MLX CUDA backend only")
+def test_bigru_cuda_kernel_matches_mlx_steps():
+    """The one-kernel recurrence against the MLX step loop: a full-size BiGRU (384 -> 2 x 256),
+    1,000 steps (10 s of audio), non-trivial activations."""
+    import mlx.core as mx
+    from mlx_rmvpe.model import BiGRU
+    from rvc_f0 import _gru_cuda
+    from rvc_f0._mlx_net import _bigru
+
+    mx.random.seed(3)
+    gru = BiGRU(384, 256, 1)
+    x = 2.0 * mx.random.normal((1, 1000, 384), key=mx.random.key(4))
+    want = _bigru(gru, x, step_in_mlx=True)
+    got = _bigru(gru, x)
+    assert not _gru_cuda._failed
+    assert got.shape == (1, 1000, 512)
+    assert float(mx.abs(want).mean()) > 0.1
+    assert mx.abs(got - want).max().item() < 1e-5
+
+
+def test_bigru_kernel_failure_falls_back(caplog):
+    """Where the kernel cannot be built (here: no CUDA), it says so once and returns None; the
+    caller steps the GRU in MLX."""
+    import mlx.core as mx
+    from rvc_f0 import _gru_cuda
+
+    if _on_cuda():
+        pytest.skip("CUDA present: the kernel builds")
+    saved = _gru_cuda._kernel, _gru_cuda._failed
+    try:
+        _gru_cuda._kernel = None
+        z = mx.zeros((2, 4, 12))
+        with caplog.at_level("WARNING", logger="rvc_f0"):
+            assert _gru_cuda.gru_sequences(z, mx.zeros((2, 4, 12)), mx.zeros((2, 4))) is None
+        assert _gru_cuda._failed and not _gru_cuda.available(z, 4)
+        assert "stepping it in MLX" in caplog.text
+    finally:
+        _gru_cuda._kernel, _gru_cuda._failed = saved
+
+
 def test_float32_eval_and_cached(model, weights):
     import mlx.core as mx
     from mlx.utils import tree_flatten

@@ -18,6 +18,7 @@ from mlx.utils import tree_flatten
 from mlx_rmvpe import E2E
 
 from .errors import RVCF0Error, WeightsFormatError
+from . import _gru_cuda
 
 logger = logging.getLogger(__name__)
 
@@ -187,21 +188,26 @@ def salience(net: E2E, mel: np.ndarray) -> np.ndarray:
     return out
 
 
-def _bigru(bigru: nn.Module, x: mx.array) -> mx.array:
+def _bigru(bigru: nn.Module, x: mx.array, *, step_in_mlx: bool = False) -> mx.array:
     """mlx-rmvpe's BiGRU (two ``nn.GRU``, the backward one on the reversed sequence) with both
-    directions stepped together as a batch of two and a compiled step: same equations."""
+    directions stepped together as a batch of two and a compiled step: same equations. On MLX's
+    CUDA backend all steps run in one kernel (``_gru_cuda``) unless ``step_in_mlx``."""
     f, b = bigru.gru_forward, bigru.gru_backward
     hs = f.hidden_size
     seq = mx.stack([x[0], x[0, ::-1]])  # (2, T, I)
     proj = seq @ mx.stack([f.Wx.T, b.Wx.T]) + mx.stack([f.b, b.b])[:, None, :]  # (2, T, 3H)
     wh = mx.stack([f.Wh.T, b.Wh.T])  # (2, H, 3H)
     bhn = mx.stack([f.bhn, b.bhn])[:, None, :]  # (2, 1, H)
-    h = mx.zeros((2, 1, hs), dtype=proj.dtype)
-    outs = []
-    for i in range(proj.shape[1]):
-        h = _gru_step(proj[:, i : i + 1, :], h, wh, bhn)
-        outs.append(h)
-    out = mx.concatenate(outs, axis=1)  # (2, T, H)
+    out = None
+    if step_in_mlx is False and _gru_cuda.available(proj, hs):  # one kernel for all steps
+        out = _gru_cuda.gru_sequences(proj, wh, bhn[:, 0])
+    if out is None:
+        h = mx.zeros((2, 1, hs), dtype=proj.dtype)
+        outs = []
+        for i in range(proj.shape[1]):
+            h = _gru_step(proj[:, i : i + 1, :], h, wh, bhn)
+            outs.append(h)
+        out = mx.concatenate(outs, axis=1)  # (2, T, H)
     return mx.concatenate([out[0], out[1, ::-1]], axis=-1)[None]
 
 

@@ -1,0 +1,48 @@
+"""RMVPE on the current device: median wall time of the salience for 3, 10 and 60 s of audio,
+with the BiGRU as one CUDA kernel (default on MLX CUDA) against stepping it in MLX, and the
+largest difference between the two. Not a test.
+
+    python bench/gpu_rmvpe.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import rvc_synth  # noqa: F401  (OpenBLAS first)
+import mlx.core as mx
+import numpy as np
+from rvc_convert.bench import build_models, signal
+from rvc_f0 import _gru_cuda
+
+
+def median_ms(fn, runs: int = 5) -> float:
+    fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    rmvpe = build_models()["rmvpe"]
+    print("MLX", mx.__version__, mx.default_device())
+    for seconds in (3, 10, 60):
+        audio = signal(seconds).astype(np.float32)
+        row = {}
+        outs = {}
+        for mode in ("kernel", "mlx steps"):
+            _gru_cuda._failed = mode != "kernel"
+            row[mode] = median_ms(lambda: rmvpe.salience(audio))
+            outs[mode] = rmvpe.salience(audio)
+        _gru_cuda._failed = False
+        diff = float(np.abs(outs["kernel"] - outs["mlx steps"]).max())
+        print(f"{seconds:>4} s: kernel {row['kernel']:.1f} ms, mlx steps {row['mlx steps']:.1f} ms, "
+              f"max |d| salience {diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()
