@@ -14,7 +14,9 @@ import mlx.core as mx
 import numpy as np
 from rvc_convert.bench import STAGES, build_models, signal
 from rvc_convert.options import ConvertOptions
-from rvc_convert.pipeline import run_pipeline
+from rvc_convert.options import PRESETS
+from rvc_convert.pipeline import SR, chunk_plan, run_pipeline, split_points
+from rvc_audio import highpass
 from rvc_synth.bench import random_model
 
 
@@ -63,6 +65,18 @@ def main() -> None:
     single = time.perf_counter() - t
     print(f"{a.files} files x {a.file_seconds:g} s: {folder:.2f} s ({folder / a.files * 1000:.1f} ms per file, "
           f"RTF {folder / (a.files * a.file_seconds):.4f}); the same audio as one file: {single:.2f} s")
+    # Every input is reflect-padded by x_pad seconds on each side and every chunk carries that
+    # context, so a file processes more audio than it holds: compare per processed second.
+    preset = PRESETS[ConvertOptions().preset]
+
+    def processed(x: np.ndarray) -> int:
+        return sum(c.end - c.start for c in chunk_plan(len(x), split_points(highpass(x, sample_rate=SR), preset), preset))
+
+    p_folder, p_single = sum(processed(f) for f in files) / SR, processed(one) / SR
+    fair = single * p_folder / p_single
+    print(f"  processed audio (with padding): folder {p_folder:.0f} s, one file {p_single:.0f} s; at the one file's "
+          f"speed the folder's compute is {fair:.2f} s, so per-file set-up costs "
+          f"{(folder - fair) / a.files * 1000:.1f} ms per file ({(folder - fair) / folder:.0%} of the folder's time)")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """RMVPE on the current device: median wall time of the salience for 3, 10 and 60 s of audio,
-with the BiGRU as one CUDA kernel (default on MLX CUDA) against stepping it in MLX, and the
+with the BiGRU as one CUDA launch (default on MLX CUDA) against stepping it in MLX, and the
 largest difference between the two. Not a test.
 
     python bench/gpu_rmvpe.py
@@ -44,5 +44,31 @@ def main() -> None:
               f"max |d| salience {diff:.2e}")
 
 
+def gru_alone() -> None:
+    """The recurrence alone, (2, T, 768) -> (2, T, 256): one block per direction against the split
+    kernel (several blocks per direction meeting at a barrier each step)."""
+    key = mx.random.key(0)
+    wh = 0.1 * mx.random.normal((2, 256, 768), key=key)
+    bhn = 0.1 * mx.random.normal((2, 256), key=mx.random.key(1))
+    for t in (1000, 6000):
+        proj = mx.random.normal((2, t, 768), key=mx.random.key(2))
+        mx.eval(wh, bhn, proj)
+        ref = _gru_cuda._run_one_block(proj, wh, bhn)
+        line = f"GRU alone T={t}: one block {median_ms(lambda: _gru_cuda._run_one_block(proj, wh, bhn)):.2f} ms"
+        for blocks, slices in ((8, 8), (16, 16)):
+            try:
+                got = _gru_cuda._run_split(proj, wh, bhn, blocks=blocks, slices=slices)
+            except Exception as exc:  # noqa: BLE001
+                line += f"; split {blocks}x{slices}: {str(exc)[:300]}"
+                continue
+            if got is None:
+                line += f"; split {blocks}x{slices}: aborted"
+                continue
+            ms = median_ms(lambda: _gru_cuda._run_split(proj, wh, bhn, blocks=blocks, slices=slices))
+            line += f"; split {blocks}x{slices} {ms:.2f} ms (max |d| {float(mx.abs(got - ref).max()):.1e})"
+        print(line)
+
+
 if __name__ == "__main__":
+    gru_alone()
     main()

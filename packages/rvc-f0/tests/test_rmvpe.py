@@ -110,9 +110,10 @@ def _on_cuda() -> bool:
 
 
 @pytest.mark.skipif(not _on_cuda(), reason="MLX CUDA backend only")
-def test_bigru_cuda_kernel_matches_mlx_steps():
-    """The one-kernel recurrence against the MLX step loop: a full-size BiGRU (384 -> 2 x 256),
-    1,000 steps (10 s of audio), non-trivial activations."""
+def test_bigru_cuda_kernels_match_mlx_steps():
+    """Both CUDA recurrences (the split one, used by default, and one block per direction, its
+    fallback) against the MLX step loop: a full-size BiGRU (384 -> 2 x 256), 1,000 steps (10 s
+    of audio), non-trivial activations."""
     import mlx.core as mx
     from mlx_rmvpe.model import BiGRU
     from rvc_f0 import _gru_cuda
@@ -122,31 +123,35 @@ def test_bigru_cuda_kernel_matches_mlx_steps():
     gru = BiGRU(384, 256, 1)
     x = 2.0 * mx.random.normal((1, 1000, 384), key=mx.random.key(4))
     want = _bigru(gru, x, step_in_mlx=True)
-    got = _bigru(gru, x)
-    assert not _gru_cuda._failed
-    assert got.shape == (1, 1000, 512)
     assert float(mx.abs(want).mean()) > 0.1
+    got = _bigru(gru, x)
+    assert not _gru_cuda._failed and not _gru_cuda._split_failed
+    assert got.shape == (1, 1000, 512)
     assert mx.abs(got - want).max().item() < 1e-5
+    _gru_cuda._split_failed = True
+    try:
+        assert mx.abs(_bigru(gru, x) - want).max().item() < 1e-5
+    finally:
+        _gru_cuda._split_failed = False
 
 
 def test_bigru_kernel_failure_falls_back(caplog):
-    """Where the kernel cannot be built (here: no CUDA), it says so once and returns None; the
+    """Where no kernel can be built (here: no CUDA), it says so once and returns None; the
     caller steps the GRU in MLX."""
     import mlx.core as mx
     from rvc_f0 import _gru_cuda
 
     if _on_cuda():
-        pytest.skip("CUDA present: the kernel builds")
-    saved = _gru_cuda._kernel, _gru_cuda._failed
+        pytest.skip("CUDA present: the kernels build")
+    saved = _gru_cuda._failed
     try:
-        _gru_cuda._kernel = None
-        z = mx.zeros((2, 4, 12))
+        z = mx.zeros((2, 4, 24))
         with caplog.at_level("WARNING", logger="rvc_f0"):
-            assert _gru_cuda.gru_sequences(z, mx.zeros((2, 4, 12)), mx.zeros((2, 4))) is None
-        assert _gru_cuda._failed and not _gru_cuda.available(z, 4)
+            assert _gru_cuda.gru_sequences(z, mx.zeros((2, 8, 24)), mx.zeros((2, 8))) is None
+        assert _gru_cuda._failed and not _gru_cuda.available(z, 8)
         assert "stepping it in MLX" in caplog.text
     finally:
-        _gru_cuda._kernel, _gru_cuda._failed = saved
+        _gru_cuda._failed = saved
 
 
 def test_float32_eval_and_cached(model, weights):

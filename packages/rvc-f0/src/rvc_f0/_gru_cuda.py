@@ -2,9 +2,11 @@
 
 Stepping the GRU from Python costs a few kernel launches per frame: 1,000 sequential steps per
 10 s of audio took ~90 ms on an H100, whatever the input's length, and dominated short files.
-Here one thread block per direction runs every step: 3H threads each compute one column of
-``h @ Wh`` (``Wh`` read from L2, ``h`` in shared memory), then H of them apply the gates. Same
-equations as :func:`rvc_f0._mlx_net._gru_step` in float32 (only the summation order of the
+Here one launch runs every step. By default (``_SOURCE_SPLIT``) 8 thread blocks share each
+direction, each holding its columns of ``Wh`` in registers and meeting the others at a barrier
+in global memory after every step; where they cannot all be resident at once, one block per
+direction (``_SOURCE``: 3H threads each compute one column of ``h @ Wh``, read from L2) does it
+alone. Same equations as :func:`rvc_f0._mlx_net._gru_step` in float32 (only the summation order of the
 ``h @ Wh`` dot products differs). Imported lazily (imports mlx).
 """
 
@@ -52,12 +54,81 @@ _SOURCE = """
     }
 """
 
-_kernel = None
-_failed = False
+# Split version: NB blocks per direction, each owning H / NB hidden units with its share of Wh
+# in registers (KS slices of the rows per column); after each step the blocks of a direction
+# meet at a barrier in global memory (an atomic counter; a spin that gives up after ~1 s sets
+# the abort flag rather than hang, and the caller falls back).
+_SOURCE_SPLIT = """
+    constexpr int G = 3 * NH;
+    constexpr int U = NH / NB;
+    constexpr int C = 3 * U;
+    constexpr int R = NH / KS;
+    __shared__ float hs[NH];
+    __shared__ float part[KS][C];
+    __shared__ int stop;
+    const int dirs = gridDim.x / NB;
+    const int d = blockIdx.x / NB, b = blockIdx.x % NB;
+    const int tid = threadIdx.x;
+    const int c = tid % C, ks = tid / C;
+    const int col = (c / U) * NH + b * U + c % U;
+    const int T = steps[0];
+    const float* W = wh + (size_t)d * NH * G;
+    float w[R];
+    #pragma unroll
+    for (int i = 0; i < R; ++i) w[i] = W[(size_t)(ks * R + i) * G + col];
+    const float* P = proj + (size_t)d * T * G;
+    float* O = out + (size_t)d * T * NH;
+    const int u = b * U + tid;
+    const float bn = tid < U ? bhn[d * NH + u] : 0.0f;
+    volatile int* cnt = bar + d;
+    volatile int* abort_flag = bar + dirs;
+    if (tid == 0) stop = 0;
+    for (int t = 0; t < T; ++t) {
+        float pr = 0.0f, pz = 0.0f, pn = 0.0f;
+        if (tid < U) {
+            const float* p = P + (size_t)t * G;
+            pr = p[u]; pz = p[NH + u]; pn = p[2 * NH + u];
+        }
+        for (int i = tid; i < NH; i += blockDim.x) hs[i] = t == 0 ? 0.0f : __ldcg(O + (size_t)(t - 1) * NH + i);
+        __syncthreads();
+        if (stop) break;
+        float acc = 0.0f;
+        #pragma unroll
+        for (int i = 0; i < R; ++i) acc = fmaf(hs[ks * R + i], w[i], acc);
+        part[ks][c] = acc;
+        __syncthreads();
+        if (tid < U) {
+            float ar = 0.0f, az = 0.0f, an = 0.0f;
+            #pragma unroll
+            for (int s = 0; s < KS; ++s) { ar += part[s][tid]; az += part[s][U + tid]; an += part[s][2 * U + tid]; }
+            const float r = 1.0f / (1.0f + expf(-(pr + ar)));
+            const float z = 1.0f / (1.0f + expf(-(pz + az)));
+            const float n = tanhf(pn + r * (an + bn));
+            O[(size_t)t * NH + u] = (1.0f - z) * n + z * hs[u];
+            __threadfence();
+        }
+        __syncthreads();
+        if (tid == 0) {
+            atomicAdd((int*)cnt, 1);
+            const int target = NB * (t + 1);
+            const long long t0 = clock64();
+            while (*cnt < target) {
+                if (*abort_flag || clock64() - t0 > (1LL << 31)) { *abort_flag = 1; stop = 1; break; }
+            }
+            __threadfence();
+        }
+        __syncthreads();
+    }
+"""
+
+_kernels: dict[str, object] = {}
+_failed = False  # neither kernel can run here: the caller steps the GRU in MLX
+_split_failed = False  # the split kernel's blocks could not all be resident: one block per sequence
+SPLIT = (8, 8)  # blocks per sequence, row slices per column (H100: 2.2 ms per 1,000 steps, one block 11.6)
 
 
 def available(x: mx.array, hidden: int) -> bool:
-    """Whether the kernel applies: float32 on MLX's CUDA backend, 3 * hidden <= 1024 threads."""
+    """Whether a kernel applies: float32 on MLX's CUDA backend, 3 * hidden <= 1024 threads."""
     return (not _failed and x.dtype == mx.float32 and 3 * hidden <= 1024
             and mx.default_device() == mx.gpu and mx.cuda.is_available())
 
@@ -67,20 +138,49 @@ def gru_sequences(proj: mx.array, wh: mx.array, bhn: mx.array) -> mx.array | Non
 
     ``proj`` (D, T, 3H): input projections ``x Wx + b`` (gate order r, z, n); ``wh`` (D, H, 3H):
     hidden weights, transposed; ``bhn`` (D, H): the hidden bias of the n gate. Returns (D, T, H)
-    float32, or None if the kernel cannot be built here (logged once; the caller steps in MLX)."""
-    global _kernel, _failed
-    d, t, g = proj.shape
-    h = g // 3
+    float32, or None if no kernel can be built here (logged once; the caller steps in MLX)."""
+    global _failed, _split_failed
+    blocks, slices = SPLIT
+    h = proj.shape[2] // 3
     try:
-        if _kernel is None:
-            _kernel = mx.fast.cuda_kernel(name="rvc_bigru", input_names=["proj", "wh", "bhn", "steps"],
-                                          output_names=["out"], source=_SOURCE)
-        (out,) = _kernel(inputs=[proj, wh, bhn, mx.array([t], dtype=mx.int32)], template=[("NH", h)],
-                         grid=(d * g, 1, 1), threadgroup=(g, 1, 1), output_shapes=[(d, t, h)],
-                         output_dtypes=[mx.float32])
-        mx.eval(out)
-        return out
+        if not _split_failed and h % blocks == 0 and h % slices == 0:
+            out = _run_split(proj, wh, bhn, blocks=blocks, slices=slices)
+            if out is not None:
+                return out
+            _split_failed = True
+            log.warning("RMVPE BiGRU: the %d blocks of the split kernel could not all run at once; "
+                        "using one block per direction", 2 * blocks)
+        return _run_one_block(proj, wh, bhn)
     except Exception as exc:  # noqa: BLE001 (a JIT or launch failure: fall back for good, once)
         _failed = True
         log.warning("RMVPE BiGRU CUDA kernel unavailable (%s); stepping it in MLX", exc)
         return None
+
+
+def _kernel(name: str, source: str, outputs: list[str]) -> object:
+    if name not in _kernels:
+        _kernels[name] = mx.fast.cuda_kernel(name=name, input_names=["proj", "wh", "bhn", "steps"],
+                                             output_names=outputs, source=source)
+    return _kernels[name]
+
+
+def _run_one_block(proj: mx.array, wh: mx.array, bhn: mx.array) -> mx.array:
+    d, t, g = proj.shape
+    (out,) = _kernel("rvc_bigru", _SOURCE, ["out"])(
+        inputs=[proj, wh, bhn, mx.array([t], dtype=mx.int32)], template=[("NH", g // 3)],
+        grid=(d * g, 1, 1), threadgroup=(g, 1, 1), output_shapes=[(d, t, g // 3)], output_dtypes=[mx.float32])
+    mx.eval(out)
+    return out
+
+
+def _run_split(proj: mx.array, wh: mx.array, bhn: mx.array, *, blocks: int, slices: int) -> mx.array | None:
+    """``blocks`` thread blocks per sequence (``_SOURCE_SPLIT``); None if they could not meet."""
+    d, t, g = proj.shape
+    h = g // 3
+    threads = 3 * (h // blocks) * slices
+    out, bar = _kernel("rvc_bigru_split", _SOURCE_SPLIT, ["out", "bar"])(
+        inputs=[proj, wh, bhn, mx.array([t], dtype=mx.int32)], template=[("NH", h), ("NB", blocks), ("KS", slices)],
+        grid=(d * blocks * threads, 1, 1), threadgroup=(threads, 1, 1), output_shapes=[(d, t, h), (d + 1,)],
+        output_dtypes=[mx.float32, mx.int32], init_value=0)
+    mx.eval(out, bar)
+    return None if int(bar[d]) else out
