@@ -6,7 +6,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from .config import SynthConfig
-from .layers import Conv1d
+from .layers import Conv1d, gated
 
 FLOW_LAYERS, WN_LAYERS, WN_KERNEL = 4, 3, 5
 
@@ -30,7 +30,7 @@ class WN(nn.Module):
         n = len(self.in_layers)
         for i, (inl, rs) in enumerate(zip(self.in_layers, self.res_skip_layers)):
             a = inl(x) + cond[..., 2 * H * i : 2 * H * (i + 1)]
-            acts = mx.tanh(a[..., :H]) * mx.sigmoid(a[..., H:])
+            acts = gated(a)
             r = rs(acts)
             if i < n - 1:
                 x = x + r[..., :H]

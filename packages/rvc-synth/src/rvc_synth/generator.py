@@ -13,7 +13,7 @@ from mlx.utils import tree_flatten
 
 from . import _dnnl
 from .config import SynthConfig
-from .layers import Conv1d, ConvTranspose1d
+from .layers import Conv1d, ConvTranspose1d, sin, tanh
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def sine_excitation(f0: mx.array, *, upp: int, sr: int) -> tuple[mx.array, mx.ar
     shift = mx.concatenate([mx.zeros((b, 1)), wraps[:, :-1] - wraps[:, 1:]], axis=1)
     rad_up = mx.repeat(rad, upp, axis=1)
     phase = _unfixed_cumsum(_fixed(rad_up + shift), 1)
-    sine = mx.sin(phase * 2 * math.pi) * 0.1
+    sine = sin(phase * 2 * math.pi) * 0.1
     uv = mx.repeat((f0 > 0).astype(mx.float32), upp, axis=1)
     return sine, uv
 
@@ -102,7 +102,7 @@ class SourceModuleHnNSF(nn.Module):
             amp = uv * 0.003 + (1 - uv) * (0.1 / 3)
             sine = sine + amp * mx.random.normal(sine.shape, key=key)
         # the phase above is always float32/int64; the merge layer runs in the weights' dtype
-        return mx.tanh(self.l_linear(sine[..., None].astype(self.l_linear.weight.dtype)))  # (B, T*upp, 1)
+        return tanh(self.l_linear(sine[..., None].astype(self.l_linear.weight.dtype)))  # (B, T*upp, 1)
 
 
 class Generator(nn.Module):

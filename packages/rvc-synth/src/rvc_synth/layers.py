@@ -12,6 +12,7 @@ import os
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 
 
 def _native() -> bool:
@@ -23,6 +24,32 @@ def _native() -> bool:
     if choice:
         return choice == "native"
     return mx.default_device() != mx.cpu
+
+
+def _via_numpy(x: mx.array) -> bool:
+    """MLX's CPU ``tanh``/``sigmoid``/``sin``/``exp`` are scalar (~37 ns per element: 14 ms per
+    10 s of audio in each WN gate); NumPy's are SIMD (~0.7 ns). Float32 on the CPU goes there."""
+    return x.dtype == mx.float32 and mx.default_device() == mx.cpu
+
+
+def tanh(x: mx.array) -> mx.array:
+    return mx.array(np.tanh(np.array(x))) if _via_numpy(x) else mx.tanh(x)
+
+
+def sin(x: mx.array) -> mx.array:
+    return mx.array(np.sin(np.array(x))) if _via_numpy(x) else mx.sin(x)
+
+
+def gated(a: mx.array) -> mx.array:
+    """WaveNet's gate ``tanh(a[..., :H]) * sigmoid(a[..., H:])`` with ``2H`` channels."""
+    h = a.shape[-1] // 2
+    if not _via_numpy(a):
+        return mx.tanh(a[..., :h]) * mx.sigmoid(a[..., h:])
+    an = np.array(a)
+    with np.errstate(over="ignore"):  # exp(-a) = inf gives sigmoid 0, as it should
+        s = np.exp(-an[..., h:])
+    s += 1
+    return mx.array(np.tanh(an[..., :h]) / s)
 
 
 class Conv1d(nn.Module):
