@@ -300,12 +300,13 @@ class _nullcontext:
 
 DEFAULT_CHUNK_FRAMES = 500  # 5 s of output per decoder stretch (CPU; float32 + TF32 on GPUs)
 # GPU stretches, measured on an H100 (time, peak memory for a 43 s call): exact float32 takes
-# ~1 GB of cuDNN workspace per second of output (250: 280 ms 3.2 GB; 1500: 204 ms 15.9 GB);
+# ~1 GB of cuDNN workspace per second of output (250: 280 ms 3.2 GB; 1500: 204 ms 15.9 GB;
+# 41 s: 250 263 ms 3.15 GB, 200 283 ms 2.64 GB, which keeps a one-hour pipeline under 4 GB);
 # TF32 500: 119 ms 1.9 GB (1500: 95 ms 3.2 GB); float16 1500: 66 ms 1.6 GB.
 # oneDNN on the CPU (2 cores, 10 s): 250 frames 6.9 s, peak RSS 0.74 GB; 500: 6.6 s 0.95 GB;
 # 1000: 6.0 s 1.34 GB (fewer halo frames)
 DNNL_CHUNK_FRAMES = 1000
-GPU_EXACT_CHUNK_FRAMES = 250
+GPU_EXACT_CHUNK_FRAMES = 200
 GPU_HALF_CHUNK_FRAMES = 1500
 
 
