@@ -154,6 +154,43 @@ def test_bigru_kernel_failure_falls_back(caplog):
         _gru_cuda._failed = saved
 
 
+def numpy_conv2d(weight: np.ndarray, bias: np.ndarray, padding: int):
+    """A plain NumPy backend for ``RMVPEModel.conv2d`` (im2col + one product, float64)."""
+    o, kh, kw, _ = weight.shape
+    w = weight.reshape(o, -1).T.astype(np.float64)
+
+    def run(x: np.ndarray, *, relu: bool = False, add: np.ndarray | None = None) -> np.ndarray:
+        h, wd = x.shape[1:3]
+        xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+        cols = np.concatenate([xp[:, a : a + h, d : d + wd] for a in range(kh) for d in range(kw)], axis=-1)
+        y = cols @ w + bias
+        y = np.maximum(y, 0) if relu else y
+        return (y if add is None else y + add).astype(np.float32)
+
+    return run
+
+
+def test_cpu_unet_backend_meets_goldens(weights, golden):
+    """The U-Net walked with a lent conv2d (BatchNorms folded, ReLU and residual fused: how
+    rvc-convert runs it on oneDNN) meets the reference goldens and matches MLX's own forward."""
+    import mlx.core as mx
+
+    if mx.default_device() != mx.cpu:
+        pytest.skip("the lent convolutions are for the CPU")
+    m = _load(weights)  # uncached: the cached model stays as published
+    audio = golden["vocadito_5s/audio"]
+    plain = m.salience(audio)
+    shapes = []
+    m.conv2d = lambda w, b, p: shapes.append(w.shape) or numpy_conv2d(w, b, p)
+    sal = m.salience(audio)
+    assert len(shapes) > 20 and (16, 1, 1, 32) in shapes  # every conv block, shortcuts included
+    assert np.max(np.abs(sal - golden["vocadito_5s/salience"])) <= 5e-4
+    assert np.max(np.abs(sal - plain)) <= 1e-5
+    n = len(shapes)
+    m.salience(audio)
+    assert len(shapes) == n  # the U-Net is built once per backend
+
+
 def test_float32_eval_and_cached(model, weights):
     import mlx.core as mx
     from mlx.utils import tree_flatten

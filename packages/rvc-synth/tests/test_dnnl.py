@@ -48,6 +48,21 @@ def test_conv_and_post_ops_match_mlx(cin: int, cout: int, k: int, stride: int, p
         np.testing.assert_allclose(acc, (ref + a + x) / 3, atol=2e-5)
 
 
+@pytest.mark.parametrize("cin, cout, k, pad", [(16, 16, 3, 1), (32, 16, 3, 1), (32, 16, 1, 0), (16, 3, 3, 1)])
+def test_conv2d_and_post_ops_match_mlx(cin: int, cout: int, k: int, pad: int) -> None:
+    """2-D (RMVPE's U-Net, lent to rvc-f0 by rvc-convert): relu(conv(x) + b) + add."""
+    w = (rng.standard_normal((cout, k, k, cin)) / np.sqrt(k * k * cin)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    x = rng.standard_normal((1, 37, 20, cin)).astype(np.float32)
+    ref = np.array(mx.conv2d(mx.array(x), mx.array(w), padding=pad)) + b
+    conv = _dnnl.Conv(w, b, padding=pad)
+    np.testing.assert_allclose(conv(x), ref, atol=2e-5)
+    a = rng.standard_normal(ref.shape).astype(np.float32)
+    np.testing.assert_allclose(conv(x, post_ops=(("relu", 0.0), ("add",)), add=(a,)), np.maximum(ref, 0) + a, atol=2e-5)
+    with pytest.raises(ValueError, match="input of shape"):
+        conv(x[0])
+
+
 def test_tiles_equal_one_call() -> None:
     layer = _layer(Conv1d(64, 64, 7, dilation=3), 64, 7, 64)
     conv = _dnnl.Conv(np.array(layer.weight), np.array(layer.bias), dilation=3)

@@ -61,6 +61,7 @@ def build_models(synth_path: str | None = None) -> dict[str, Any]:
     from rvc_f0._rmvpe import RMVPEModel
     from rvc_index import build_index
 
+    from ._backends import lend_cpu_kernels
     from .contentvec import ContentVec, _kwargs
 
     mx.random.seed(0)
@@ -78,7 +79,7 @@ def build_models(synth_path: str | None = None) -> dict[str, Any]:
     mx.eval(cvm.parameters())
     net = E2E(4, 1, (2, 2))
     net.eval()
-    rmvpe = RMVPEModel(net, Path("(random)"), correct_decoder(net))
+    rmvpe = lend_cpu_kernels(RMVPEModel(net, Path("(random)"), correct_decoder(net)))
     mx.eval(net.parameters())
     rows = np.random.default_rng(0).standard_normal((20000, 768)).astype(np.float32)
     return {"synth": synth, "contentvec": ContentVec(cvm, kw, None), "rmvpe": rmvpe, "index": build_index(rows)}

@@ -105,10 +105,11 @@ class VoiceConverter:
         if self._rmvpe_path is None:
             from rvc_f0 import load_rmvpe
 
+            from ._backends import lend_cpu_kernels
             from .weights import resolve_weights
 
             path = resolve_weights("rmvpe", self._rmvpe_arg)
-            load_rmvpe(path)  # load now (cached by rvc_f0 per file), so errors surface here
+            lend_cpu_kernels(load_rmvpe(path))  # load now (cached by rvc_f0 per file), so errors surface here
             self._rmvpe_path = path
         return self._rmvpe_path
 

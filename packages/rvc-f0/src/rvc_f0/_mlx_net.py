@@ -173,14 +173,15 @@ class _SubpixelConvTranspose2d(nn.ConvTranspose2d):
 # --- forward ------------------------------------------------------------------------------
 
 
-def salience(net: E2E, mel: np.ndarray) -> np.ndarray:
+def salience(net: E2E, mel: np.ndarray, *, unet: Any = None) -> np.ndarray:
     """(128, T) log-mel -> (T, 360) float32 salience, the reference's ``mel2hidden``:
-    zero-pad the mel to a multiple of 32 frames, one pass over the whole clip, crop to T."""
+    zero-pad the mel to a multiple of 32 frames, one pass over the whole clip, crop to T.
+    ``unet`` replaces ``net.cnn(net.unet(.))`` (:class:`._cpu_unet.CpuUnet`)."""
     t = mel.shape[1]
     tp = 32 * ((t - 1) // 32 + 1)
     x = np.pad(mel, ((0, 0), (0, tp - t))).T[None, :, :, None]  # (1, time, mels, 1), channels last
-    x = net.unet(mx.array(np.ascontiguousarray(x, dtype=np.float32)))
-    x = net.cnn(x)  # (1, time, mels, 3)
+    x = mx.array(np.ascontiguousarray(x, dtype=np.float32))
+    x = unet(x) if unet is not None else net.cnn(net.unet(x))  # (1, time, mels, 3)
     x = x.transpose(0, 1, 3, 2).reshape(1, tp, -1)  # PyTorch's transpose(1, 2).flatten(-2)
     x = _bigru(net.bigru, x)
     x = mx.sigmoid(net.linear(x))  # dropout is the identity in eval mode

@@ -51,6 +51,24 @@ class RMVPEModel:
     def __init__(self, net: Any, path: Path, corrected: bool) -> None:
         self.net, self.path, self.corrected = net, path, corrected
         self._lock = threading.Lock()
+        #: A faster 2-D convolution for the CPU (see :mod:`._cpu_unet` for the interface), used
+        #: for the U-Net when MLX runs on the CPU; rvc-convert sets oneDNN's. None: MLX's conv2d.
+        self.conv2d: Any = None
+        self._cpu_unet: tuple[Any, Any] | None = None
+
+    def _unet(self) -> Any:
+        """The CPU U-Net over ``conv2d`` (built once per backend), or None for MLX's own."""
+        if self.conv2d is None:
+            return None
+        import mlx.core as mx
+
+        if mx.default_device() != mx.cpu:
+            return None
+        if self._cpu_unet is None or self._cpu_unet[0] is not self.conv2d:
+            from ._cpu_unet import CpuUnet
+
+            self._cpu_unet = (self.conv2d, CpuUnet(self.net, self.conv2d))
+        return self._cpu_unet[1]
 
     def __repr__(self) -> str:
         return f"RMVPEModel(path={str(self.path)!r}, corrected={self.corrected})"
@@ -66,14 +84,15 @@ class RMVPEModel:
         audio = as_audio(audio_16k)
         n_frames = len(audio) // HOP + 1
         with self._lock:
+            unet = self._unet()
             if n_frames <= self.max_frames:
-                return salience(self.net, log_mel(audio))
+                return salience(self.net, log_mel(audio), unet=unet)
             if self.window % 32 or self.context % 32 or self.window <= 0 or self.context < 0:
                 raise F0InputError(f"RMVPE window={self.window}, context={self.context}; expected multiples of 32")
             out = np.empty((n_frames, 360), np.float32)
             for c0 in range(0, n_frames, self.window):
                 a, b = max(0, c0 - self.context), min(n_frames, c0 + self.window + self.context)
-                sal = salience(self.net, log_mel(audio, frames=(a, b)))
+                sal = salience(self.net, log_mel(audio, frames=(a, b)), unet=unet)
                 c1 = min(n_frames, c0 + self.window)
                 out[c0:c1] = sal[c0 - a : c1 - a]
             return out

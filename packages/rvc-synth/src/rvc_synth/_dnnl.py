@@ -26,7 +26,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 # enum values of oneDNN 3.x (dnnl_types.h / dnnl_common_types.h; stable across 3.x)
-_F32, _TAG_ANY, _TAG_X, _TAG_NWC, _TAG_OWI = 3, 1, 2, 15, 15
+_F32, _TAG_ANY, _TAG_X, _TAG_NWC, _TAG_OWI, _TAG_NHWC, _TAG_OHWI = 3, 1, 2, 15, 15, 22, 22
 _CPU, _STREAM_DEFAULT, _FWD_INFERENCE = 1, 1, 96
 _CONV_DIRECT = 1
 _RELU, _TANH, _LINEAR, _BINARY_ADD = 32, 33, 38, 131056
@@ -167,7 +167,7 @@ def _attr(post_ops: tuple, dst_dims: tuple[int, ...]) -> _P:
         elif op[0] == "sum":
             _check(_lib.dnnl_post_ops_append_sum(po, 1.0, 0, 0), "sum")
         elif op[0] == "add":
-            md = _md(dst_dims, _TAG_NWC)
+            md = _md(dst_dims, _TAG_NWC if len(dst_dims) == 3 else _TAG_NHWC)
             _check(_lib.dnnl_post_ops_append_binary(po, _BINARY_ADD, md), "add")
             _free_mds(md)
         else:  # pragma: no cover
@@ -211,34 +211,39 @@ MAX_SHAPES = 8  # primitives kept per layer: the tiled ones need 1-2, the others
 
 
 class Conv:
-    """A 1-D convolution with fixed weights (MLX's layout ``(out, k, in)``); primitives are
-    cached per input shape and post-ops (the :data:`MAX_SHAPES` most recent), the weights
-    reordered once per layout a primitive asks for."""
+    """A 1-D or 2-D convolution with fixed weights (MLX's layouts ``(out, k, in)`` and
+    ``(out, kh, kw, in)``; stride, padding and dilation the same along every spatial axis);
+    primitives are cached per input shape and post-ops (the :data:`MAX_SHAPES` most recent),
+    the weights reordered once per layout a primitive asks for."""
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None, *, stride: int = 1, padding: int = 0,
                  dilation: int = 1) -> None:
         self.weight = np.ascontiguousarray(weight, dtype=np.float32)
-        cout, self.k, cin = self.weight.shape
+        if self.weight.ndim not in (3, 4):
+            raise ValueError(f"weights of shape {self.weight.shape}: expected (out, k, in) or (out, kh, kw, in)")
+        cout, *self.ks, cin = self.weight.shape
+        self.k = self.ks[0]
         self.cin, self.cout = cin, cout
         self.bias = np.ascontiguousarray(bias if bias is not None else np.zeros(cout), dtype=np.float32)
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self._prims: dict = {}
         self._weights: list[tuple[_P, _P]] = []  # (layout, reordered weights)
 
-    def out_len(self, n: int) -> int:
-        k, s, p, d = self.k, self.stride, self.padding, self.dilation
+    def out_len(self, n: int, k: int | None = None) -> int:
+        k, s, p, d = k or self.k, self.stride, self.padding, self.dilation
         return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
-    def _prim(self, b: int, n: int, post_ops: tuple):
-        key = (b, n, post_ops)
+    def _prim(self, b: int, spatial: tuple[int, ...], post_ops: tuple):
+        key = (b, spatial, post_ops)
         hit = self._prims.get(key)
         if hit is not None:
             return hit
-        dst_dims = (b, self.cout, self.out_len(n))
-        src_md, dst_md = _md((b, self.cin, n), _TAG_NWC), _md(dst_dims, _TAG_NWC)
+        nd, tag = len(spatial), _TAG_NWC if len(spatial) == 1 else _TAG_NHWC
+        dst_dims = (b, self.cout, *[self.out_len(n, k) for n, k in zip(spatial, self.ks)])
+        src_md, dst_md = _md((b, self.cin, *spatial), tag), _md(dst_dims, tag)
         b_md = _md((self.cout,), _TAG_X)
-        dims = [_DIMS(self.stride), _DIMS(self.dilation - 1), _DIMS(self.padding), _DIMS(self.padding)]
-        w_any = _md((self.cout, self.cin, self.k), _TAG_ANY)
+        dims = [_DIMS(*[v] * nd) for v in (self.stride, self.dilation - 1, self.padding, self.padding)]
+        w_any = _md((self.cout, self.cin, *self.ks), _TAG_ANY)
         pd, prim = _create(lambda pd, attr: _lib.dnnl_convolution_forward_primitive_desc_create(
             pd, _engine, _FWD_INFERENCE, _CONV_DIRECT, src_md, w_any, b_md, dst_md, *dims, attr), post_ops, dst_dims)
         w_mem = self._reordered(_P(_lib.dnnl_primitive_desc_query_md(pd, _Q_WEIGHTS_MD, 0)))
@@ -269,7 +274,7 @@ class Conv:
                 return mem
         kept = _P()
         _check(_lib.dnnl_memory_desc_clone(ctypes.byref(kept), w_md), "clone")  # w_md dies with its pd
-        user_md = _md((self.cout, self.cin, self.k), _TAG_OWI)
+        user_md = _md((self.cout, self.cin, *self.ks), _TAG_OWI if len(self.ks) == 1 else _TAG_OHWI)
         user, w_mem = _mem(user_md, self.weight), _mem(w_md, None)
         rpd, rprim = _P(), _P()
         _check(_lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), user_md, _engine, w_md, _engine, None),
@@ -286,7 +291,7 @@ class Conv:
     def __call__(self, x: np.ndarray, *, post_ops: tuple = (), out: np.ndarray | None = None,
                  add: tuple[np.ndarray, ...] = (), bias: np.ndarray | None = None,
                  tile: int | None = None) -> np.ndarray:
-        """``x`` ``(N, W, in)`` float32 -> ``(N, W', out)``.
+        """``x`` ``(N, W, in)`` (or ``(N, H, W, in)``) float32 -> ``(N, W', out)`` (``(N, H', W', out)``).
 
         ``out`` (C-contiguous) is written in place (and read first by a ``("sum",)``
         post-op); ``add`` gives the arrays of the ``("add",)`` post-ops, in order; ``bias``
@@ -298,19 +303,21 @@ class Conv:
         """
         if x.dtype != np.float32 or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, dtype=np.float32)
-        b, n, _ = x.shape
-        n_out = self.out_len(n)
+        if x.ndim != len(self.ks) + 2 or x.shape[-1] != self.cin:
+            raise ValueError(f"input of shape {x.shape} for a convolution of weights {self.weight.shape}")
+        b, n = x.shape[:2]
+        shape = (b, *[self.out_len(m, k) for m, k in zip(x.shape[1:-1], self.ks)], self.cout)
+        n_out = shape[1]
         if out is None:
-            out = np.empty((b, n_out, self.cout), np.float32)
+            out = np.empty(shape, np.float32)
         for a in (out, *add):
-            if a.shape != (b, n_out, self.cout) or a.dtype != np.float32 or not a.flags.c_contiguous:
-                raise ValueError(f"output/add buffers must be C-contiguous float32 {(b, n_out, self.cout)}, "
-                                 f"got {a.dtype} {a.shape}")
+            if a.shape != shape or a.dtype != np.float32 or not a.flags.c_contiguous:
+                raise ValueError(f"output/add buffers must be C-contiguous float32 {shape}, got {a.dtype} {a.shape}")
         bias = self.bias if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
         if tile is None or n_out <= tile:
             self._run(x, out, post_ops, add, bias)
             return out
-        if b > 1 or n_out % tile or self.padding or self.stride != 1:
+        if b > 1 or x.ndim != 3 or n_out % tile or self.padding or self.stride != 1:
             raise ValueError("tiles need one unpadded stride-1 sequence, a whole number of tiles long")
         span = self.dilation * (self.k - 1)
         for o in range(0, n_out, tile):
@@ -320,7 +327,7 @@ class Conv:
 
     def _run(self, x: np.ndarray, out: np.ndarray, post_ops: tuple, add, bias: np.ndarray) -> None:
         ptrs = [x.ctypes.data, out.ctypes.data, bias.ctypes.data] + [a.ctypes.data for a in add]
-        _bind_and_run(self._prim(x.shape[0], x.shape[1], post_ops), ptrs)
+        _bind_and_run(self._prim(x.shape[0], x.shape[1:-1], post_ops), ptrs)
 
 
 _eltwise_cache: dict = {}

@@ -1,0 +1,52 @@
+"""CPU kernels lent across stages: rvc-synth's oneDNN convolutions for rvc-f0's RMVPE U-Net."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rvc_synth import _dnnl
+
+from rvc_convert._backends import dnnl_conv2d, lend_cpu_kernels
+
+
+@pytest.mark.skipif(not _dnnl.available(), reason="oneDNN (onednn-cpu-gomp) not installed")
+def test_dnnl_conv2d_backend() -> None:
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((8, 3, 3, 6)) / 7).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    x = rng.standard_normal((1, 11, 9, 6)).astype(np.float32)
+    add = rng.standard_normal((1, 11, 9, 8)).astype(np.float32)
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))).astype(np.float64)
+    ref = sum(xp[:, i : i + 11, j : j + 9] @ w[:, i, j].T.astype(np.float64) for i in range(3) for j in range(3)) + b
+    run = dnnl_conv2d()(w, b, 1)
+    np.testing.assert_allclose(run(x), ref, atol=1e-5)
+    np.testing.assert_allclose(run(x, relu=True, add=add), np.maximum(ref, 0) + add, atol=1e-5)
+
+
+def test_lend_cpu_kernels_keeps_a_backend_already_set() -> None:
+    class Model:
+        conv2d = None
+
+    m = lend_cpu_kernels(Model())
+    assert (m.conv2d is not None) == _dnnl.available()
+    mine = object()
+    m.conv2d = mine
+    assert lend_cpu_kernels(m).conv2d is mine
+
+
+def test_converter_lends_them(fixtures_dir: Path) -> None:
+    """A VoiceConverter's RMVPE runs its U-Net on the lent convolutions (on the CPU)."""
+    import mlx.core as mx
+    from rvc_f0 import load_rmvpe
+
+    from rvc_convert import VoiceConverter
+
+    weights = fixtures_dir / "extractors" / "rmvpe_random.safetensors"
+    model = fixtures_dir / "reference" / "checkpoints" / "v2_f0_40k.pth"
+    VoiceConverter(model, rmvpe=weights, embedder=lambda a: np.zeros((len(a) // 320, 768), np.float32))
+    rmvpe = load_rmvpe(weights)
+    assert (rmvpe.conv2d is not None) == _dnnl.available()
+    if rmvpe.conv2d is not None and mx.default_device() == mx.cpu:
+        assert rmvpe._unet() is not None
