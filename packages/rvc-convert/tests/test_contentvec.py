@@ -69,6 +69,16 @@ def test_base_size_fast_forward_matches_upstream():
     fast, ref = cv.hidden(audio), cv.hidden(audio, fast=False)
     assert fast.shape == (49, 768)
     assert np.abs(fast - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
+    # on the CPU with oneDNN installed the conv stack runs there (GELU fused); else on MLX GEMMs
+    from rvc_synth import _dnnl
+
+    on_dnnl = cv._fast._dnnl_convs()
+    assert bool(on_dnnl) == (_dnnl.available() and mx.default_device() == mx.cpu)
+    feats = np.array(cv._fast.features(audio))
+    cv._fast._dnnl = []
+    gemm = np.array(cv._fast.features(audio))
+    cv._fast._dnnl = on_dnnl
+    assert np.abs(feats - gemm).max() <= 1e-5 * np.abs(gemm).max()
 
 
 def test_v1_needs_final_proj(extractors_dir):

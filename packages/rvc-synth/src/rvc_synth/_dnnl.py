@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 _F32, _TAG_ANY, _TAG_X, _TAG_NWC, _TAG_OWI, _TAG_NHWC, _TAG_OHWI = 3, 1, 2, 15, 15, 22, 22
 _CPU, _STREAM_DEFAULT, _FWD_INFERENCE = 1, 1, 96
 _CONV_DIRECT = 1
-_RELU, _TANH, _LINEAR, _BINARY_ADD = 32, 33, 38, 131056
+_RELU, _TANH, _LINEAR, _GELU_ERF, _BINARY_ADD = 32, 33, 38, 49, 131056
 _ARG_SRC, _ARG_SRC_1, _ARG_DST, _ARG_WEIGHTS, _ARG_BIAS, _ARG_FROM, _ARG_TO = 1, 2, 17, 33, 41, 1, 17
 _ARG_POST_OP_BASE = 32768
 _Q_WEIGHTS_MD, _Q_SCRATCHPAD_MD = 131, 136
@@ -153,7 +153,7 @@ def _execute(prim: _P, args: list[tuple[int, _P]]) -> None:
 
 
 def _attr(post_ops: tuple, dst_dims: tuple[int, ...]) -> _P:
-    """Post-ops: ("relu", slope) | ("tanh",) | ("linear", a, b) | ("sum",) | ("add",)."""
+    """Post-ops: ("relu", slope) | ("tanh",) | ("gelu",) | ("linear", a, b) | ("sum",) | ("add",)."""
     attr, po = _P(), _P()
     _check(_lib.dnnl_primitive_attr_create(ctypes.byref(attr)), "attr")
     _check(_lib.dnnl_post_ops_create(ctypes.byref(po)), "post ops")
@@ -162,6 +162,8 @@ def _attr(post_ops: tuple, dst_dims: tuple[int, ...]) -> _P:
             _check(_lib.dnnl_post_ops_append_eltwise(po, _RELU, op[1], 0.0), "relu")
         elif op[0] == "tanh":
             _check(_lib.dnnl_post_ops_append_eltwise(po, _TANH, 0.0, 0.0), "tanh")
+        elif op[0] == "gelu":  # exact (erf) GELU
+            _check(_lib.dnnl_post_ops_append_eltwise(po, _GELU_ERF, 0.0, 0.0), "gelu")
         elif op[0] == "linear":
             _check(_lib.dnnl_post_ops_append_eltwise(po, _LINEAR, op[1], op[2]), "linear")
         elif op[0] == "sum":
