@@ -230,9 +230,26 @@ class FastContentvec:
             h = mx.fast.layer_norm(x, ln1.weight, ln1.bias, ln1.eps)
             x = x + self._attention(h, wqkv, bqkv) @ wo + bo
             h = mx.fast.layer_norm(x, ln2.weight, ln2.bias, ln2.eps)
-            return x + gelu(h @ w1 + b1) @ w2 + b2
+            return self._ffn(h, x, params)
         x = mx.fast.layer_norm(x + self._attention(x, wqkv, bqkv) @ wo + bo, ln1.weight, ln1.bias, ln1.eps)
-        return mx.fast.layer_norm(x + gelu(x @ w1 + b1) @ w2 + b2, ln2.weight, ln2.bias, ln2.eps)
+        return mx.fast.layer_norm(self._ffn(x, x, params), ln2.weight, ln2.bias, ln2.eps)
+
+    def _ffn(self, h: mx.array, res: mx.array, params: tuple) -> mx.array:
+        """``res + gelu(h @ w1 + b1) @ w2 + b2``; on the CPU with oneDNN as two 1x1 convolutions,
+        GELU and the residual fused (10 s of audio: ~45 -> ~28 ms per layer on 2 cores)."""
+        w1, b1, w2, b2 = params[5:9]
+        if mx.default_device() != mx.cpu or not self._dnnl_convs():
+            return res + gelu(h @ w1 + b1) @ w2 + b2
+        from rvc_synth import _dnnl
+
+        convs = self.__dict__.setdefault("_dnnl_ffn", {})
+        key = id(params[5])
+        if key not in convs:
+            convs[key] = tuple(_dnnl.Conv(np.array(w).T[:, None, :], np.array(b)) for w, b in ((w1, b1), (w2, b2)))
+        c1, c2 = convs[key]
+        hn = np.array(h, dtype=np.float32)[None]
+        rn = hn if res is h else np.array(res, dtype=np.float32)[None]
+        return mx.array(c2(c1(hn, post_ops=(("gelu",),)), post_ops=(("add",),), add=(rn,))[0])
 
     def __call__(self, audio: np.ndarray, *, output_layer: int | None = None) -> mx.array:
         """(N,) float32 16 kHz -> (T, D) hidden states of transformer layer ``output_layer``
