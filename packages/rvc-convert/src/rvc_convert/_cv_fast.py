@@ -61,6 +61,10 @@ def _conv_gemm(x: mx.array, w2: mx.array, k: int, s: int, bias: mx.array | None)
     return y if bias is None else y + bias
 
 
+DNNL_BLOCKS = (256, 64, 16)  # frames per oneDNN feature-extractor call
+FFN_TILE = 128  # frames per oneDNN feed-forward call
+
+
 def _taps(w2: mx.array, k: int) -> np.ndarray:
     """``(k*I, O)`` im2col weights -> MLX's conv layout ``(O, k, I)``."""
     return np.array(w2).T.reshape(w2.shape[1], k, -1)
@@ -124,18 +128,12 @@ class FastContentvec:
         if norm0 is not None and group_norm:
             w0, b0 = self._fold_group_norm(audio, k0, s0, w0, norm0)
         dnnl = self._dnnl_convs() if group_norm else []
-        if dnnl:  # the first layer's weights carry this input's group norm: a conv of its own
-            dnnl = [dnnl[0].__class__(_taps(w0, k0), None if b0 is None else np.array(b0), stride=s0), *dnnl]
+        if dnnl and n > 0:
+            return self._features_dnnl(audio, dnnl, _taps(w0, k0), None if b0 is None else np.array(b0), n, stride, field)
         outs = []
         for f0 in range(0, max(n, 0), block):
             f1 = min(n, f0 + block)
             seg = audio[stride * f0 : stride * (f1 - 1) + field]
-            if dnnl:  # every layer on oneDNN, GELU fused
-                xn = seg[None, :, None]
-                for conv in dnnl:
-                    xn = conv(xn, post_ops=(("gelu",),))
-                outs.append(mx.array(xn[0]))
-                continue
             x = mx.array(seg)[:, None]
             for i, (k, s, w2, bias, norm) in enumerate(self.convs):
                 if i == 0:
@@ -153,10 +151,28 @@ class FastContentvec:
             return mx.zeros((0, self.convs[-1][2].shape[1]))
         return outs[0] if len(outs) == 1 else mx.concatenate(outs, axis=0)
 
+    def _features_dnnl(self, audio: np.ndarray, convs: list, w0: np.ndarray, b0: np.ndarray | None, n: int,
+                       stride: int, field: int) -> mx.array:
+        """:meth:`features` on oneDNN, GELU fused: blocks of 256, 64 or 16 frames (the last one
+        zero-padded), so that the primitives (whose creation costs up to ~0.2 s each) are made
+        once per process, whatever the input length; the first layer's weights, which carry this
+        input's group norm, are swapped in place."""
+        convs[0].set_weights(w0, b0)
+        outs, f0 = [], 0
+        while f0 < n:
+            size = next((b for b in DNNL_BLOCKS if b <= n - f0), DNNL_BLOCKS[-1])
+            need = stride * (size - 1) + field
+            seg = audio[stride * f0 : stride * f0 + need]
+            xn = np.pad(seg, (0, need - len(seg)))[None, :, None]  # zeros reach only frames >= n
+            for conv in convs:
+                xn = conv(xn, post_ops=(("gelu",),))
+            outs.append(xn[0, : n - f0])
+            f0 += size
+        return mx.array(np.concatenate(outs))
+
     def _dnnl_convs(self) -> list:
-        """Layers 2.. of the feature extractor as oneDNN convolutions (MLX on the CPU, oneDNN
-        installed; rvc-synth's binding; the first layer's weights change with each input).
-        10 s of audio on 2 cores: 1.1 -> ~0.6 s, GELU fused. Else []."""
+        """The feature extractor's layers as oneDNN convolutions (MLX on the CPU, oneDNN
+        installed; rvc-synth's binding): 10 s of audio on 2 cores 0.97 -> ~0.4 s. Else []."""
         if mx.default_device() != mx.cpu:
             return []
         if getattr(self, "_dnnl", None) is None:
@@ -164,7 +180,7 @@ class FastContentvec:
 
             self._dnnl = [] if not _dnnl.available() else [
                 _dnnl.Conv(_taps(w2, k), None if bias is None else np.array(bias), stride=s)
-                for k, s, w2, bias, _ in self.convs[1:]]
+                for k, s, w2, bias, _ in self.convs]
         return self._dnnl
 
     @staticmethod
@@ -247,9 +263,17 @@ class FastContentvec:
         if key not in convs:
             convs[key] = tuple(_dnnl.Conv(np.array(w).T[:, None, :], np.array(b)) for w, b in ((w1, b1), (w2, b2)))
         c1, c2 = convs[key]
-        hn = np.array(h, dtype=np.float32)[None]
-        rn = hn if res is h else np.array(res, dtype=np.float32)[None]
-        return mx.array(c2(c1(hn, post_ops=(("gelu",),)), post_ops=(("add",),), add=(rn,))[0])
+        t = h.shape[0]
+        tp = -(-t // FFN_TILE) * FFN_TILE  # whole tiles: one primitive shape for every length
+        hn = np.zeros((1, tp, h.shape[1]), np.float32)
+        hn[0, :t] = np.array(h)
+        if res is h:
+            rn = hn
+        else:
+            rn = np.zeros_like(hn)
+            rn[0, :t] = np.array(res)
+        y = c2(c1(hn, post_ops=(("gelu",),), tile=FFN_TILE), post_ops=(("add",),), add=(rn,), tile=FFN_TILE)
+        return mx.array(y[0, :t])
 
     def __call__(self, audio: np.ndarray, *, output_layer: int | None = None) -> mx.array:
         """(N,) float32 16 kHz -> (T, D) hidden states of transformer layer ``output_layer``

@@ -276,19 +276,35 @@ class Conv:
                 return mem
         kept = _P()
         _check(_lib.dnnl_memory_desc_clone(ctypes.byref(kept), w_md), "clone")  # w_md dies with its pd
+        w_mem = _mem(w_md, None)
+        self._reorder_into(kept, w_mem)
+        self._weights.append((kept, w_mem))
+        return w_mem
+
+    def _reorder_into(self, w_md: _P, w_mem: _P) -> None:
         user_md = _md((self.cout, self.cin, *self.ks), _TAG_OWI if len(self.ks) == 1 else _TAG_OHWI)
-        user, w_mem = _mem(user_md, self.weight), _mem(w_md, None)
+        user = _mem(user_md, self.weight)
         rpd, rprim = _P(), _P()
         _check(_lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), user_md, _engine, w_md, _engine, None),
                "reorder desc")
         _check(_lib.dnnl_primitive_create(ctypes.byref(rprim), rpd), "reorder")
-        _execute(rprim, [(_ARG_FROM, user), (_ARG_TO, w_mem)])
+        with _lock:
+            _execute(rprim, [(_ARG_FROM, user), (_ARG_TO, w_mem)])
         _lib.dnnl_primitive_destroy(rprim)
         _lib.dnnl_primitive_desc_destroy(rpd)
         _lib.dnnl_memory_destroy(user)
         _free_mds(user_md)
-        self._weights.append((kept, w_mem))
-        return w_mem
+
+    def set_weights(self, weight: np.ndarray, bias: np.ndarray | None = None) -> None:
+        """New values of the same shape: the primitives stay (their creation can cost far more
+        than a call), the reordered copies are refreshed."""
+        weight = np.ascontiguousarray(weight, dtype=np.float32)
+        if weight.shape != self.weight.shape:
+            raise ValueError(f"weights of shape {weight.shape}; this convolution has {self.weight.shape}")
+        self.weight = weight
+        self.bias = np.ascontiguousarray(bias if bias is not None else np.zeros(self.cout), dtype=np.float32)
+        for md, mem in self._weights:
+            self._reorder_into(md, mem)
 
     def __call__(self, x: np.ndarray, *, post_ops: tuple = (), out: np.ndarray | None = None,
                  add: tuple[np.ndarray, ...] = (), bias: np.ndarray | None = None,
