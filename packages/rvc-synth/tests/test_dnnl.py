@@ -63,6 +63,22 @@ def test_conv2d_and_post_ops_match_mlx(cin: int, cout: int, k: int, pad: int) ->
         conv(x[0])
 
 
+def test_set_weights_keeps_primitives_and_drops_the_numpy_copy() -> None:
+    w1, w2 = (rng.standard_normal((2, 48, 3, 32)) / 10).astype(np.float32)
+    b = rng.standard_normal(48).astype(np.float32)
+    x = rng.standard_normal((1, 300, 32)).astype(np.float32)
+    conv = _dnnl.Conv(w1, b, stride=2)
+    np.testing.assert_array_equal(conv(x), _dnnl.Conv(w1, b, stride=2)(x))
+    assert conv.weight is None  # held once, in oneDNN's layout
+    prims = dict(conv._prims)
+    conv.set_weights(w2, -b)
+    np.testing.assert_array_equal(conv(x), _dnnl.Conv(w2, -b, stride=2)(x))
+    assert conv._prims == prims
+    np.testing.assert_array_equal(conv(x[:, :200]), _dnnl.Conv(w2, -b, stride=2)(x[:, :200]))  # a new shape
+    with pytest.raises(ValueError, match="this convolution has"):
+        conv.set_weights(w2[:, :2])
+
+
 def test_tiles_equal_one_call() -> None:
     layer = _layer(Conv1d(64, 64, 7, dilation=3), 64, 7, 64)
     conv = _dnnl.Conv(np.array(layer.weight), np.array(layer.bias), dilation=3)

@@ -209,6 +209,18 @@ def _create(make, post_ops: tuple, dst_dims: tuple[int, ...]) -> tuple[_P, _P]:
     return pd, prim
 
 
+def _reorder(src_md: _P, src: _P, dst_md: _P, dst: _P) -> None:
+    """Copy one memory into another layout (weights, once per layout)."""
+    rpd, rprim = _P(), _P()
+    _check(_lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), src_md, _engine, dst_md, _engine, None),
+           "reorder desc")
+    _check(_lib.dnnl_primitive_create(ctypes.byref(rprim), rpd), "reorder")
+    with _lock:
+        _execute(rprim, [(_ARG_FROM, src), (_ARG_TO, dst)])
+    _lib.dnnl_primitive_destroy(rprim)
+    _lib.dnnl_primitive_desc_destroy(rpd)
+
+
 MAX_SHAPES = 8  # primitives kept per layer: the tiled ones need 1-2, the others one per length
 
 
@@ -223,7 +235,8 @@ class Conv:
         self.weight = np.ascontiguousarray(weight, dtype=np.float32)
         if self.weight.ndim not in (3, 4):
             raise ValueError(f"weights of shape {self.weight.shape}: expected (out, k, in) or (out, kh, kw, in)")
-        cout, *self.ks, cin = self.weight.shape
+        self.shape = self.weight.shape
+        cout, *self.ks, cin = self.shape
         self.k = self.ks[0]
         self.cin, self.cout = cin, cout
         self.bias = np.ascontiguousarray(bias if bias is not None else np.zeros(cout), dtype=np.float32)
@@ -270,41 +283,43 @@ class Conv:
         return hit
 
     def _reordered(self, w_md: _P) -> _P:
-        """The weights in the layout ``w_md``, reordered on first request."""
+        """The weights in the layout ``w_md``, reordered on first request. Once one layout
+        exists the NumPy copy is dropped (later layouts are reordered from the first): a
+        network's weights are then held once here, not twice."""
         for md, mem in self._weights:
             if _lib.dnnl_memory_desc_equal(md, w_md):
                 return mem
         kept = _P()
         _check(_lib.dnnl_memory_desc_clone(ctypes.byref(kept), w_md), "clone")  # w_md dies with its pd
         w_mem = _mem(w_md, None)
-        self._reorder_into(kept, w_mem)
+        if self.weight is not None:
+            user_md = _md((self.cout, self.cin, *self.ks), _TAG_OWI if len(self.ks) == 1 else _TAG_OHWI)
+            user = _mem(user_md, self.weight)
+            _reorder(user_md, user, kept, w_mem)
+            _lib.dnnl_memory_destroy(user)
+            _free_mds(user_md)
+            self.weight = None
+        else:
+            _reorder(*self._weights[0], kept, w_mem)
         self._weights.append((kept, w_mem))
         return w_mem
 
-    def _reorder_into(self, w_md: _P, w_mem: _P) -> None:
-        user_md = _md((self.cout, self.cin, *self.ks), _TAG_OWI if len(self.ks) == 1 else _TAG_OHWI)
-        user = _mem(user_md, self.weight)
-        rpd, rprim = _P(), _P()
-        _check(_lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), user_md, _engine, w_md, _engine, None),
-               "reorder desc")
-        _check(_lib.dnnl_primitive_create(ctypes.byref(rprim), rpd), "reorder")
-        with _lock:
-            _execute(rprim, [(_ARG_FROM, user), (_ARG_TO, w_mem)])
-        _lib.dnnl_primitive_destroy(rprim)
-        _lib.dnnl_primitive_desc_destroy(rpd)
-        _lib.dnnl_memory_destroy(user)
-        _free_mds(user_md)
-
     def set_weights(self, weight: np.ndarray, bias: np.ndarray | None = None) -> None:
         """New values of the same shape: the primitives stay (their creation can cost far more
-        than a call), the reordered copies are refreshed."""
+        than a call), the reordered copies are refreshed in place."""
         weight = np.ascontiguousarray(weight, dtype=np.float32)
-        if weight.shape != self.weight.shape:
-            raise ValueError(f"weights of shape {weight.shape}; this convolution has {self.weight.shape}")
-        self.weight = weight
+        if weight.shape != self.shape:
+            raise ValueError(f"weights of shape {weight.shape}; this convolution has {self.shape}")
         self.bias = np.ascontiguousarray(bias if bias is not None else np.zeros(self.cout), dtype=np.float32)
+        if not self._weights:
+            self.weight = weight
+            return
+        user_md = _md((self.cout, self.cin, *self.ks), _TAG_OWI if len(self.ks) == 1 else _TAG_OHWI)
+        user = _mem(user_md, weight)
         for md, mem in self._weights:
-            self._reorder_into(md, mem)
+            _reorder(user_md, user, md, mem)
+        _lib.dnnl_memory_destroy(user)
+        _free_mds(user_md)
 
     def __call__(self, x: np.ndarray, *, post_ops: tuple = (), out: np.ndarray | None = None,
                  add: tuple[np.ndarray, ...] = (), bias: np.ndarray | None = None,
@@ -322,7 +337,7 @@ class Conv:
         if x.dtype != np.float32 or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, dtype=np.float32)
         if x.ndim != len(self.ks) + 2 or x.shape[-1] != self.cin:
-            raise ValueError(f"input of shape {x.shape} for a convolution of weights {self.weight.shape}")
+            raise ValueError(f"input of shape {x.shape} for a convolution of weights {self.shape}")
         b, n = x.shape[:2]
         shape = (b, *[self.out_len(m, k) for m, k in zip(x.shape[1:-1], self.ks)], self.cout)
         n_out = shape[1]
