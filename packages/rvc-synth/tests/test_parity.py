@@ -177,3 +177,27 @@ def test_numpy_attention_equals_mlx_attention(ref_dir: Path, t: int, block: int,
     ref = np.concatenate([np.array(attn._attend(mx.array(q[:, :, i : i + block]), mx.array(k), mx.array(v), i))
                           for i in range(0, t, block)], axis=2)
     np.testing.assert_allclose(attn._attend_numpy(q, k, v), ref, rtol=1e-5, atol=1e-5)  # float32 rounding
+
+
+@pytest.mark.parametrize("conv", ["dnnl", "gemm"])
+@pytest.mark.parametrize("name", ["v2_f0_40k", "v1_nof0_32k"])
+def test_out_frames_are_the_whole_outputs_samples(ref_dir: Path, name: str, conv: str, monkeypatch) -> None:
+    """``out_frames=(a, b)`` (what the pipeline keeps of each chunk): the decoder runs on those
+    frames and their receptive context only, yet gives the whole output's samples (seeded noise
+    included: the NSF source is still drawn over the whole input)."""
+    monkeypatch.setenv("RVC_CONV", conv)
+    m = model(ref_dir, name)
+    rng = np.random.default_rng(5)
+    t = 300
+    phone = rng.standard_normal((1, t, m.info.feature_dim)).astype(np.float32)
+    f0 = np.where(np.arange(t) % 70 < 50, 180 + 40 * np.sin(np.arange(t) / 9), 0).astype(np.float32)
+    pitch = np.clip(np.rint(1 + 254 * np.log1p(f0 / 700) / np.log1p(1100 / 700)), 1, 255).astype(np.int32)
+    args = (phone, pitch[None], f0[None]) if m.info.has_f0 else (phone,)
+    hop = m.info.hop
+    for noise, seed in ((0, None), (0.66666, 7)):
+        whole = np.array(m(*args, noise_scale=noise, seed=seed)[0])
+        for a, b in ((100, 200), (0, 37), (250, 300)):
+            part = np.array(m(*args, noise_scale=noise, seed=seed, out_frames=(a, b))[0])
+            np.testing.assert_allclose(part, whole[a * hop : b * hop], rtol=0, atol=1e-6)
+    with pytest.raises(rvc_synth.RVCSynthError, match="out_frames"):
+        m(*args, noise_scale=0, out_frames=(200, 100))

@@ -295,6 +295,10 @@ def run_pipeline(
             n = min(n, len(cp))
             cp, cf, feats100 = cp[:n], cf[:n], feats100[:n]
         t0 = clock.add("index", t0)
+        # the t_pad frames each side are context the reference synthesizes and then drops: the
+        # decoder computes only the kept frames (same samples; the encoder still sees them all)
+        pad = t_pad_tgt // info.hop
+        keep = (pad, n - pad) if pad * info.hop == t_pad_tgt and n > 2 * pad else None
         out = synth(
             feats100[None],
             None if cp is None else cp[None],
@@ -302,10 +306,11 @@ def run_pipeline(
             speaker=options.speaker,
             noise_scale=noise_scale,
             seed=_chunk_seed(options.seed, k),
+            out_frames=keep,
         )
         y = np.array(out[0], dtype=np.float32)
         del out, feats100, feats, seg
-        pieces.append(y[t_pad_tgt : len(y) - t_pad_tgt])
+        pieces.append(y if keep is not None else y[t_pad_tgt : len(y) - t_pad_tgt])
         t0 = clock.add("synth", t0)
         logger.debug("chunk %d/%d: %d samples in", k + 1, len(chunks), c.end - c.start)
         if progress is not None:

@@ -168,7 +168,7 @@ class Generator(nn.Module):
         return mx.tanh(x)[..., 0]
 
     def __call__(self, x: mx.array, f0: mx.array | None, g: mx.array, *, key: mx.array | None = None,
-                 chunk_frames: int | None = None) -> mx.array:
+                 chunk_frames: int | None = None, out_frames: tuple[int, int] | None = None) -> mx.array:
         """Decode ``(B, T, inter)`` latents (+ ``(B, T)`` f0 in Hz) to ``(B, T*hop)`` audio.
 
         The harmonic source is computed over the whole input (its phase is global); the
@@ -176,7 +176,8 @@ class Generator(nn.Module):
         context on each side (:meth:`receptive_radius`) that the result equals the unchunked
         one. Chunking bounds memory for any length. On the CPU the stack runs on oneDNN when
         it is installed (:mod:`._cpu_decoder`), else chunks run on two MLX streams at once.
-        ``chunk_frames=0`` disables chunking.
+        ``chunk_frames=0`` disables chunking. ``out_frames=(a, b)`` returns only the audio of
+        frames ``a..b-1`` (``(B, (b-a)*hop)``), computed from them and their context alone.
         """
         cfg = self.cfg
         har = None
@@ -184,8 +185,18 @@ class Generator(nn.Module):
             if f0 is None:
                 raise ValueError("this decoder needs f0")
             har = self.m_source(f0, upp=cfg.hop, sr=cfg.sample_rate, key=key)
-        t = x.shape[1]
         halo, hop = self.receptive_radius(), cfg.hop
+        if out_frames is not None:  # the same samples as slicing the whole output, less work
+            a, b = out_frames
+            lo, hi = max(a - halo, 0), min(b + halo, x.shape[1])
+            x, har = x[:, lo:hi], har[:, lo * hop : hi * hop] if har is not None else None
+            y = self._stack(x, har, g, chunk_frames)
+            return y[:, (a - lo) * hop : (b - lo) * hop]
+        return self._stack(x, har, g, chunk_frames)
+
+    def _stack(self, x: mx.array, har: mx.array | None, g: mx.array, chunk_frames: int | None) -> mx.array:
+        t = x.shape[1]
+        halo, hop = self.receptive_radius(), self.cfg.hop
         dec = self._dnnl()
         if dec is not None:
             size = chunk_frames if chunk_frames is not None else DNNL_CHUNK_FRAMES

@@ -172,6 +172,7 @@ class Synthesizer(nn.Module):
         skip_head: int = 0,
         return_length: int | None = None,
         chunk_frames: int | None = None,
+        out_frames: tuple[int, int] | None = None,
     ) -> mx.array:
         """Synthesize audio.
 
@@ -190,10 +191,14 @@ class Synthesizer(nn.Module):
                 oneDNN; on GPUs 250 for exact float32 and 1500 for float16/bfloat16; ``0`` =
                 whole input).
                 Any value gives the same audio; it bounds memory on long inputs.
+            out_frames: ``(start, stop)``: return only the audio of frames ``start..stop-1``,
+                the same samples as slicing the whole output (the rest of the input is context:
+                the encoder and flow see all of it, the decoder only what those frames need).
+                Not with the streaming arguments.
 
         Returns:
-            ``(B, T_out * hop)`` float32 audio at ``info.sample_rate``, ``T_out = T`` or
-            ``return_length``.
+            ``(B, T_out * hop)`` float32 audio at ``info.sample_rate``, ``T_out = T``,
+            ``return_length`` or ``stop - start``.
         """
         cfg = self.config
         x = mx.array(features).astype(self.dtype)
@@ -219,6 +224,11 @@ class Synthesizer(nn.Module):
         if head < 0 or length <= 0 or head + length > t:
             raise InputShapeError(f"skip_head={head}, return_length={return_length} do not fit {t} frames")
         streaming = head > 0 or return_length is not None
+        if out_frames is not None:
+            a, b_ = (int(v) for v in out_frames)
+            if streaming or not 0 <= a < b_ <= t:
+                raise InputShapeError(f"out_frames={tuple(out_frames)} do not fit {t} frames (nor streaming arguments)")
+            out_frames = (a, b_)
         flow_head = max(head - _FLOW_CONTEXT, 0) if streaming else 0
         dec_head = head - flow_head
 
@@ -240,7 +250,8 @@ class Synthesizer(nn.Module):
             z = z[:, dec_head : dec_head + length]
             if nsff0 is not None:
                 nsff0 = nsff0[:, head : head + length]
-        return self.dec(z, nsff0, g, key=k_nsf if noise_scale else None, chunk_frames=chunk_frames).astype(mx.float32)
+        return self.dec(z, nsff0, g, key=k_nsf if noise_scale else None, chunk_frames=chunk_frames,
+                        out_frames=out_frames).astype(mx.float32)
 
 
 def load(path: str | Path, *, dtype: str = "float32") -> Synthesizer:
