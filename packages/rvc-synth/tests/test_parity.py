@@ -194,10 +194,13 @@ def test_out_frames_are_the_whole_outputs_samples(ref_dir: Path, name: str, conv
     pitch = np.clip(np.rint(1 + 254 * np.log1p(f0 / 700) / np.log1p(1100 / 700)), 1, 255).astype(np.int32)
     args = (phone, pitch[None], f0[None]) if m.info.has_f0 else (phone,)
     hop = m.info.hop
+    # the same arithmetic on the CPU; on CUDA, cuDNN/cuBLAS pick kernels by shape, so a cropped
+    # input may round differently in the last bit (H100: 3 of 40,000 samples off by 1.2e-6)
+    atol = 1e-6 if mx.default_device() == mx.cpu else 4e-6
     for noise, seed in ((0, None), (0.66666, 7)):
         whole = np.array(m(*args, noise_scale=noise, seed=seed)[0])
         for a, b in ((100, 200), (0, 37), (250, 300)):
             part = np.array(m(*args, noise_scale=noise, seed=seed, out_frames=(a, b))[0])
-            np.testing.assert_allclose(part, whole[a * hop : b * hop], rtol=0, atol=1e-6)
+            np.testing.assert_allclose(part, whole[a * hop : b * hop], rtol=0, atol=atol)
     with pytest.raises(rvc_synth.RVCSynthError, match="out_frames"):
         m(*args, noise_scale=0, out_frames=(200, 100))
