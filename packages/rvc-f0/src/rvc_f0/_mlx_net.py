@@ -200,7 +200,7 @@ def _bigru(bigru: nn.Module, x: mx.array, *, step_in_mlx: bool = False) -> mx.ar
     wh = mx.stack([f.Wh.T, b.Wh.T])  # (2, H, 3H)
     bhn = mx.stack([f.bhn, b.bhn])[:, None, :]  # (2, 1, H)
     out = None
-    if step_in_mlx is False and _gru_cuda.available(proj, hs):  # one kernel for all steps
+    if not step_in_mlx and _gru_cuda.available(proj, hs):  # one kernel for all steps
         out = _gru_cuda.gru_sequences(proj, wh, bhn[:, 0])
     if out is None:
         h = mx.zeros((2, 1, hs), dtype=proj.dtype)

@@ -185,8 +185,8 @@ class Generator(nn.Module):
             if f0 is None:
                 raise ValueError("this decoder needs f0")
             har = self.m_source(f0, upp=cfg.hop, sr=cfg.sample_rate, key=key)
-        halo, hop = self.receptive_radius(), cfg.hop
         if out_frames is not None:  # the same samples as slicing the whole output, less work
+            halo, hop = self.receptive_radius(), cfg.hop
             a, b = out_frames
             lo, hi = max(a - halo, 0), min(b + halo, x.shape[1])
             x, har = x[:, lo:hi], har[:, lo * hop : hi * hop] if har is not None else None
