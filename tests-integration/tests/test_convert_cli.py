@@ -74,6 +74,26 @@ def test_seed_gives_identical_output_exported_model_and_resample(cli, clips, ckp
     _check_output(x, rate, seconds=2.0, expected_rate=44100, hop=441)
 
 
+def test_precision(cli, clips, ckpts, weights_args, wav, tmp_path):
+    """--precision bfloat16 runs the synthesizer in half precision (close to float32, not equal);
+    tf32 only concerns NVIDIA GPUs: on the CPU the output is float32's, byte for byte."""
+    arctic, _ = wav.read(clips / "arctic_a0007.wav")
+    src, model = wav.write(tmp_path / "in.wav", arctic[16000:48000], 16000), ckpts / "v2_f0_32k.pth"
+    common = ["-m", model, "--f0-method", "pm", "--seed", 7, *weights_args(model)]
+    outs = {}
+    for precision in ("float32", "bfloat16", "tf32"):
+        outs[precision] = tmp_path / f"{precision}.wav"
+        result = cli("convert", src, outs[precision], *common, "--precision", precision)
+        assert result.exit_code == 0, result.output
+    ref, half = (wav.read(outs[p])[0].astype(np.float64) for p in ("float32", "bfloat16"))
+    snr = 10 * np.log10(np.sum(ref**2) / np.sum((half - ref) ** 2))
+    assert ref.shape == half.shape and 30 < snr < 120, snr
+    import mlx.core as mx
+
+    if mx.default_device() == mx.cpu:
+        assert outs["tf32"].read_bytes() == outs["float32"].read_bytes()
+
+
 def test_long_input_is_chunked(cli, ckpts, weights_args, wav, tmp_path, monkeypatch):
     """45 s with the cpu preset (inputs over 41 s are cut near every 38 s): 2 chunks, per-chunk progress."""
     import rvc_cli._ui as ui

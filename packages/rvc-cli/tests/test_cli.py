@@ -379,6 +379,9 @@ ROWS = [
         "cpu_seconds": 7.5,
         "peak_rss_mb": 812.4,
         "rss_before_mb": 700.0,
+        "peak_device_mb": 3361.0,
+        "device": "gpu (NVIDIA H100)",
+        "precision": "float16",
     },
     {
         "seconds": 60.0,
@@ -392,6 +395,9 @@ ROWS = [
         "cpu_seconds": 60.1,
         "peak_rss_mb": 1500.0,
         "rss_before_mb": 700.0,
+        "peak_device_mb": 3402.0,
+        "device": "gpu (NVIDIA H100)",
+        "precision": "float16",
     },
 ]
 
@@ -399,24 +405,25 @@ ROWS = [
 def test_bench_table_and_json(monkeypatch):
     bench = pytest.importorskip("rvc_convert.bench")
     calls = []
-    monkeypatch.setattr(bench, "run", lambda seconds: calls.append(seconds) or ROWS)
-    result = run("bench", "--seconds", "10", "--seconds", "60")
+    monkeypatch.setattr(bench, "run", lambda seconds, precision: calls.append((seconds, precision)) or ROWS)
+    result = run("bench", "--seconds", "10", "--seconds", "60", "--precision", "float16")
     assert result.exit_code == 0, result.output
-    assert calls == [(10.0, 60.0)]
+    assert calls == [((10.0, 60.0), "float16")]
     lines = result.stdout.splitlines()
     ten = next(line for line in lines if "10 s" in line)
-    for cell in ("0.070", "0.030", "0.005", "0.300", "0.410", "812 MB"):  # per-stage seconds / audio seconds
+    for cell in ("0.070", "0.030", "0.005", "0.300", "0.410", "812 MB", "3361 MB"):  # per-stage s / audio s
         assert cell in ten, (cell, ten)
     sixty = next(line for line in lines if "60 s" in line)
-    for cell in ("0.080", "0.420", "0.540", "1500 MB"):
+    for cell in ("0.080", "0.420", "0.540", "1500 MB", "3402 MB"):
         assert cell in sixty, (cell, sixty)
+    assert "gpu (NVIDIA H100) float16" in " ".join(result.stdout.split())
     assert json.loads(run("bench", "-s", "10", "--json").stdout) == ROWS
 
 
 def test_bench_failure_is_one_line(monkeypatch):
     bench = pytest.importorskip("rvc_convert.bench")
 
-    def fail(seconds):
+    def fail(seconds, precision):
         raise RuntimeError("benchmark of 10 s failed: MemoryError")
 
     monkeypatch.setattr(bench, "run", fail)

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import typer
 
 from . import _ui
-from ._convert import convert
+from ._convert import PRECISION_HELP, Precision, convert
 
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr (errors and results remain).")
@@ -268,25 +268,28 @@ def index_build(
         _ui.result(str(written))
 
 
-@app.command(epilog="Examples:\n\n  rvc bench\n\n  rvc bench --seconds 10 --seconds 60 --json")
+@app.command(epilog="Examples:\n\n  rvc bench\n\n  rvc bench --seconds 10 --seconds 60 --json\n\n"
+             "  rvc bench --precision float16   (each length runs in a fresh process)")
 def bench(
     seconds: Annotated[
         list[float] | None,
         typer.Option("--seconds", "-s", help="Input length(s) to time, in seconds (default: 10 and 60)."),
     ] = None,
+    precision: Annotated[Precision, typer.Option("--precision", help=PRECISION_HELP)] = "float32",
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Time the whole pipeline per stage: real-time factors (seconds per second of audio) and peak RSS."""
+    """Time the whole pipeline per stage on the active MLX device: real-time factors (seconds per
+    second of audio), peak RSS and peak device memory (MLX's allocator: GPU memory on a GPU)."""
     _ui.set_quiet(quiet)
     with _ui.guard():
         from rvc_convert import bench as _bench
 
         seconds = seconds or [10.0, 60.0]
 
-        with _ui.status(f"benchmarking {', '.join(f'{s:g} s' for s in seconds)} of audio..."):
+        with _ui.status(f"benchmarking {', '.join(f'{s:g} s' for s in seconds)} of audio ({precision})..."):
             try:
-                rows = _bench.run(seconds=tuple(seconds))
+                rows = _bench.run(seconds=tuple(seconds), precision=precision)
             except RuntimeError as exc:  # a measurement subprocess failed; its last line says why
                 raise _ui.CLIError(str(exc)) from exc
         if as_json:
@@ -299,15 +302,19 @@ def _bench_table(rows: list[dict]) -> object:
     from rich.table import Table
 
     stages = ("contentvec", "f0", "index", "synth", "other")
-    table = Table(title="rvc bench: seconds of compute per second of audio (lower is better)")
+    where = ", ".join(sorted({f"{r['device']} {r.get('precision', '')}".strip() for r in rows if r.get("device")}))
+    table = Table(title="rvc bench: seconds of compute per second of audio (lower is better)"
+                  + (f" on {where}" if where else ""))
     table.add_column("audio", justify="right")
     for name in (*stages, "total"):
         table.add_column(name, justify="right")
     table.add_column("peak RSS", justify="right")
+    table.add_column("peak device", justify="right")
     for r in rows:
         dur = float(r["seconds"])
         cells = [f"{float(r[k]) / dur:.3f}" if r.get(k) is not None else "-" for k in stages]
         total = float(r["rtf"]) if r.get("rtf") is not None else float(r["total"]) / dur
         rss = f"{float(r['peak_rss_mb']):.0f} MB" if r.get("peak_rss_mb") is not None else "-"
-        table.add_row(f"{dur:g} s", *cells, f"[bold]{total:.3f}[/]", rss)
+        dev = f"{float(r['peak_device_mb']):.0f} MB" if r.get("peak_device_mb") is not None else "-"
+        table.add_row(f"{dur:g} s", *cells, f"[bold]{total:.3f}[/]", rss, dev)
     return table

@@ -1,6 +1,6 @@
 """Speed and memory of the whole pipeline with full-size models (random weights; no files needed).
 
-    uv run python -m rvc_convert.bench [--seconds 10 60] [--json]
+    uv run python -m rvc_convert.bench [--seconds 10 60] [--precision float32|tf32|float16|bfloat16] [--json]
 
 Per input length, in a fresh process (so peak RSS is that length's): a v2 40 kHz synthesizer
 of the real size (the fixture ``v2_f0_40k_fullsize.pth`` when ``../shared/fixtures`` is there,
@@ -9,7 +9,10 @@ a full-width RMVPE and a 20,000 x 768 IVF index, all random. The input is a dete
 voice-like signal (harmonic glides, noise, pauses). One warm-up conversion of 2 s first.
 Reported per stage: seconds of compute (``contentvec``, ``f0``, ``index``, ``synth``,
 ``other`` = high-pass, splitting, RMS mix, int16), ``total``, ``rtf`` (total / audio seconds) and
-``peak_rss_mb``, and ``cpu_seconds`` (process CPU time, all threads). Timings are measured, never asserted; on a shared machine they are noisy.
+``peak_rss_mb``, ``peak_device_mb`` (MLX's allocator during the measured conversion, the
+models included: GPU memory on a GPU), ``device``, ``precision`` (the synthesizer's; ``tf32`` =
+float32 with ``MLX_ENABLE_TF32=1``) and ``cpu_seconds`` (process CPU time, all threads).
+Timings are measured, never asserted; on a shared machine they are noisy.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 __all__ = ["run"]
 
 STAGES = ("contentvec", "f0", "index", "synth", "other")
+PRECISIONS = ("float32", "tf32", "float16", "bfloat16")
 
 
 def _fixture_model() -> Path | None:
@@ -50,7 +54,7 @@ def signal(seconds: float, *, seed: int = 0) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def build_models(synth_path: str | None = None) -> dict[str, Any]:
+def build_models(synth_path: str | None = None, *, dtype: str = "float32") -> dict[str, Any]:
     """Full-size random models: ``synth`` (or the model at ``synth_path``), ``contentvec``,
     ``rmvpe``, ``index``."""
     import rvc_synth  # noqa: F401  (OpenBLAS first)
@@ -73,6 +77,8 @@ def build_models(synth_path: str | None = None) -> dict[str, Any]:
 
         synth = rvc_synth.Synthesizer(SynthConfig.from_list(KNOWN_CONFIGS["v2_40k"], version="v2", has_f0=True))
         synth.eval()
+    if dtype != "float32":
+        synth.set_dtype(dtype)
     kw = _kwargs(Path("(random)"), None, None)
     cvm = ContentvecModel(**kw)
     cvm.eval()
@@ -87,6 +93,7 @@ def build_models(synth_path: str | None = None) -> dict[str, Any]:
 
 def measure(seconds: float, models: dict[str, Any], *, warmup: float = 2.0) -> dict[str, Any]:
     """Convert ``seconds`` of the test signal once (after a warm-up); per-stage seconds and RTF."""
+    import mlx.core as mx
     from rvc_f0 import extract_f0  # noqa: F401
 
     from .options import ConvertOptions
@@ -104,6 +111,7 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float = 2.0) -> d
                      index=models["index"], options=ConvertOptions(seed=0), timings=timings)
 
     call(signal(warmup, seed=1), None)
+    mx.reset_peak_memory()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     timings: dict[str, float] = {}
     t, cpu = time.perf_counter(), time.process_time()
@@ -116,22 +124,45 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float = 2.0) -> d
     row["cpu_seconds"] = round(cpu, 3)  # all threads; wall time above suffers from other processes, this less
     row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     row["rss_before_mb"] = round(base, 1)
+    row["peak_device_mb"] = round(mx.get_peak_memory() / 2**20, 1)
+    row["device"] = _device_name()
+    synth_dtype = str(models["synth"].dtype).rsplit(".", 1)[-1]
+    row["precision"] = "tf32" if synth_dtype == "float32" and os.environ.get("MLX_ENABLE_TF32") == "1" else synth_dtype
     return row
 
 
-def run(seconds: tuple[float, ...] = (10, 60), *, isolate: bool = True) -> list[dict[str, Any]]:
+def _device_name() -> str:
+    """``"gpu (NVIDIA H100 80GB HBM3)"``, ``"cpu (...)"``: MLX's active device and its name."""
+    import mlx.core as mx
+
+    kind = "gpu" if mx.default_device() == mx.gpu else "cpu"
+    try:
+        name = mx.device_info().get("device_name")
+    except Exception:  # older MLX, or a backend without device info
+        name = None
+    return f"{kind} ({name})" if name else kind
+
+
+def run(seconds: tuple[float, ...] = (10, 60), *, isolate: bool = True, precision: str = "float32") -> list[dict[str, Any]]:
     """One row per length: ``seconds``, the stage seconds (``contentvec``, ``f0``, ``index``,
     ``synth``, ``other``), ``total``, ``rtf`` (total seconds per second of audio),
     ``peak_rss_mb`` (peak resident memory of the process), ``rss_before_mb`` (after loading
-    the models and the warm-up). ``isolate=True`` measures each length in a fresh process."""
+    the models and the warm-up), ``peak_device_mb``, ``device`` and ``precision``.
+    ``isolate=True`` measures each length in a fresh process (``precision="tf32"`` needs it:
+    MLX reads ``MLX_ENABLE_TF32`` once, when it is imported)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}; expected one of {', '.join(PRECISIONS)}")
+    dtype = "float32" if precision == "tf32" else precision
     if not isolate:
-        models = build_models()
+        models = build_models(dtype=dtype)
         return [measure(s, models) for s in seconds]
+    env = dict(os.environ)
+    env["MLX_ENABLE_TF32"] = "1" if precision == "tf32" else env.get("MLX_ENABLE_TF32", "0")
     rows = []
     for s in seconds:
         proc = subprocess.run(
-            [sys.executable, "-m", "rvc_convert.bench", "--one", str(float(s))],
-            capture_output=True, text=True, check=False,
+            [sys.executable, "-m", "rvc_convert.bench", "--one", str(float(s)), "--dtype", dtype],
+            capture_output=True, text=True, check=False, env=env,
         )
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
@@ -143,17 +174,24 @@ def run(seconds: tuple[float, ...] = (10, 60), *, isolate: bool = True) -> list[
 def main(argv: list[str]) -> None:
     if "--one" in argv:
         synth = argv[argv.index("--synth") + 1] if "--synth" in argv else None
-        print(json.dumps(measure(float(argv[argv.index("--one") + 1]), build_models(synth))))
+        dtype = argv[argv.index("--dtype") + 1] if "--dtype" in argv else "float32"
+        print(json.dumps(measure(float(argv[argv.index("--one") + 1]), build_models(synth, dtype=dtype))))
         return
-    secs = tuple(float(a) for a in argv[argv.index("--seconds") + 1 :] if not a.startswith("--")) if "--seconds" in argv else (10, 60)
-    rows = run(secs)
+    precision = argv[argv.index("--precision") + 1] if "--precision" in argv else "float32"
+    secs = (10.0, 60.0)
+    if "--seconds" in argv:
+        rest = argv[argv.index("--seconds") + 1 :]
+        secs = tuple(float(a) for a in rest[: next((i for i, a in enumerate(rest) if a.startswith("--")), len(rest))])
+    rows = run(secs, precision=precision)
     if "--json" in argv:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'audio':>7} " + " ".join(f"{k:>10}" for k in (*STAGES, "total")) + f" {'peak RSS':>10}   (s per s of audio)")
+    print(f"{rows[0]['device']}, {rows[0]['precision']}")
+    print(f"{'audio':>7} " + " ".join(f"{k:>10}" for k in (*STAGES, "total")) + f" {'peak RSS':>10} {'peak dev':>10}   (s per s of audio)")
     for r in rows:
         d = r["seconds"]
-        print(f"{d:6.0f}s " + " ".join(f"{r[k] / d:10.3f}" for k in (*STAGES, "total")) + f" {r['peak_rss_mb']:8.0f}MB")
+        print(f"{d:6.0f}s " + " ".join(f"{r[k] / d:10.3f}" for k in (*STAGES, "total"))
+              + f" {r['peak_rss_mb']:8.0f}MB {r['peak_device_mb']:8.0f}MB")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,13 @@ logger = logging.getLogger(__name__)
 __all__ = ["VoiceConverter"]
 
 Progress = Callable[[int, int], None]
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+def _on_cpu() -> bool:
+    import mlx.core as mx
+
+    return mx.default_device() == mx.cpu
 
 
 class VoiceConverter:
@@ -36,6 +43,10 @@ class VoiceConverter:
         embedder: replaces ContentVec: any callable ``(N,) float32 16 kHz -> (n, C)`` frames at
             50 Hz, ``C`` = the model's feature width (768 v2, 256 v1).
         options: default :class:`ConvertOptions`; each ``convert`` call may override fields.
+        dtype: the synthesizer's precision when ``model`` is a path: ``"float32"`` (default),
+            or ``"float16"``/``"bfloat16"`` (GPUs, as RVC's half precision; the NSF phase stays
+            float32). ContentVec and RMVPE stay float32. On NVIDIA, float32 is exact unless
+            ``MLX_ENABLE_TF32=1`` is set before MLX is imported.
 
     Everything the default options need is loaded here (the RMVPE network only if the model
     uses pitch and ``f0_method`` is ``rmvpe``); a method chosen later is loaded on first use
@@ -52,13 +63,19 @@ class VoiceConverter:
         rmvpe: str | os.PathLike[str] | None = None,
         embedder: Callable[[np.ndarray], Any] | None = None,
         options: ConvertOptions = ConvertOptions(),
+        dtype: str = "float32",
     ) -> None:
         import rvc_synth
 
         if not isinstance(options, ConvertOptions):
             raise ConvertInputError(f"options must be a ConvertOptions, got {type(options).__name__}")
+        if dtype not in DTYPES:
+            raise ConvertInputError(f"dtype={dtype!r}; expected one of {', '.join(DTYPES)}")
         self.options = options
-        self.synth = model if isinstance(model, rvc_synth.Synthesizer) else rvc_synth.load(model)
+        self.synth = model if isinstance(model, rvc_synth.Synthesizer) else rvc_synth.load(model, dtype=dtype)
+        if dtype != "float32" and _on_cpu():
+            logger.warning("%s on the CPU: MLX has no fast half-precision convolutions there (the "
+                           "synthesizer runs ~50x slower than in float32); half precision is for GPUs", dtype)
         info = self.synth.info
         self.index = self._load_index(index, info)
         self._contentvec_arg, self._rmvpe_arg = contentvec, rmvpe

@@ -1,0 +1,40 @@
+"""``rvc_convert.bench``: what a row reports (device, precision, peak device memory); never timings."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import pytest
+from mlx.utils import tree_flatten
+
+from rvc_convert import bench
+
+
+def _param_bytes(module) -> int:
+    return sum(v.nbytes for _, v in tree_flatten(module.parameters()))
+
+
+@pytest.fixture(scope="module")
+def models() -> dict:
+    return bench.build_models()
+
+
+def test_measure_reports_device_precision_and_device_memory(models: dict) -> None:
+    row = bench.measure(0.5, models, warmup=0.5)
+    assert set(bench.STAGES) <= set(row) and row["seconds"] == 0.5
+    assert row["precision"] == "float32"
+    assert row["device"].split()[0] == ("gpu" if mx.default_device() == mx.gpu else "cpu")
+    # MLX's allocator holds at least the synthesizer's and ContentVec's weights during the run
+    weights = _param_bytes(models["synth"]) + _param_bytes(models["contentvec"].model)
+    assert weights > 400 * 2**20  # full-size models: ~0.5 GB of float32
+    assert row["peak_device_mb"] * 2**20 >= weights
+
+
+def test_build_models_in_half_precision(models: dict) -> None:
+    synth = bench.build_models(dtype="bfloat16")["synth"]
+    assert synth.dtype == mx.bfloat16
+    assert _param_bytes(synth) * 2 == _param_bytes(models["synth"])
+
+
+def test_run_rejects_an_unknown_precision() -> None:
+    with pytest.raises(ValueError, match="precision='fp8'; expected one of float32, tf32, float16, bfloat16"):
+        bench.run((1.0,), precision="fp8")
