@@ -27,6 +27,7 @@ def test_measure_reports_device_precision_and_device_memory(models: dict) -> Non
     weights = _param_bytes(models["synth"]) + _param_bytes(models["contentvec"].model)
     assert weights > 400 * 2**20  # full-size models: ~0.5 GB of float32
     assert row["peak_device_mb"] * 2**20 >= weights
+    assert "first_call_s" in row  # the warm-up was at the measured length
 
 
 def test_build_models_in_half_precision(models: dict) -> None:

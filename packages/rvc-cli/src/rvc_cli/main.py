@@ -304,17 +304,23 @@ def _bench_table(rows: list[dict]) -> object:
     stages = ("contentvec", "f0", "index", "synth", "other")
     where = ", ".join(sorted({f"{r['device']} {r.get('precision', '')}".strip() for r in rows if r.get("device")}))
     table = Table(title="rvc bench: seconds of compute per second of audio (lower is better)"
-                  + (f" on {where}" if where else ""))
+                  + (f" on {where}" if where else ""),
+                  caption="peak memory: RSS (the process), dev (MLX's allocator: GPU memory on a GPU); "
+                  "1st s: the first conversion at that length (kernels and plans built)")
     table.add_column("audio", justify="right")
-    for name in (*stages, "total"):
+    for name in ("cvec", *stages[1:], "total"):  # ContentVec, F0, index, synthesizer, the rest
         table.add_column(name, justify="right")
-    table.add_column("peak RSS", justify="right")
-    table.add_column("peak device", justify="right")
+    table.add_column("RSS MB", justify="right")  # peaks
+    table.add_column("dev MB", justify="right")
+    first = any(r.get("first_call_s") is not None for r in rows)  # GPUs: the warm-up at this length
+    if first:
+        table.add_column("1st s", justify="right")
     for r in rows:
         dur = float(r["seconds"])
         cells = [f"{float(r[k]) / dur:.3f}" if r.get(k) is not None else "-" for k in stages]
         total = float(r["rtf"]) if r.get("rtf") is not None else float(r["total"]) / dur
-        rss = f"{float(r['peak_rss_mb']):.0f} MB" if r.get("peak_rss_mb") is not None else "-"
-        dev = f"{float(r['peak_device_mb']):.0f} MB" if r.get("peak_device_mb") is not None else "-"
-        table.add_row(f"{dur:g} s", *cells, f"[bold]{total:.3f}[/]", rss, dev)
+        rss = f"{float(r['peak_rss_mb']):.0f}" if r.get("peak_rss_mb") is not None else "-"
+        dev = f"{float(r['peak_device_mb']):.0f}" if r.get("peak_device_mb") is not None else "-"
+        extra = [f"{float(r['first_call_s']):.2f}" if r.get("first_call_s") is not None else "-"] if first else []
+        table.add_row(f"{dur:g} s", *cells, f"[bold]{total:.3f}[/]", rss, dev, *extra)
     return table

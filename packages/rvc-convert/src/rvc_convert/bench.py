@@ -6,7 +6,8 @@ Per input length, in a fresh process (so peak RSS is that length's): a v2 40 kHz
 of the real size (the fixture ``v2_f0_40k_fullsize.pth`` when ``../shared/fixtures`` is there,
 else the same configuration randomly initialised), ContentVec at its real base size (12 x 768),
 a full-width RMVPE and a 20,000 x 768 IVF index, all random. The input is a deterministic
-voice-like signal (harmonic glides, noise, pauses). One warm-up conversion of 2 s first.
+voice-like signal (harmonic glides, noise, pauses). One warm-up conversion first: 2 s on the CPU,
+the measured length on a GPU (whose time is reported as ``first_call_s``).
 Reported per stage: seconds of compute (``contentvec``, ``f0``, ``index``, ``synth``,
 ``other`` = high-pass, splitting, RMS mix, int16), ``total``, ``rtf`` (total / audio seconds) and
 ``peak_rss_mb``, ``peak_device_mb`` (MLX's allocator during the measured conversion, the
@@ -91,8 +92,12 @@ def build_models(synth_path: str | None = None, *, dtype: str = "float32") -> di
     return {"synth": synth, "contentvec": ContentVec(cvm, kw, None), "rmvpe": rmvpe, "index": build_index(rows)}
 
 
-def measure(seconds: float, models: dict[str, Any], *, warmup: float = 2.0) -> dict[str, Any]:
-    """Convert ``seconds`` of the test signal once (after a warm-up); per-stage seconds and RTF."""
+def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = None) -> dict[str, Any]:
+    """Convert ``seconds`` of the test signal once (after a warm-up); per-stage seconds and RTF.
+
+    The warm-up converts ``warmup`` seconds: by default 2 on the CPU and, on a GPU, the measured
+    length itself (a first call at new shapes builds kernels and convolution plans, ~1 s and
+    more; its wall time is reported as ``first_call_s``)."""
     import mlx.core as mx
     from rvc_f0 import extract_f0  # noqa: F401
 
@@ -110,7 +115,12 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float = 2.0) -> d
         run_pipeline(audio, synth=models["synth"], embedder=lambda x: cv(x, version=version), f0_fn=f0_fn,
                      index=models["index"], options=ConvertOptions(seed=0), timings=timings)
 
+    on_gpu = mx.default_device() == mx.gpu
+    if warmup is None:
+        warmup = seconds if on_gpu else 2.0
+    first = time.perf_counter()
     call(signal(warmup, seed=1), None)
+    first = time.perf_counter() - first
     mx.reset_peak_memory()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     timings: dict[str, float] = {}
@@ -126,6 +136,8 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float = 2.0) -> d
     row["rss_before_mb"] = round(base, 1)
     row["peak_device_mb"] = round(mx.get_peak_memory() / 2**20, 1)
     row["device"] = _device_name()
+    if warmup == seconds:
+        row["first_call_s"] = round(first, 3)
     synth_dtype = str(models["synth"].dtype).rsplit(".", 1)[-1]
     row["precision"] = "tf32" if synth_dtype == "float32" and os.environ.get("MLX_ENABLE_TF32") == "1" else synth_dtype
     return row
@@ -147,7 +159,8 @@ def run(seconds: tuple[float, ...] = (10, 60), *, isolate: bool = True, precisio
     """One row per length: ``seconds``, the stage seconds (``contentvec``, ``f0``, ``index``,
     ``synth``, ``other``), ``total``, ``rtf`` (total seconds per second of audio),
     ``peak_rss_mb`` (peak resident memory of the process), ``rss_before_mb`` (after loading
-    the models and the warm-up), ``peak_device_mb``, ``device`` and ``precision``.
+    the models and the warm-up), ``peak_device_mb``, ``device``, ``precision`` and, on a GPU,
+    ``first_call_s`` (the warm-up at the measured length: kernel and plan building included).
     ``isolate=True`` measures each length in a fresh process (``precision="tf32"`` needs it:
     MLX reads ``MLX_ENABLE_TF32`` once, when it is imported)."""
     if precision not in PRECISIONS:
@@ -191,7 +204,8 @@ def main(argv: list[str]) -> None:
     for r in rows:
         d = r["seconds"]
         print(f"{d:6.0f}s " + " ".join(f"{r[k] / d:10.3f}" for k in (*STAGES, "total"))
-              + f" {r['peak_rss_mb']:8.0f}MB {r['peak_device_mb']:8.0f}MB")
+              + f" {r['peak_rss_mb']:8.0f}MB {r['peak_device_mb']:8.0f}MB"
+              + (f"   first call {r['first_call_s']:.2f} s" if "first_call_s" in r else ""))
 
 
 if __name__ == "__main__":
