@@ -11,6 +11,7 @@ chains ten ops in one graph, which gives their cost without it.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -67,7 +68,6 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--dtype", default="float32")
     a = ap.parse_args()
-    import os
     print(f"MLX {mx.__version__} {mx.default_device()} TF32={os.environ.get('MLX_ENABLE_TF32')} dtype={a.dtype}")
     model = random_model()
     model.set_dtype(a.dtype)

@@ -170,7 +170,7 @@ def run(seconds: tuple[float, ...] = (10, 60), *, isolate: bool = True, precisio
         models = build_models(dtype=dtype)
         return [measure(s, models) for s in seconds]
     env = dict(os.environ)
-    env["MLX_ENABLE_TF32"] = "1" if precision == "tf32" else env.get("MLX_ENABLE_TF32", "0")
+    env["MLX_ENABLE_TF32"] = "1" if precision == "tf32" else "0"  # float32 means exact here
     rows = []
     for s in seconds:
         proc = subprocess.run(
