@@ -429,3 +429,27 @@ def test_bench_failure_is_one_line(monkeypatch):
 
     monkeypatch.setattr(bench, "run", fail)
     assert_one_error_line(run("bench", "-q"), "benchmark of 10 s failed")
+
+
+def test_abort_inside_a_command_is_typers_abort_not_an_error_line() -> None:
+    """typer ships its own click copy: guard() must let typer.Abort through (it once caught only click's)."""
+    import typer
+    from rvc_cli import _ui
+
+    demo = typer.Typer()
+
+    @demo.command()
+    def ask() -> None:
+        with _ui.guard():
+            raise typer.Abort()
+
+    result = CliRunner().invoke(demo, [])
+    assert result.exit_code == 1
+    assert "Aborted" in result.output
+    assert "error:" not in result.output and "Traceback" not in result.output
+
+
+def test_the_cli_does_not_import_click_itself() -> None:
+    code = "import sys, rvc_cli.main; print('click' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -15,8 +15,8 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 
-import click
 import typer
+from typer.exceptions import TyperException
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -138,7 +138,7 @@ def guard() -> Iterator[None]:
     """Turn expected failures into one red line + exit code 1; Ctrl-C into exit code 130."""
     try:
         yield
-    except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+    except (typer.Exit, typer.Abort, TyperException):  # typer's own exits (its bundled click's, not click's)
         raise
     except KeyboardInterrupt:
         error_line("interrupted")
