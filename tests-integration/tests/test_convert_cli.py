@@ -161,6 +161,22 @@ def test_folder_with_one_corrupt_file(cli, clips, ckpts, weights_args, wav, tmp_
     assert again.exit_code == 1 and "already exist" in again.stderr and "--force" in again.stderr
     assert len(loads) == 1
 
+    # Resume: with the bad file replaced, --skip-existing converts only what is missing.
+    before = {name: (out / name).read_bytes() for name in ("a.wav", "b.wav")}
+    wav.write(src / "bad.wav", arctic[: 2 * 16000], 16000)
+    resumed = cli("convert", src, out, "-m", ckpts / "v2_f0_40k.pth", "--f0-method", "pm", "--skip-existing",
+                  *weights_args("v2"))
+    assert resumed.exit_code == 0, resumed.output
+    assert resumed.stdout.splitlines() == [str(out / "bad.wav")]
+    assert "skipping 2 file(s)" in resumed.stderr and "converted 1 of 1 files" in resumed.stderr
+    assert {name: (out / name).read_bytes() for name in ("a.wav", "b.wav")} == before
+    x, rate = wav.read(out / "bad.wav")
+    _check_output(x, rate, seconds=2.0, expected_rate=40000, hop=400)
+    # Everything there: nothing is loaded.
+    done = cli("convert", src, out, "-m", ckpts / "v2_f0_40k.pth", "--skip-existing", *weights_args("v2"))
+    assert done.exit_code == 0 and "nothing to do" in done.stderr and done.stdout == ""
+    assert len(loads) == 2
+
 
 @pytest.mark.parametrize(("method", "env_var", "weights"), [
     ("crepe-tiny", "RVC_CREPE_TINY_WEIGHTS", "crepe_tiny.pth"),

@@ -167,7 +167,7 @@ def test_existing_output_without_force(setup, ckpts, tmp_path):
     out.write_bytes(b"previous take")
     result = setup(out=out)
     assert result.exit_code == 1
-    assert result.stderr.strip() == f"error: {out} already exists; pass --force to overwrite it"
+    assert result.stderr.strip() == f"error: {out} already exists; pass --force to overwrite it (or --skip-existing)"
     assert out.read_bytes() == b"previous take"
     assert [p.name for p in setup.out_dir.iterdir()] == ["out.wav"]
 

@@ -214,3 +214,41 @@ def test_video_without_audio(tmp_path, write_video_mp4):
     write_video_mp4(tmp_path / "silent_film.mp4", None, 16000, seconds=0.5)
     msg = _raises(NoAudioStreamError, tmp_path / "silent_film.mp4")
     assert "video" in msg
+
+
+# -- probe_audio: load_audio's refusals, cheaply -----------------------------------------------
+
+
+def test_probe_reports_the_stream(fixtures_dir, tmp_path, speech16k):
+    from rvc_audio import probe_audio
+
+    for name, rate in CLIPS.items():
+        sr, raw = scipy.io.wavfile.read(fixtures_dir / "audio" / name)
+        info = probe_audio(fixtures_dir / "audio" / name)
+        assert (info.sample_rate, info.channels, info.codec) == (rate, 1, "pcm_s16le")
+        assert info.duration == pytest.approx(len(raw) / sr, abs=1e-3)
+    stereo = np.stack([speech16k, -speech16k], axis=1)
+    save_audio(tmp_path / "st.flac", stereo, 16000)
+    info = probe_audio(tmp_path / "st.flac")
+    assert (info.sample_rate, info.channels, info.codec) == (16000, 2, "flac")
+    assert info.duration == pytest.approx(len(speech16k) / 16000, abs=0.01)
+
+
+def test_probe_refuses_what_load_audio_refuses(tmp_path, speech16k, write_video_mp4):
+    from rvc_audio import probe_audio
+
+    scipy.io.wavfile.write(tmp_path / "full.wav", 16000, (speech16k * 32768).astype(np.int16))
+    data = (tmp_path / "full.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
+    (tmp_path / "notes.wav").write_bytes(b"These are my lyrics, not audio.\n" * 20)
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + np.random.default_rng(0).bytes(500))
+    (tmp_path / "empty.wav").write_bytes(b"")
+    write_video_mp4(tmp_path / "silent_film.mp4", None, 16000, seconds=0.5)
+    for name, cls in (("cut.wav", AudioDecodeError), ("notes.wav", AudioDecodeError),
+                      ("corrupt.wav", AudioDecodeError), ("empty.wav", EmptyAudioError),
+                      ("silent_film.mp4", NoAudioStreamError), ("nope.wav", AudioFileNotFoundError)):  # fmt: skip
+        with pytest.raises(cls) as probed:
+            probe_audio(tmp_path / name)
+        with pytest.raises(cls) as loaded:
+            load_audio(tmp_path / name)
+        assert str(probed.value) == str(loaded.value), name

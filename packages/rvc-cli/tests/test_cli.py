@@ -453,3 +453,158 @@ def test_the_cli_does_not_import_click_itself() -> None:
     code = "import sys, rvc_cli.main; print('click' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+# -- issue 21: checks before loading, CLI wording, completion, resuming a batch ------------------
+
+
+@pytest.fixture
+def no_load(monkeypatch):
+    """Fail the test if a model would be loaded."""
+    from rvc_cli import _convert
+
+    def refuse(*a, **k):
+        raise AssertionError("a model was loaded before the argument/input checks")
+
+    monkeypatch.setattr(_convert, "_load", refuse)
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--pitch", "1000"),
+        ("--pitch", "-48.5"),
+        ("--pitch", "2000"),
+        ("--pitch", "nan"),
+        ("--pitch", "inf"),
+        ("--index-rate", "nan"),
+        ("--protect", "nan"),
+        ("--rms-mix-rate", "inf"),
+        ("--resample-sr", "8000"),
+        ("--seed", "-1"),
+        ("--speaker", "-1"),
+        ("--filter-radius", "-1"),
+    ],
+)
+def test_numeric_options_are_usage_errors_before_loading(ckpts, tmp_path, no_load, option, value):
+    src = tmp_path / "in.wav"
+    src.write_bytes(b"RIFF")
+    result = run("convert", src, tmp_path / "o.wav", "-m", ckpts / "v2_f0_40k.pth", option, value)
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert option in result.output
+    assert "Warning" not in result.output and not list(tmp_path.glob("o.*"))
+
+
+def test_pitch_range_matches_the_converter():
+    pytest.importorskip("rvc_convert")
+    from rvc_cli._convert import PITCH_RANGE
+    from rvc_convert.options import PITCH_RANGE as LIBRARY
+
+    assert PITCH_RANGE == LIBRARY == 48
+
+
+def test_bench_seconds_are_checked():
+    for bad in ("0", "-3", "nan"):
+        result = run("bench", "-s", bad)
+        assert result.exit_code == 2 and "--seconds" in result.output, (bad, result.output)
+
+
+def test_unreadable_input_is_refused_before_loading(ckpts, tmp_path, no_load):
+    model = ckpts / "v2_f0_40k.pth"
+    bad = _write(tmp_path / "corrupt.wav", b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 2)
+    assert_one_error_line(run("convert", bad, tmp_path / "o.wav", "-m", model), "corrupt.wav")
+    notes = _write(tmp_path / "notes.mp3", b"lyrics, not audio\n" * 40)
+    assert_one_error_line(run("convert", notes, tmp_path / "o.wav", "-m", model), "notes.mp3", "not a readable")
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_folder_input_with_a_file_output_is_refused(ckpts, fixtures_dir, tmp_path, no_load):
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    (takes / "a.wav").write_bytes((fixtures_dir / "audio" / "arctic_a0007.wav").read_bytes())
+    assert_one_error_line(
+        run("convert", takes, tmp_path / "out.wav", "-m", ckpts / "v2_f0_40k.pth"), "out.wav", "looks like a file"
+    )
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_format_that_contradicts_the_suffix_is_refused(ckpts, fixtures_dir, tmp_path, no_load):
+    src = fixtures_dir / "audio" / "arctic_a0007.wav"
+    result = run("convert", src, tmp_path / "out.wav", "-m", ckpts / "v2_f0_40k.pth", "--format", "mp3")
+    assert_one_error_line(result, "out.wav", "mp3", "out.mp3")
+    help_text = " ".join(run("convert", "--help").output.split())
+    assert "out.wav --format mp3" in help_text
+
+
+def test_force_and_skip_existing_contradict(ckpts, fixtures_dir, tmp_path, no_load):
+    src = fixtures_dir / "audio" / "arctic_a0007.wav"
+    result = run("convert", src, tmp_path / "o.wav", "-m", ckpts / "v2_f0_40k.pth", "--force", "--skip-existing")
+    assert_one_error_line(result, "--force", "--skip-existing")
+
+
+def test_skip_existing_file_loads_nothing(ckpts, fixtures_dir, tmp_path, no_load):
+    (tmp_path / "o.wav").write_bytes(b"old")
+    src = fixtures_dir / "audio" / "arctic_a0007.wav"
+    result = run("convert", src, tmp_path / "o.wav", "-m", ckpts / "v2_f0_40k.pth", "--skip-existing")
+    assert result.exit_code == 0 and "skipped" in result.stderr and result.stdout == ""
+    assert (tmp_path / "o.wav").read_bytes() == b"old"
+
+
+def test_index_build_checks_the_output_folder_first(tmp_path, monkeypatch):
+    rvc_convert = pytest.importorskip("rvc_convert.weights")
+    monkeypatch.setattr(rvc_convert, "build_voice_index", lambda *a, **k: pytest.fail("features computed"))
+    (tmp_path / "rec").mkdir()
+    assert_one_error_line(
+        run("index", "build", tmp_path / "rec", "-o", tmp_path / "missing" / "x.index"), "missing", "does not exist"
+    )
+    assert_one_error_line(run("index", "build", tmp_path / "rec", "-o", tmp_path / "rec"), "is a folder")
+
+
+def test_shell_completion_is_offered():
+    result = run("--help")
+    assert "--install-completion" in result.output and "--show-completion" in result.output
+
+
+@pytest.mark.parametrize(
+    "library, cli",
+    [
+        ("out.wav exists; pass overwrite=True (--force) to replace it", "out.wav exists; pass --force to overwrite it"),
+        ("voice already exists; pass overwrite=True (CLI: --force) to replace it",
+         "voice already exists; pass --force to overwrite it"),
+        ("'o.wav' already exists; pass overwrite=True to replace it or pick a new name",
+         "'o.wav' already exists; pass --force to overwrite it or pick a new name"),
+        ("contentvec weights not found: no contentvec= path, $RVC_CONTENTVEC_WEIGHTS is not set, and x is not in "
+         "the Hugging Face cache (offline). Run `rvc models download` (rvc_convert.weights.download_weights) while "
+         "online", "contentvec weights not found: no --contentvec path, $RVC_CONTENTVEC_WEIGHTS is not set, and x is "
+         "not in the Hugging Face cache (offline). Run `rvc models download` while online"),
+        ("rmvpe weights /x (from rmvpe=) does not exist", "rmvpe weights /x (from --rmvpe) does not exist"),
+    ],
+)  # fmt: skip
+def test_library_messages_speak_cli(library, cli):
+    from rvc_cli import _ui
+
+    assert _ui.message(ValueError(library)) == cli
+
+
+def test_progress_names_the_whole_file_pitch_phase():
+    """The bar says what runs before the first chunk (the whole-file F0 pass), then the file's name."""
+    from rvc_cli import _ui
+
+    bar = _ui.progress()
+    task = bar.add_task("song.wav", total=None)
+    update = _ui.chunk_callback(bar, task, first="estimating pitch (rmvpe) on the whole file…")
+    assert bar.tasks[0].description == "song.wav: estimating pitch (rmvpe) on the whole file…"
+    update(0, 3)
+    assert bar.tasks[0].description == "song.wav" and bar.tasks[0].total == 3
+    update(2, 3)
+    assert bar.tasks[0].completed == 2 and bar.tasks[0].description == "song.wav"
+
+
+def test_pitch_phase_text():
+    from types import SimpleNamespace
+
+    from rvc_cli._convert import _pitch_phase
+
+    f0 = SimpleNamespace(info=SimpleNamespace(has_f0=True))
+    assert _pitch_phase(f0, {"f0_method": "harvest", "f0_curve": None}) == "estimating pitch (harvest) on the whole file…"
+    assert _pitch_phase(f0, {"f0_method": "rmvpe", "f0_curve": "c.csv"}) == "estimating pitch (the F0 curve) on the whole file…"
+    assert _pitch_phase(SimpleNamespace(info=SimpleNamespace(has_f0=False)), {"f0_method": "rmvpe"}) is None

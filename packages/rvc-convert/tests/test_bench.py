@@ -39,3 +39,18 @@ def test_build_models_in_half_precision(models: dict) -> None:
 def test_run_rejects_an_unknown_precision() -> None:
     with pytest.raises(ValueError, match="precision='fp8'; expected one of float32, tf32, float16, bfloat16"):
         bench.run((1.0,), precision="fp8")
+
+
+def test_precision_label_says_tf32_does_nothing_on_the_cpu() -> None:
+    assert bench.precision_label("float32", tf32=True, on_gpu=False) == "float32 (tf32 has no effect on the CPU)"
+    assert bench.precision_label("float32", tf32=True, on_gpu=True) == "tf32"
+    assert bench.precision_label("float32", tf32=False, on_gpu=False) == "float32"
+    assert bench.precision_label("float16", tf32=True, on_gpu=True) == "float16"
+    assert bench.precision_label("bfloat16", tf32=False, on_gpu=False) == "bfloat16"
+
+
+def test_measure_labels_a_cpu_tf32_run_float32(models: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLX_ENABLE_TF32", "1")
+    row = bench.measure(0.5, models, warmup=0.5)
+    expected = "tf32" if mx.default_device() == mx.gpu else "float32 (tf32 has no effect on the CPU)"
+    assert row["precision"] == expected

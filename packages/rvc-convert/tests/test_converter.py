@@ -50,13 +50,35 @@ def test_defaults_are_rvc_webui_single_conversion():
 @pytest.mark.parametrize("bad", [
     {"pitch": float("nan")}, {"f0_method": "yin"}, {"index_rate": 1.5}, {"rms_mix_rate": -0.1}, {"protect": 2},
     {"filter_radius": -1}, {"resample_sr": 8000}, {"speaker": -1}, {"seed": 1.5}, {"preset": "gpu"},
-    {"speaker": True},
+    {"speaker": True}, {"pitch": 1000}, {"pitch": -48.5}, {"pitch": float("inf")}, {"pitch": float("-inf")},
+    {"index_rate": float("nan")}, {"protect": float("nan")}, {"rms_mix_rate": float("inf")},
 ])
 def test_option_validation(bad):
     with pytest.raises(ConvertInputError, match=next(iter(bad))):
         ConvertOptions(**bad)
     with pytest.raises(ConvertInputError, match="unknown option"):
         ConvertOptions().replace(pitchh=2)
+
+
+def test_pitch_range_is_four_octaves_both_ways():
+    """+-48 semitones is accepted (F0 x16 or /16) and the post-processing stays finite and warning-free."""
+    import warnings
+
+    from rvc_f0 import postprocess_f0
+
+    from rvc_convert.options import PITCH_RANGE
+
+    assert PITCH_RANGE == 48
+    f0 = np.array([0.0, 50.0, 220.0, 1100.0], np.float32)
+    for p in (-48, -48.0, 48, 47.5):
+        assert ConvertOptions(pitch=p).pitch == p
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            pitchf, coarse = postprocess_f0(f0, semitones=p, unvoiced="keep")
+        np.testing.assert_allclose(pitchf, f0 * 2 ** (p / 12), rtol=1e-6)
+        assert coarse.min() >= 1 and coarse.max() <= 255
+    with pytest.raises(ConvertInputError, match=r"pitch=1000.0 semitones; expected -48..48"):
+        ConvertOptions(pitch=1000)
 
 
 def test_convert_real_clip_v1(v1, fixtures_dir):

@@ -45,3 +45,22 @@ def test_export_refuses_overwrite_and_leaves_nothing(ref_dir: Path, tmp_path: Pa
 def test_folder_without_files(tmp_path: Path) -> None:
     with pytest.raises(CheckpointNotFoundError, match="config.json"):
         rvc_synth.load(tmp_path)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_export_follows_the_umask(ref_dir: Path, tmp_path: Path, umask: int) -> None:
+    """The folder and its files get the modes any other output gets (not mkdtemp's private 0700)."""
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        out = rvc_synth.convert_checkpoint(ref_dir / "checkpoints" / "v2_nof0_40k.pth", tmp_path / "voice")
+        (tmp_path / "plain").mkdir()
+        (tmp_path / "plain.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask == stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+    for f in sorted(out.iterdir()):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask == stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]

@@ -7,7 +7,7 @@ import os
 import secrets
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import av
 import numpy as np
@@ -134,7 +134,7 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int = 16000) -> NDA
     p, size = _check_input(path)
     try:
         with open(p, "rb") as fh:  # a file object: FFmpeg never interprets the name as a protocol/URL
-            chunks, rate, declared = _decode_file(fh, p, size)
+            chunks, rate, declared, _, _ = _decode_file(fh, p, size)
     except RVCAudioError:
         raise
     except OSError as exc:
@@ -152,8 +152,52 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int = 16000) -> NDA
     return mono
 
 
-def _decode_file(fh: BinaryIO, p: Path, size: int) -> tuple[list[np.ndarray], int | None, float | None]:
-    """Decoded mono chunks, their rate (None if no frame) and the duration the container declares."""
+class AudioInfo(NamedTuple):
+    """What :func:`probe_audio` found: the best audio stream's rate (Hz), channel count, the
+    duration its container declares (seconds, None when it declares none) and codec name."""
+
+    sample_rate: int
+    channels: int
+    duration: float | None
+    codec: str
+
+
+def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
+    """Check cheaply that ``path`` is audio :func:`load_audio` can decode, without decoding it all.
+
+    Runs :func:`load_audio`'s checks on the file (exists, not a folder, not empty, WAV header
+    not cut short), opens the container and decodes its first audio frames (at most ~1 s), so
+    a corrupt, truncated-header or non-audio file is refused before any slow work. Damage
+    later in the file is only found by :func:`load_audio`.
+
+    Returns:
+        :class:`AudioInfo` ``(sample_rate, channels, duration, codec)``.
+
+    Raises:
+        the errors of :func:`load_audio`.
+    """
+    p, size = _check_input(path)
+    try:
+        with open(p, "rb") as fh:
+            return _probe_file(fh, p, size)
+    except RVCAudioError:
+        raise
+    except OSError as exc:
+        raise AudioIOError(f"{_fmt_path(p)} cannot be read ({exc.strerror or exc}); check its permissions") from exc
+
+
+def _probe_file(fh: BinaryIO, p: Path, size: int) -> AudioInfo:
+    chunks, rate, declared, channels, codec = _decode_file(fh, p, size, max_seconds=1.0)
+    if rate is None or sum(len(c) for c in chunks) == 0:
+        raise EmptyAudioError(f"{_fmt_path(p)} has an audio stream but no samples; use a file with some audio in it")
+    return AudioInfo(sample_rate=rate, channels=channels, duration=declared, codec=codec)
+
+
+def _decode_file(
+    fh: BinaryIO, p: Path, size: int, *, max_seconds: float | None = None
+) -> tuple[list[np.ndarray], int | None, float | None, int, str]:
+    """Decoded mono chunks, their rate (None if no frame), the duration the container declares, the
+    channel count and the codec name; with ``max_seconds``, decoding stops after that much audio."""
     cut = _wav_truncation(fh, size)
     if cut is not None:
         raise AudioDecodeError(
@@ -192,13 +236,15 @@ def _decode_file(fh: BinaryIO, p: Path, size: int) -> tuple[list[np.ndarray], in
                     )
                 rate = frame.sample_rate
                 chunks.append(_frame_to_mono(frame))
+                if max_seconds is not None and sum(len(c) for c in chunks) >= max_seconds * rate:
+                    break
         except av.FFmpegError as exc:
             at = sum(len(c) for c in chunks) / rate if rate else 0.0
             raise AudioDecodeError(
                 f"{_fmt_path(p)} is corrupt or truncated: decoding failed after {at:.2f} s "
                 f"({_ffmpeg_reason(exc)}); re-export or re-download the file"
             ) from exc
-    return chunks, rate, declared
+    return chunks, rate, declared, stream.codec_context.channels, stream.codec_context.name
 
 
 # ---------------------------------------------------------------------------------------------

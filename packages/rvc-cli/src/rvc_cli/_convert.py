@@ -1,5 +1,6 @@
 """``rvc convert``: one file (progress per chunk) or a folder (one model load, per-file errors)."""
 
+import math
 import os
 import sys
 import time
@@ -43,8 +44,24 @@ _OUT = "Output"
 _ADV = "Weights and chunking"
 
 
+PITCH_RANGE = 48.0  # semitones each way (= rvc_convert.options.PITCH_RANGE; a test checks they agree)
+
+
 def _opt(*decls: str, help: str, panel: str | None = None, **kw: object) -> typer.models.OptionInfo:
     return typer.Option(*decls, help=help, rich_help_panel=panel, **kw)  # type: ignore[arg-type]
+
+
+def finite(value: float | None) -> float | None:
+    """Option callback: refuse nan/inf (click's ranges let NaN through) as a usage error (exit 2)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def _rate(value: int) -> int:
+    if 0 < value < 16000:
+        raise typer.BadParameter(f"{value} Hz; expected 0 (the model's rate) or a rate >= 16000 Hz")
+    return value
 
 
 def convert(
@@ -75,10 +92,20 @@ def convert(
             panel=_INDEX,
             min=0.0,
             max=1.0,
+            callback=finite,
         ),
     ] = 0.75,
     pitch: Annotated[
-        float, _opt("--pitch", "-p", help="Transpose by semitones (12 = one octave up, -12 down).", panel=_PITCH)
+        float,
+        _opt(
+            "--pitch",
+            "-p",
+            help="Transpose by semitones (12 = one octave up, -12 down; -48..48).",
+            panel=_PITCH,
+            min=-PITCH_RANGE,
+            max=PITCH_RANGE,
+            callback=finite,
+        ),
     ] = 0.0,
     f0_method: Annotated[
         F0Method,
@@ -106,31 +133,53 @@ def convert(
             panel=_PITCH,
             min=0.0,
             max=0.5,
+            callback=finite,
         ),
     ] = 0.33,
     rms_mix_rate: Annotated[
         float,
         _opt(
-            "--rms-mix-rate", help="Loudness envelope: 0 = the input's, 1 = the model's.", panel=_OUT, min=0.0, max=1.0
+            "--rms-mix-rate",
+            help="Loudness envelope: 0 = the input's, 1 = the model's.",
+            panel=_OUT,
+            min=0.0,
+            max=1.0,
+            callback=finite,
         ),
     ] = 0.25,
     resample_sr: Annotated[
-        int, _opt("--resample-sr", help="Resample the output to this rate in Hz (0 = model's rate).", panel=_OUT, min=0)
+        int,
+        _opt(
+            "--resample-sr",
+            help="Resample the output to this rate in Hz (0 = model's rate, else >= 16000).",
+            panel=_OUT,
+            min=0,
+            callback=_rate,
+        ),
     ] = 0,
     format: Annotated[
         Format | None,
         _opt(
             "--format",
-            help="Output format (default: from OUTPUT's suffix; wav for folders).",
+            help="Output format (default: from OUTPUT's suffix; wav for folders). A file OUTPUT whose suffix "
+            "names another format is refused (out.wav --format mp3): name it out.mp3.",
             panel=_OUT,
             show_default=False,
         ),
     ] = None,
     force: Annotated[bool, _opt("--force", "-f", help="Overwrite existing outputs.", panel=_OUT)] = False,
+    skip_existing: Annotated[
+        bool,
+        _opt(
+            "--skip-existing",
+            help="Leave existing outputs alone and convert the rest (resume a batch).",
+            panel=_OUT,
+        ),
+    ] = False,
     speaker: Annotated[int, _opt("--speaker", help="Speaker id of multi-speaker models.", min=0)] = 0,
     seed: Annotated[
         int | None,
-        _opt("--seed", help="Seed the synthesizer noise: identical output on every run.", show_default=False),
+        _opt("--seed", help="Seed the synthesizer noise: identical output on every run.", show_default=False, min=0),
     ] = None,
     preset: Annotated[
         Preset, _opt("--preset", help="Chunking: cpu (41 s chunks), lowmem (32 s), fp16 (65 s).", panel=_ADV)
@@ -170,6 +219,8 @@ def convert(
                 raise _ui.CLIError(f"{what} not found: {path}")
         if not input.exists():
             raise _ui.CLIError(f"input not found: {input} (expected an audio file or a folder of audio files)")
+        if force and skip_existing:
+            raise _ui.CLIError("--force and --skip-existing contradict each other; pass one of them")
         options = {
             "pitch": pitch,
             "f0_method": f0_method,
@@ -184,12 +235,13 @@ def convert(
             "preset": preset,
         }
         weights = {"model": model, "index": index, "contentvec": contentvec, "rmvpe": rmvpe, "precision": precision}
+        existing = "skip" if skip_existing else "overwrite" if force else "refuse"
         if input.is_dir():
-            failed = _convert_folder(input, output, format, force, weights, options)
+            failed = _convert_folder(input, output, format, existing, weights, options)
             if failed:
                 raise typer.Exit(1)
         else:
-            _convert_file(input, output, format, force, weights, options)
+            _convert_file(input, output, format, existing, weights, options)
 
 
 def use_precision(precision: str) -> str:
@@ -218,9 +270,14 @@ def _load(weights: dict, options: dict) -> object:
 
 
 def _format_of(path: Path, fmt: str | None) -> str:
-    if fmt:
-        return fmt
     found = SUFFIX_FORMATS.get(path.suffix.lower())
+    if fmt:
+        if found is not None and found != fmt:
+            raise _ui.CLIError(
+                f"'{path.name}' names a {found} file but --format is {fmt}; name the output "
+                f"'{path.stem}.{fmt}' or drop --format"
+            )
+        return fmt
     if found is None:
         raise _ui.CLIError(
             f"cannot tell the output format from '{path.name}': use a .wav/.flac/.mp3/.ogg/.m4a name or --format"
@@ -228,19 +285,40 @@ def _format_of(path: Path, fmt: str | None) -> str:
     return found
 
 
-def _convert_file(src: Path, dst: Path, fmt: str | None, force: bool, weights: dict, options: dict) -> None:
+def _probe(src: Path) -> None:
+    """Refuse an unreadable input (corrupt, not audio, empty) before any model loads."""
+    import rvc_audio
+
+    rvc_audio.probe_audio(src)
+
+
+def _pitch_phase(converter: object, options: dict) -> str | None:
+    """What the whole-file F0 pass is called in the progress bar, or None when there is none."""
+    if not converter.info.has_f0:  # type: ignore[attr-defined]
+        return None
+    how = "the F0 curve" if options.get("f0_curve") else options["f0_method"]
+    return f"estimating pitch ({how}) on the whole file…"
+
+
+def _convert_file(src: Path, dst: Path, fmt: str | None, existing: str, weights: dict, options: dict) -> None:
     if dst.is_dir():
         dst = dst / f"{src.stem}.{fmt or 'wav'}"
     fmt = _format_of(dst, fmt)
+    force = existing == "overwrite"
+    if dst.exists() and existing == "skip":
+        _ui.info(f"{dst} already exists; skipped (--skip-existing)")
+        return
     if dst.exists() and not force:
-        raise _ui.CLIError(f"{dst} already exists; pass --force to overwrite it")
+        raise _ui.CLIError(f"{dst} already exists; pass --force to overwrite it (or --skip-existing)")
     if not dst.parent.is_dir():
         raise _ui.CLIError(f"output folder {dst.parent} does not exist; create it first")
+    _probe(src)
     converter = _load(weights, options)
     start = time.perf_counter()
     with _ui.progress() as bar:
         task = bar.add_task(src.name, total=None)
-        written = converter.convert_file(src, dst, format=fmt, overwrite=force, progress=_ui.chunk_callback(bar, task))
+        update = _ui.chunk_callback(bar, task, first=_pitch_phase(converter, options))
+        written = converter.convert_file(src, dst, format=fmt, overwrite=force, progress=update)
     _ui.info(f"converted {src} in {time.perf_counter() - start:.1f} s")
     _ui.result(str(written))
 
@@ -251,13 +329,19 @@ def _audio_files(folder: Path) -> list[Path]:
     )
 
 
-def _convert_folder(src: Path, dst: Path, fmt: str | None, force: bool, weights: dict, options: dict) -> list[str]:
+def _convert_folder(src: Path, dst: Path, fmt: str | None, existing: str, weights: dict, options: dict) -> list[str]:
     """Convert every audio file of ``src`` into ``dst``; returns the names that failed."""
     files = _audio_files(src)
     if not files:
         raise _ui.CLIError(f"no audio files in {src} (looked for {', '.join(sorted(AUDIO_SUFFIXES))})")
     if dst.exists() and not dst.is_dir():
         raise _ui.CLIError(f"{dst} is a file; with a folder as INPUT, OUTPUT must be a folder")
+    if not dst.exists() and dst.suffix.lower() in AUDIO_SUFFIXES:
+        raise _ui.CLIError(
+            f"OUTPUT {dst} looks like a file, but INPUT {src} is a folder: give an OUTPUT folder "
+            f"(e.g. {dst.with_suffix('')}/) for the converted files"
+        )
+    force = existing == "overwrite"
     fmt = fmt or "wav"
     targets: dict[Path, Path] = {}
     for f in files:
@@ -266,11 +350,21 @@ def _convert_folder(src: Path, dst: Path, fmt: str | None, force: bool, weights:
             other = next(k for k, v in targets.items() if v == t)
             raise _ui.CLIError(f"{other.name} and {f.name} would both be written to {t}; rename one of them")
         targets[f] = t
-    existing = [t for t in targets.values() if t.exists()]
-    if existing and not force:
-        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-        raise _ui.CLIError(f"{existing[0]}{more} already exist(s); pass --force to overwrite")
+    present = [t for t in targets.values() if t.exists()]
+    if present and existing == "skip":
+        _ui.info(f"skipping {len(present)} file(s) already converted in {dst} (--skip-existing)")
+        targets = {f: t for f, t in targets.items() if not t.exists()}
+        files = list(targets)
+        if not files:
+            _ui.info(f"nothing to do: every file of {src} has its output in {dst}")
+            return []
+    elif present and not force:
+        more = f" and {len(present) - 1} more" if len(present) > 1 else ""
+        raise _ui.CLIError(
+            f"{present[0]}{more} already exist(s); pass --force to overwrite, or --skip-existing to convert the rest"
+        )
     converter = _load(weights, options)
+    phase = _pitch_phase(converter, options)
     created = not dst.exists()
     dst.mkdir(parents=True, exist_ok=True)
     failed: dict[str, str] = {}
@@ -282,7 +376,8 @@ def _convert_folder(src: Path, dst: Path, fmt: str | None, force: bool, weights:
         for i, (f, t) in enumerate(targets.items()):
             bar.reset(chunks, description=f.name)
             try:
-                converter.convert_file(f, t, format=fmt, overwrite=force, progress=_ui.chunk_callback(bar, chunks))
+                update = _ui.chunk_callback(bar, chunks, first=phase)
+                converter.convert_file(f, t, format=fmt, overwrite=force, progress=update)
             except Exception as exc:  # noqa: BLE001  (one bad file must not stop the batch)
                 bug = not _ui.is_expected(exc)
                 failed[f.name] = (

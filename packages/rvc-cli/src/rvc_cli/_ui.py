@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -106,14 +107,36 @@ def is_expected(exc: BaseException) -> bool:
     return isinstance(exc, (CLIError, OSError, ValueError, MemoryError) + _error_bases())
 
 
+# The libraries' messages name their Python arguments; on the command line those are options.
+_CLI_WORDING = (
+    (re.compile(r"pass overwrite=True(?: \((?:CLI: )?--force\))? to replace it"), "pass --force to overwrite it"),
+    (re.compile(r"overwrite=True(?: \((?:CLI: )?--force\))?"), "--force"),
+    (re.compile(r"\bno (\w+)= path(?: was given)?"), lambda m: f"no --{_dashed(m[1])} path"),
+    (re.compile(r"\(from (\w+)=\)"), lambda m: f"(from --{_dashed(m[1])})"),
+    (re.compile(r" \(rvc_convert\.weights\.download_weights\)"), ""),
+)
+
+
+def _dashed(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def cli_wording(text: str) -> str:
+    """A library message in the command line's words: ``overwrite=True`` -> ``--force``,
+    ``no contentvec= path`` -> ``no --contentvec path``..."""
+    for pattern, repl in _CLI_WORDING:
+        text = pattern.sub(repl, text)
+    return text
+
+
 def message(exc: BaseException) -> str:
-    """The exception as one line (no traceback)."""
+    """The exception as one line (no traceback), in the command line's words."""
     if isinstance(exc, MemoryError):
         return "out of memory; try --preset lowmem (smaller chunks) or a shorter input"
     text = str(exc) or type(exc).__name__
     if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
         text = f"{text}: {exc.filename}"
-    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return cli_wording(" ".join(line.strip() for line in text.splitlines() if line.strip()))
 
 
 def error_line(text: str) -> None:
@@ -174,10 +197,22 @@ def progress() -> Progress:
     )
 
 
-def chunk_callback(bar: Progress, task: object) -> Callable[[int, int], None]:
-    """A ``progress(done, total)`` callback driving one task of ``bar``."""
+def chunk_callback(bar: Progress, task: object, *, first: str | None = None) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback driving one task of ``bar``.
+
+    ``first``: a description shown until the first call, e.g. the whole-file F0 pass that
+    ``rvc_convert`` runs before its first ``progress(0, n_chunks)``; the task's own description
+    comes back then."""
+    name = None
+    if first is not None:
+        name = bar.tasks[[t.id for t in bar.tasks].index(task)].description  # type: ignore[arg-type]
+        bar.update(task, description=f"{name}: {first}")  # type: ignore[arg-type]
+    state = {"first": first is not None}
 
     def update(done: int, total: int) -> None:
+        if state["first"]:
+            state["first"] = False
+            bar.update(task, description=name)  # type: ignore[arg-type]
         bar.update(task, completed=done, total=total)  # type: ignore[arg-type]
 
     return update

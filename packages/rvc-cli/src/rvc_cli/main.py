@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import typer
 
 from . import _ui
-from ._convert import PRECISION_HELP, Precision, convert
+from ._convert import PRECISION_HELP, Precision, convert, finite
 
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr (errors and results remain).")
@@ -35,7 +35,7 @@ app = typer.Typer(
     epilog="Example: [bold]rvc convert speech.wav out.wav -m voice.pth --index voice.index --pitch 12[/]\n\n"
     "Errors are one red line and exit code 1; RVC_DEBUG=1 shows the traceback.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -48,6 +48,12 @@ models_app = typer.Typer(
 index_app = typer.Typer(help="Retrieval indexes (.index) for a voice.", no_args_is_help=True, rich_markup_mode="rich")
 app.add_typer(models_app, name="models")
 app.add_typer(index_app, name="index")
+
+
+def _finite_seconds(values: list[float] | None) -> list[float] | None:
+    for v in values or ():
+        finite(v)
+    return values
 
 
 def _version_text() -> str:
@@ -251,8 +257,12 @@ def index_build(
     with _ui.guard():
         if not audio_dir.is_dir():
             raise _ui.CLIError(f"{audio_dir} is not a folder; expected a folder of the target voice's recordings")
+        if output.is_dir():
+            raise _ui.CLIError(f"{output} is a folder; expected the .index file to write, e.g. {output / 'voice.index'}")
         if output.exists() and not force:
             raise _ui.CLIError(f"{output} already exists; pass --force to overwrite it")
+        if not output.parent.is_dir():
+            raise _ui.CLIError(f"output folder {output.parent} does not exist; create it first")
         from rvc_convert import weights
 
         with _ui.progress() as bar:
@@ -273,7 +283,13 @@ def index_build(
 def bench(
     seconds: Annotated[
         list[float] | None,
-        typer.Option("--seconds", "-s", help="Input length(s) to time, in seconds (default: 10 and 60)."),
+        typer.Option(
+            "--seconds",
+            "-s",
+            help="Input length(s) to time, in seconds (default: 10 and 60).",
+            min=0.5,
+            callback=_finite_seconds,
+        ),
     ] = None,
     precision: Annotated[Precision, typer.Option("--precision", help=PRECISION_HELP)] = "float32",
     as_json: AsJson = False,

@@ -139,8 +139,16 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
     if warmup == seconds:
         row["first_call_s"] = round(first, 3)
     synth_dtype = str(models["synth"].dtype).rsplit(".", 1)[-1]
-    row["precision"] = "tf32" if synth_dtype == "float32" and os.environ.get("MLX_ENABLE_TF32") == "1" else synth_dtype
+    row["precision"] = precision_label(synth_dtype, tf32=os.environ.get("MLX_ENABLE_TF32") == "1", on_gpu=on_gpu)
     return row
+
+
+def precision_label(dtype: str, *, tf32: bool, on_gpu: bool) -> str:
+    """What a row's synthesizer precision really was: TF32 exists on NVIDIA GPUs only, so a
+    ``tf32`` run on the CPU is exact float32 and is labelled so."""
+    if dtype != "float32" or not tf32:
+        return dtype
+    return "tf32" if on_gpu else "float32 (tf32 has no effect on the CPU)"
 
 
 def _device_name() -> str:

@@ -11,7 +11,10 @@ from rvc_f0 import METHODS as F0_METHODS  # rvc_f0 imports no mlx
 
 from .errors import ConvertInputError
 
-__all__ = ["ConvertOptions", "PRESETS", "Preset"]
+__all__ = ["ConvertOptions", "PITCH_RANGE", "PRESETS", "Preset"]
+
+PITCH_RANGE = 48.0
+"""Largest transposition either way, in semitones (four octaves: F0 x16 or /16)."""
 
 
 class Preset(NamedTuple):
@@ -37,7 +40,7 @@ class ConvertOptions:
     """Conversion settings; the defaults are RVC WebUI's single conversion.
 
     Attributes:
-        pitch: transposition in semitones (12 = one octave up).
+        pitch: transposition in semitones (12 = one octave up), finite, within +-48.
         f0_method: pitch estimator, one of ``rvc_f0.METHODS`` (``rmvpe``, ``pm``, ``harvest``, ``dio``...).
         f0_curve: path of a ``time_seconds,hz`` CSV curve that replaces the estimate (overrides
             ``f0_method``); times count from the start of the input.
@@ -64,7 +67,11 @@ class ConvertOptions:
     preset: str = "cpu"
 
     def __post_init__(self) -> None:
-        _number(self.pitch, "pitch", "semitones, e.g. 12 = one octave up")
+        p = _number(self.pitch, "pitch", f"semitones between -{PITCH_RANGE:g} and {PITCH_RANGE:g}, e.g. 12 = one octave up")
+        if abs(p) > PITCH_RANGE:
+            raise ConvertInputError(
+                f"pitch={p!r} semitones; expected -{PITCH_RANGE:g}..{PITCH_RANGE:g} (four octaves; 12 = one octave up)"
+            )
         if self.f0_method not in F0_METHODS:
             raise ConvertInputError(
                 f"f0_method={self.f0_method!r}; expected one of {', '.join(F0_METHODS)} "

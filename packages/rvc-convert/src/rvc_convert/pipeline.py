@@ -229,7 +229,8 @@ def run_pipeline(
         options: pitch, index_rate, protect, rms_mix_rate, resample_sr, speaker, seed, preset
             are used here (f0_method/f0_curve/filter_radius are ``f0_fn``'s business).
         noise_scale: the synthesizer's prior noise; 0 reproduces the reference's zero-noise goldens.
-        progress: ``progress(done_chunks, total_chunks)`` after each chunk (and once with 0 first).
+        progress: ``progress(done_chunks, total_chunks)`` after each chunk, and once with 0 first,
+            after the whole-input F0 pass (so a caller can show that pass until this first call).
         timings: if given, seconds are added under ``contentvec``, ``f0``, ``index``, ``synth``, ``other``.
 
     Returns:

@@ -261,6 +261,9 @@ def load(path: str | Path, *, dtype: str = "float32") -> Synthesizer:
     ``"float16"``/``"bfloat16"`` runs the network in half precision (GPUs).
     """
     ckpt = read_checkpoint(path)
+    from ._slow_blas import warn_if_reference_blas  # issue 21: say once when MLX's CPU BLAS is slow
+
+    warn_if_reference_blas()
     model = Synthesizer(ckpt.config, metadata=ckpt.metadata)
     model.load_checkpoint_weights(ckpt)
     if dtype != "float32":
