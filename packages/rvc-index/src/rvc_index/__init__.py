@@ -10,5 +10,5 @@ from ._build import build_index
 from ._index import FeatureIndex, default_backend, set_num_threads
 from .errors import RVCIndexError
 
-__all__ = ["FeatureIndex", "build_index", "default_backend", "set_num_threads", "RVCIndexError"]
+__all__ = ["FeatureIndex", "RVCIndexError", "build_index", "default_backend", "set_num_threads"]
 __version__ = "0.1.0"

@@ -215,9 +215,7 @@ class FeatureIndex:
         )
 
     @classmethod
-    def load(
-        cls, path: str | os.PathLike[str], *, dim: int | None = None, backend: Backend = "auto"
-    ) -> FeatureIndex:
+    def load(cls, path: str | os.PathLike[str], *, dim: int | None = None, backend: Backend = "auto") -> FeatureIndex:
         """Read a FAISS ``.index`` file (``nprobe`` as stored in the file).
 
         ``backend``: "auto" (MLX on a GPU, FAISS on the CPU), "faiss" or "mlx"; see the class doc.
