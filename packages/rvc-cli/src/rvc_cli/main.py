@@ -1,4 +1,4 @@
-"""The ``rvc`` command (typer): convert, info, export, models, index, bench.
+"""The ``rvc`` command (typer): convert, info, export, models, index, bench, warmup.
 
 Importing this module is cheap: MLX, FAISS and the rvc packages are imported inside the
 commands that need them.
@@ -14,6 +14,8 @@ import typer
 
 from . import _ui
 from ._convert import PRECISION_HELP, Precision, convert, finite
+from ._warmup import EPILOG as _WARMUP_EPILOG
+from ._warmup import warmup as _warmup
 
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr (errors and results remain).")
@@ -340,3 +342,6 @@ def _bench_table(rows: list[dict]) -> object:
         extra = [f"{float(r['first_call_s']):.2f}" if r.get("first_call_s") is not None else "-"] if first else []
         table.add_row(f"{dur:g} s", *cells, f"[bold]{total:.3f}[/]", rss, dev, *extra)
     return table
+
+
+app.command(name="warmup", epilog=_WARMUP_EPILOG)(_warmup)

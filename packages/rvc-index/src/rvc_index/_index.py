@@ -8,6 +8,7 @@ import re
 import sys
 import uuid
 from pathlib import Path
+from typing import Literal
 
 import faiss
 import numpy as np
@@ -21,6 +22,8 @@ from .errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+Backend = Literal["auto", "faiss", "mlx"]
 
 #: What a feature dimension means for RVC (used in error messages).
 _DIM_MEANING = {
@@ -115,6 +118,16 @@ def _check_k(k: object) -> int:
     return int(k)
 
 
+def _check_rate(rate: object) -> float:
+    try:
+        r = float(rate)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        r = float("nan")
+    if isinstance(rate, bool) or not 0 <= r <= 1:
+        raise IndexInputError(f"rate (index_rate) must be a number in [0, 1], got {rate!r}")
+    return r
+
+
 def _limit_weights(score: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Normalised ``(1/score)**2`` weights for rows where the reference formula is not finite.
 
@@ -138,14 +151,33 @@ def _limit_weights(score: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def default_backend() -> Literal["faiss", "mlx"]:
+    """The search backend ``backend="auto"`` picks: "mlx" when MLX's default device is a GPU
+    (Metal or CUDA), else "faiss" (the CPU). Imports MLX only if it is installed."""
+    from ._mlx_search import mlx_default_is_gpu
+
+    return "mlx" if mlx_default_is_gpu() else "faiss"
+
+
+def _is_mlx_array(a: object) -> bool:
+    return type(a).__module__.startswith("mlx")
+
+
 class FeatureIndex:
     """A FAISS squared-L2 index (RVC's IVF-Flat ``.index`` or an exact flat one).
 
     Construct with :meth:`load`, :func:`rvc_index.build_index`, or ``FeatureIndex(faiss_index)``.
     Ids returned by :meth:`search` are rows of :attr:`vectors`.
+
+    ``backend``: where :meth:`search` and :meth:`blend` run, chosen once here. "faiss": FAISS on
+    the CPU. "mlx": the inverted lists are copied to MLX's default device and searched there with
+    FAISS's neighbours (IndexIVFFlat only; see ``_mlx_search``). "auto" (default): "mlx" when
+    MLX's default device is a GPU and the index is an IndexIVFFlat, else "faiss".
     """
 
-    def __init__(self, index: faiss.Index, *, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, index: faiss.Index, *, path: str | os.PathLike[str] | None = None, backend: Backend = "auto"
+    ) -> None:
         if not isinstance(index, faiss.Index):
             raise IndexInputError(f"FeatureIndex needs a faiss.Index, got {type(index).__name__}")
         where = str(path) if path is not None else "the index"
@@ -159,10 +191,34 @@ class FeatureIndex:
         self._index = index
         self._path = Path(path) if path is not None else None
         self._vectors: np.ndarray | None = None
+        self._mlx = self._make_backend(backend, where)
+
+    def _make_backend(self, backend: object, where: str) -> object:
+        """The MLX searcher for backend "mlx" (or "auto" on a GPU), None for FAISS."""
+        if backend not in ("auto", "faiss", "mlx"):
+            raise IndexInputError(f"backend must be 'auto', 'faiss' or 'mlx', got {backend!r}")
+        if backend == "faiss" or (backend == "auto" and default_backend() == "faiss"):
+            return None
+        from ._mlx_search import MLXIVFSearcher, ivf_flat_supported
+
+        why = ivf_flat_supported(self._index)
+        if why is None:
+            try:
+                return MLXIVFSearcher(self._index)
+            except ValueError as exc:
+                why = str(exc)
+        if backend == "auto":
+            logger.info("searching %s with FAISS on the CPU: %s", where, why)
+            return None
+        raise IndexInputError(
+            f"backend='mlx' cannot search {where}: {why}; use backend='faiss' (or 'auto') for this index"
+        )
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, dim: int | None = None) -> FeatureIndex:
+    def load(cls, path: str | os.PathLike[str], *, dim: int | None = None, backend: Backend = "auto") -> FeatureIndex:
         """Read a FAISS ``.index`` file (``nprobe`` as stored in the file).
+
+        ``backend``: "auto" (MLX on a GPU, FAISS on the CPU), "faiss" or "mlx"; see the class doc.
 
         An RVC ``trained_*.index`` holds no vectors; if the ``added_*.index`` written beside it
         exists it is loaded instead (with a logged warning), otherwise IndexFileError.
@@ -180,7 +236,7 @@ class FeatureIndex:
                 )
             logger.warning("%s holds no vectors (RVC's trained_*.index); loading %s beside it instead", p, sibling.name)
             p, index = sibling, _read_faiss(sibling)
-        out = cls(index, path=p)
+        out = cls(index, path=p, backend=backend)
         if dim is not None:
             out.check_dim(dim)
         return out
@@ -190,6 +246,11 @@ class FeatureIndex:
     def path(self) -> Path | None:
         """The file this index was loaded from (the added_*.index if redirected), else None."""
         return self._path
+
+    @property
+    def backend(self) -> Literal["faiss", "mlx"]:
+        """Where search and blend run: "faiss" (CPU) or "mlx" (MLX's default device)."""
+        return "faiss" if self._mlx is None else "mlx"
 
     @property
     def faiss_index(self) -> faiss.Index:
@@ -238,7 +299,10 @@ class FeatureIndex:
 
     def __repr__(self) -> str:
         kind = type(faiss.downcast_index(self._index)).__name__
-        return f"FeatureIndex({kind}, dim={self.dim}, ntotal={self.ntotal}, nprobe={self.nprobe}, path={self._path})"
+        return (
+            f"FeatureIndex({kind}, dim={self.dim}, ntotal={self.ntotal}, nprobe={self.nprobe}, "
+            f"backend={self.backend}, path={self._path})"
+        )
 
     # ------------------------------------------------------------------ operations
     def check_dim(self, expected: int, *, what: str = "the features") -> None:
@@ -257,10 +321,19 @@ class FeatureIndex:
         scores float32 squared-L2 distances ascending, ids int64 rows of :attr:`vectors`.
         Where fewer than k neighbours are found (k > ntotal, or small probed IVF lists)
         the id is -1 and the score 3.4e38 (FAISS convention).
+
+        With the "mlx" backend the ids are FAISS's (same coarse list, same k nearest, ordered by
+        (distance, id)); scores are float32 sums that may differ from FAISS's in the last bits.
         """
         q = _as_rows(queries, name="queries")
         self.check_dim(q.shape[1], what="the queries")
-        scores, ids = self._index.search(q, _check_k(k))
+        k = _check_k(k)
+        if self._mlx is not None:
+            import mlx.core as mx
+
+            s, i, _ = self._mlx.search(mx.array(q), k)
+            return np.array(s, dtype=np.float32), np.array(i, dtype=np.int64)
+        scores, ids = self._index.search(q, k)
         return scores, ids
 
     def blend(self, features: object, *, rate: float, k: int = 8) -> np.ndarray:
@@ -274,21 +347,26 @@ class FeatureIndex:
         Where the reference divides by zero (an exact match, score 0) its limit is used:
         exact matches share all the weight. A row with no neighbour found keeps its own
         features. Returns float32 of the input shape.
+
+        ``features`` may be an ``mlx.core.array``: with the "mlx" backend it is blended on the
+        device and an mlx array is returned (no host copy; not checked for NaN); with "faiss" it is
+        copied to the host and the result copied back. Numpy in, numpy out.
         """
+        if _is_mlx_array(features):
+            return self._blend_mx(features, rate=rate, k=k)
         feats = np.asarray(features)
         if feats.ndim not in (2, 3):
             raise IndexInputError(f"features must be (T, D) or (B, T, D), got shape {feats.shape}")
-        try:
-            r = float(rate)
-        except (TypeError, ValueError):
-            r = float("nan")
-        if isinstance(rate, bool) or not 0 <= r <= 1:
-            raise IndexInputError(f"rate (index_rate) must be a number in [0, 1], got {rate!r}")
-        rate = r
+        rate = _check_rate(rate)
         flat = _as_rows(feats.reshape(-1, feats.shape[-1]), name="features")
         if rate == 0:
             return flat.reshape(feats.shape)
         self.check_dim(flat.shape[1])
+        if self._mlx is not None:
+            import mlx.core as mx
+
+            out = self._mlx.blend(mx.array(flat), rate, _check_k(k))
+            return np.array(out, dtype=np.float32).reshape(feats.shape)
         score, ix = self.search(flat, k)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             weight = np.square(1 / score)
@@ -306,6 +384,21 @@ class FeatureIndex:
             retrieved[alone] = flat[alone]
         out = np.float32(rate) * retrieved + np.float32(1.0 - rate) * flat
         return out.reshape(feats.shape)
+
+    def _blend_mx(self, features: object, *, rate: float, k: int) -> object:
+        import mlx.core as mx
+
+        shape = features.shape  # type: ignore[attr-defined]
+        if len(shape) not in (2, 3):
+            raise IndexInputError(f"features must be (T, D) or (B, T, D), got shape {tuple(shape)}")
+        if self._mlx is None:
+            return mx.array(self.blend(np.array(features, dtype=np.float32), rate=rate, k=k))
+        r = _check_rate(rate)
+        flat = features.reshape(-1, shape[-1]).astype(mx.float32)  # type: ignore[attr-defined]
+        if r == 0:
+            return flat.reshape(shape)
+        self.check_dim(int(shape[-1]))
+        return self._mlx.blend(flat, r, _check_k(k)).reshape(shape)
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the index as a FAISS ``.index`` file (readable by RVC and ``faiss.read_index``).

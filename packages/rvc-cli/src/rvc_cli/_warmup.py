@@ -1,0 +1,72 @@
+"""``rvc warmup``: build the kernels a first conversion needs (e.g. in a container build)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import _ui
+from ._convert import PRECISION_HELP, Precision, use_precision
+
+EPILOG = (
+    "Examples:\n\n"
+    "  rvc warmup                      (random full-size models, as rvc bench)\n\n"
+    "  rvc warmup -m voice.pth --precision float16 --preset fp16\n\n"
+    "  rvc warmup --precision tf32 --seconds 10 --seconds 60 --json\n\n"
+    "On NVIDIA GPUs the driver keeps the compiled kernels in ~/.nv/ComputeCache (raise "
+    "CUDA_CACHE_MAXSIZE if it is small): run this once in the image build."
+)
+
+
+def warmup(
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Voice model (.pth or `rvc export` folder); default: random full-size.",
+            show_default=False,
+        ),
+    ] = None,
+    index: Annotated[Path | None, typer.Option("--index", "-i", help="The model's .index file.")] = None,
+    precision: Annotated[Precision, typer.Option("--precision", help=PRECISION_HELP)] = "float32",
+    preset: Annotated[str, typer.Option("--preset", help="Chunking preset: cpu, lowmem or fp16.")] = "cpu",
+    seconds: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--seconds",
+            "-s",
+            help="Input length(s) to convert (default: 10 and just under the preset's x_max, the longest uncut chunk).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the steps run as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Convert short test signals at the shapes a conversion uses, so that the kernels (and, on
+    NVIDIA, the driver's JIT cache) are built before the first real conversion."""
+    _ui.set_quiet(quiet)
+    with _ui.guard():
+        dtype = use_precision(precision)  # before MLX loads (tf32)
+        if model is None and (index is not None or preset != "cpu"):
+            raise _ui.CLIError("--index and --preset need --model; without one the random models use the cpu preset")
+        import rvc_convert
+        from rvc_convert.warmup import warmup as run
+
+        converter = None
+        if model is not None:
+            with _ui.status(f"loading {model}..."):
+                converter = rvc_convert.VoiceConverter(
+                    model, index=index, dtype=dtype, options=rvc_convert.ConvertOptions(preset=preset)
+                )
+
+        def report(done: int, total: int, step: object) -> None:
+            _ui.info(f"warm-up {done}/{total}: {step.seconds:g} s, synthesizer frames {list(step.frames)}")
+
+        with _ui.status(f"warming up ({precision})..."):
+            steps = run(converter, precision=precision, seconds=seconds, progress=report)
+        if as_json:
+            rows = [{"seconds": s.seconds, "chunks": list(s.chunks), "frames": list(s.frames)} for s in steps]
+            typer.echo(json.dumps({"precision": precision, "steps": rows}, indent=2))

@@ -1,0 +1,34 @@
+"""rvc warmup: arguments reach rvc_convert.warmup (spied; nothing converted), JSON steps, errors."""
+
+from __future__ import annotations
+
+import json
+
+import rvc_convert.warmup as warmup_mod
+from rvc_cli.main import app
+from rvc_convert.warmup import WarmupStep
+from typer.testing import CliRunner
+
+
+def test_warmup_command_passes_options_and_prints_steps(monkeypatch):
+    calls = []
+
+    def spy(converter, *, precision, seconds, progress):
+        calls.append((converter, precision, seconds))
+        step = WarmupStep(3.0, (80000,), (498,))
+        progress(1, 1, step)
+        return [step]
+
+    monkeypatch.setattr(warmup_mod, "warmup", spy)
+    res = CliRunner().invoke(app, ["warmup", "--precision", "float16", "-s", "3", "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    assert calls == [(None, "float16", [3.0])]
+    assert json.loads(res.stdout) == {
+        "precision": "float16",
+        "steps": [{"seconds": 3.0, "chunks": [80000], "frames": [498]}],
+    }
+
+
+def test_warmup_index_needs_model():
+    res = CliRunner().invoke(app, ["warmup", "--index", "voice.index"])
+    assert res.exit_code == 1 and "need --model" in res.output

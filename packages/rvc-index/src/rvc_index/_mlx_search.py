@@ -1,0 +1,210 @@
+"""IVF-Flat search and RVC's blend in MLX (on the device), returning FAISS's neighbours.
+
+The inverted lists of a FAISS ``IndexIVFFlat`` are copied once into a CSR layout on the
+device: ``store`` (N + 1, D) float32, the vectors of list 0, then list 1, ... and a zero
+padding row; ``store_ids`` (N + 1,) int32, their FAISS ids (-1 for the padding row);
+``offsets``/``sizes`` (nlist,) int32. A search is then a few batched ops per block of
+queries (no per-query Python loop):
+
+1. coarse quantizer: squared-L2 to every centroid as FAISS's BLAS path computes it,
+   ``|x|^2 + |c|^2 - 2 x.c`` clamped at 0, with ``x.c`` in float32 whatever the
+   matmul precision (TF32 on NVIDIA GPUs with ``MLX_ENABLE_TF32=1``): x and c are split
+   into three bfloat16-exact parts whose products are exact in TF32 and float32; the
+   ``nprobe`` nearest centroids, ties to the lower list number (FAISS's strict ``<``);
+2. the probed lists gathered per query (B, nprobe * max_len, D), squared L2 summed from
+   the differences (FAISS's ``fvec_L2sqr`` form, the same in any matmul precision);
+3. the k smallest by (distance, id), as FAISS's result heap orders them; slots past the
+   list end are -1 / 3.4e38 (FAISS's padding).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faiss
+import numpy as np
+
+_FLT_MAX = np.float32(np.finfo(np.float32).max)
+_BLOCK_BYTES = 256 << 20  # the largest gathered (B, candidates, D) block, bytes
+
+
+def _bits_key(dist: Any, tie: Any) -> Any:
+    """int64 keys ordering by (dist, tie): dist float32 >= 0 (or +inf), tie int32 >= 0."""
+    import mlx.core as mx
+
+    return (mx.view(dist, mx.int32).astype(mx.int64) << 32) | tie.astype(mx.int64)
+
+
+def _split3(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """a = a1 + a2 + a3 (to float32 rounding), each part exactly representable in bfloat16."""
+
+    def bf16(v: np.ndarray) -> np.ndarray:  # round to nearest even, 8-bit mantissa
+        u = v.astype(np.float32).view(np.uint32)
+        u = (u + np.uint32(0x7FFF) + ((u >> 16) & 1)) & np.uint32(0xFFFF0000)
+        return u.view(np.float32)
+
+    a1 = bf16(a)
+    r = a - a1
+    a2 = bf16(r)
+    return a1, a2, bf16(r - a2)
+
+
+def ivf_flat_supported(index: faiss.Index) -> str | None:
+    """None if ``index`` can be searched on the device, else why not (one phrase)."""
+    kind = type(faiss.downcast_index(index)).__name__
+    if kind != "IndexIVFFlat":
+        return f"it is a {kind}, not an IndexIVFFlat (RVC's IVF<n>,Flat)"
+    if index.metric_type != faiss.METRIC_L2:
+        return "its metric is not L2"
+    return None
+
+
+class MLXIVFSearcher:
+    """The lists of a FAISS ``IndexIVFFlat`` on the MLX default device; see the module doc."""
+
+    def __init__(self, index: faiss.Index) -> None:
+        import mlx.core as mx
+
+        ivf = faiss.downcast_index(index)
+        self._ivf = ivf
+        d, nlist = int(ivf.d), int(ivf.nlist)
+        inv = ivf.invlists
+        sizes = np.array([inv.list_size(i) for i in range(nlist)], dtype=np.int64)
+        n = int(sizes.sum())
+        store = np.zeros((n + 1, d), dtype=np.float32)
+        ids = np.full(n + 1, -1, dtype=np.int64)
+        offsets = np.zeros(nlist, dtype=np.int64)
+        at = 0
+        for i in range(nlist):  # once, at load
+            m = int(sizes[i])
+            offsets[i] = at
+            if m:
+                codes = faiss.rev_swig_ptr(inv.get_codes(i), m * ivf.code_size)
+                store[at : at + m] = np.frombuffer(codes, dtype=np.float32, count=m * d).reshape(m, d)
+                ids[at : at + m] = faiss.rev_swig_ptr(inv.get_ids(i), m)
+            at += m
+        if n and (ids[:n].min() < 0 or ids[:n].max() >= 2**31 - 1):
+            raise ValueError("its ids do not fit in 0..2**31-2")
+        cent = np.ascontiguousarray(ivf.quantizer.reconstruct_n(0, nlist), dtype=np.float32)
+        c1, c2, c3 = _split3(cent)
+        x_parts = (c1, c2, c1, c3, c2, c1)  # pairs with (x1, x1, x2, x1, x2, x3): all products to 2**-16
+        self.dim, self.nlist, self.max_len = d, nlist, int(sizes.max(initial=0))
+        self._cent_t = mx.array(np.concatenate(x_parts, axis=1).T.copy())  # (6D, nlist)
+        self._cent_norm = mx.array((cent.astype(np.float64) ** 2).sum(axis=1).astype(np.float32))
+        self._store = mx.array(store)
+        self._ids = mx.array(np.where(ids < 0, 2**31 - 1, ids).astype(np.int32))  # padding sorts last
+        self._offsets = mx.array(offsets.astype(np.int32))
+        self._sizes = mx.array(sizes.astype(np.int32))
+        self._list_ids = mx.arange(nlist, dtype=mx.int32)
+        mx.eval(self._cent_t, self._cent_norm, self._store, self._ids, self._offsets, self._sizes)
+
+    @property
+    def nprobe(self) -> int:
+        return int(self._ivf.nprobe)
+
+    def _coarse(self, q: Any, nprobe: int) -> Any:
+        """(B, nprobe) int32 list numbers, nearest first (ties: lower list number)."""
+        import mlx.core as mx
+
+        q1 = _mx_bf16(q)
+        r = q - q1
+        q2 = _mx_bf16(r)
+        q3 = _mx_bf16(r - q2)
+        qs = mx.concatenate([q1, q1, q2, q1, q2, q3], axis=1)  # (B, 6D)
+        ip = qs @ self._cent_t  # (B, nlist), float32 to rounding in any matmul precision
+        qn = mx.sum(q * q, axis=1, keepdims=True)
+        dis = mx.maximum(qn + self._cent_norm - 2 * ip, 0.0)
+        key = _bits_key(dis, mx.broadcast_to(self._list_ids, dis.shape))
+        if nprobe == 1:
+            return mx.argmin(key, axis=1, keepdims=True).astype(mx.int32)
+        return mx.argsort(key, axis=1)[:, :nprobe].astype(mx.int32)
+
+    def search(self, q: Any, k: int) -> tuple[Any, Any, Any]:
+        """q (Q, D) float32 mx.array -> (scores (Q, k) float32, ids (Q, k) int32, rows (Q, k) int32).
+
+        rows index the device store (the padding row where the id is -1).
+        """
+        import mlx.core as mx
+
+        nprobe = min(self.nprobe, self.nlist)
+        width = max(self.max_len, -(-k // nprobe))
+        cand = nprobe * width
+        block = max(1, min(4096, _BLOCK_BYTES // (4 * cand * self.dim)))
+        step = mx.arange(width, dtype=mx.int32)
+        pad_row = self._store.shape[0] - 1
+        out_s, out_i, out_r = [], [], []
+        for b0 in range(0, q.shape[0], block):  # blocks of queries, bounded memory
+            qb = q[b0 : b0 + block]
+            lists = self._coarse(qb, nprobe)  # (B, P)
+            valid = step < self._sizes[lists][..., None]  # (B, P, W)
+            rows = mx.where(valid, self._offsets[lists][..., None] + step, pad_row).reshape(qb.shape[0], cand)
+            valid = valid.reshape(qb.shape[0], cand)
+            diff = self._store[rows] - qb[:, None, :]
+            dist = mx.where(valid, _sum_squares(diff), mx.inf)
+            key = _bits_key(dist, self._ids[rows])
+            if cand > k:
+                top = mx.argpartition(key, k - 1, axis=1)[:, :k]
+                top = mx.take_along_axis(top, mx.argsort(mx.take_along_axis(key, top, axis=1), axis=1), axis=1)
+            else:
+                top = mx.argsort(key, axis=1)[:, :k]
+            r = mx.take_along_axis(rows, top, axis=1)
+            ok = mx.take_along_axis(valid, top, axis=1)
+            out_s.append(mx.where(ok, mx.take_along_axis(dist, top, axis=1), _FLT_MAX))
+            out_i.append(mx.where(ok, self._ids[r], -1))
+            out_r.append(r)
+        if len(out_s) == 1:
+            return out_s[0], out_i[0], out_r[0]
+        return mx.concatenate(out_s), mx.concatenate(out_i), mx.concatenate(out_r)
+
+    def blend(self, flat: Any, rate: float, k: int) -> Any:
+        """RVC's blend of (Q, D) float32 features on the device (the numpy path's rules)."""
+        import mlx.core as mx
+
+        score, ids, rows = self.search(flat, k)
+        valid = ids >= 0
+        w = mx.where(valid, mx.square(1 / score), 0.0)
+        w = w / mx.sum(w, axis=1, keepdims=True)
+        # rows the reference formula leaves non-finite (exact match 1/0, overflow, nothing found): its limit
+        s = mx.where(valid, score, mx.inf)
+        exact = valid & (s <= 0)
+        smin = mx.min(s, axis=1, keepdims=True)
+        lim = mx.where(mx.any(exact, axis=1, keepdims=True), exact.astype(mx.float32), mx.square(smin / s))
+        lim = mx.where(valid, lim, 0.0)
+        lim_sum = mx.sum(lim, axis=1, keepdims=True)
+        lim = mx.where(lim_sum > 0, lim / mx.where(lim_sum > 0, lim_sum, 1.0), 0.0)
+        w = mx.where(mx.all(mx.isfinite(w), axis=1, keepdims=True), w, lim)
+        w = mx.where(valid, w, 0.0)
+        retrieved = mx.sum(self._store[rows] * w[..., None], axis=1)
+        alone = mx.sum(w, axis=1, keepdims=True) == 0
+        retrieved = mx.where(alone, flat, retrieved)
+        return float(rate) * retrieved + float(1.0 - rate) * flat  # python floats: stay mx arrays
+
+
+def _sum_squares(diff: Any) -> Any:
+    """sum(diff**2, axis=-1) in two levels (groups of 16, then the group sums): the rounding of
+    a short pairwise sum, a fraction of an ulp like FAISS's SIMD lanes, on every device."""
+    import mlx.core as mx
+
+    d = diff.shape[-1]
+    sq = diff * diff
+    if d % 16 or d < 64:
+        return mx.sum(sq, axis=-1)
+    return mx.sum(mx.sum(sq.reshape(*diff.shape[:-1], d // 16, 16), axis=-1), axis=-1)
+
+
+def _mx_bf16(a: Any) -> Any:
+    """float32 ``a`` rounded to bfloat16 precision, kept as float32 (exact products in TF32)."""
+    import mlx.core as mx
+
+    return a.astype(mx.bfloat16).astype(mx.float32)
+
+
+def mlx_default_is_gpu() -> bool:
+    """True if MLX is installed and its default device is a GPU (Metal or CUDA)."""
+    import importlib.util
+
+    if importlib.util.find_spec("mlx") is None:
+        return False
+    import mlx.core as mx
+
+    return mx.default_device() == mx.gpu
