@@ -199,7 +199,7 @@ def join_segments(
         if i + 1 < len(spans):
             out.append(np.zeros(max(int(spans[i + 1][0] * ratio) - int(end * ratio), 0), np.float32))
     y = np.concatenate(out)
-    total = int(round(n_samples * ratio))
+    total = round(n_samples * ratio)
     return np.pad(y, (0, total - len(y))) if len(y) < total else y[:total]
 
 
@@ -230,7 +230,9 @@ class Reverb(Effect):
     """JUCE FreeVerb. Defaults: Applio's UI (its CLI's are a frozen reverb: freeze_mode 0.5)."""
 
     NAME = "reverb"
-    RANGES = {k: (0.0, 1.0) for k in ("room_size", "damping", "wet_level", "dry_level", "width", "freeze_mode")}
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {
+        k: (0.0, 1.0) for k in ("room_size", "damping", "wet_level", "dry_level", "width", "freeze_mode")
+    }
     room_size: float = 0.5
     damping: float = 0.5
     wet_level: float = 0.33
@@ -244,7 +246,7 @@ class PitchShift(Effect):
     """Rubber Band pitch shift of the output (formants move with it), same length."""
 
     NAME = "pitch_shift"
-    RANGES = {"semitones": (-12.0, 12.0)}
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {"semitones": (-12.0, 12.0)}
     semitones: float = 0.0
 
 
@@ -253,7 +255,7 @@ class Limiter(Effect):
     """JUCE limiter; ``release_ms`` in milliseconds (Applio's default 0.05 ms is near-instantaneous)."""
 
     NAME = "limiter"
-    RANGES = {"threshold_db": (-60.0, 0.0), "release_ms": (0.01, 1000.0)}
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {"threshold_db": (-60.0, 0.0), "release_ms": (0.01, 1000.0)}
     threshold_db: float = -6.0
     release_ms: float = 0.05
 
@@ -263,7 +265,7 @@ class Gain(Effect):
     """``y = x * 10^(gain_db / 20)``."""
 
     NAME = "gain"
-    RANGES = {"gain_db": (-60.0, 60.0)}
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {"gain_db": (-60.0, 60.0)}
     gain_db: float = 0.0
 
 
@@ -272,7 +274,7 @@ class Distortion(Effect):
     """``y = tanh(x * 10^(drive_db / 20))``."""
 
     NAME = "distortion"
-    RANGES = {"drive_db": (-60.0, 60.0)}
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {"drive_db": (-60.0, 60.0)}
     drive_db: float = 25.0
 
 
@@ -281,7 +283,7 @@ class Chorus(Effect):
     """JUCE chorus: an LFO-modulated delay mixed with the dry signal."""
 
     NAME = "chorus"
-    RANGES = {
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {
         "rate_hz": (0.0, 100.0),
         "depth": (0.0, 1.0),
         "centre_delay_ms": (1.0, 100.0),
@@ -300,7 +302,7 @@ class Bitcrush(Effect):
     """``y = round(x * 2^bit_depth) / 2^bit_depth``."""
 
     NAME = "bitcrush"
-    RANGES = {"bit_depth": (1.0, 32.0)}
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {"bit_depth": (1.0, 32.0)}
     bit_depth: float = 8.0
 
 
@@ -309,7 +311,7 @@ class Clipping(Effect):
     """Hard clip at ``10^(threshold_db / 20)``."""
 
     NAME = "clipping"
-    RANGES = {"threshold_db": (-60.0, 0.0)}
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {"threshold_db": (-60.0, 0.0)}
     threshold_db: float = -6.0
 
 
@@ -318,7 +320,7 @@ class Compressor(Effect):
     """JUCE compressor (the defaults, Applio's, leave the signal unchanged: 0 dB, ratio 1)."""
 
     NAME = "compressor"
-    RANGES = {
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {
         "threshold_db": (-60.0, 0.0),
         "ratio": (1.0, 20.0),
         "attack_ms": (0.0, 100.0),
@@ -335,7 +337,11 @@ class Delay(Effect):
     """Echo: ``floor(delay_seconds * sr)`` samples, ``feedback`` into the line, ``mix`` wet."""
 
     NAME = "delay"
-    RANGES = {"delay_seconds": (0.0, 5.0), "feedback": (0.0, 1.0), "mix": (0.0, 1.0)}
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {
+        "delay_seconds": (0.0, 5.0),
+        "feedback": (0.0, 1.0),
+        "mix": (0.0, 1.0),
+    }
     delay_seconds: float = 0.5
     feedback: float = 0.0
     mix: float = 0.5
