@@ -98,7 +98,8 @@ def shift_formants(audio: Any, *, quefrency: float = 1.0, timbre: float = 1.0, s
     from stftpitchshift import StftPitchShift
 
     shifter = StftPitchShift(FORMANT_FRAME, FORMANT_HOP, int(sample_rate))
-    return np.asarray(shifter.shiftpitch(x, 1, q * 1e-3, t, False), dtype=np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):  # silent frames: log10(0), zeroed by the library
+        return np.asarray(shifter.shiftpitch(x, 1, q * 1e-3, t, False), dtype=np.float32)
 
 
 # --- clean audio ------------------------------------------------------------------------------
