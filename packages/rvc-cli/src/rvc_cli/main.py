@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import typer
 
 from . import _ui
+from ._applio import EXAMPLES as APPLIO_EXAMPLES
 from ._convert import PRECISION_HELP, Precision, convert
 
 Quiet = Annotated[
@@ -86,7 +87,8 @@ app.command(
     "  rvc convert speech.wav out.wav -m voice.pth\n\n"
     "  rvc convert song.flac out.mp3 -m voice.pth --index voice.index --pitch -3 --f0-method harvest\n\n"
     "  rvc convert takes/ converted/ -m voice/ --format flac   (a folder: every audio file, one model load)\n\n"
-    "  rvc convert long.wav out.wav -m voice.pth --preset lowmem --seed 0"
+    "  rvc convert long.wav out.wav -m voice.pth --preset lowmem --seed 0\n\n"
+    + APPLIO_EXAMPLES.replace("Examples:\n\n", "Applio's options:\n\n")
 )(convert)
 
 
