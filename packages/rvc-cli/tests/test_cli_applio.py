@@ -212,3 +212,18 @@ def test_bad_effect_value_is_one_line(setup):
     assert r.exit_code == 1
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "reverb room_size=3" in lines[0] and not (d / "bad.wav").exists()
+
+
+def test_info_shows_the_embedder_applio_stored(fixtures_dir, tmp_path):
+    model = fixtures_dir / "reference" / "checkpoints" / "v2_f0_40k.pth"
+    out = tmp_path / "voice"
+    assert run("export", model, out, "-q").exit_code == 0
+    assert not any(line.startswith("embedder") for line in run("info", out).stdout.splitlines())
+    assert json.loads(run("info", out, "--json").stdout)["embedder"] is None
+    cfg = out / "config.json"
+    doc = json.loads(cfg.read_text())
+    doc.setdefault("metadata", {})["embedder_model"] = "spin"
+    cfg.write_text(json.dumps(doc))
+    text = run("info", out).stdout
+    assert any(line.startswith("embedder") and "spin" in line for line in text.splitlines()), text
+    assert json.loads(run("info", out, "--json").stdout)["embedder"] == "spin"

@@ -115,6 +115,7 @@ def info(
             "feature_dim": s.feature_dim,
             "hop": s.hop,
             "parameters": s.n_params,
+            "embedder": s.embedder,
             "metadata": s.metadata,
         }
         if as_json:
@@ -128,6 +129,8 @@ def info(
             ("speakers", str(s.n_speakers)),
             ("parameters", f"{s.n_params:,}"),
         ]
+        if s.embedder:  # Applio's models say which content features they were trained on
+            rows.append(("embedder", f"{s.embedder} (trained with it; rvc converts with ContentVec)"))
         rows += [(f"  {k}", v if isinstance(v, str) else json.dumps(v)) for k, v in s.metadata.items()]
         if s.metadata:
             rows.insert(len(rows) - len(s.metadata), ("stored metadata", ""))
