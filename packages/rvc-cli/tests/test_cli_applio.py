@@ -227,3 +227,21 @@ def test_info_shows_the_embedder_applio_stored(fixtures_dir, tmp_path):
     text = run("info", out).stdout
     assert any(line.startswith("embedder") and "spin" in line for line in text.splitlines()), text
     assert json.loads(run("info", out, "--json").stdout)["embedder"] == "spin"
+
+
+def test_bench_options_rows():
+    pytest.importorskip("rvc_convert")
+    r = run("bench", "--options", "--seconds", "1", "--json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    names = [row["option"] for row in rows]
+    assert names[:6] == [
+        "autotune",
+        "proposed pitch",
+        "hybrid median (2 curves)",
+        "formant shifting",
+        "split audio (silence search)",
+        "clean audio",
+    ]
+    assert names[6:] == [f"effect: {n}" for n in EFFECT_PARAMS] + ["effects: all ten"]
+    assert all(row["seconds"] >= 0 and row["rtf"] == pytest.approx(row["seconds"], abs=1e-4) for row in rows)

@@ -274,6 +274,7 @@ def index_build(
 
 
 @app.command(epilog="Examples:\n\n  rvc bench\n\n  rvc bench --seconds 10 --seconds 60 --json\n\n"
+             "  rvc bench --options --seconds 30   (what each of Applio's options costs)\n\n"
              "  rvc bench --precision float16   (each length runs in a fresh process)")
 def bench(
     seconds: Annotated[
@@ -281,6 +282,12 @@ def bench(
         typer.Option("--seconds", "-s", help="Input length(s) to time, in seconds (default: 10 and 60)."),
     ] = None,
     precision: Annotated[Precision, typer.Option("--precision", help=PRECISION_HELP)] = "float32",
+    options: Annotated[
+        bool,
+        typer.Option(
+            "--options", help="Instead: what each of Applio's options (autotune, formants, clean, effects...) adds."
+        ),
+    ] = False,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
@@ -289,6 +296,23 @@ def bench(
     _ui.set_quiet(quiet)
     with _ui.guard():
         from rvc_convert import bench as _bench
+
+        if options:  # Applio's options: their own compute, in this process (no models)
+            length = (seconds or [10.0])[0]
+            with _ui.status(f"timing Applio's options on {length:g} s of audio..."):
+                rows = _bench.options(length)
+            if as_json:
+                typer.echo(json.dumps(rows, indent=2))
+                return
+            from rich.table import Table
+
+            table = Table(title=f"rvc bench --options: seconds each option adds to {length:g} s of audio")
+            for col in ("option", "ms", "ms per s of audio"):
+                table.add_column(col, justify="left" if col == "option" else "right")
+            for r in rows:
+                table.add_row(r["option"], f"{r['seconds'] * 1000:.1f}", f"{r['rtf'] * 1000:.2f}")
+            _ui.out.print(table)
+            return
 
         seconds = seconds or [10.0, 60.0]
 
