@@ -42,7 +42,11 @@ def test_defaults_are_rvc_webui_single_conversion():
 
     assert dataclasses.asdict(ConvertOptions()) == {
         "pitch": 0.0, "f0_method": "rmvpe", "f0_curve": None, "index_rate": 0.75, "filter_radius": 3,
-        "rms_mix_rate": 0.25, "protect": 0.33, "resample_sr": 0, "speaker": 0, "seed": None, "preset": "cpu"}
+        "rms_mix_rate": 0.25, "protect": 0.33, "resample_sr": 0, "speaker": 0, "seed": None, "preset": "cpu",
+        # Applio's options, all off (tests in test_applio_options.py)
+        "f0_autotune": False, "f0_autotune_strength": 1.0, "proposed_pitch": False, "proposed_pitch_threshold": 155.0,
+        "formant_shifting": False, "formant_quefrency": 1.0, "formant_timbre": 1.0, "split_audio": False,
+        "clean_audio": False, "clean_strength": 0.5, "effects": ()}
     assert F0_METHODS == rvc_f0.METHODS
     assert PRESETS == {"cpu": (1, 6, 38, 41), "lowmem": (1, 5, 30, 32), "fp16": (3, 10, 60, 65)}
 

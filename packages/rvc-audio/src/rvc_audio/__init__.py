@@ -10,6 +10,8 @@ Public API (everything else is private, except the error classes in :mod:`rvc_au
 * :func:`highpass` - the reference's 48 Hz Butterworth zero-phase high-pass.
 * :func:`mix_rms` - the reference's RMS-envelope mixing (``rms_mix_rate``).
 * :class:`RVCAudioError` - base class of every error raised here.
+* :mod:`rvc_audio.effects` - Applio's audio options: formant shifting, clean audio, split audio,
+  the pedalboard effect chain (imported on use: ``from rvc_audio import effects``).
 """
 
 from __future__ import annotations

@@ -2,17 +2,29 @@
 
 import math
 import os
+import re
 import sys
 import time
+import typing
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
-from . import _ui
+from . import _applio, _ui
 
 # Defaults are RVC WebUI's single conversion (= rvc_convert.ConvertOptions(); a test checks they agree).
 F0Method = Literal["rmvpe", "pm", "harvest", "dio", "crepe", "crepe-tiny", "fcpe"]  # = rvc_f0.METHODS
+_HYBRID = re.compile(r"^hybrid\[\s*[a-z-]+\s*(\+\s*[a-z-]+\s*)+\]$")
+
+
+def _f0_method(value: str) -> str:
+    """A single method, or ``hybrid[a+b(+c)]`` of them (checked in full by ConvertOptions)."""
+    singles = typing.get_args(F0Method)
+    if value in singles or (_HYBRID.match(value) and all(n.strip() in singles for n in value[7:-1].split("+"))):
+        return value
+    raise typer.BadParameter(f"{value!r} is not one of {', '.join(singles)}, nor hybrid[a+b(+c)] of them")
+
 Preset = Literal["cpu", "lowmem", "fp16"]
 Format = Literal["wav", "flac", "mp3", "ogg", "m4a"]
 Precision = Literal["float32", "tf32", "float16", "bfloat16"]
@@ -108,9 +120,14 @@ def convert(
         ),
     ] = 0.0,
     f0_method: Annotated[
-        F0Method,
+        str,
         _opt(
-            "--f0-method", help="Pitch estimator (where crepe/fcpe weights come from: rvc-f0's README).", panel=_PITCH
+            "--f0-method",
+            help="Pitch estimator: rmvpe, pm, harvest, dio, crepe, crepe-tiny, fcpe, or hybrid\\[a+b(+c)] of them "
+            "(per-frame median of the methods that hear a voice), e.g. 'hybrid\\[rmvpe+fcpe]' (crepe/fcpe "
+            "weights: rvc-f0's README).",
+            panel=_PITCH,
+            callback=_f0_method,
         ),
     ] = "rmvpe",
     f0_curve: Annotated[
@@ -204,6 +221,7 @@ def convert(
         ),
     ] = None,
     quiet: Annotated[bool, _opt("--quiet", "-q", help="No progress bars or messages on stderr.")] = False,
+    **applio: Any,  # Applio's options: flags made by _applio.add_options (Pitch, Formant, Clean, Effects panels)
 ) -> None:
     """Convert speech or singing to the model's voice (a file, or every audio file of a folder)."""
     _ui.set_quiet(quiet)
@@ -233,6 +251,7 @@ def convert(
             "speaker": speaker,
             "seed": seed,
             "preset": preset,
+            **_applio.to_options(applio),
         }
         weights = {"model": model, "index": index, "contentvec": contentvec, "rmvpe": rmvpe, "precision": precision}
         existing = "skip" if skip_existing else "overwrite" if force else "refuse"
@@ -242,6 +261,9 @@ def convert(
                 raise typer.Exit(1)
         else:
             _convert_file(input, output, format, existing, weights, options)
+
+
+convert = _applio.add_options(convert)
 
 
 def use_precision(precision: str) -> str:

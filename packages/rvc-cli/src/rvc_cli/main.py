@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import typer
 
 from . import _ui
+from ._applio import EXAMPLES as APPLIO_EXAMPLES
 from ._convert import PRECISION_HELP, Precision, convert, finite
 from ._warmup import EPILOG as _WARMUP_EPILOG
 from ._warmup import warmup as _warmup
@@ -94,7 +95,8 @@ app.command(
     "  rvc convert speech.wav out.wav -m voice.pth\n\n"
     "  rvc convert song.flac out.mp3 -m voice.pth --index voice.index --pitch -3 --f0-method harvest\n\n"
     "  rvc convert takes/ converted/ -m voice/ --format flac   (a folder: every audio file, one model load)\n\n"
-    "  rvc convert long.wav out.wav -m voice.pth --preset lowmem --seed 0"
+    "  rvc convert long.wav out.wav -m voice.pth --preset lowmem --seed 0\n\n"
+    + APPLIO_EXAMPLES.replace("Examples:\n\n", "Applio's options:\n\n")
 )(convert)
 
 
@@ -121,6 +123,7 @@ def info(
             "feature_dim": s.feature_dim,
             "hop": s.hop,
             "parameters": s.n_params,
+            "embedder": s.embedder,
             "metadata": s.metadata,
         }
         if as_json:
@@ -134,6 +137,8 @@ def info(
             ("speakers", str(s.n_speakers)),
             ("parameters", f"{s.n_params:,}"),
         ]
+        if s.embedder:  # Applio's models say which content features they were trained on
+            rows.append(("embedder", f"{s.embedder} (trained with it; rvc converts with ContentVec)"))
         rows += [(f"  {k}", v if isinstance(v, str) else json.dumps(v)) for k, v in s.metadata.items()]
         if s.metadata:
             rows.insert(len(rows) - len(s.metadata), ("stored metadata", ""))
@@ -281,6 +286,7 @@ def index_build(
 
 
 @app.command(epilog="Examples:\n\n  rvc bench\n\n  rvc bench --seconds 10 --seconds 60 --json\n\n"
+             "  rvc bench --options --seconds 30   (what each of Applio's options costs)\n\n"
              "  rvc bench --precision float16   (each length runs in a fresh process)")
 def bench(
     seconds: Annotated[
@@ -294,6 +300,12 @@ def bench(
         ),
     ] = None,
     precision: Annotated[Precision, typer.Option("--precision", help=PRECISION_HELP)] = "float32",
+    options: Annotated[
+        bool,
+        typer.Option(
+            "--options", help="Instead: what each of Applio's options (autotune, formants, clean, effects...) adds."
+        ),
+    ] = False,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
@@ -302,6 +314,23 @@ def bench(
     _ui.set_quiet(quiet)
     with _ui.guard():
         from rvc_convert import bench as _bench
+
+        if options:  # Applio's options: their own compute, in this process (no models)
+            length = (seconds or [10.0])[0]
+            with _ui.status(f"timing Applio's options on {length:g} s of audio..."):
+                rows = _bench.options(length)
+            if as_json:
+                typer.echo(json.dumps(rows, indent=2))
+                return
+            from rich.table import Table
+
+            table = Table(title=f"rvc bench --options: seconds each option adds to {length:g} s of audio")
+            for col in ("option", "ms", "ms per s of audio"):
+                table.add_column(col, justify="left" if col == "option" else "right")
+            for r in rows:
+                table.add_row(r["option"], f"{r['seconds'] * 1000:.1f}", f"{r['rtf'] * 1000:.2f}")
+            _ui.out.print(table)
+            return
 
         seconds = seconds or [10.0, 60.0]
 

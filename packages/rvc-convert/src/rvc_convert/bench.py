@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["run"]
+__all__ = ["options", "run"]
 
 STAGES = ("contentvec", "f0", "index", "synth", "other")
 PRECISIONS = ("float32", "tf32", "float16", "bfloat16")
@@ -191,6 +191,42 @@ def run(seconds: tuple[float, ...] = (10, 60), *, isolate: bool = True, precisio
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return rows
 
+
+
+def options(seconds: float = 10.0, *, sample_rate: int = 40000) -> list[dict[str, Any]]:
+    """What each of Applio's options adds to a conversion of ``seconds`` of audio: one row per option,
+    ``{"option", "seconds", "rtf"}`` (its own compute, measured once after a warm-up call).
+
+    Audio options run on the test signal (formant shifting and split at 16 kHz, clean audio and
+    the effects at ``sample_rate``, a 40 kHz model's output), the f0 options on its 100 Hz curve.
+    A hybrid f0 method costs the sum of its methods (rows of ``run``'s ``f0`` column), and split
+    audio adds the pipeline's per-segment overhead on top of the row here (the silence search).
+    """
+    from rvc_audio import effects as fx
+    from rvc_audio import resample
+    from rvc_f0.applio import autotune_f0, hybrid_median, proposed_pitch_offset
+
+    x16 = signal(seconds)
+    x = resample(x16, 16000, sample_rate)
+    f0 = np.where(np.arange(int(seconds * 100)) % 7 < 5, 180.0, 0.0).astype(np.float32)
+    cases: list[tuple[str, Any]] = [
+        ("autotune", lambda: autotune_f0(f0 * 1.03, strength=1.0)),
+        ("proposed pitch", lambda: proposed_pitch_offset(f0, threshold=155.0)),
+        ("hybrid median (2 curves)", lambda: hybrid_median([f0, f0 * 1.01])),
+        ("formant shifting", lambda: fx.shift_formants(x16, quefrency=1.0, timbre=1.2)),
+        ("split audio (silence search)", lambda: fx.split_on_silence(x16)),
+        ("clean audio", lambda: fx.reduce_noise(x, sample_rate, strength=0.5)),
+    ]
+    cases += [(f"effect: {cls.NAME}", lambda cls=cls: fx.apply_effects(x, sample_rate, [cls()])) for cls in fx.EFFECTS]
+    cases.append(("effects: all ten", lambda: fx.apply_effects(x, sample_rate, [cls() for cls in fx.EFFECTS])))
+    rows = []
+    for name, fn in cases:
+        fn()  # warm-up: library import, first-call setup
+        t = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t
+        rows.append({"option": name, "seconds": round(dt, 4), "rtf": round(dt / seconds, 5)})
+    return rows
 
 def main(argv: list[str]) -> None:
     if "--one" in argv:

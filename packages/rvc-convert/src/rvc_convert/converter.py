@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from . import _applio
 from .errors import ConvertInputError, ModelMismatchError, OutputExistsError
 from .options import ConvertOptions
-from .pipeline import DEFAULT_NOISE_SCALE, SR, WINDOW, run_pipeline
+from .pipeline import DEFAULT_NOISE_SCALE, MIN_SAMPLES, SR, WINDOW, run_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -137,8 +138,10 @@ class VoiceConverter:
 
     # --- conversion ---------------------------------------------------------------------
 
-    def _f0_fn(self, opts: ConvertOptions) -> Callable[[np.ndarray, int], np.ndarray]:
-        from rvc_f0 import extract_f0
+    def _f0_fn(self, opts: ConvertOptions, start: int = 0) -> Callable[[np.ndarray, int], np.ndarray]:
+        """``start``: the input sample the audio starts at (split audio), for F0 curve times."""
+        from rvc_f0 import METHODS, extract_f0
+        from rvc_f0.applio import parse_hybrid
 
         from .options import PRESETS
 
@@ -146,12 +149,20 @@ class VoiceConverter:
             offset = PRESETS[opts.preset].x_pad * SR // WINDOW  # the reference writes the curve after t_pad
             curve = Path(opts.f0_curve)
 
+            skip = start // WINDOW
+
             def from_curve(audio_pad: np.ndarray, p_len: int) -> np.ndarray:
-                f0 = extract_f0(audio_pad[: (p_len - offset) * WINDOW], method=curve, p_len=p_len - offset)
+                if skip:  # a segment of split audio: the curve's frames from the segment's start
+                    n = skip + p_len - offset
+                    f0 = extract_f0(np.zeros(n * WINDOW, np.float32), method=curve, p_len=n)[skip:]
+                else:
+                    f0 = extract_f0(audio_pad[: (p_len - offset) * WINDOW], method=curve, p_len=p_len - offset)
                 return np.concatenate([np.zeros(offset, np.float32), f0])
 
             return from_curve
         weights = self._ensure_rmvpe() if opts.f0_method == "rmvpe" else None
+        if "rmvpe" in (parse_hybrid(opts.f0_method, METHODS) or ()):
+            weights = {"rmvpe": self._ensure_rmvpe()}  # hybrid: weights per method
 
         def estimate(audio_pad: np.ndarray, p_len: int) -> np.ndarray:
             return extract_f0(audio_pad, method=opts.f0_method, p_len=p_len, filter_radius=opts.filter_radius,
@@ -196,9 +207,20 @@ class VoiceConverter:
             raise ConvertInputError(f"sample_rate={sample_rate!r}; expected a positive integer in Hz")
         if sample_rate != SR:
             x = resample(x.astype(np.float32), int(sample_rate), SR)
+        x = _applio.pre_process(x, opts)  # Applio's formant shifting (off: x unchanged)
         x = normalize_peak(x.astype(np.float32, copy=False))  # vc_single: peak above 0.95 scaled down
         info = self.info
         with self._lock:
+            if _applio.needs_float(opts):  # Applio's split / clean / effects (off: the reference's path below)
+
+                def run(seg: np.ndarray, prog: Progress | None, start: int = 0) -> tuple[np.ndarray, int]:
+                    return run_pipeline(
+                        seg, synth=self.synth, embedder=self.embedder, f0_fn=self._f0_fn(opts, start) if info.has_f0
+                        else None, index=self.index, options=opts, noise_scale=DEFAULT_NOISE_SCALE, progress=prog,
+                        float_output=True,
+                    )
+
+                return _applio.convert_post(run, x, opts, progress, MIN_SAMPLES)
             return run_pipeline(
                 x, synth=self.synth, embedder=self.embedder, f0_fn=self._f0_fn(opts) if info.has_f0 else None,
                 index=self.index, options=opts, noise_scale=DEFAULT_NOISE_SCALE, progress=progress,

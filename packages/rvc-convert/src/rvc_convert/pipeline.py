@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from rvc_audio import highpass, mix_rms, resample
-from rvc_f0 import postprocess_f0
 
+from ._applio import adjust_f0
 from .errors import ConvertInputError, ModelMismatchError
 from .options import PRESETS, ConvertOptions, Preset
 
@@ -215,6 +215,7 @@ def run_pipeline(
     noise_scale: float = DEFAULT_NOISE_SCALE,
     progress: Callable[[int, int], None] | None = None,
     timings: dict[str, float] | None = None,
+    float_output: bool = False,
 ) -> tuple[np.ndarray, int]:
     """``Pipeline.pipeline``: 16 kHz audio in, int16 audio at the model's (or resampled) rate out.
 
@@ -232,9 +233,11 @@ def run_pipeline(
         progress: ``progress(done_chunks, total_chunks)`` after each chunk, and once with 0 first,
             after the whole-input F0 pass (so a caller can show that pass until this first call).
         timings: if given, seconds are added under ``contentvec``, ``f0``, ``index``, ``synth``, ``other``.
+        float_output: return the float32 output before the int16 conversion (for Applio's
+            post-processing: clean audio, effects, split audio).
 
     Returns:
-        ``(int16 (M,), sample_rate)``.
+        ``(int16 (M,), sample_rate)`` (float32 with ``float_output``).
     """
     info = synth.info
     preset = PRESETS[options.preset]
@@ -268,7 +271,7 @@ def run_pipeline(
         raw = np.asarray(f0_fn(audio_pad, p_len))
         if raw.shape != (p_len,):
             raise ConvertInputError(f"the f0 estimator returned shape {raw.shape}; expected ({p_len},)")
-        pitchf, pitch = postprocess_f0(raw, semitones=options.pitch)
+        pitchf, pitch = adjust_f0(raw, options)  # = postprocess_f0(raw, semitones=pitch) unless Applio's options
         t0 = clock.add("f0", t0)
 
     chunks = chunk_plan(len(hp), opt_ts, preset)
@@ -326,6 +329,9 @@ def run_pipeline(
     if options.resample_sr and options.resample_sr != sr:
         y = resample(y, sr, options.resample_sr)
         sr = options.resample_sr
+    if float_output:  # Applio's post-processing (rvc_convert._applio) converts to int16 itself
+        clock.add("other", t0)
+        return y.astype(np.float32, copy=False), sr
     out16 = to_int16(y)
     clock.add("other", t0)
     return out16, sr

@@ -8,6 +8,7 @@ Public API (everything else is private, except the error classes in :mod:`rvc_f0
 * :func:`load_rmvpe` - load (and cache) the RMVPE network; weights from a path or the Hub.
 * :data:`METHODS` - the estimator names ``extract_f0`` accepts.
 * :class:`RVCF0Error` - base class of every error raised here.
+* :mod:`rvc_f0.applio` - Applio's pitch options on f0 curves: hybrid medians, autotune, proposed pitch.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ._blas import ensure_fast_blas
 
 ensure_fast_blas()  # before anything imports mlx (mlx itself is imported only when a network runs)
 
+from . import applio  # noqa: E402,F401  (NumPy only)
 from ._extract import METHODS, extract_f0  # noqa: E402
 from ._post import postprocess_f0  # noqa: E402
 from ._rmvpe import load_rmvpe  # noqa: E402

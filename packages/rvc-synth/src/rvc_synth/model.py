@@ -45,6 +45,13 @@ class SynthInfo:
     n_params: int
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def embedder(self) -> str | None:
+        """The content-feature model the voice was trained with, when its metadata says so
+        (Applio stores ``embedder_model``: contentvec, spin, chinese-hubert-base, custom...)."""
+        value = self.metadata.get("embedder_model")
+        return str(value) if value not in (None, "") else None
+
 
 def _fuse_weight_norm(g: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``w = g * v / ||v||``, the norm over every axis but 0 of the stored tensor."""
