@@ -1,0 +1,169 @@
+"""rvc_convert.distributed on a local Ray (2 CPU actors, tiny fixture models): byte-identical to one
+machine, a corrupt file as a failed row, resume after deleted outputs and a truncated temp file, a
+worker killed mid-file. One Ray session for the module."""
+
+from __future__ import annotations
+
+import json
+import wave
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.ray
+
+MODEL = "v1_f0_32k.pth"
+# (clip, start s, length s): 8 short cuts of the three real recordings (three input rates).
+CUTS = [
+    ("arctic_a0007.wav", 0.3, 1.2),
+    ("arctic_a0007.wav", 1.6, 1.0),
+    ("arctic_a0007.wav", 2.6, 1.3),
+    ("speechbrain_LJ050-0131.wav", 0.5, 1.1),
+    ("speechbrain_LJ050-0131.wav", 3.0, 0.9),
+    ("speechbrain_LJ050-0131.wav", 5.5, 1.4),
+    ("vocadito_10.wav", 1.0, 1.0),
+    ("vocadito_10.wav", 4.0, 1.2),
+]
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clips_dir(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 real clips (wav at 16/22.05/44.1 kHz) and ``broken.wav`` (not audio)."""
+    folder = tmp_path_factory.mktemp("clips")
+    for i, (name, start, length) in enumerate(CUTS):
+        with wave.open(str(fixtures_dir / "audio" / name), "rb") as w:
+            rate = w.getframerate()
+            w.setpos(int(start * rate))
+            frames = w.readframes(int(length * rate))
+        with wave.open(str(folder / f"clip{i}_{name.split('_')[0]}.wav"), "wb") as o:
+            o.setnchannels(1), o.setsampwidth(2), o.setframerate(rate)
+            o.writeframes(frames)
+    (folder / "broken.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage, not audio" * 3)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def weights(fixtures_dir: Path, tiny_contentvec_v1: Path) -> dict:
+    return {
+        "model": fixtures_dir / "reference" / "checkpoints" / MODEL,
+        "contentvec": tiny_contentvec_v1,
+        "rmvpe": fixtures_dir / "extractors" / "rmvpe_random.safetensors",
+    }
+
+
+@pytest.fixture(scope="module")
+def expected(clips_dir: Path, weights: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """The one-machine conversion (VoiceConverter.convert_file, as `rvc convert`, seed 0) of every
+    good clip, with one BLAS/OpenMP thread as the 1-CPU actors have (Ray sets OMP_NUM_THREADS=1;
+    another thread count changes the float sums' order, hence a few LSBs)."""
+    from rvc_convert import ConvertOptions, VoiceConverter
+    from threadpoolctl import threadpool_limits
+
+    vc = VoiceConverter(
+        weights["model"], contentvec=weights["contentvec"], rmvpe=weights["rmvpe"], options=ConvertOptions(seed=0)
+    )
+    out = tmp_path_factory.mktemp("local")
+    with threadpool_limits(limits=1):
+        return {
+            f"{src.stem}.wav": vc.convert_file(src, out / f"{src.stem}.wav").read_bytes()
+            for src in sorted(clips_dir.glob("clip*.wav"))
+        }
+
+
+def _manifest(folder: Path) -> tuple[dict[str, dict], dict]:
+    lines = [json.loads(line) for line in (folder / "rvc-manifest.jsonl").read_text().splitlines()]
+    assert "summary" in lines[-1] and all("summary" not in r for r in lines[:-1])
+    return {Path(r["input"]).name: r for r in lines[:-1]}, lines[-1]["summary"]
+
+
+def _convert(ray_session, clips_dir, out, weights, **kw):
+    from rvc_convert import ConvertOptions
+    from rvc_convert.distributed import convert_folder
+
+    return convert_folder(clips_dir, out, options=ConvertOptions(seed=0), workers=2, progress=False, **weights, **kw)
+
+
+def test_cli_ray_engine_matches_one_machine_and_lists_the_corrupt_file(
+    ray_session, clips_dir, weights, expected, tmp_path
+):
+    from rvc_cli.main import app
+    from typer.testing import CliRunner
+
+    out = tmp_path / "out"
+    args = ["convert", clips_dir, out, "-m", weights["model"], "--contentvec", weights["contentvec"]]
+    args += ["--rmvpe", weights["rmvpe"], "--seed", "0", "--engine", "ray", "--workers", "2", "-q"]
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 1, result.output  # some failed
+    assert sorted(Path(p).name for p in result.stdout.split()) == sorted(expected)
+    assert "broken.wav" in result.stderr and "converted 8, skipped 0 (done before), failed 1" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted([*expected, "rvc-manifest.jsonl"])  # no temp files
+    for name, data in expected.items():
+        assert (out / name).read_bytes() == data, name  # byte-identical to one machine, same seed
+    rows, summary = _manifest(out)
+    assert sorted(rows) == sorted([f"{n[:-4]}.wav" for n in expected] + ["broken.wav"])
+    bad = rows["broken.wav"]
+    assert bad["status"] == "failed" and bad["error_type"] and "broken.wav" in bad["error"], bad
+    assert bad["audio_seconds"] is None and not (out / "broken.wav").exists()
+    for name, r in rows.items():
+        if name == "broken.wav":
+            continue
+        assert r["status"] == "converted" and r["error"] is None
+        cut = CUTS[int(name[4])]
+        assert r["audio_seconds"] == pytest.approx(cut[2], abs=1e-3)  # decoded length, at 16 kHz
+        assert r["compute_seconds"] > 0 and r["worker"]["pid"] > 0 and r["worker"]["actor"]
+    assert len({r["worker"]["pid"] for r in rows.values()}) == 2  # two actors shared the files
+    assert summary["files"] == 9 and summary["converted"] == 8 and summary["failed"] == 1
+    assert summary["skipped"] == 0 and summary["workers"] == 2
+    assert summary["audio_seconds"] == pytest.approx(sum(c[2] for c in CUTS), abs=0.01)
+
+
+def test_resume_converts_only_missing_outputs(ray_session, clips_dir, weights, expected, tmp_path):
+    out = tmp_path / "out"
+    first = _convert(ray_session, clips_dir, out, weights)
+    assert len(first.converted) == 8 and [p.name for p in first.failed] == ["broken.wav"]
+    kept = {p.name: p.stat().st_mtime_ns for p in out.glob("clip*.wav")}
+    gone = ["clip2_arctic.wav", "clip6_vocadito.wav"]
+    for name in gone:
+        (out / name).unlink()
+        del kept[name]
+    (out / ".clip6_vocadito.wav.1a2b3c4d.part").write_bytes(expected["clip6_vocadito.wav"][:1000])  # truncated
+
+    again = _convert(ray_session, clips_dir, out, weights)
+    assert sorted(p.name for p in again.converted) == gone
+    assert len(again.skipped) == 6 and [p.name for p in again.failed] == ["broken.wav"]
+    rows, summary = _manifest(out)
+    assert {n for n, r in rows.items() if r["status"] == "skipped"} == set(kept)
+    assert {n for n, r in rows.items() if r["status"] == "converted"} == set(gone)
+    assert summary["skipped"] == 6 and summary["converted"] == 2 and summary["failed"] == 1
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("clip*.wav") if p.name not in gone} == kept  # untouched
+    assert sorted(p.name for p in out.iterdir()) == sorted([*expected, "rvc-manifest.jsonl"])  # temp file removed
+    for name, data in expected.items():
+        assert (out / name).read_bytes() == data, name
+
+    forced = _convert(ray_session, clips_dir, out, weights, force=True)
+    assert len(forced.converted) == 8 and not forced.skipped
+
+
+def test_worker_killed_mid_file_is_retried(ray_session, clips_dir, weights, expected, tmp_path, monkeypatch):
+    marker = tmp_path / "crashed"
+    monkeypatch.setenv("RVC_RAY_TEST_CRASH_ONCE", str(marker))
+    out = tmp_path / "out"
+    s = _convert(ray_session, clips_dir, out, weights)
+    assert marker.exists()  # a worker did die (os._exit mid-file, a truncated temp file left behind)
+    pid, victim = marker.read_text().split()
+    assert len(s.converted) == 8 and [p.name for p in s.failed] == ["broken.wav"]
+    rows, summary = _manifest(out)
+    assert len(rows) == 9 and summary["converted"] == 8  # each file once
+    assert sorted(p.name for p in out.iterdir()) == sorted([*expected, "rvc-manifest.jsonl"])  # no temp, no dups
+    for name, data in expected.items():
+        assert (out / name).read_bytes() == data, name
+    retried = rows[Path(victim).name]
+    assert retried["status"] in ("converted", "failed") and retried["worker"]["pid"] != int(pid)
