@@ -5,6 +5,7 @@ worker killed mid-file. One Ray session for the module."""
 from __future__ import annotations
 
 import json
+import shutil
 import wave
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 pytestmark = pytest.mark.ray
 
 MODEL = "v1_f0_32k.pth"
+F0 = "pm"  # not RMVPE: its random full-size network would dominate these tests' time
 # (clip, start s, length s): 8 short cuts of the three real recordings (three input rates).
 CUTS = [
     ("arctic_a0007.wav", 0.3, 1.2),
@@ -68,7 +70,10 @@ def expected(clips_dir: Path, weights: dict, tmp_path_factory: pytest.TempPathFa
     from threadpoolctl import threadpool_limits
 
     vc = VoiceConverter(
-        weights["model"], contentvec=weights["contentvec"], rmvpe=weights["rmvpe"], options=ConvertOptions(seed=0)
+        weights["model"],
+        contentvec=weights["contentvec"],
+        rmvpe=weights["rmvpe"],
+        options=ConvertOptions(seed=0, f0_method=F0),
     )
     out = tmp_path_factory.mktemp("local")
     with threadpool_limits(limits=1):
@@ -84,23 +89,28 @@ def _manifest(folder: Path) -> tuple[dict[str, dict], dict]:
     return {Path(r["input"]).name: r for r in lines[:-1]}, lines[-1]["summary"]
 
 
-def _convert(ray_session, clips_dir, out, weights, **kw):
+def _convert(clips_dir, out, weights, **kw):
     from rvc_convert import ConvertOptions
     from rvc_convert.distributed import convert_folder
 
-    return convert_folder(clips_dir, out, options=ConvertOptions(seed=0), workers=2, progress=False, **weights, **kw)
+    opts = ConvertOptions(seed=0, f0_method=F0)
+    return convert_folder(clips_dir, out, options=opts, workers=2, progress=False, **weights, **kw)
 
 
-def test_cli_ray_engine_matches_one_machine_and_lists_the_corrupt_file(
-    ray_session, clips_dir, weights, expected, tmp_path
-):
+@pytest.fixture(scope="module")
+def cli_run(ray_session, clips_dir, weights, tmp_path_factory):
+    """``rvc convert CLIPS OUT --engine ray --workers 2`` once: (click result, OUT)."""
     from rvc_cli.main import app
     from typer.testing import CliRunner
 
-    out = tmp_path / "out"
+    out = tmp_path_factory.mktemp("ray") / "out"
     args = ["convert", clips_dir, out, "-m", weights["model"], "--contentvec", weights["contentvec"]]
-    args += ["--rmvpe", weights["rmvpe"], "--seed", "0", "--engine", "ray", "--workers", "2", "-q"]
-    result = CliRunner().invoke(app, [str(a) for a in args])
+    args += ["--rmvpe", weights["rmvpe"], "--f0-method", F0, "--seed", "0", "--engine", "ray", "--workers", "2", "-q"]
+    return CliRunner().invoke(app, [str(a) for a in args]), out
+
+
+def test_cli_ray_engine_matches_one_machine_and_lists_the_corrupt_file(cli_run, expected):
+    result, out = cli_run
     assert result.exit_code == 1, result.output  # some failed
     assert sorted(Path(p).name for p in result.stdout.split()) == sorted(expected)
     assert "broken.wav" in result.stderr and "converted 8, skipped 0 (done before), failed 1" in result.stderr
@@ -108,7 +118,7 @@ def test_cli_ray_engine_matches_one_machine_and_lists_the_corrupt_file(
     for name, data in expected.items():
         assert (out / name).read_bytes() == data, name  # byte-identical to one machine, same seed
     rows, summary = _manifest(out)
-    assert sorted(rows) == sorted([f"{n[:-4]}.wav" for n in expected] + ["broken.wav"])
+    assert sorted(rows) == sorted([*expected, "broken.wav"])
     bad = rows["broken.wav"]
     assert bad["status"] == "failed" and bad["error_type"] and "broken.wav" in bad["error"], bad
     assert bad["audio_seconds"] is None and not (out / "broken.wav").exists()
@@ -116,8 +126,7 @@ def test_cli_ray_engine_matches_one_machine_and_lists_the_corrupt_file(
         if name == "broken.wav":
             continue
         assert r["status"] == "converted" and r["error"] is None
-        cut = CUTS[int(name[4])]
-        assert r["audio_seconds"] == pytest.approx(cut[2], abs=1e-3)  # decoded length, at 16 kHz
+        assert r["audio_seconds"] == pytest.approx(CUTS[int(name[4])][2], abs=1e-3)  # decoded length at 16 kHz
         assert r["compute_seconds"] > 0 and r["worker"]["pid"] > 0 and r["worker"]["actor"]
     assert len({r["worker"]["pid"] for r in rows.values()}) == 2  # two actors shared the files
     assert summary["files"] == 9 and summary["converted"] == 8 and summary["failed"] == 1
@@ -125,10 +134,9 @@ def test_cli_ray_engine_matches_one_machine_and_lists_the_corrupt_file(
     assert summary["audio_seconds"] == pytest.approx(sum(c[2] for c in CUTS), abs=0.01)
 
 
-def test_resume_converts_only_missing_outputs(ray_session, clips_dir, weights, expected, tmp_path):
+def test_resume_converts_only_missing_outputs(cli_run, clips_dir, weights, expected, tmp_path):
     out = tmp_path / "out"
-    first = _convert(ray_session, clips_dir, out, weights)
-    assert len(first.converted) == 8 and [p.name for p in first.failed] == ["broken.wav"]
+    shutil.copytree(cli_run[1], out)  # the CLI's finished run
     kept = {p.name: p.stat().st_mtime_ns for p in out.glob("clip*.wav")}
     gone = ["clip2_arctic.wav", "clip6_vocadito.wav"]
     for name in gone:
@@ -136,9 +144,9 @@ def test_resume_converts_only_missing_outputs(ray_session, clips_dir, weights, e
         del kept[name]
     (out / ".clip6_vocadito.wav.1a2b3c4d.part").write_bytes(expected["clip6_vocadito.wav"][:1000])  # truncated
 
-    again = _convert(ray_session, clips_dir, out, weights)
+    again = _convert(clips_dir, out, weights)
     assert sorted(p.name for p in again.converted) == gone
-    assert len(again.skipped) == 6 and [p.name for p in again.failed] == ["broken.wav"]
+    assert len(again.skipped) == 6 and [p.name for p in again.failed] == ["broken.wav"]  # a failed file is retried
     rows, summary = _manifest(out)
     assert {n for n, r in rows.items() if r["status"] == "skipped"} == set(kept)
     assert {n for n, r in rows.items() if r["status"] == "converted"} == set(gone)
@@ -148,22 +156,23 @@ def test_resume_converts_only_missing_outputs(ray_session, clips_dir, weights, e
     for name, data in expected.items():
         assert (out / name).read_bytes() == data, name
 
-    forced = _convert(ray_session, clips_dir, out, weights, force=True)
-    assert len(forced.converted) == 8 and not forced.skipped
-
 
 def test_worker_killed_mid_file_is_retried(ray_session, clips_dir, weights, expected, tmp_path, monkeypatch):
     marker = tmp_path / "crashed"
     monkeypatch.setenv("RVC_RAY_TEST_CRASH_ONCE", str(marker))
+    src = tmp_path / "in"  # 4 of the clips
+    src.mkdir()
+    for p in sorted(clips_dir.glob("clip*.wav"))[::2]:
+        shutil.copy(p, src)
     out = tmp_path / "out"
-    s = _convert(ray_session, clips_dir, out, weights)
+    s = _convert(src, out, weights)
     assert marker.exists()  # a worker did die (os._exit mid-file, a truncated temp file left behind)
     pid, victim = marker.read_text().split()
-    assert len(s.converted) == 8 and [p.name for p in s.failed] == ["broken.wav"]
+    names = sorted(p.name for p in src.iterdir())
+    assert sorted(p.name for p in s.converted) == names and not s.failed and not s.skipped
     rows, summary = _manifest(out)
-    assert len(rows) == 9 and summary["converted"] == 8  # each file once
-    assert sorted(p.name for p in out.iterdir()) == sorted([*expected, "rvc-manifest.jsonl"])  # no temp, no dups
-    for name, data in expected.items():
-        assert (out / name).read_bytes() == data, name
-    retried = rows[Path(victim).name]
-    assert retried["status"] in ("converted", "failed") and retried["worker"]["pid"] != int(pid)
+    assert sorted(rows) == names and summary["converted"] == 4  # each file once
+    assert sorted(p.name for p in out.iterdir()) == sorted([*names, "rvc-manifest.jsonl"])  # no temp, no dups
+    for name in names:
+        assert (out / name).read_bytes() == expected[name], name
+    assert rows[Path(victim).name]["worker"]["pid"] != int(pid)  # converted by the restarted process

@@ -38,7 +38,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from .errors import ConvertInputError, RVCConvertError
 from .folder import audio_files, output_paths, temp_files
@@ -271,22 +271,23 @@ def _run_on_ray(
             kw.update(num_cpus=max(os.cpu_count() or 1, int(need + 0.999)), include_dashboard=False)
         ray.init(address=address, **kw)
         started = True
+    ctx = ray.data.DataContext.get_current()
+    saved = ctx.enable_progress_bars, ctx.print_on_execution_start
+    ctx.enable_progress_bars, ctx.print_on_execution_start = progress, False
     try:
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = progress
-        ctx.print_on_execution_start = False
         items = [{"src": str(s), "dst": str(d)} for s, d in todo.items()]
         ds = ray.data.from_items(items, override_num_blocks=len(items))  # one file per block: per-file retries
-        # The settings travel in the class itself (pickled by value), not as constructor arguments in the
-        # object store, which Ray warns an actor restart could lose.
-        worker = type("RVCWorker", (_Worker,), {"settings": worker_kwargs, "__module__": "rvc_convert_ray_job"})
+        size = workers or _pool_size(ray, len(items), cpus_per_worker, gpus_per_worker)
         with warnings.catch_warnings():
-            # Ray 2.60 deprecates **ray_remote_args without a named max_task_retries yet (<2.64 pinned)
+            # Ray 2.60 deprecates **ray_remote_args, with no named max_task_retries yet (<2.64 pinned)
             warnings.simplefilter("ignore", DeprecationWarning)
             ds = ds.map_batches(
-                worker,
+                _Worker,
                 batch_size=1,
-                concurrency=workers or _pool_size(ray, len(items), cpus_per_worker, gpus_per_worker),
+                fn_constructor_kwargs=worker_kwargs,
+                compute=ray.data.ActorPoolStrategy(size=size)
+                if workers
+                else ray.data.ActorPoolStrategy(min_size=1, max_size=size),
                 num_cpus=cpus_per_worker,
                 num_gpus=gpus_per_worker or None,
                 runtime_env={"env_vars": {"MLX_ENABLE_TF32": "1"}} if tf32 else None,
@@ -306,44 +307,46 @@ def _run_on_ray(
             ) from exc
         return rows
     finally:
+        ctx.enable_progress_bars, ctx.print_on_execution_start = saved
         if started:
             ray.shutdown()
 
 
-def _pool_size(ray: Any, n_files: int, cpus: float, gpus: float) -> tuple[int, int]:
-    """(1, as many actors as the cluster's resources hold, at most one per file)."""
+def _pool_size(ray: Any, n_files: int, cpus: float, gpus: float) -> int:
+    """As many actors as the cluster's resources hold, at most one per file."""
     res = ray.cluster_resources()
     fits = [int(res.get("CPU", 1) // cpus)] if cpus else []
     if gpus:
         fits.append(int(res.get("GPU", 0) // gpus))
-    return 1, max(1, min([n_files, *fits]))
+    return max(1, min([n_files, *fits]))
 
 
 # --- worker (a Ray actor) ------------------------------------------------------------------------
 
 
 class _Worker:
-    """One actor: the voice loaded once, then ``{src, dst}`` batches -> JSON manifest rows.
-    Subclassed per job with ``settings`` (model, index, contentvec, rmvpe, options, dtype, fmt,
-    crash_marker)."""
+    """One actor: the voice loaded once, then ``{src, dst}`` batches -> JSON manifest rows."""
 
-    settings: ClassVar[dict[str, Any]] = {}
-
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        model: str,
+        index: str | None,
+        contentvec: str | None,
+        rmvpe: str | None,
+        options: ConvertOptions,
+        dtype: str,
+        fmt: str,
+        crash_marker: str | None,
+    ) -> None:
         import ray
 
         from .converter import VoiceConverter
 
-        k = self.settings
         self.converter = VoiceConverter(
-            k["model"],
-            index=k["index"],
-            contentvec=k["contentvec"],
-            rmvpe=k["rmvpe"],
-            options=k["options"],
-            dtype=k["dtype"],
+            model, index=index, contentvec=contentvec, rmvpe=rmvpe, options=options, dtype=dtype
         )
-        self.fmt, self.crash_marker = k["fmt"], k["crash_marker"]
+        self.fmt, self.crash_marker = fmt, crash_marker
         ctx = ray.get_runtime_context()
         self.worker = {"node": ray.util.get_node_ip_address(), "pid": os.getpid(), "actor": ctx.get_actor_id()}
 
