@@ -20,7 +20,9 @@ names and formats of the one-machine folder conversion (:mod:`rvc_convert.folder
 The manifest ``OUTPUT_DIR/rvc-manifest.jsonl`` (JSON Lines, rewritten by every run) has one row per
 input file: ``input``, ``output``, ``status`` (converted / skipped / failed), ``error`` and
 ``error_type`` for a failure, ``audio_seconds``, ``compute_seconds`` (decode + convert + encode),
-``worker`` (``node`` IP, ``pid``, Ray ``actor`` id); and a last ``{"summary": {...}}`` row.
+``worker`` (``node`` IP, ``pid``, Ray ``actor`` id, ``gpus`` ids); and a last ``{"summary": {...}}``
+row. A job that fails or is interrupted still leaves one: rows so far, ``not_run`` for the rest,
+and ``{"summary": {"error": ..., "complete": false}}``.
 
 Inputs and outputs must be paths every node can reach (one machine, or a shared file system).
 Ray is imported only when :func:`convert_folder` runs. Test-only hook: with
@@ -173,28 +175,32 @@ def convert_folder(
     rows: dict[Path, dict[str, Any]] = {s: _row(s, d, "skipped") for s, d in targets.items() if s not in todo}
     if todo:
         try:
-            rows.update(
-                _run_on_ray(
-                    todo,
-                    worker_kwargs={
-                        "model": str(model),
-                        "index": None if index is None else str(index),
-                        "contentvec": None if contentvec is None else str(contentvec),
-                        "rmvpe": None if rmvpe is None else str(rmvpe),
-                        "options": options,
-                        "dtype": "float32" if precision == "tf32" else precision,
-                        "fmt": fmt or "wav",
-                        "crash_marker": os.environ.get(_CRASH_HOOK) or None,
-                    },
-                    tf32=precision == "tf32",
-                    address=address,
-                    workers=workers,
-                    cpus_per_worker=cpus_per_worker,
-                    gpus_per_worker=gpus_per_worker,
-                    retries=retries,
-                    progress=progress,
-                )
+            _run_on_ray(
+                todo,
+                rows,
+                worker_kwargs={
+                    "model": str(model),
+                    "index": None if index is None else str(index),
+                    "contentvec": None if contentvec is None else str(contentvec),
+                    "rmvpe": None if rmvpe is None else str(rmvpe),
+                    "options": options,
+                    "dtype": "float32" if precision == "tf32" else precision,
+                    "fmt": fmt or "wav",
+                    "crash_marker": os.environ.get(_CRASH_HOOK) or None,
+                },
+                tf32=precision == "tf32",
+                address=address,
+                workers=workers,
+                cpus_per_worker=cpus_per_worker,
+                gpus_per_worker=gpus_per_worker,
+                retries=retries,
+                progress=progress,
             )
+        except BaseException as exc:  # failed or interrupted: a manifest of what was done, then the error
+            ordered = [rows.get(s) or _row(s, targets[s], "not_run") for s in files]
+            error = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+            _write_manifest(out_dir / MANIFEST, ordered, {"error": error, "complete": False})
+            raise
         finally:
             _remove_temps(todo.values())  # those of workers killed mid-write (their files were retried)
     ordered = [rows[s] for s in files]
@@ -209,7 +215,7 @@ def convert_folder(
         workers=len({(r["worker"]["node"], r["worker"]["pid"]) for r in ordered if r["worker"]}),
         manifest=out_dir / MANIFEST,
     )
-    _write_manifest(summary.manifest, ordered, summary.as_dict())
+    _write_manifest(summary.manifest, ordered, summary.as_dict() | {"complete": True})
     return summary
 
 
@@ -245,6 +251,7 @@ def _write_manifest(path: Path, rows: list[dict[str, Any]], summary: dict[str, A
 
 def _run_on_ray(
     todo: dict[Path, Path],
+    rows: dict[Path, dict[str, Any]],
     *,
     worker_kwargs: dict[str, Any],
     tf32: bool,
@@ -254,7 +261,8 @@ def _run_on_ray(
     gpus_per_worker: float,
     retries: int,
     progress: bool,
-) -> dict[Path, dict[str, Any]]:
+) -> None:
+    """Convert ``todo`` ({input: output}) on Ray, filling ``rows`` ({input: manifest row}) as results arrive."""
     try:
         import ray
         import ray.data
@@ -294,7 +302,6 @@ def _run_on_ray(
                 max_restarts=-1,  # a dead worker process is replaced (it loads the models again)
                 max_task_retries=retries,  # and its file retried, at most `retries` times
             )
-        rows: dict[Path, dict[str, Any]] = {}
         try:
             for r in ds.iter_rows():
                 row = json.loads(r["row"])
@@ -305,7 +312,6 @@ def _run_on_ray(
                 f"the Ray job failed ({type(exc).__name__}: {first[-1] if first else ''}); "
                 "outputs written so far are kept: rerun to resume"
             ) from exc
-        return rows
     finally:
         ctx.enable_progress_bars, ctx.print_on_execution_start = saved
         if started:
@@ -348,7 +354,12 @@ class _Worker:
         )
         self.fmt, self.crash_marker = fmt, crash_marker
         ctx = ray.get_runtime_context()
-        self.worker = {"node": ray.util.get_node_ip_address(), "pid": os.getpid(), "actor": ctx.get_actor_id()}
+        self.worker = {
+            "node": ray.util.get_node_ip_address(),
+            "pid": os.getpid(),
+            "actor": ctx.get_actor_id(),
+            "gpus": [str(g) for g in ray.get_gpu_ids()],
+        }
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
