@@ -39,7 +39,7 @@ _PITCH = "Pitch"
 _INDEX = "Retrieval index"
 _OUT = "Output"
 _ADV = "Weights and chunking"
-_RAY = "Ray (a folder on a cluster; extra rvc-cli[ray])"
+_RAY = "Ray: a folder on a cluster (the ray extra)"
 
 
 def _opt(*decls: str, help: str, panel: str | None = None, **kw: object) -> typer.models.OptionInfo:
