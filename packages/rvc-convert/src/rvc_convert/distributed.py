@@ -127,8 +127,9 @@ def convert_folder(
         address: ``None`` starts a local Ray on this machine (stopped at the end); ``"auto"`` or
             ``"ray://head:10001"`` joins a running cluster. A Ray already initialised in this
             process is used as it is.
-        workers: actors in the pool; default: as many as the cluster's CPUs (or GPUs with
-            ``gpus_per_worker``) allow, from 1 up (Ray scales the pool).
+        workers: actors in the pool (an autoscaling cluster adds nodes for those that do not fit);
+            default: as many as the cluster's CPUs (or GPUs with ``gpus_per_worker``) hold now, at
+            most one per file.
         cpus_per_worker, gpus_per_worker: Ray resources of one actor (GPU fractions share a GPU).
         retries: times a file is retried after its worker process died (the actor restarts).
         progress: Ray Data's progress bars on stderr.
@@ -293,9 +294,11 @@ def _run_on_ray(
                 _Worker,
                 batch_size=1,
                 fn_constructor_kwargs=worker_kwargs,
+                # --workers: a fixed pool; else all that fit now, from the start (Ray Data's autoscaling from 1
+                # actor did not grow for a 12-file job: bench/ray_simulation.py), shrinking as the job ends
                 compute=ray.data.ActorPoolStrategy(size=size)
                 if workers
-                else ray.data.ActorPoolStrategy(min_size=1, max_size=size),
+                else ray.data.ActorPoolStrategy(min_size=1, max_size=size, initial_size=size),
                 num_cpus=cpus_per_worker,
                 num_gpus=gpus_per_worker or None,
                 runtime_env={"env_vars": {"MLX_ENABLE_TF32": "1"}} if tf32 else None,
