@@ -47,13 +47,12 @@ SUFFIX_FORMATS = {
     ".mp4": "m4a",
     ".aac": "m4a",
 }
-# Input files a folder conversion picks up (anything FFmpeg decodes; by suffix).
-AUDIO_SUFFIXES = frozenset(SUFFIX_FORMATS) | {".aif", ".aiff", ".wma", ".webm", ".mkv", ".caf", ".mka", ".ac3"}
 
 _PITCH = "Pitch"
 _INDEX = "Retrieval index"
 _OUT = "Output"
 _ADV = "Weights and chunking"
+_RAY = "Ray: a folder on a cluster (the ray extra)"
 
 
 PITCH_RANGE = 48.0  # semitones each way (= rvc_convert.options.PITCH_RANGE; a test checks they agree)
@@ -221,6 +220,32 @@ def convert(
         ),
     ] = None,
     quiet: Annotated[bool, _opt("--quiet", "-q", help="No progress bars or messages on stderr.")] = False,
+    engine: Annotated[
+        Literal["local", "ray"],
+        _opt(
+            "--engine",
+            help="local: this process; ray: a folder on Ray actors, resumable (existing outputs are skipped), "
+            "with OUTPUT/rvc-manifest.jsonl.",
+            panel=_RAY,
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        _opt(
+            "--address",
+            help="Ray cluster to join (auto, ray://head:10001); default: a local Ray on this machine.",
+            panel=_RAY,
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        _opt("--workers", help="Ray actors (default: as many as the resources hold).", panel=_RAY, min=1),
+    ] = None,
+    cpus_per_worker: Annotated[float, _opt("--cpus-per-worker", help="CPUs per actor.", panel=_RAY, min=0.0)] = 1.0,
+    gpus_per_worker: Annotated[
+        float, _opt("--gpus-per-worker", help="GPUs per actor (0.5 = two per GPU).", panel=_RAY, min=0.0)
+    ] = 0.0,
     **applio: Any,  # Applio's options: flags made by _applio.add_options (Pitch, Formant, Clean, Effects panels)
 ) -> None:
     """Convert speech or singing to the model's voice (a file, or every audio file of a folder)."""
@@ -255,7 +280,14 @@ def convert(
         }
         weights = {"model": model, "index": index, "contentvec": contentvec, "rmvpe": rmvpe, "precision": precision}
         existing = "skip" if skip_existing else "overwrite" if force else "refuse"
-        if input.is_dir():
+        if engine == "ray":
+            if not input.is_dir():
+                raise _ui.CLIError(f"--engine ray converts folders; {input} is a file (drop --engine ray)")
+            ray_opts = {"address": address, "workers": workers, "cpus_per_worker": cpus_per_worker}
+            ray_opts["gpus_per_worker"] = gpus_per_worker
+            if _convert_on_ray(input, output, format, force, weights, options, ray_opts):
+                raise typer.Exit(1)
+        elif input.is_dir():
             failed = _convert_folder(input, output, format, existing, weights, options)
             if failed:
                 raise typer.Exit(1)
@@ -345,15 +377,11 @@ def _convert_file(src: Path, dst: Path, fmt: str | None, existing: str, weights:
     _ui.result(str(written))
 
 
-def _audio_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in AUDIO_SUFFIXES
-    )
-
-
 def _convert_folder(src: Path, dst: Path, fmt: str | None, existing: str, weights: dict, options: dict) -> list[str]:
     """Convert every audio file of ``src`` into ``dst``; returns the names that failed."""
-    files = _audio_files(src)
+    from rvc_convert.folder import AUDIO_SUFFIXES, audio_files, output_paths
+
+    files = audio_files(src)
     if not files:
         raise _ui.CLIError(f"no audio files in {src} (looked for {', '.join(sorted(AUDIO_SUFFIXES))})")
     if dst.exists() and not dst.is_dir():
@@ -365,13 +393,7 @@ def _convert_folder(src: Path, dst: Path, fmt: str | None, existing: str, weight
         )
     force = existing == "overwrite"
     fmt = fmt or "wav"
-    targets: dict[Path, Path] = {}
-    for f in files:
-        t = dst / f"{f.stem}.{fmt}"
-        if t in targets.values():
-            other = next(k for k, v in targets.items() if v == t)
-            raise _ui.CLIError(f"{other.name} and {f.name} would both be written to {t}; rename one of them")
-        targets[f] = t
+    targets = output_paths(files, dst, fmt=fmt)
     present = [t for t in targets.values() if t.exists()]
     if present and existing == "skip":
         _ui.info(f"skipping {len(present)} file(s) already converted in {dst} (--skip-existing)")
@@ -426,3 +448,40 @@ def _convert_folder(src: Path, dst: Path, fmt: str | None, existing: str, weight
     else:
         _ui.info(summary)
     return list(failed)
+
+
+def _convert_on_ray(
+    src: Path, dst: Path, fmt: str | None, force: bool, weights: dict, options: dict, ray_opts: dict
+) -> list[str]:
+    """``--engine ray``: rvc_convert.distributed.convert_folder; returns the names that failed."""
+    import rvc_convert
+    from rvc_convert.distributed import convert_folder
+
+    s = convert_folder(
+        src,
+        dst,
+        model=weights["model"],
+        index=weights["index"],
+        contentvec=weights["contentvec"],
+        rmvpe=weights["rmvpe"],
+        precision=weights["precision"],
+        options=rvc_convert.ConvertOptions(**options),
+        fmt=fmt,
+        force=force,
+        progress=not _ui.quiet(),
+        **ray_opts,
+    )
+    for path in s.converted:
+        _ui.result(str(path))
+    for path, error in s.failed.items():
+        _ui.error_line(f"{path.name}: {error}")
+    summary = (
+        f"converted {len(s.converted)}, skipped {len(s.skipped)} (done before), failed {len(s.failed)} into {dst} "
+        f"in {s.wall_seconds:.1f} s on {s.workers} worker(s): {s.audio_seconds:.1f} s of audio, "
+        f"{s.compute_seconds:.1f} s of compute; manifest {s.manifest}"
+    )
+    if s.failed:
+        _ui.error_line(summary)
+    else:
+        _ui.info(summary)
+    return [p.name for p in s.failed]

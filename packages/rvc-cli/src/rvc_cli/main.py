@@ -96,6 +96,8 @@ app.command(
     "  rvc convert song.flac out.mp3 -m voice.pth --index voice.index --pitch -3 --f0-method harvest\n\n"
     "  rvc convert takes/ converted/ -m voice/ --format flac   (a folder: every audio file, one model load)\n\n"
     "  rvc convert long.wav out.wav -m voice.pth --preset lowmem --seed 0\n\n"
+    "  rvc convert catalogue/ converted/ -m voice.pth --engine ray --address auto --gpus-per-worker 0.5"
+    "   (Ray actors, resumable)"
     + APPLIO_EXAMPLES.replace("Examples:\n\n", "Applio's options:\n\n")
 )(convert)
 
