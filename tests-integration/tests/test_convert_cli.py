@@ -101,8 +101,8 @@ def test_long_input_is_chunked(cli, ckpts, weights_args, wav, tmp_path, monkeypa
     seen: list[tuple[int, int]] = []
     real = ui.chunk_callback
 
-    def spy(bar, task):
-        cb = real(bar, task)
+    def spy(bar, task, **kw):
+        cb = real(bar, task, **kw)
 
         def update(done, total):
             seen.append((done, total))
