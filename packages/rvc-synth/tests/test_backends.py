@@ -9,7 +9,6 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
-
 import rvc_synth
 from rvc_synth import _dnnl, backends
 from rvc_synth.backends import BACKENDS, Backend, BackendError
