@@ -115,7 +115,7 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
         run_pipeline(audio, synth=models["synth"], embedder=lambda x: cv(x, version=version), f0_fn=f0_fn,
                      index=models["index"], options=ConvertOptions(seed=0), timings=timings)
 
-    on_gpu = mx.default_device() == mx.gpu
+    on_gpu = models["synth"].backend.device == "gpu"
     if warmup is None:
         warmup = seconds if on_gpu else 2.0
     first = time.perf_counter()
@@ -135,19 +135,18 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
     row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     row["rss_before_mb"] = round(base, 1)
     row["peak_device_mb"] = round(mx.get_peak_memory() / 2**20, 1)
-    row["device"] = _device_name()
+    row["device"] = _device_name(models["synth"].backend.device)
     if warmup == seconds:
         row["first_call_s"] = round(first, 3)
-    synth_dtype = str(models["synth"].dtype).rsplit(".", 1)[-1]
-    row["precision"] = "tf32" if synth_dtype == "float32" and os.environ.get("MLX_ENABLE_TF32") == "1" else synth_dtype
+    row["backend"] = models["synth"].info.backend
+    row["precision"] = models["synth"].info.precision
     return row
 
 
-def _device_name() -> str:
-    """``"gpu (NVIDIA H100 80GB HBM3)"``, ``"cpu (...)"``: MLX's active device and its name."""
+def _device_name(kind: str) -> str:
+    """``"gpu (NVIDIA H100 80GB HBM3)"``, ``"cpu (...)"``: the synthesizer's device and its name."""
     import mlx.core as mx
 
-    kind = "gpu" if mx.default_device() == mx.gpu else "cpu"
     try:
         name = mx.device_info().get("device_name")
     except Exception:  # older MLX, or a backend without device info

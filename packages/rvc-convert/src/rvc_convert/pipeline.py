@@ -170,13 +170,13 @@ class _Timer:
 _BLAS: Any = None
 
 
-def _one_blas_thread_on_gpu() -> contextlib.AbstractContextManager:
-    """On a GPU the pipeline's own BLAS work is small (mel, index blending), and OpenBLAS's
+def _one_blas_thread(on: bool) -> contextlib.AbstractContextManager:
+    """On a GPU (``on``, the plan's ``one_blas_thread``) the pipeline's own BLAS work is small (mel, index blending), and OpenBLAS's
     spinning worker threads slow FAISS's OpenMP search. Measured on an H100 host (16 cores)
     with ``OPENBLAS_NUM_THREADS=1``: index stage 42 -> 18 ms per 10 s, 100 files of 3 s 16.2 ->
     11.5 s. On the CPU, MLX's matmuls need those threads: nothing changes there."""
     global _BLAS
-    if not _on_gpu():
+    if not on:
         return contextlib.nullcontext()
     if _BLAS is None:  # the libraries are all loaded by the first conversion
         from threadpoolctl import ThreadpoolController
@@ -188,16 +188,15 @@ def _one_blas_thread_on_gpu() -> contextlib.AbstractContextManager:
     return _BLAS.limit(limits=1)
 
 
-def _on_gpu() -> bool:
-    import mlx.core as mx
-
-    return mx.default_device() != mx.cpu
-
-
 def _gpu_blas_policy(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with _one_blas_thread_on_gpu():
+        backends = kwargs.get("backends")
+        if backends is None:
+            from ._backends import plan
+
+            backends = kwargs["backends"] = plan(kwargs["synth"])
+        with _one_blas_thread(backends.one_blas_thread):
             return fn(*args, **kwargs)
 
     return wrapper
@@ -215,6 +214,7 @@ def run_pipeline(
     noise_scale: float = DEFAULT_NOISE_SCALE,
     progress: Callable[[int, int], None] | None = None,
     timings: dict[str, float] | None = None,
+    backends: Any = None,
 ) -> tuple[np.ndarray, int]:
     """``Pipeline.pipeline``: 16 kHz audio in, int16 audio at the model's (or resampled) rate out.
 
@@ -231,6 +231,7 @@ def run_pipeline(
         noise_scale: the synthesizer's prior noise; 0 reproduces the reference's zero-noise goldens.
         progress: ``progress(done_chunks, total_chunks)`` after each chunk (and once with 0 first).
         timings: if given, seconds are added under ``contentvec``, ``f0``, ``index``, ``synth``, ``other``.
+        backends: the device plan (``VoiceConverter.backends``); None: made from ``synth``.
 
     Returns:
         ``(int16 (M,), sample_rate)``.
