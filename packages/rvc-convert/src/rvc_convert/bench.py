@@ -11,8 +11,8 @@ the measured length on a GPU (whose time is reported as ``first_call_s``).
 Reported per stage: seconds of compute (``contentvec``, ``f0``, ``index``, ``synth``,
 ``other`` = high-pass, splitting, RMS mix, int16), ``total``, ``rtf`` (total / audio seconds) and
 ``peak_rss_mb``, ``peak_device_mb`` (MLX's allocator during the measured conversion, the
-models included: GPU memory on a GPU), ``device``, ``precision`` (the synthesizer's; ``tf32`` =
-float32 with ``MLX_ENABLE_TF32=1``) and ``cpu_seconds`` (process CPU time, all threads).
+models included: GPU memory on a GPU), ``device``, ``backend`` and ``precision`` (the
+synthesizer's ``info``; ``tf32`` = float32 in TF32 on NVIDIA) and ``cpu_seconds`` (process CPU time, all threads).
 Timings are measured, never asserted; on a shared machine they are noisy.
 """
 
