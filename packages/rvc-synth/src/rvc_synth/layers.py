@@ -50,7 +50,7 @@ def gated_numpy(a: mx.array) -> mx.array:
     return mx.array(np.tanh(an[..., :h]) / s)
 
 
-def conv1d_gemm(layer: "Conv1d", x: mx.array) -> mx.array:
+def conv1d_gemm(layer: Conv1d, x: mx.array) -> mx.array:
     """``layer(x)`` as strided slices + matmuls: MLX's CPU dilated ``conv1d`` is naive; these
     reach BLAS speed."""
     cout, k, cin = layer.weight.shape
@@ -78,7 +78,7 @@ def conv1d_gemm(layer: "Conv1d", x: mx.array) -> mx.array:
     return y
 
 
-def conv1d_native(layer: "Conv1d", x: mx.array) -> mx.array:
+def conv1d_native(layer: Conv1d, x: mx.array) -> mx.array:
     """``layer(x)`` on MLX's ``conv1d`` (cuDNN / Metal); kernel-1 layers stay one matmul."""
     if layer.weight.shape[1] == 1:
         return conv1d_gemm(layer, x)
@@ -86,7 +86,7 @@ def conv1d_native(layer: "Conv1d", x: mx.array) -> mx.array:
     return y + layer.bias if "bias" in layer else y
 
 
-def conv_transpose1d_gemm(layer: "ConvTranspose1d", x: mx.array) -> mx.array:
+def conv_transpose1d_gemm(layer: ConvTranspose1d, x: mx.array) -> mx.array:
     """``layer(x)`` polyphase: one matmul gives every tap's contribution ``(B, T, k, out)``; the
     taps are overlap-added frame by frame (``ceil(k/stride)`` shifted adds), then cropped."""
     cout, k, cin = layer.weight.shape
@@ -107,7 +107,7 @@ def conv_transpose1d_gemm(layer: "ConvTranspose1d", x: mx.array) -> mx.array:
     return y[:, p : p + n_out] + layer.bias
 
 
-def conv_transpose1d_native(layer: "ConvTranspose1d", x: mx.array) -> mx.array:
+def conv_transpose1d_native(layer: ConvTranspose1d, x: mx.array) -> mx.array:
     return mx.conv_transpose1d(x, layer.weight, stride=layer.stride, padding=layer.padding) + layer.bias
 
 
