@@ -50,3 +50,34 @@ def test_converter_lends_them(fixtures_dir: Path) -> None:
     assert (rmvpe.conv2d is not None) == _dnnl.available()
     if rmvpe.conv2d is not None and mx.default_device() == mx.cpu:
         assert rmvpe._unet() is not None
+
+
+def test_converter_chooses_its_backends_once(fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``VoiceConverter.backends``: the synthesizer's backend and device, the lent convolution and
+    the GPU BLAS policy, decided in ``__init__`` and passed down to the pipeline."""
+    import mlx.core as mx
+    import rvc_synth
+
+    from rvc_convert import VoiceConverter
+    from rvc_convert._backends import plan
+
+    monkeypatch.delenv("RVC_BACKEND", raising=False)
+    model = fixtures_dir / "reference" / "checkpoints" / "v2_nof0_32k.pth"
+    embedder = lambda a: np.zeros((len(a) // 320, 768), np.float32)  # noqa: E731
+    vc = VoiceConverter(model, embedder=embedder)
+    b = vc.backends
+    cpu = mx.default_device() == mx.cpu
+    assert (b.device, b.synth, b.precision) == (vc.synth.backend.device, vc.info.backend, vc.info.precision)
+    assert b.device == ("cpu" if cpu else "gpu") and b.one_blas_thread is not cpu
+    assert (b.conv2d is not None) == (cpu and _dnnl.available())
+    if cpu:
+        assert b.synth == ("onednn" if _dnnl.available() else "numpy")
+    plain = VoiceConverter(model, embedder=embedder, backend="mlx")
+    assert plain.backends.synth == plain.info.backend == "mlx"
+    a = np.sin(np.arange(8000) / 9).astype(np.float32) * 0.3
+    out, ref = (np.asarray(c.convert(a, sample_rate=16000, seed=0)[0], np.int32) for c in (vc, plain))
+    assert out.shape == ref.shape and np.abs(ref).max() > 1000
+    assert np.abs(out - ref).max() <= 2  # the same conversion to float32 rounding (int16 LSBs)
+    with pytest.raises(rvc_synth.RVCSynthError, match="expected one of auto, mlx, numpy, onednn"):
+        VoiceConverter(model, embedder=embedder, backend="tpu")
+    assert plan(object()).synth == "?"  # a synthesizer without a backend: MLX's device decides

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import rvc_synth
@@ -105,13 +107,13 @@ def test_one_blas_thread_during_gpu_conversions(ref_dir, make_signal, gpu: bool,
     restored afterwards; CPU conversions keep every thread."""
     from threadpoolctl import threadpool_info
 
-    from rvc_convert import pipeline
 
     def blas_threads() -> list[int]:  # OpenBLAS builds with their own threads (not faiss's OpenMP one)
         return [i["num_threads"] for i in threadpool_info()
                 if i["user_api"] == "blas" and i.get("threading_layer") != "openmp"]
 
-    monkeypatch.setattr(pipeline, "_on_gpu", lambda: gpu)
+    from rvc_convert._backends import plan
+
     before, seen = blas_threads(), []
     stub = StubEmbedder(seed=0)
 
@@ -121,8 +123,9 @@ def test_one_blas_thread_during_gpu_conversions(ref_dir, make_signal, gpu: bool,
 
     synth = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_32k.pth")
     audio = make_signal(2, 0, ()).astype(np.float32) / 32768
+    backends = replace(plan(synth), one_blas_thread=gpu)  # the plan a VoiceConverter on a GPU makes
     out, _ = run_pipeline(audio, synth=synth, embedder=embedder, f0_fn=lambda a, n: np.full(n, 150.0),
-                          options=ConvertOptions(index_rate=0.0), noise_scale=0)
+                          options=ConvertOptions(index_rate=0.0), noise_scale=0, backends=backends)
     assert len(out) > 0 and seen
     assert all(t == ([1] * len(before) if gpu else before) for t in seen)
     assert blas_threads() == before

@@ -122,15 +122,15 @@ def test_bigru_cuda_kernels_match_mlx_steps():
     mx.random.seed(3)
     gru = BiGRU(384, 256, 1)
     x = 2.0 * mx.random.normal((1, 1000, 384), key=mx.random.key(4))
-    want = _bigru(gru, x, step_in_mlx=True)
+    want = _bigru(gru, x)
     assert float(mx.abs(want).mean()) > 0.1
-    got = _bigru(gru, x)
+    got = _bigru(gru, x, cuda=True)
     assert not _gru_cuda._failed and not _gru_cuda._split_failed
     assert got.shape == (1, 1000, 512)
     assert mx.abs(got - want).max().item() < 1e-5
     _gru_cuda._split_failed = True
     try:
-        assert mx.abs(_bigru(gru, x) - want).max().item() < 1e-5
+        assert mx.abs(_bigru(gru, x, cuda=True) - want).max().item() < 1e-5
     finally:
         _gru_cuda._split_failed = False
 

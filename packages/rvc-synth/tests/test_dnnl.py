@@ -105,25 +105,25 @@ def test_polyphase_upsampler_matches_transposed_conv(k: int, u: int) -> None:
 @pytest.mark.parametrize("variant", ["v2_f0_40k", "v1_f0_48k", "v2_nof0_32k", "v1_nof0_40k"])
 def test_decoder_matches_gemm_path(ref_dir: Path, variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Any length (several tiles, partial tiles, several stretches) and speaker conditioning."""
-    m = rvc_synth.load(ref_dir / "checkpoints" / f"{variant}.pth")
+    m = rvc_synth.load(ref_dir / "checkpoints" / f"{variant}.pth", backend="onednn")
     emb = m.emb_g(mx.array([1]))[:, None]
     for t, chunk in ((5, None), (37, None), (230, 64)):
         z = mx.array(rng.normal(size=(1, t, m.config.inter_channels)).astype(np.float32))
         f0 = mx.array(rng.uniform(80, 400, size=(1, t)).astype(np.float32)) if m.info.has_f0 else None
         fast = np.array(m.dec(z, f0, emb, chunk_frames=chunk))
-        monkeypatch.setenv("RVC_CONV", "gemm")
+        m.set_backend("numpy")
         ref = np.array(m.dec(z, f0, emb, chunk_frames=chunk))
-        monkeypatch.delenv("RVC_CONV")
+        m.set_backend("onednn")
         assert fast.shape == ref.shape == (1, t * m.info.hop)
         np.testing.assert_allclose(fast, ref, atol=2e-5)
 
 
 def test_full_size_golden_on_both_paths(ref_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The fallback (GEMM) path keeps the golden too, now that oneDNN is the default on CPU."""
-    m = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_40k_fullsize.pth")
+    m = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_40k_fullsize.pth", backend="onednn")
     g = np.load(ref_dir / "synth" / "v2_f0_40k_fullsize_T37.npz")
-    for conv in ("dnnl", "gemm"):
-        monkeypatch.setenv("RVC_CONV", conv)
+    for conv in ("onednn", "numpy"):
+        m.set_backend(conv)
         out = np.array(m(g["phone"], g["pitch"], g["pitchf"], noise_scale=0)[0])
         ref = g["audio"][0, 0]
         assert np.abs(out - ref).max() <= 1e-3, conv
@@ -133,7 +133,7 @@ def test_full_size_golden_on_both_paths(ref_dir: Path, monkeypatch: pytest.Monke
 
 def test_primitives_are_shared_across_lengths(ref_dir: Path) -> None:
     """Resblock convolutions run in fixed tiles: a new input length creates no new ones."""
-    m = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_40k.pth")
+    m = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_40k.pth", backend="onednn")
     emb = m.emb_g(mx.array([0]))[:, None]
 
     def run(t: int) -> int:
@@ -148,14 +148,14 @@ def test_primitives_are_shared_across_lengths(ref_dir: Path) -> None:
 
 def test_batch_and_fallback(ref_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches decode item by item; a oneDNN failure falls back to MLX with the same result."""
-    m = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_40k.pth")
+    m = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_40k.pth", backend="onednn")
     emb = m.emb_g(mx.array([0, 1]))[:, None]
     z = mx.array(rng.normal(size=(2, 21, m.config.inter_channels)).astype(np.float32))
     f0 = mx.array(rng.uniform(80, 400, size=(2, 21)).astype(np.float32))
     fast = np.array(m.dec(z, f0, emb))
-    monkeypatch.setenv("RVC_CONV", "gemm")
+    m.set_backend("numpy")
     ref = np.array(m.dec(z, f0, emb))
-    monkeypatch.delenv("RVC_CONV")
+    m.set_backend("onednn")
     np.testing.assert_allclose(fast, ref, atol=2e-5)
 
     def broken(*args, **kwargs):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import replace
 from pathlib import Path
 
 import mlx.core as mx
@@ -20,6 +22,21 @@ def model(ref_dir: Path, name: str) -> rvc_synth.Synthesizer:
     if name not in _models:
         _models[name] = rvc_synth.load(ref_dir / "checkpoints" / f"{name}.pth")
     return _models[name]
+
+
+@contextlib.contextmanager
+def conv_path(m: rvc_synth.Synthesizer, conv: str, **fields):
+    """Run the (cached) model's decoder on ``"dnnl"`` (oneDNN) or ``"gemm"`` (MLX GEMMs), then
+    restore its backend."""
+    saved = m.backend
+    if conv == "gemm":
+        m.set_backend(replace(saved, conv="gemm", decoder="mlx", **fields))
+    else:
+        m.set_backend(replace(saved, decoder="onednn", **fields))
+    try:
+        yield m
+    finally:
+        m.set_backend(saved)
 
 
 def snr_db(out: np.ndarray, ref: np.ndarray) -> float:
@@ -124,26 +141,25 @@ def test_decoder_chunking_is_exact(ref_dir: Path, conv: str, monkeypatch: pytest
 
     if conv == "dnnl" and not _dnnl.available():
         pytest.skip("oneDNN not installed")
-    monkeypatch.setenv("RVC_CONV", conv)
-    m = model(ref_dir, "v1_f0_48k")
-    g = np.load(ref_dir / "synth" / "v1_f0_48k_T64.npz")
-    z = mx.array(np.random.default_rng(0).normal(size=(1, 64, m.config.inter_channels)).astype(np.float32))
-    emb = m.emb_g(mx.array([0]))[:, None]
-    f0 = mx.array(g["pitchf"])
-    whole = np.array(m.dec(z, f0, emb, chunk_frames=0))
-    for size in (7, 16, 30):
-        np.testing.assert_allclose(np.array(m.dec(z, f0, emb, chunk_frames=size)), whole, atol=2e-6)
+    with conv_path(model(ref_dir, "v1_f0_48k"), conv) as m:
+        g = np.load(ref_dir / "synth" / "v1_f0_48k_T64.npz")
+        z = mx.array(np.random.default_rng(0).normal(size=(1, 64, m.config.inter_channels)).astype(np.float32))
+        emb = m.emb_g(mx.array([0]))[:, None]
+        f0 = mx.array(g["pitchf"])
+        whole = np.array(m.dec(z, f0, emb, chunk_frames=0))
+        for size in (7, 16, 30):
+            np.testing.assert_allclose(np.array(m.dec(z, f0, emb, chunk_frames=size)), whole, atol=2e-6)
     if conv == "dnnl":
         return
     # every stretch has one shape (size + 2 halos), the first and last ones included
-    monkeypatch.setenv("RVC_COMPILE", "0")  # the spy sees uncompiled calls only (GPUs compile)
-    shapes = []
-    decode = m.dec._decode
-    m.dec._decode = lambda x, har, g: shapes.append(x.shape[1]) or decode(x, har, g)
-    try:
-        with_spy = np.array(m.dec(z, f0, emb, chunk_frames=16))
-    finally:
-        del m.dec._decode
+    with conv_path(m, conv, compile="off"):  # the spy sees uncompiled calls only (GPUs compile)
+        shapes = []
+        decode = m.dec._decode
+        m.dec._decode = lambda x, har, g: shapes.append(x.shape[1]) or decode(x, har, g)
+        try:
+            with_spy = np.array(m.dec(z, f0, emb, chunk_frames=16))
+        finally:
+            del m.dec._decode
     assert shapes == [16 + 2 * m.dec.receptive_radius()] * 4
     np.testing.assert_allclose(with_spy, whole, atol=2e-6)
 
@@ -205,8 +221,11 @@ def test_out_frames_are_the_whole_outputs_samples(ref_dir: Path, name: str, conv
     """``out_frames=(a, b)`` (what the pipeline keeps of each chunk): the decoder runs on those
     frames and their receptive context only, yet gives the whole output's samples (seeded noise
     included: the NSF source is still drawn over the whole input)."""
-    monkeypatch.setenv("RVC_CONV", conv)
-    m = model(ref_dir, name)
+    with conv_path(model(ref_dir, name), conv) as m:
+        _check_out_frames(m)
+
+
+def _check_out_frames(m: rvc_synth.Synthesizer) -> None:
     rng = np.random.default_rng(5)
     t = 300
     phone = rng.standard_normal((1, t, m.info.feature_dim)).astype(np.float32)

@@ -1,4 +1,5 @@
-"""Faster CPU kernels that one stage lends another through the pipeline (stages never import
+"""Where each stage runs, chosen once per :class:`~rvc_convert.VoiceConverter` (:func:`plan`),
+and the faster CPU kernels one stage lends another through the pipeline (stages never import
 each other): rvc-synth's oneDNN binding runs rvc-f0's RMVPE U-Net convolutions.
 
 Measured on a 2-core x86 CPU: 3x3 convolutions at 16-32 channels (RMVPE's full-resolution
@@ -7,9 +8,41 @@ levels) 93/48 ms on MLX's ``conv2d``, 3.9/3.9 ms on oneDNN (~150 GFLOP/s).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Backends:
+    """The pipeline's device plan, made once in ``VoiceConverter.__init__`` and passed down.
+
+    ``device``: ``"cpu"`` or ``"gpu"``; ``synth``: the synthesizer's backend name (``"mlx"``,
+    ``"numpy"``, ``"onednn"``); ``precision``: its arithmetic; ``conv2d``: the convolution lent
+    to the RMVPE U-Net (oneDNN on the CPU; None otherwise); ``one_blas_thread``: the pipeline's
+    own BLAS work runs single-threaded (GPUs: OpenBLAS's spinning threads slow FAISS there).
+    """
+
+    device: str
+    synth: str
+    precision: str
+    conv2d: Callable[..., Any] | None
+    one_blas_thread: bool
+
+
+def plan(synth: Any) -> Backends:
+    """The plan for a synthesizer: its backend's device (rvc-synth chose it at load) or, for an
+    object without one, MLX's default device (the one device check of rvc-convert)."""
+    backend = getattr(synth, "backend", None)
+    if backend is not None:
+        device, name, precision = backend.device, backend.name, backend.precision
+    else:
+        import mlx.core as mx
+
+        device, name, precision = ("cpu" if mx.default_device() == mx.cpu else "gpu"), "?", "?"
+    cpu = device == "cpu"
+    return Backends(device, name, precision, dnnl_conv2d() if cpu else None, one_blas_thread=not cpu)
 
 
 def dnnl_conv2d() -> Callable[..., Any] | None:
@@ -34,8 +67,9 @@ def dnnl_conv2d() -> Callable[..., Any] | None:
     return factory
 
 
-def lend_cpu_kernels(rmvpe: Any) -> Any:
-    """Give a loaded ``RMVPEModel`` oneDNN's convolutions (used only when MLX runs on the CPU)."""
+def lend_cpu_kernels(rmvpe: Any, conv2d: Callable[..., Any] | None = None) -> Any:
+    """Give a loaded ``RMVPEModel`` a convolution for its U-Net: ``conv2d`` (a plan's), else
+    oneDNN's (used only when MLX runs on the CPU). One already lent is kept."""
     if getattr(rmvpe, "conv2d", None) is None:
-        rmvpe.conv2d = dnnl_conv2d()
+        rmvpe.conv2d = conv2d if conv2d is not None else dnnl_conv2d()
     return rmvpe

@@ -79,6 +79,9 @@ class FastContentvec:
         self.mode = mode
         self.layer_norm_first = layer_norm_first
         self.heads = heads
+        # the kernels are chosen once, here: on the CPU oneDNN convolutions (when installed) and
+        # NumPy attention; on GPUs MLX's (fused attention)
+        self.cpu = mx.default_device() == mx.cpu
         fe = model.feature_extractor
         self.convs = []
         for (_, k, s), blk in zip(conv_layers, fe.conv_layers):
@@ -173,7 +176,7 @@ class FastContentvec:
     def _dnnl_convs(self) -> list:
         """The feature extractor's layers as oneDNN convolutions (MLX on the CPU, oneDNN
         installed; rvc-synth's binding): 10 s of audio on 2 cores 0.97 -> ~0.4 s. Else []."""
-        if mx.default_device() != mx.cpu:
+        if not self.cpu:
             return []
         if getattr(self, "_dnnl", None) is None:
             from rvc_synth import _dnnl
@@ -221,7 +224,7 @@ class FastContentvec:
         h = self.heads
         hd = d // h
         qkv = x @ wqkv + bqkv
-        if mx.default_device() != mx.cpu:  # GPUs: MLX's fused attention (no (H, T, T) scores kept)
+        if not self.cpu:  # GPUs: MLX's fused attention (no (H, T, T) scores kept)
             q, k, v = qkv.reshape(1, t, 3, h, hd).transpose(2, 0, 3, 1, 4)
             o = mx.fast.scaled_dot_product_attention(q, k, v, scale=1.0)
             return o.transpose(0, 2, 1, 3).reshape(t, d)

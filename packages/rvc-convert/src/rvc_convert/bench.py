@@ -11,8 +11,8 @@ the measured length on a GPU (whose time is reported as ``first_call_s``).
 Reported per stage: seconds of compute (``contentvec``, ``f0``, ``index``, ``synth``,
 ``other`` = high-pass, splitting, RMS mix, int16), ``total``, ``rtf`` (total / audio seconds) and
 ``peak_rss_mb``, ``peak_device_mb`` (MLX's allocator during the measured conversion, the
-models included: GPU memory on a GPU), ``device``, ``precision`` (the synthesizer's; ``tf32`` =
-float32 with ``MLX_ENABLE_TF32=1``) and ``cpu_seconds`` (process CPU time, all threads).
+models included: GPU memory on a GPU), ``device``, ``backend`` and ``precision`` (the
+synthesizer's ``info``; ``tf32`` = float32 in TF32 on NVIDIA) and ``cpu_seconds`` (process CPU time, all threads).
 Timings are measured, never asserted; on a shared machine they are noisy.
 """
 
@@ -115,7 +115,7 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
         run_pipeline(audio, synth=models["synth"], embedder=lambda x: cv(x, version=version), f0_fn=f0_fn,
                      index=models["index"], options=ConvertOptions(seed=0), timings=timings)
 
-    on_gpu = mx.default_device() == mx.gpu
+    on_gpu = models["synth"].backend.device == "gpu"
     if warmup is None:
         warmup = seconds if on_gpu else 2.0
     first = time.perf_counter()
@@ -135,11 +135,13 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
     row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     row["rss_before_mb"] = round(base, 1)
     row["peak_device_mb"] = round(mx.get_peak_memory() / 2**20, 1)
-    row["device"] = _device_name()
+    row["device"] = _device_name(models["synth"].backend.device)
     if warmup == seconds:
         row["first_call_s"] = round(first, 3)
+    row["backend"] = models["synth"].info.backend
     synth_dtype = str(models["synth"].dtype).rsplit(".", 1)[-1]
-    row["precision"] = precision_label(synth_dtype, tf32=os.environ.get("MLX_ENABLE_TF32") == "1", on_gpu=on_gpu)
+    tf32 = models["synth"].info.precision == "tf32" or os.environ.get("MLX_ENABLE_TF32") == "1"
+    row["precision"] = precision_label(synth_dtype, tf32=tf32, on_gpu=on_gpu)
     return row
 
 
@@ -151,11 +153,10 @@ def precision_label(dtype: str, *, tf32: bool, on_gpu: bool) -> str:
     return "tf32" if on_gpu else "float32 (tf32 has no effect on the CPU)"
 
 
-def _device_name() -> str:
-    """``"gpu (NVIDIA H100 80GB HBM3)"``, ``"cpu (...)"``: MLX's active device and its name."""
+def _device_name(kind: str) -> str:
+    """``"gpu (NVIDIA H100 80GB HBM3)"``, ``"cpu (...)"``: the synthesizer's device and its name."""
     import mlx.core as mx
 
-    kind = "gpu" if mx.default_device() == mx.gpu else "cpu"
     try:
         name = mx.device_info().get("device_name")
     except Exception:  # older MLX, or a backend without device info

@@ -25,12 +25,6 @@ Progress = Callable[[int, int], None]
 DTYPES = ("float32", "float16", "bfloat16")
 
 
-def _on_cpu() -> bool:
-    import mlx.core as mx
-
-    return mx.default_device() == mx.cpu
-
-
 class VoiceConverter:
     """Convert speech or singing into the voice of an RVC model, as RVC WebUI does.
 
@@ -47,7 +41,14 @@ class VoiceConverter:
         dtype: the synthesizer's precision when ``model`` is a path: ``"float32"`` (default),
             or ``"float16"``/``"bfloat16"`` (GPUs, as RVC's half precision; the NSF phase stays
             float32). ContentVec and RMVPE stay float32. On NVIDIA, float32 is exact unless
-            ``MLX_ENABLE_TF32=1`` is set before MLX is imported.
+            ``tf32=True`` (or ``MLX_ENABLE_TF32=1`` in the environment: see ``rvc_synth.backends``).
+        backend: the synthesizer's backend when ``model`` is a path (``rvc_synth.load``):
+            ``"auto"`` (default), ``"mlx"``, ``"numpy"``, ``"onednn"``.
+        tf32: NVIDIA only: float32 matmuls in TF32 (True), exact (False), or as the environment
+            says (None).
+
+    Where each stage runs is decided here, once (:attr:`backends`: the synthesizer's backend
+    and device, the oneDNN convolution lent to RMVPE on the CPU).
 
     Everything the default options need is loaded here (the RMVPE network only if the model
     uses pitch and ``f0_method`` is ``rmvpe``); a method chosen later is loaded on first use
@@ -65,6 +66,8 @@ class VoiceConverter:
         embedder: Callable[[np.ndarray], Any] | None = None,
         options: ConvertOptions = ConvertOptions(),
         dtype: str = "float32",
+        backend: str = "auto",
+        tf32: bool | None = None,
     ) -> None:
         import rvc_synth
 
@@ -73,8 +76,12 @@ class VoiceConverter:
         if dtype not in DTYPES:
             raise ConvertInputError(f"dtype={dtype!r}; expected one of {', '.join(DTYPES)}")
         self.options = options
-        self.synth = model if isinstance(model, rvc_synth.Synthesizer) else rvc_synth.load(model, dtype=dtype)
-        if dtype != "float32" and _on_cpu():
+        self.synth = (model if isinstance(model, rvc_synth.Synthesizer)
+                      else rvc_synth.load(model, dtype=dtype, backend=backend, tf32=tf32))
+        from ._backends import plan
+
+        self.backends = plan(self.synth)
+        if dtype != "float32" and self.backends.device == "cpu":
             logger.warning("%s on the CPU: MLX has no fast half-precision convolutions there (the "
                            "synthesizer runs ~50x slower than in float32); half precision is for GPUs", dtype)
         info = self.synth.info
@@ -127,7 +134,7 @@ class VoiceConverter:
             from .weights import resolve_weights
 
             path = resolve_weights("rmvpe", self._rmvpe_arg)
-            lend_cpu_kernels(load_rmvpe(path))  # load now (cached by rvc_f0 per file), so errors surface here
+            lend_cpu_kernels(load_rmvpe(path), self.backends.conv2d)  # load now (cached by rvc_f0 per file), so errors surface here
             self._rmvpe_path = path
         return self._rmvpe_path
 
@@ -224,6 +231,7 @@ class VoiceConverter:
             return run_pipeline(
                 x, synth=self.synth, embedder=self.embedder, f0_fn=self._f0_fn(opts) if info.has_f0 else None,
                 index=self.index, options=opts, noise_scale=DEFAULT_NOISE_SCALE, progress=progress,
+                backends=self.backends,
             )
 
     def convert_file(

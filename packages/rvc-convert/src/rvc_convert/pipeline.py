@@ -170,13 +170,13 @@ class _Timer:
 _BLAS: Any = None
 
 
-def _one_blas_thread_on_gpu() -> contextlib.AbstractContextManager:
-    """On a GPU the pipeline's own BLAS work is small (mel, index blending), and OpenBLAS's
+def _one_blas_thread(on: bool) -> contextlib.AbstractContextManager:
+    """On a GPU (``on``, the plan's ``one_blas_thread``) the pipeline's own BLAS work is small (mel, index blending), and OpenBLAS's
     spinning worker threads slow FAISS's OpenMP search. Measured on an H100 host (16 cores)
     with ``OPENBLAS_NUM_THREADS=1``: index stage 42 -> 18 ms per 10 s, 100 files of 3 s 16.2 ->
     11.5 s. On the CPU, MLX's matmuls need those threads: nothing changes there."""
     global _BLAS
-    if not _on_gpu():
+    if not on:
         return contextlib.nullcontext()
     if _BLAS is None:  # the libraries are all loaded by the first conversion
         from threadpoolctl import ThreadpoolController
@@ -188,16 +188,15 @@ def _one_blas_thread_on_gpu() -> contextlib.AbstractContextManager:
     return _BLAS.limit(limits=1)
 
 
-def _on_gpu() -> bool:
-    import mlx.core as mx
-
-    return mx.default_device() != mx.cpu
-
-
 def _gpu_blas_policy(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with _one_blas_thread_on_gpu():
+        backends = kwargs.get("backends")
+        if backends is None:
+            from ._backends import plan
+
+            backends = kwargs["backends"] = plan(kwargs["synth"])
+        with _one_blas_thread(backends.one_blas_thread):
             return fn(*args, **kwargs)
 
     return wrapper
@@ -216,6 +215,7 @@ def run_pipeline(
     progress: Callable[[int, int], None] | None = None,
     timings: dict[str, float] | None = None,
     float_output: bool = False,
+    backends: Any = None,
 ) -> tuple[np.ndarray, int]:
     """``Pipeline.pipeline``: 16 kHz audio in, int16 audio at the model's (or resampled) rate out.
 
@@ -235,6 +235,7 @@ def run_pipeline(
         timings: if given, seconds are added under ``contentvec``, ``f0``, ``index``, ``synth``, ``other``.
         float_output: return the float32 output before the int16 conversion (for Applio's
             post-processing: clean audio, effects, split audio).
+        backends: the device plan (``VoiceConverter.backends``); None: made from ``synth``.
 
     Returns:
         ``(int16 (M,), sample_rate)`` (float32 with ``float_output``).

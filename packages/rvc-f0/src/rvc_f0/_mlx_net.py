@@ -173,26 +173,27 @@ class _SubpixelConvTranspose2d(nn.ConvTranspose2d):
 # --- forward ------------------------------------------------------------------------------
 
 
-def salience(net: E2E, mel: np.ndarray, *, unet: Any = None) -> np.ndarray:
+def salience(net: E2E, mel: np.ndarray, *, unet: Any = None, cuda_gru: bool = False) -> np.ndarray:
     """(128, T) log-mel -> (T, 360) float32 salience, the reference's ``mel2hidden``:
     zero-pad the mel to a multiple of 32 frames, one pass over the whole clip, crop to T.
-    ``unet`` replaces ``net.cnn(net.unet(.))`` (:class:`._cpu_unet.CpuUnet`)."""
+    ``unet`` replaces ``net.cnn(net.unet(.))`` (:class:`._cpu_unet.CpuUnet`); ``cuda_gru`` runs
+    the BiGRU in one CUDA kernel (:mod:`._gru_cuda`; MLX CUDA backend only)."""
     t = mel.shape[1]
     tp = 32 * ((t - 1) // 32 + 1)
     x = np.pad(mel, ((0, 0), (0, tp - t))).T[None, :, :, None]  # (1, time, mels, 1), channels last
     x = mx.array(np.ascontiguousarray(x, dtype=np.float32))
     x = unet(x) if unet is not None else net.cnn(net.unet(x))  # (1, time, mels, 3)
     x = x.transpose(0, 1, 3, 2).reshape(1, tp, -1)  # PyTorch's transpose(1, 2).flatten(-2)
-    x = _bigru(net.bigru, x)
+    x = _bigru(net.bigru, x, cuda=cuda_gru)
     x = mx.sigmoid(net.linear(x))  # dropout is the identity in eval mode
     out = np.array(x[0, :t])
     return out
 
 
-def _bigru(bigru: nn.Module, x: mx.array, *, step_in_mlx: bool = False) -> mx.array:
+def _bigru(bigru: nn.Module, x: mx.array, *, cuda: bool = False) -> mx.array:
     """mlx-rmvpe's BiGRU (two ``nn.GRU``, the backward one on the reversed sequence) with both
-    directions stepped together as a batch of two and a compiled step: same equations. On MLX's
-    CUDA backend all steps run in one kernel (``_gru_cuda``) unless ``step_in_mlx``."""
+    directions stepped together as a batch of two and a compiled step: same equations. With
+    ``cuda`` (MLX's CUDA backend) all steps run in one kernel (``_gru_cuda``) when it builds."""
     f, b = bigru.gru_forward, bigru.gru_backward
     hs = f.hidden_size
     seq = mx.stack([x[0], x[0, ::-1]])  # (2, T, I)
@@ -200,7 +201,7 @@ def _bigru(bigru: nn.Module, x: mx.array, *, step_in_mlx: bool = False) -> mx.ar
     wh = mx.stack([f.Wh.T, b.Wh.T])  # (2, H, 3H)
     bhn = mx.stack([f.bhn, b.bhn])[:, None, :]  # (2, 1, H)
     out = None
-    if not step_in_mlx and _gru_cuda.available(proj, hs):  # one kernel for all steps
+    if cuda and _gru_cuda.available(proj, hs):  # one kernel for all steps
         out = _gru_cuda.gru_sequences(proj, wh, bhn[:, 0])
     if out is None:
         h = mx.zeros((2, 1, hs), dtype=proj.dtype)

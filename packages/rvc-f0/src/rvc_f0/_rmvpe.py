@@ -11,13 +11,14 @@ import functools
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ._checks import HOP, SAMPLE_RATE, as_audio
-from .errors import F0InputError, WeightsNotFoundError
+from .errors import F0InputError, UnknownBackendError, WeightsNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,47 @@ ENV_WEIGHTS = "RVC_RMVPE_WEIGHTS"
 HF_REPO_ID = "lexandstuff/mlx-rmvpe"  # = mlx_rmvpe.HF_REPO_ID
 HF_FILENAME = "rmvpe.safetensors"  # = mlx_rmvpe.HF_WEIGHTS_FILE
 N_FFT, N_MELS, FMIN, FMAX = 1024, 128, 30.0, 8000.0
+BACKENDS = ("auto", "mlx", "cuda")
+ENV_BACKEND = "RVC_RMVPE_BACKEND"
 _CENTS = np.pad(20 * np.arange(360) + 1997.3794084376191, (4, 4))  # (368,), bin centres in cents
+
+
+@dataclass(frozen=True)
+class RMVPEBackend:
+    """What runs RMVPE's heavy parts, chosen once (at load, or when a convolution is lent).
+
+    ``name``: what was asked for (``"auto"``, ``"mlx"``, ``"cuda"``; ``"auto"`` resolves per part);
+    ``unet``: ``"mlx"`` (MLX's ``conv2d``) or ``"conv2d"`` (the lent convolution, CPU);
+    ``gru``: ``"mlx"`` (the BiGRU stepped in MLX) or ``"cuda"`` (one CUDA kernel for all steps).
+    """
+
+    name: str
+    unet: str
+    gru: str
+
+
+def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend:
+    """Resolve an RMVPE backend on MLX's current device: the one device check of rvc-f0.
+
+    ``"auto"`` (``$RVC_RMVPE_BACKEND`` may name another): the BiGRU kernel on CUDA, the U-Net
+    on ``conv2d`` (a lent convolution) on the CPU when one is given, MLX otherwise; ``"mlx"``:
+    MLX only; ``"cuda"``: the BiGRU kernel (MLX's CUDA backend required).
+    """
+    name, source = backend, "backend="
+    if name == "auto" and os.environ.get(ENV_BACKEND):
+        name, source = os.environ[ENV_BACKEND], f"${ENV_BACKEND}="
+    if name not in BACKENDS:
+        raise UnknownBackendError(f"{source}{name!r} is not an RMVPE backend; expected one of {', '.join(BACKENDS)}")
+    import mlx.core as mx
+
+    gpu = mx.default_device() == mx.gpu
+    cuda = gpu and mx.cuda.is_available()
+    if name == "cuda" and not cuda:
+        raise UnknownBackendError(f"{source}'cuda' needs MLX's CUDA backend on a GPU; use 'auto' or 'mlx' here")
+    if name == "mlx":
+        return RMVPEBackend("mlx", "mlx", "mlx")
+    unet = "conv2d" if name == "auto" and conv2d is not None and not gpu else "mlx"
+    return RMVPEBackend("cuda" if name == "cuda" else "auto", unet, "cuda" if cuda else "mlx")
 
 
 class RMVPEModel:
@@ -33,7 +74,8 @@ class RMVPEModel:
 
     Attributes: ``path`` (the weights file), ``corrected`` (whether the decoder correction was
     applied; False when the installed mlx-rmvpe already up-samples correctly), ``net`` (the
-    mlx-rmvpe ``E2E``), ``max_frames`` / ``window`` / ``context`` (long inputs, below).
+    mlx-rmvpe ``E2E``), ``backend`` (:class:`RMVPEBackend`), ``conv2d`` (a lent convolution),
+    ``max_frames`` / ``window`` / ``context`` (long inputs, below).
     Thread-safe; one forward pass at a time.
 
     Long inputs: up to ``max_frames`` frames (default 3200 = 32 s) the network runs in one pass
@@ -48,30 +90,44 @@ class RMVPEModel:
     window = 2048
     context = 256
 
-    def __init__(self, net: Any, path: Path, corrected: bool) -> None:
+    def __init__(self, net: Any, path: Path, corrected: bool, *, backend: str = "auto") -> None:
         self.net, self.path, self.corrected = net, path, corrected
         self._lock = threading.Lock()
-        #: A faster 2-D convolution for the CPU (see :mod:`._cpu_unet` for the interface), used
-        #: for the U-Net when MLX runs on the CPU; rvc-convert sets oneDNN's. None: MLX's conv2d.
-        self.conv2d: Any = None
-        self._cpu_unet: tuple[Any, Any] | None = None
+        self._conv2d: Any = None
+        self._cpu_unet: Any = None
+        self.set_backend(backend)
+
+    def set_backend(self, backend: str = "auto") -> "RMVPEModel":
+        """Choose the kernels now (:func:`choose_backend`, with the lent :attr:`conv2d`)."""
+        self._asked = backend
+        self.backend = choose_backend(backend, conv2d=self._conv2d)
+        self._cpu_unet = None
+        return self
+
+    @property
+    def conv2d(self) -> Any:
+        """A faster 2-D convolution for the CPU (see :mod:`._cpu_unet` for the interface), used
+        for the U-Net by the ``auto`` backend when MLX runs on the CPU; rvc-convert lends
+        oneDNN's. None: MLX's ``conv2d``. Setting it chooses the backend again."""
+        return self._conv2d
+
+    @conv2d.setter
+    def conv2d(self, conv2d: Any) -> None:
+        self._conv2d = conv2d
+        self.set_backend(self._asked)
 
     def _unet(self) -> Any:
-        """The CPU U-Net over ``conv2d`` (built once per backend), or None for MLX's own."""
-        if self.conv2d is None:
+        """The U-Net over the lent ``conv2d`` (built once per backend), or None for MLX's own."""
+        if self.backend.unet != "conv2d":
             return None
-        import mlx.core as mx
-
-        if mx.default_device() != mx.cpu:
-            return None
-        if self._cpu_unet is None or self._cpu_unet[0] is not self.conv2d:
+        if self._cpu_unet is None:
             from ._cpu_unet import CpuUnet
 
-            self._cpu_unet = (self.conv2d, CpuUnet(self.net, self.conv2d))
-        return self._cpu_unet[1]
+            self._cpu_unet = CpuUnet(self.net, self._conv2d)
+        return self._cpu_unet
 
     def __repr__(self) -> str:
-        return f"RMVPEModel(path={str(self.path)!r}, corrected={self.corrected})"
+        return f"RMVPEModel(path={str(self.path)!r}, corrected={self.corrected}, backend={self.backend})"
 
     def mel(self, audio_16k: Any) -> np.ndarray:
         """(N,) 16 kHz audio -> (128, N // 160 + 1) float32 log-mel (the reference's front end)."""
@@ -84,15 +140,15 @@ class RMVPEModel:
         audio = as_audio(audio_16k)
         n_frames = len(audio) // HOP + 1
         with self._lock:
-            unet = self._unet()
+            unet, cuda = self._unet(), self.backend.gru == "cuda"
             if n_frames <= self.max_frames:
-                return salience(self.net, log_mel(audio), unet=unet)
+                return salience(self.net, log_mel(audio), unet=unet, cuda_gru=cuda)
             if self.window % 32 or self.context % 32 or self.window <= 0 or self.context < 0:
                 raise F0InputError(f"RMVPE window={self.window}, context={self.context}; expected multiples of 32")
             out = np.empty((n_frames, 360), np.float32)
             for c0 in range(0, n_frames, self.window):
                 a, b = max(0, c0 - self.context), min(n_frames, c0 + self.window + self.context)
-                sal = salience(self.net, log_mel(audio, frames=(a, b)), unet=unet)
+                sal = salience(self.net, log_mel(audio, frames=(a, b)), unet=unet, cuda_gru=cuda)
                 c1 = min(n_frames, c0 + self.window)
                 out[c0:c1] = sal[c0 - a : c1 - a]
             return out
@@ -105,41 +161,46 @@ class RMVPEModel:
         return decode(self.salience(audio_16k), threshold=threshold)
 
 
-def load_rmvpe(weights: str | os.PathLike[str] | None = None) -> RMVPEModel:
-    """Load (once; later calls return the cached model) the RMVPE pitch network.
+def load_rmvpe(weights: str | os.PathLike[str] | None = None, *, backend: str = "auto") -> RMVPEModel:
+    """Load (once per file and backend; later calls return the cached model) the RMVPE pitch network.
 
     Weights, in order: ``weights`` (a local mlx-rmvpe ``.safetensors`` path), else the
     ``RVC_RMVPE_WEIGHTS`` environment variable, else ``rmvpe.safetensors`` from the Hugging Face
     repo ``lexandstuff/mlx-rmvpe`` (the local cache first, then a download). Loading is strict,
     float16 files are upcast to float32, and mlx-rmvpe 0.1.0's decoder is corrected.
 
+    ``backend``: ``"auto"`` (default; ``$RVC_RMVPE_BACKEND`` may name another), ``"mlx"`` or
+    ``"cuda"``, chosen here (:func:`choose_backend`); ``model.backend`` says what runs.
+
     Raises:
+        UnknownBackendError: an unknown backend name (or ``"cuda"`` without CUDA).
         WeightsNotFoundError: the path does not exist, or the Hub copy is neither cached nor
             downloadable (offline): run ``rvc models download`` or pass a local path.
         WeightsFormatError: the file is not mlx-rmvpe safetensors for this network.
     """
+    choose_backend(backend)  # an unknown name fails first
     path = _resolve(weights)
     st = path.stat()
-    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, backend)
     with _CACHE_LOCK:
         model = _CACHE.get(key)
         if model is None:
-            model = _load(path)
+            model = _load(path, backend=backend)
             _CACHE[key] = model
     return model
 
 
-_CACHE: dict[tuple[str, int, int], RMVPEModel] = {}
+_CACHE: dict[tuple[str, int, int, str], RMVPEModel] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def _load(path: Path, *, correct: bool = True) -> RMVPEModel:
+def _load(path: Path, *, correct: bool = True, backend: str = "auto") -> RMVPEModel:
     """Uncached load; ``correct=False`` gives mlx-rmvpe as published (tests prove the fix with it)."""
     from ._mlx_net import load_net
 
     logger.info("loading RMVPE weights from %s", path)
     net, corrected = load_net(path, correct=correct)
-    return RMVPEModel(net, path, corrected)
+    return RMVPEModel(net, path, corrected, backend=backend)
 
 
 def _resolve(weights: str | os.PathLike[str] | None) -> Path:

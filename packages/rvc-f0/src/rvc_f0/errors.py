@@ -12,6 +12,7 @@ __all__ = [
     "CurveFileNotFoundError",
     "F0InputError",
     "RVCF0Error",
+    "UnknownBackendError",
     "UnknownMethodError",
     "UnsafeWeightsError",
     "WeightsFormatError",
@@ -49,3 +50,7 @@ class WeightsFormatError(RVCF0Error, ValueError):
 
 class UnsafeWeightsError(WeightsFormatError):
     """A ``.pth``/``.pt`` file's pickle names a global outside the tensor/container allow-list (never executed)."""
+
+
+class UnknownBackendError(RVCF0Error, ValueError):
+    """An RMVPE backend name that does not exist, or cannot run on this machine."""

@@ -70,8 +70,9 @@ def run(seconds: tuple[float, ...] = (10, 60), *, model: Synthesizer | None = No
         wall = statistics.median(times)
         rows.append({
             "seconds": sec, "wall_s": wall, "rtf": wall / sec, "peak_rss_mb": _peak_rss_mb(),
-            "peak_device_mb": mx.get_peak_memory() / 2**20, "device": str(mx.default_device()),
-            "dtype": str(model.dtype).split(".")[-1],
+            "peak_device_mb": mx.get_peak_memory() / 2**20, "device": model.backend.device,
+            "dtype": str(model.dtype).split(".")[-1], "backend": model.backend.name,
+            "precision": model.backend.precision,
         })
     return rows
 
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     model = load(a.model) if a.model else random_model()
     model.set_dtype(a.dtype)
-    print(f"device {mx.default_device()}  blas {_blas._loaded or 'bundled'}  model {a.model or 'random v2 40k (full size)'}")
+    print(f"backend {model.backend}  blas {_blas._loaded or 'bundled'}  model {a.model or 'random v2 40k (full size)'}")
     print(f"{'input s':>8} {'dtype':>9} {'wall s':>8} {'RTF':>7} {'peak RSS MB':>12} {'peak dev MB':>12}")
     for r in run(tuple(a.seconds), model=model, repeats=a.repeats, chunk_frames=a.chunk_frames):
         print(f"{r['seconds']:8.0f} {r['dtype']:>9} {r['wall_s']:8.3f} {r['rtf']:7.3f} {r['peak_rss_mb']:12.0f} {r['peak_device_mb']:12.0f}", flush=True)

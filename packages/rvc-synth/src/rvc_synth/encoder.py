@@ -9,15 +9,19 @@ import mlx.nn as nn
 import numpy as np
 
 from .config import SynthConfig
-from .layers import Conv1d, LayerNorm
+from .layers import DEFAULT_KERNELS, Conv1d, LayerNorm
 
 WINDOW = 10  # relative-attention window of the reference (emb_rel_k has 2*10+1 rows)
 QUERY_BLOCK = 256  # attention is computed for at least this many query frames at a time
-BLOCK_LOGITS = 2**22  # ... and on GPUs for as many as keep a block's logits under this many per head
+BLOCK_LOGITS = 2**22  # ... and in MLX for as many as keep a block's logits under this many per head
 
 
 class MultiHeadAttention(nn.Module):
-    """Self-attention with VITS relative-position keys/values (window 10, shared by heads)."""
+    """Self-attention with VITS relative-position keys/values (window 10, shared by heads).
+
+    The core runs in NumPy when the kernels' ``math`` is ``"numpy"`` (float32), else in MLX."""
+
+    kernels = DEFAULT_KERNELS  # the model's, set by Synthesizer.set_backend
 
     def __init__(self, channels: int, n_heads: int) -> None:
         super().__init__()
@@ -39,7 +43,7 @@ class MultiHeadAttention(nn.Module):
 
         q = heads(self.conv_q(x)) / math.sqrt(d)
         k, v = heads(self.conv_k(x)), heads(self.conv_v(x))
-        if mx.default_device() == mx.cpu and q.dtype == mx.float32:
+        if self.kernels.math == "numpy" and q.dtype == mx.float32:
             out = mx.array(self._attend_numpy(np.array(q), np.array(k), np.array(v)))
         else:
             # queries in blocks: memory O(block * t) instead of O(t^2) on long inputs

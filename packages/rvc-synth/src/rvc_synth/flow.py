@@ -6,13 +6,15 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from .config import SynthConfig
-from .layers import Conv1d, gated
+from .layers import DEFAULT_KERNELS, Conv1d
 
 FLOW_LAYERS, WN_LAYERS, WN_KERNEL = 4, 3, 5
 
 
 class WN(nn.Module):
     """WaveNet-style stack: gated dilated convs conditioned on the speaker embedding."""
+
+    kernels = DEFAULT_KERNELS  # the model's, set by Synthesizer.set_backend
 
     def __init__(self, hidden: int, kernel: int, n_layers: int, gin: int) -> None:
         super().__init__()
@@ -30,7 +32,7 @@ class WN(nn.Module):
         n = len(self.in_layers)
         for i, (inl, rs) in enumerate(zip(self.in_layers, self.res_skip_layers)):
             a = inl(x) + cond[..., 2 * H * i : 2 * H * (i + 1)]
-            acts = gated(a)
+            acts = self.kernels.gated(a)
             r = rs(acts)
             if i < n - 1:
                 x = x + r[..., :H]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -12,8 +11,9 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from . import _dnnl
+from .backends import DEFAULT_BACKEND, Backend
 from .config import SynthConfig
-from .layers import Conv1d, ConvTranspose1d, sin, tanh
+from .layers import DEFAULT_KERNELS, Conv1d, ConvTranspose1d, sin_numpy
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +54,14 @@ def _unfixed_cumsum(x: mx.array, axis: int) -> mx.array:
     return mx.cumsum(x, axis=axis).astype(mx.float32) * (1.0 / _FIX)
 
 
-def sine_excitation(f0: mx.array, *, upp: int, sr: int) -> tuple[mx.array, mx.array]:
+def sine_excitation(f0: mx.array, *, upp: int, sr: int, sin=sin_numpy) -> tuple[mx.array, mx.array]:
     """The NSF sine source of the reference (harmonic_num = 0), before the merge layer.
 
     ``f0`` ``(B, T)`` Hz per frame -> ``sine`` ``(B, T*upp)`` (amplitude 0.1, not yet masked)
     and ``uv`` ``(B, T*upp)`` (1 where f0 > 0). The reference accumulates phase with a float64
     cumsum; here both cumulative sums are done exactly in 64-bit fixed point and rounded to
     float32 once, which reproduces it to ~1 ulp at any length and needs no float64 (Metal).
+    ``sin``: the sine function (the model's kernels pass theirs; NumPy's for float32 by default).
     """
     f0 = f0.astype(mx.float32)
     b, t = f0.shape
@@ -91,22 +92,26 @@ def sine_excitation(f0: mx.array, *, upp: int, sr: int) -> tuple[mx.array, mx.ar
 class SourceModuleHnNSF(nn.Module):
     """``dec.m_source``: merges the sine source into the harmonic excitation ``tanh(l_linear(.))``."""
 
+    kernels = DEFAULT_KERNELS  # the model's, set by Synthesizer.set_backend
+
     def __init__(self) -> None:
         super().__init__()
         self.l_linear = nn.Linear(1, 1)
 
     def __call__(self, f0: mx.array, *, upp: int, sr: int, key: mx.array | None) -> mx.array:
-        sine, uv = sine_excitation(f0, upp=upp, sr=sr)
+        sine, uv = sine_excitation(f0, upp=upp, sr=sr, sin=self.kernels.sin)
         sine = sine * uv
         if key is not None:  # the reference's additive noise: 0.003 voiced, 0.1/3 unvoiced
             amp = uv * 0.003 + (1 - uv) * (0.1 / 3)
             sine = sine + amp * mx.random.normal(sine.shape, key=key)
         # the phase above is always float32/int64; the merge layer runs in the weights' dtype
-        return tanh(self.l_linear(sine[..., None].astype(self.l_linear.weight.dtype)))  # (B, T*upp, 1)
+        return self.kernels.tanh(self.l_linear(sine[..., None].astype(self.l_linear.weight.dtype)))  # (B, T*upp, 1)
 
 
 class Generator(nn.Module):
     """``dec``: latent ``(B, T, inter)`` (+ f0 ``(B, T)`` Hz) -> audio ``(B, T*hop)``."""
+
+    backend: Backend = DEFAULT_BACKEND  # the model's, set by Synthesizer.set_backend
 
     def __init__(self, cfg: SynthConfig) -> None:
         super().__init__()
@@ -174,8 +179,8 @@ class Generator(nn.Module):
         The harmonic source is computed over the whole input (its phase is global); the
         convolution stack then runs on stretches of ``chunk_frames`` frames with enough
         context on each side (:meth:`receptive_radius`) that the result equals the unchunked
-        one. Chunking bounds memory for any length. On the CPU the stack runs on oneDNN when
-        it is installed (:mod:`._cpu_decoder`), else chunks run on two MLX streams at once.
+        one. Chunking bounds memory for any length. With the ``onednn`` backend the stack runs
+        on oneDNN (:mod:`._cpu_decoder`); on the CPU, MLX chunks run on two streams at once.
         ``chunk_frames=0`` disables chunking. ``out_frames=(a, b)`` returns only the audio of
         frames ``a..b-1`` (``(B, (b-a)*hop)``), computed from them and their context alone.
         """
@@ -205,17 +210,17 @@ class Generator(nn.Module):
             except _dnnl.DnnlError as exc:  # a library build that refuses a layer: MLX can do it
                 logger.warning("oneDNN decoder failed (%s); using MLX's convolutions from now on", exc)
                 object.__setattr__(self, "_dnnl_failed", True)
-        size = _chunking(t, chunk_frames, x.dtype)
+        size = _chunking(t, chunk_frames, self.backend)
         full = size + 2 * halo  # every stretch has this length: one shape, compiled once, reused
         if full >= t:  # one stretch would hold everything
             return self._decode(x, har, g)
-        streams = _cpu_streams()
+        streams = _cpu_streams(self.backend.streams)
         pieces = []
         for n, (a, b, lo, hi) in enumerate(_stretches(t, size, halo)):
             with mx.stream(streams[n % len(streams)]) if streams else _nullcontext():
                 xc = x[:, lo:hi]
                 hc = har[:, lo * hop : hi * hop] if har is not None else None
-                if hi - lo == full and use_compile():
+                if hi - lo == full and self.backend.compile != "off":
                     out = self._compiled()(xc, hc, g) if hc is not None else self._compiled_nohar()(xc, g)
                 else:
                     out = self._decode(xc, hc, g)
@@ -227,9 +232,8 @@ class Generator(nn.Module):
         return mx.concatenate(pieces, axis=1)
 
     def _dnnl(self):
-        """The oneDNN decoder (CPU, float32 weights, library installed), built once; else None."""
-        if (getattr(self, "_dnnl_failed", False) or mx.default_device() != mx.cpu
-                or os.environ.get("RVC_CONV", "dnnl") != "dnnl"
+        """The oneDNN decoder (the ``onednn`` backend, float32 weights), built once; else None."""
+        if (self.backend.decoder != "onednn" or getattr(self, "_dnnl_failed", False)
                 or self.conv_pre.weight.dtype != mx.float32 or not _dnnl.available()):
             return None
         weights = [w for _, w in tree_flatten(self.parameters())]
@@ -291,16 +295,6 @@ def _balanced_stretches(t: int, size: int, halo: int) -> list[tuple[int, int, in
     return [(a, min(a + step, t), max(a - halo, 0), min(a + step + halo, t)) for a in range(0, t, step)]
 
 
-def use_compile() -> bool:
-    """mx.compile pays on GPUs for shapes that repeat; on the CPU its per-shape JIT costs seconds.
-
-    ``RVC_COMPILE=1``/``0`` overrides."""
-    env = os.environ.get("RVC_COMPILE")
-    if env is not None:
-        return env == "1"
-    return mx.default_device() != mx.cpu
-
-
 class _nullcontext:
     def __enter__(self) -> None:
         return None
@@ -309,41 +303,34 @@ class _nullcontext:
         return None
 
 
-DEFAULT_CHUNK_FRAMES = 500  # 5 s of output per decoder stretch (CPU; float32 + TF32 on GPUs)
-# GPU stretches, measured on an H100 (time, peak memory for a 43 s call): exact float32 takes
-# ~1 GB of cuDNN workspace per second of output (250: 280 ms 3.2 GB; 1500: 204 ms 15.9 GB;
-# 41 s: 250 263 ms 3.15 GB, 200 283 ms 2.64 GB, which keeps a one-hour pipeline under 4 GB);
-# TF32 500: 119 ms 1.9 GB (1500: 95 ms 3.2 GB); float16 1500: 66 ms 1.6 GB.
+# Decoder stretches (frames). MLX decoder (:meth:`Backend.chunk_frames`): 500 on the CPU; on
+# GPUs, measured on an H100 (time, peak memory for a 43 s call): exact float32 takes ~1 GB of
+# cuDNN workspace per second of output (250: 280 ms 3.2 GB; 1500: 204 ms 15.9 GB; 41 s: 250
+# 263 ms 3.15 GB, 200 283 ms 2.64 GB, which keeps a one-hour pipeline under 4 GB): 200;
+# TF32 500: 119 ms 1.9 GB (1500: 95 ms 3.2 GB): 500; float16 1500: 66 ms 1.6 GB.
 # oneDNN on the CPU (2 cores, 10 s): 250 frames 6.9 s, peak RSS 0.74 GB; 500: 6.6 s 0.95 GB;
 # 1000: 6.0 s 1.34 GB (fewer halo frames)
 DNNL_CHUNK_FRAMES = 1000
-GPU_EXACT_CHUNK_FRAMES = 200
-GPU_HALF_CHUNK_FRAMES = 1500
 
 
-def _chunking(t: int, chunk_frames: int | None, dtype: mx.Dtype = mx.float32) -> int:
+def _chunking(t: int, chunk_frames: int | None, backend: Backend) -> int:
     if chunk_frames == 0:
         return t
-    if dtype != mx.float32:
-        gpu = GPU_HALF_CHUNK_FRAMES
-    elif os.environ.get("MLX_ENABLE_TF32") == "0":
-        gpu = GPU_EXACT_CHUNK_FRAMES
-    else:
-        gpu = DEFAULT_CHUNK_FRAMES
-    size = chunk_frames or (DEFAULT_CHUNK_FRAMES if mx.default_device() == mx.cpu else gpu)
-    if mx.default_device() == mx.cpu and chunk_frames is None and t >= 200:
-        size = min(size, -(-t // 2))  # at least two stretches: one per CPU stream
+    size = chunk_frames or backend.chunk_frames
+    if backend.streams and chunk_frames is None and t >= 200:
+        size = min(size, -(-t // backend.streams))  # at least one stretch per CPU stream
     return size
 
 
 _STREAMS: list | None = None
 
 
-def _cpu_streams() -> list:
-    """Two CPU streams (one per core of a small machine); none on GPUs."""
+def _cpu_streams(n: int) -> list:
+    """``n`` CPU streams (the backend's: two on the CPU, one per core of a small machine; none on
+    GPUs), made once per process."""
     global _STREAMS
-    if mx.default_device() != mx.cpu:
+    if not n:
         return []
-    if _STREAMS is None:
-        _STREAMS = [mx.new_stream(mx.cpu) for _ in range(2)]
-    return _STREAMS
+    if _STREAMS is None or len(_STREAMS) < n:
+        _STREAMS = [mx.new_stream(mx.cpu) for _ in range(n)]
+    return _STREAMS[:n]

@@ -1,50 +1,48 @@
-"""Convolutions written as strided slices + one matmul (channels-last, ``(B, T, C)``).
+"""The layers' heavy kernels, in each form a backend may pick (channels-last, ``(B, T, C)``).
 
-MLX's CPU backend runs dilated ``conv1d`` and ``conv_transpose1d`` on a naive path; as
-matmuls they reach BLAS speed on CPU and stay GEMM-shaped on GPUs. Weights keep MLX's
-layouts: Conv1d ``(out, k, in)``, ConvTranspose1d ``(out, k, in)``.
+Convolutions: MLX's own (``native``: cuDNN / Metal on GPUs), or strided slices + matmuls
+(``gemm``): MLX's CPU backend runs dilated ``conv1d`` and ``conv_transpose1d`` on a naive path,
+as matmuls they reach BLAS speed. Transcendentals: MLX's, or NumPy's (SIMD on the CPU).
+:class:`Kernels` holds one choice of each; a model's comes from its
+:class:`~rvc_synth.backends.Backend`. Weights keep MLX's layouts: Conv1d ``(out, k, in)``,
+ConvTranspose1d ``(out, k, in)``.
 """
 
 from __future__ import annotations
 
 import math
-import os
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
 
-def _native() -> bool:
-    """Use MLX's own conv kernels? Yes on GPUs (cuDNN / Metal), no on the CPU (naive there).
-
-    ``RVC_CONV=native|gemm`` overrides the choice (for benchmarking); ``RVC_CONV=gemm`` also keeps
-    the CPU decoder off oneDNN (``dnnl``, the default when installed)."""
-    choice = os.environ.get("RVC_CONV")
-    if choice:
-        return choice == "native"
-    return mx.default_device() != mx.cpu
+def _numpy_ok(x: mx.array) -> bool:
+    """NumPy's SIMD functions take float32; other dtypes stay in MLX."""
+    return x.dtype == mx.float32
 
 
-def _via_numpy(x: mx.array) -> bool:
-    """MLX's CPU ``tanh``/``sigmoid``/``sin``/``exp`` are scalar (~37 ns per element: 14 ms per
-    10 s of audio in each WN gate); NumPy's are SIMD (~0.7 ns). Float32 on the CPU goes there."""
-    return x.dtype == mx.float32 and mx.default_device() == mx.cpu
+def tanh_numpy(x: mx.array) -> mx.array:
+    """``tanh`` in NumPy: MLX's CPU ``tanh``/``sigmoid``/``sin``/``exp`` are scalar (~37 ns per
+    element: 14 ms per 10 s of audio in each WN gate); NumPy's are SIMD (~0.7 ns)."""
+    return mx.array(np.tanh(np.array(x))) if _numpy_ok(x) else mx.tanh(x)
 
 
-def tanh(x: mx.array) -> mx.array:
-    return mx.array(np.tanh(np.array(x))) if _via_numpy(x) else mx.tanh(x)
+def sin_numpy(x: mx.array) -> mx.array:
+    return mx.array(np.sin(np.array(x))) if _numpy_ok(x) else mx.sin(x)
 
 
-def sin(x: mx.array) -> mx.array:
-    return mx.array(np.sin(np.array(x))) if _via_numpy(x) else mx.sin(x)
-
-
-def gated(a: mx.array) -> mx.array:
+def gated_mlx(a: mx.array) -> mx.array:
     """WaveNet's gate ``tanh(a[..., :H]) * sigmoid(a[..., H:])`` with ``2H`` channels."""
     h = a.shape[-1] // 2
-    if not _via_numpy(a):
-        return mx.tanh(a[..., :h]) * mx.sigmoid(a[..., h:])
+    return mx.tanh(a[..., :h]) * mx.sigmoid(a[..., h:])
+
+
+def gated_numpy(a: mx.array) -> mx.array:
+    """:func:`gated_mlx` in NumPy (float32)."""
+    if not _numpy_ok(a):
+        return gated_mlx(a)
+    h = a.shape[-1] // 2
     an = np.array(a)
     with np.errstate(over="ignore"):  # exp(-a) = inf gives sigmoid 0, as it should
         s = np.exp(-an[..., h:])
@@ -52,8 +50,95 @@ def gated(a: mx.array) -> mx.array:
     return mx.array(np.tanh(an[..., :h]) / s)
 
 
+def conv1d_gemm(layer: Conv1d, x: mx.array) -> mx.array:
+    """``layer(x)`` as strided slices + matmuls: MLX's CPU dilated ``conv1d`` is naive; these
+    reach BLAS speed."""
+    cout, k, cin = layer.weight.shape
+    p, s, d = layer.padding, layer.stride, layer.dilation
+    has_bias = "bias" in layer
+    if k == 1 and s == 1 and p == 0:
+        w = layer.weight.reshape(cout, cin).T
+        return mx.addmm(layer.bias, x, w) if has_bias else x @ w
+    if p:
+        x = mx.pad(x, [(0, 0), (p, p), (0, 0)])
+    n = (x.shape[1] - d * (k - 1) - 1) // s + 1
+    if s != 1:  # strided (the NSF noise convs, 1 input channel): im2col + one matmul
+        cols = mx.concatenate([x[:, j * d : j * d + (n - 1) * s + 1 : s, :] for j in range(k)], axis=-1)
+        y = cols @ layer.weight.reshape(cout, k * cin).T
+        return y + layer.bias if has_bias else y
+    # stride 1: one GEMM per tap on a contiguous time slice, accumulated in place by BLAS
+    # (beta = 1), so nothing k-times the activation size is ever materialised.
+    b = x.shape[0]
+    y = layer.bias if has_bias else mx.zeros((cout,), dtype=x.dtype)
+    y = mx.broadcast_to(y, (b, n, cout))
+    for j in range(k):
+        xj = x[:, j * d : j * d + n, :]
+        wj = layer.weight[:, j, :].T
+        y = mx.addmm(y, xj, wj) if b == 1 else y + xj @ wj
+    return y
+
+
+def conv1d_native(layer: Conv1d, x: mx.array) -> mx.array:
+    """``layer(x)`` on MLX's ``conv1d`` (cuDNN / Metal); kernel-1 layers stay one matmul."""
+    if layer.weight.shape[1] == 1:
+        return conv1d_gemm(layer, x)
+    y = mx.conv1d(x, layer.weight, stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
+    return y + layer.bias if "bias" in layer else y
+
+
+def conv_transpose1d_gemm(layer: ConvTranspose1d, x: mx.array) -> mx.array:
+    """``layer(x)`` polyphase: one matmul gives every tap's contribution ``(B, T, k, out)``; the
+    taps are overlap-added frame by frame (``ceil(k/stride)`` shifted adds), then cropped."""
+    cout, k, cin = layer.weight.shape
+    b, t, _ = x.shape
+    u, p = layer.stride, layer.padding
+    m = math.ceil(k / u)
+    w = layer.weight.transpose(2, 1, 0).reshape(cin, k * cout)
+    z = (x @ w).reshape(b, t, k, cout)
+    if m * u != k:
+        z = mx.pad(z, [(0, 0), (0, 0), (0, m * u - k), (0, 0)])
+    z = z.reshape(b, t, m, u, cout)
+    y = None
+    for i in range(m):
+        zi = mx.pad(z[:, :, i], [(0, 0), (i, m - 1 - i), (0, 0), (0, 0)])
+        y = zi if y is None else y + zi
+    y = y.reshape(b, (t + m - 1) * u, cout)
+    n_out = (t - 1) * u - 2 * p + k
+    return y[:, p : p + n_out] + layer.bias
+
+
+def conv_transpose1d_native(layer: ConvTranspose1d, x: mx.array) -> mx.array:
+    return mx.conv_transpose1d(x, layer.weight, stride=layer.stride, padding=layer.padding) + layer.bias
+
+
+class Kernels:
+    """The functions the layers call for their heavy work, fixed per model by its
+    :class:`~rvc_synth.backends.Backend`: ``conv`` ``"gemm"``/``"native"`` (see above), ``math``
+    ``"numpy"``/``"mlx"`` (float32 ``tanh``, ``sin``, the WN gate and the attention softmax)."""
+
+    def __init__(self, conv: str = "gemm", math: str = "mlx") -> None:
+        if conv not in ("gemm", "native") or math not in ("numpy", "mlx"):
+            raise ValueError(f"conv={conv!r}, math={math!r}; expected gemm|native and numpy|mlx")
+        self.conv, self.math = conv, math
+        native, numpy = conv == "native", math == "numpy"
+        self.conv1d = conv1d_native if native else conv1d_gemm
+        self.conv_transpose1d = conv_transpose1d_native if native else conv_transpose1d_gemm
+        self.tanh = tanh_numpy if numpy else mx.tanh
+        self.sin = sin_numpy if numpy else mx.sin
+        self.gated = gated_numpy if numpy else gated_mlx
+
+    def __repr__(self) -> str:
+        return f"Kernels(conv={self.conv!r}, math={self.math!r})"
+
+
+#: What layers built outside a :class:`~rvc_synth.Synthesizer` use (MLX ops, GEMM convolutions).
+DEFAULT_KERNELS = Kernels()
+
+
 class Conv1d(nn.Module):
     """1-D convolution ``(B, T, in) -> (B, T', out)`` with stride, zero padding and dilation."""
+
+    kernels = DEFAULT_KERNELS  # the model's, set by Synthesizer.set_backend
 
     def __init__(self, cin: int, cout: int, kernel: int, *, stride: int = 1, padding: int = 0,
                  dilation: int = 1, bias: bool = True) -> None:
@@ -64,40 +149,16 @@ class Conv1d(nn.Module):
         self.stride, self.padding, self.dilation = stride, padding, dilation
 
     def __call__(self, x: mx.array) -> mx.array:
-        cout, k, cin = self.weight.shape
-        p, s, d = self.padding, self.stride, self.dilation
-        has_bias = "bias" in self
-        if k > 1 and _native():
-            y = mx.conv1d(x, self.weight, stride=s, padding=p, dilation=d)
-            return y + self.bias if has_bias else y
-        if k == 1 and s == 1 and p == 0:
-            w = self.weight.reshape(cout, cin).T
-            return mx.addmm(self.bias, x, w) if has_bias else x @ w
-        if p:
-            x = mx.pad(x, [(0, 0), (p, p), (0, 0)])
-        n = (x.shape[1] - d * (k - 1) - 1) // s + 1
-        if s != 1:  # strided (the NSF noise convs, 1 input channel): im2col + one matmul
-            cols = mx.concatenate([x[:, j * d : j * d + (n - 1) * s + 1 : s, :] for j in range(k)], axis=-1)
-            y = cols @ self.weight.reshape(cout, k * cin).T
-            return y + self.bias if has_bias else y
-        # stride 1: one GEMM per tap on a contiguous time slice, accumulated in place by BLAS
-        # (beta = 1), so nothing k-times the activation size is ever materialised.
-        b = x.shape[0]
-        y = self.bias if has_bias else mx.zeros((cout,), dtype=x.dtype)
-        y = mx.broadcast_to(y, (b, n, cout))
-        for j in range(k):
-            xj = x[:, j * d : j * d + n, :]
-            wj = self.weight[:, j, :].T
-            y = mx.addmm(y, xj, wj) if b == 1 else y + xj @ wj
-        return y
+        return self.kernels.conv1d(self, x)
 
 
 class ConvTranspose1d(nn.Module):
     """Transposed 1-D convolution ``(B, T, in) -> (B, (T-1)*stride - 2*padding + k, out)``.
 
-    Computed polyphase: one matmul gives every tap's contribution ``(B, T, k, out)``; the taps
-    are overlap-added frame by frame (``ceil(k/stride)`` shifted adds), then cropped.
+    On MLX's kernel, or polyphase (:func:`conv_transpose1d_gemm`).
     """
+
+    kernels = DEFAULT_KERNELS
 
     def __init__(self, cin: int, cout: int, kernel: int, *, stride: int, padding: int = 0) -> None:
         super().__init__()
@@ -106,24 +167,7 @@ class ConvTranspose1d(nn.Module):
         self.stride, self.padding = stride, padding
 
     def __call__(self, x: mx.array) -> mx.array:
-        cout, k, cin = self.weight.shape
-        b, t, _ = x.shape
-        u, p = self.stride, self.padding
-        if _native():
-            return mx.conv_transpose1d(x, self.weight, stride=u, padding=p) + self.bias
-        m = math.ceil(k / u)
-        w = self.weight.transpose(2, 1, 0).reshape(cin, k * cout)
-        z = (x @ w).reshape(b, t, k, cout)
-        if m * u != k:
-            z = mx.pad(z, [(0, 0), (0, 0), (0, m * u - k), (0, 0)])
-        z = z.reshape(b, t, m, u, cout)
-        y = None
-        for i in range(m):
-            zi = mx.pad(z[:, :, i], [(0, 0), (i, m - 1 - i), (0, 0), (0, 0)])
-            y = zi if y is None else y + zi
-        y = y.reshape(b, (t + m - 1) * u, cout)
-        n_out = (t - 1) * u - 2 * p + k
-        return y[:, p : p + n_out] + self.bias
+        return self.kernels.conv_transpose1d(self, x)
 
 
 class LayerNorm(nn.Module):

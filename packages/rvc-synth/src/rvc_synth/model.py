@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,12 +18,14 @@ import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
 from mlx.utils import tree_flatten, tree_map  # noqa: E402
 
+from .backends import Backend, choose  # noqa: E402
 from .checkpoint import Checkpoint, read_checkpoint  # noqa: E402
 from .config import SynthConfig  # noqa: E402
 from .encoder import TextEncoder  # noqa: E402
 from .errors import InputShapeError, UnsupportedCheckpointError  # noqa: E402
 from .flow import ResidualCouplingBlock  # noqa: E402
-from .generator import Generator, use_compile  # noqa: E402
+from .generator import Generator  # noqa: E402
+from .layers import Kernels  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,9 @@ _FLOW_CONTEXT = 24  # frames of flow context the reference keeps before skip_hea
 
 @dataclass(frozen=True)
 class SynthInfo:
-    """What a loaded model is: ``feature_dim`` 256 (v1) / 768 (v2); ``hop`` samples per 10 ms frame."""
+    """What a loaded model is: ``feature_dim`` 256 (v1) / 768 (v2); ``hop`` samples per 10 ms frame;
+    ``backend`` the kernels in use (``"mlx"``, ``"numpy"``, ``"onednn"``: :mod:`rvc_synth.backends`),
+    ``precision`` the arithmetic (``"float32"``, ``"tf32"``, ``"float16"``, ``"bfloat16"``)."""
 
     version: str
     has_f0: bool
@@ -44,6 +47,8 @@ class SynthInfo:
     feature_dim: int
     n_params: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    backend: str = "mlx"
+    precision: str = "float32"
 
     @property
     def embedder(self) -> str | None:
@@ -93,9 +98,15 @@ def sanitize(weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 class Synthesizer(nn.Module):
-    """RVC synthesizer (``SynthesizerTrnMs{256,768}NSFsid[_nono]``), channels-last inside."""
+    """RVC synthesizer (``SynthesizerTrnMs{256,768}NSFsid[_nono]``), channels-last inside.
 
-    def __init__(self, config: SynthConfig, *, metadata: Mapping[str, Any] | None = None) -> None:
+    ``backend`` (a name of :data:`rvc_synth.backends.BACKENDS` or a
+    :class:`~rvc_synth.backends.Backend`) and ``tf32`` choose the kernels once, here (see
+    :func:`rvc_synth.backends.choose`); :meth:`set_backend` changes them later.
+    """
+
+    def __init__(self, config: SynthConfig, *, metadata: Mapping[str, Any] | None = None,
+                 backend: str | Backend = "auto", tf32: bool | None = None) -> None:
         super().__init__()
         self.config = config
         self.metadata = dict(metadata or {})
@@ -103,6 +114,7 @@ class Synthesizer(nn.Module):
         self.flow = ResidualCouplingBlock(config)
         self.dec = Generator(config)
         self.emb_g = nn.Embedding(config.n_speakers, config.gin_channels)
+        self.set_backend(backend, tf32=tf32)
 
     sanitize = staticmethod(sanitize)
 
@@ -121,6 +133,26 @@ class Synthesizer(nn.Module):
         if dt not in (mx.float32, mx.float16, mx.bfloat16):
             raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype}")
         self.update(tree_map(lambda a: a.astype(dt), self.parameters()))
+        self.set_backend(replace(self.backend, dtype=str(dt).rsplit(".", 1)[-1]))
+        return self
+
+    @property
+    def backend(self) -> Backend:
+        """The kernels in use (:class:`~rvc_synth.backends.Backend`): name, device, precision."""
+        return self.__dict__["_backend"]
+
+    def set_backend(self, backend: str | Backend = "auto", *, tf32: bool | None = None) -> "Synthesizer":
+        """Choose the kernels: a backend name (resolved by :func:`rvc_synth.backends.choose`,
+        ``$RVC_BACKEND`` included, for this model's dtype) or a :class:`Backend` as is."""
+        if not isinstance(backend, Backend):
+            backend = choose(backend, dtype=str(self.dtype).rsplit(".", 1)[-1], tf32=tf32)
+        kernels = Kernels(backend.conv, backend.math)
+        for _, m in self.named_modules():
+            if isinstance(m, Generator):
+                object.__setattr__(m, "backend", backend)
+            if "kernels" in dir(type(m)):
+                object.__setattr__(m, "kernels", kernels)
+        self.__dict__["_backend"] = backend
         self._reset_compiled()
         return self
 
@@ -130,8 +162,8 @@ class Synthesizer(nn.Module):
         self.dec._fn = self.dec._fn2 = None
 
     def _compiled(self, name: str, fn, *key: object):
-        if not use_compile() or not os.environ.get("RVC_COMPILE"):
-            return fn  # encoder/flow shapes vary per call: compile only when asked (RVC_COMPILE=1)
+        if self.backend.compile != "all":
+            return fn  # encoder/flow shapes vary per call: compiled only when asked (compile="all")
         graphs = self.__dict__.setdefault("_graphs", {})
         if (name, key) not in graphs:
             graphs[(name, key)] = mx.compile(fn)
@@ -141,7 +173,9 @@ class Synthesizer(nn.Module):
     def info(self) -> SynthInfo:
         c = self.config
         n = sum(v.size for _, v in tree_flatten(self.parameters()))
-        return SynthInfo(c.version, c.has_f0, c.sample_rate, c.hop, c.n_speakers, c.feature_dim, n, dict(self.metadata))
+        b = self.backend
+        return SynthInfo(c.version, c.has_f0, c.sample_rate, c.hop, c.n_speakers, c.feature_dim, n,
+                         dict(self.metadata), b.name, b.precision)
 
     def load_checkpoint_weights(self, ckpt: Checkpoint) -> None:
         """Strictly load (sanitized) weights: every parameter present, nothing extra, shapes equal."""
@@ -251,7 +285,7 @@ class Synthesizer(nn.Module):
         if noise_scale:
             z_p = m_p + mx.exp(logs_p) * mx.random.normal(m_p.shape, key=k_prior).astype(m_p.dtype) * noise_scale
         z = self._compiled("flow", self.flow.reverse)(z_p, g)
-        if mx.default_device() != mx.cpu:
+        if self.backend.device != "cpu":
             mx.eval(z)  # GPUs: the encoder's and flow's transient memory is freed before the decoder
         if streaming:
             z = z[:, dec_head : dec_head + length]
@@ -261,19 +295,34 @@ class Synthesizer(nn.Module):
                         out_frames=out_frames).astype(mx.float32)
 
 
-def load(path: str | Path, *, dtype: str = "float32") -> Synthesizer:
+def load(path: str | Path, *, dtype: str = "float32", backend: str | Backend = "auto",
+         tf32: bool | None = None) -> Synthesizer:
     """Load an RVC model: a ``.pth`` (inference or training format) or a converted folder.
 
-    Untrusted files are read with a restricted unpickler (nothing in them runs). ``dtype``
-    ``"float16"``/``"bfloat16"`` runs the network in half precision (GPUs).
+    Untrusted files are read with a restricted unpickler (nothing in them runs).
+
+    Args:
+        path: the checkpoint file or folder.
+        dtype: ``"float32"`` (default), or ``"float16"``/``"bfloat16"`` to run the network in
+            half precision (GPUs).
+        backend: ``"auto"`` (default; ``$RVC_BACKEND`` may name another), ``"mlx"``,
+            ``"numpy"`` or ``"onednn"``, or a :class:`~rvc_synth.backends.Backend`; chosen here,
+            once (see :mod:`rvc_synth.backends`). ``model.info.backend`` says which.
+        tf32: NVIDIA GPUs: float32 matmuls/convolutions in TF32 (``True``) or exact
+            (``False``); ``None`` keeps ``MLX_ENABLE_TF32`` if the caller set it, else exact.
+
+    Raises:
+        BackendError: an unknown backend name, or ``"onednn"`` without the library.
     """
+    if isinstance(backend, str):  # an unknown name fails before the file is read
+        backend = choose(backend, dtype=dtype, tf32=tf32)
     ckpt = read_checkpoint(path)
     from ._slow_blas import warn_if_reference_blas  # issue 21: say once when MLX's CPU BLAS is slow
 
     warn_if_reference_blas()
-    model = Synthesizer(ckpt.config, metadata=ckpt.metadata)
+    model = Synthesizer(ckpt.config, metadata=ckpt.metadata, backend=replace(backend, dtype="float32"))
     model.load_checkpoint_weights(ckpt)
     if dtype != "float32":
         model.set_dtype(dtype)
-    logger.debug("loaded %s: %s", path, model.info)
+    logger.debug("loaded %s: %s, backend %s", path, model.info, model.backend)
     return model

@@ -1,0 +1,73 @@
+"""RMVPE backend selection: chosen once at load_rmvpe(backend=) (or when a convolution is lent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from rvc_f0 import load_rmvpe
+from rvc_f0._rmvpe import BACKENDS, ENV_BACKEND, RMVPEBackend, choose_backend
+from rvc_f0.errors import RVCF0Error, UnknownBackendError
+
+CUDA = mx.default_device() == mx.gpu and mx.cuda.is_available()
+
+
+@pytest.fixture(scope="module")
+def weights(fixtures_dir) -> Path:
+    return fixtures_dir / "extractors" / "rmvpe_random.safetensors"
+
+
+@pytest.fixture(scope="module")
+def golden(fixtures_dir):
+    g = np.load(fixtures_dir / "extractors" / "rmvpe_golden.npz")
+    return {k: g[k] for k in g.files}
+
+
+def test_auto_picks_the_same_kernels_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CUDA: the BiGRU kernel; CPU: the lent U-Net convolution when one is lent."""
+    monkeypatch.delenv(ENV_BACKEND, raising=False)
+    lent = object()
+    gpu = mx.default_device() == mx.gpu
+    assert choose_backend() == RMVPEBackend("auto", "mlx", "cuda" if CUDA else "mlx")
+    assert choose_backend(conv2d=lent).unet == ("mlx" if gpu else "conv2d")
+    assert choose_backend("mlx", conv2d=lent) == RMVPEBackend("mlx", "mlx", "mlx")
+
+
+def test_mlx_backend_meets_the_goldens_and_is_cached_apart(weights: Path, golden: dict) -> None:
+    auto = load_rmvpe(weights)
+    plain = load_rmvpe(weights, backend="mlx")
+    assert plain is not auto and load_rmvpe(weights, backend="mlx") is plain
+    assert plain.backend == RMVPEBackend("mlx", "mlx", "mlx")
+    audio = golden["vocadito_5s/audio"]
+    sal = plain.salience(audio)
+    assert np.max(np.abs(sal - golden["vocadito_5s/salience"])) <= 5e-4
+    assert np.max(np.abs(sal - auto.salience(audio))) <= 1e-5
+
+
+def test_lending_a_convolution_chooses_again(weights: Path) -> None:
+    from rvc_f0._rmvpe import _load
+
+    m = _load(weights)
+    assert m.backend.unet == "mlx" and m._unet() is None
+    m.conv2d = lambda w, b, p: None  # a (never called) factory
+    assert m.backend.unet == ("conv2d" if mx.default_device() == mx.cpu else "mlx")
+    m.set_backend("mlx")
+    assert m.backend.unet == "mlx" and m._unet() is None and m.conv2d is not None
+
+
+def test_invalid_backend_and_environment_override(weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_BACKEND, raising=False)
+    with pytest.raises(UnknownBackendError, match="backend='onednn' .*expected one of auto, mlx, cuda"):
+        load_rmvpe(weights, backend="onednn")
+    assert issubclass(UnknownBackendError, RVCF0Error) and BACKENDS == ("auto", "mlx", "cuda")
+    if not CUDA:
+        with pytest.raises(UnknownBackendError, match="CUDA"):
+            choose_backend("cuda")
+    monkeypatch.setenv(ENV_BACKEND, "mlx")
+    assert choose_backend().name == "mlx"
+    assert choose_backend("auto", conv2d=object()).unet == "mlx"  # read when choosing
+    monkeypatch.setenv(ENV_BACKEND, "fast")
+    with pytest.raises(UnknownBackendError, match=r"\$RVC_RMVPE_BACKEND='fast'"):
+        choose_backend()

@@ -1,0 +1,144 @@
+"""Backend selection: chosen once at load (name, ``$RVC_BACKEND``, dtype, tf32), reported in ``info``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import pytest
+import rvc_synth
+from rvc_synth import _dnnl, backends
+from rvc_synth.backends import BACKENDS, Backend, BackendError
+
+TINY = {"max": 1e-4, "snr": 60.0}  # test_parity's tolerance for the tiny variants
+
+
+def _golden_error(m: rvc_synth.Synthesizer, ref_dir: Path, variant: str) -> tuple[float, float]:
+    g = np.load(ref_dir / "synth" / f"{variant}_T64.npz")
+    args = (g["phone"], g["pitch"], g["pitchf"]) if "pitch" in g else (g["phone"],)
+    out = np.array(m(*args, noise_scale=0)[0], dtype=np.float64)
+    ref = g["audio"][0, 0].astype(np.float64)
+    return float(np.abs(out - ref).max()), float(10 * np.log10(np.sum(ref**2) / np.sum((out - ref) ** 2)))
+
+
+def test_auto_picks_the_same_kernels_as_before(ref_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPU: oneDNN decoder when installed (else the MLX one), GEMM convolutions, NumPy
+    transcendentals and attention, two streams, nothing compiled. GPUs: MLX's own kernels."""
+    monkeypatch.delenv(backends.ENV_BACKEND, raising=False)
+    m = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_40k.pth")
+    b = m.backend
+    if mx.default_device() == mx.cpu:
+        name = "onednn" if _dnnl.available() else "numpy"
+        assert b == Backend(
+            name=name,
+            device="cpu",
+            conv="gemm",
+            math="numpy",
+            decoder="onednn" if name == "onednn" else "mlx",
+            compile="off",
+            streams=2,
+        )
+        assert (m.dec._dnnl() is not None) == _dnnl.available()
+    else:
+        assert (b.name, b.device, b.conv, b.math, b.decoder, b.compile, b.streams) == (
+            "mlx",
+            "gpu",
+            "native",
+            "mlx",
+            "mlx",
+            "decoder",
+            0,
+        )
+    assert (m.info.backend, m.info.precision) == (b.name, b.precision) and b.precision in ("float32", "tf32")
+    # every layer got the model's kernels
+    assert m.dec.conv_pre.kernels.conv == m.enc_p.encoder.attn_layers[0].kernels.conv == b.conv
+    assert m.flow.flows[0].enc.kernels.math == m.dec.m_source.kernels.math == b.math
+
+
+@pytest.mark.parametrize("variant", ["v2_f0_40k", "v1_nof0_32k"])
+def test_explicit_mlx_backend_meets_the_goldens(ref_dir: Path, variant: str) -> None:
+    m = rvc_synth.load(ref_dir / "checkpoints" / f"{variant}.pth", backend="mlx")
+    assert m.backend.name == m.info.backend == "mlx" and m.backend.math == "mlx" and m.backend.decoder == "mlx"
+    err, snr = _golden_error(m, ref_dir, variant)
+    assert err <= TINY["max"] and snr >= TINY["snr"], (err, snr)
+    auto = rvc_synth.load(ref_dir / "checkpoints" / f"{variant}.pth")
+    err_auto, snr_auto = _golden_error(auto, ref_dir, variant)
+    assert err_auto <= TINY["max"] and snr_auto >= TINY["snr"], (err_auto, snr_auto)
+
+
+def test_numpy_backend_and_switching_back(ref_dir: Path) -> None:
+    m = rvc_synth.load(ref_dir / "checkpoints" / "v1_f0_48k.pth", backend="numpy")
+    assert (m.backend.name, m.backend.decoder, m.backend.math) == ("numpy", "mlx", "numpy")
+    assert m.dec._dnnl() is None
+    err, snr = _golden_error(m, ref_dir, "v1_f0_48k")
+    assert err <= TINY["max"] and snr >= TINY["snr"]
+    m.set_backend("mlx")
+    assert m.info.backend == "mlx" and m.dec.ups[0].kernels.math == "mlx"
+    err2, snr2 = _golden_error(m, ref_dir, "v1_f0_48k")
+    assert err2 <= TINY["max"] and snr2 >= TINY["snr"]
+
+
+def test_invalid_backend_names_the_valid_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(backends.ENV_BACKEND, raising=False)
+    with pytest.raises(BackendError, match="backend='cuda' .*expected one of auto, mlx, numpy, onednn"):
+        rvc_synth.load(tmp_path / "missing.pth", backend="cuda")  # before the file is looked at
+    with pytest.raises(rvc_synth.RVCSynthError):
+        backends.choose("fast")
+    with pytest.raises(BackendError, match="dtype='float64'"):
+        backends.choose("mlx", dtype="float64")
+    assert BACKENDS == ("auto", "mlx", "numpy", "onednn")
+
+
+def test_onednn_without_the_library_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backends, "_onednn_available", lambda: False)
+    with pytest.raises(BackendError, match="pip install onednn-cpu-gomp"):
+        backends.choose("onednn")
+    if mx.default_device() == mx.cpu:
+        assert backends.choose("auto").name == "numpy"
+
+
+def test_environment_override_is_read_at_load_only(ref_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = ref_dir / "checkpoints" / "v2_nof0_32k.pth"
+    monkeypatch.setenv(backends.ENV_BACKEND, "mlx")
+    m = rvc_synth.load(path)
+    assert m.info.backend == "mlx"
+    assert rvc_synth.load(path, backend="numpy").info.backend == "numpy"  # an explicit name wins
+    monkeypatch.setenv(backends.ENV_BACKEND, "numpy")  # too late for m: nothing reads it in a forward pass
+    g = np.load(ref_dir / "synth" / "v2_nof0_32k_T37.npz")
+    mx.eval(m(g["phone"], noise_scale=0))
+    assert m.info.backend == "mlx" and m.dec.conv_pre.kernels.math == "mlx"
+    monkeypatch.setenv(backends.ENV_BACKEND, "turbo")
+    with pytest.raises(BackendError, match=r"\$RVC_BACKEND='turbo'.*expected one of auto, mlx, numpy, onednn"):
+        rvc_synth.load(path)
+
+
+def test_precision_is_reported_and_loading_writes_no_environment_on_cpu(ref_dir: Path) -> None:
+    before = dict(os.environ)
+    m = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_40k.pth", dtype="float16")
+    assert m.info.precision == m.backend.dtype == "float16"
+    assert m.backend.chunk_frames == (500 if m.backend.device == "cpu" else 1500)
+    m.set_dtype("float32")
+    assert m.info.precision in ("float32", "tf32")
+    if mx.default_device() == mx.cpu:
+        assert dict(os.environ) == before and m.backend.tf32 is False
+
+
+def test_tf32_setting(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """What ``choose`` does with ``MLX_ENABLE_TF32`` on CUDA (MLX reads it once per process)."""
+    env = backends.ENV_TF32
+    monkeypatch.delenv(env, raising=False)
+    assert backends._tf32(None) is False and os.environ[env] == "0"  # exact by default
+    monkeypatch.delenv(env)
+    assert backends._tf32(True) is True and os.environ[env] == "1"
+    assert backends._tf32(None) is True  # the caller's value is kept
+    with caplog.at_level(logging.WARNING, logger="rvc_synth.backends"):
+        assert backends._tf32(False) is True  # too late: reported as it is
+    assert "already set" in caplog.text and os.environ[env] == "1"
+    b = Backend(
+        name="mlx", device="gpu", conv="native", math="mlx", decoder="mlx", compile="decoder", streams=0, tf32=True
+    )
+    assert (b.precision, b.chunk_frames) == ("tf32", 500)
+    assert b.__class__(**{**b.__dict__, "tf32": False}).chunk_frames == 200
