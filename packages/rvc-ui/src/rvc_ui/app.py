@@ -147,7 +147,7 @@ def _convert_tab(gr: Any, cache: ConverterCache) -> None:
         with gr.Column(scale=5):
             out_audio = gr.Audio(label="Converted", type="filepath", interactive=False, elem_id="output-audio")
             download = gr.DownloadButton("Download", visible=False, elem_id="download-button")
-            plot = gr.Plot(label="Waveforms and pitch", elem_id="conversion-plot")
+            plot = gr.Plot(label="Waveforms and pitch", show_label=False, elem_id="conversion-plot")
             summary = gr.Markdown(elem_id="convert-summary")
 
     @_page_errors
@@ -160,7 +160,8 @@ def _convert_tab(gr: Any, cache: ConverterCache) -> None:
                                     output_format=values[VOICE_KEYS.index("output_format")],
                                     progress=_chunks(progress, "chunk"), **opts)
         seconds = len(conv.output) / conv.sample_rate
-        text = f"**{conv.path.name}**: {seconds:.2f} s at {conv.sample_rate} Hz with {Path(model or '').name}"
+        text = (f"**{conv.path.name}**: {seconds:.2f} s at {conv.sample_rate} Hz with {Path(model or '').name} "
+                f"({opts['pitch']:+g} semitones, {opts['f0_method']})")
         fig = conversion_figure(conv)
         return str(conv.path), gr.DownloadButton(value=str(conv.path), visible=True), fig, text
 
