@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from rvc_ui import ConverterCache, actions
 
 OPTS = {"f0_method": "pm", "pitch": 3, "seed": 0}  # pm: cheap and deterministic
@@ -97,13 +96,20 @@ def test_models_folder_listing(models_dir):
 
     found = actions.find_models(models_dir)
     assert [p.relative_to(models_dir).as_posix() for p in found] == [
-        "singer/singer.pth", "v1_f0_40k.pth", "v1_nof0_32k.pth"
+        "singer/singer.pth",
+        "v1_f0_40k.pth",
+        "v1_nof0_32k.pth",
     ]
     rows = actions.model_rows(models_dir)
     for row, path in zip(rows, found):
         info = rvc_synth.load(path).info
-        assert row[:5] == [path.relative_to(models_dir).as_posix(), "v1", info.sample_rate,
-                           "yes" if info.has_f0 else "no", info.n_speakers]
+        assert row[:5] == [
+            path.relative_to(models_dir).as_posix(),
+            "v1",
+            info.sample_rate,
+            "yes" if info.has_f0 else "no",
+            info.n_speakers,
+        ]
         assert row[5] == f"{path.stat().st_size / 1e6:.1f} MB"
     assert [r[2] for r in rows] == [48000, 40000, 32000]
     idx = [models_dir / "singer" / "singer.index", models_dir / "added_IVF12_Flat_v1_f0_40k_v1.index"]
@@ -144,8 +150,9 @@ def test_batch_zip_and_folder(shared_cache, clip, models_dir, tmp_path):
     inputs = [clip, bad, clip]
     model = models_dir / "v1_nof0_32k.pth"
     seen = []
-    rows, archive = actions.convert_batch(shared_cache, inputs, model=model, seed=0,
-                                          progress=lambda d, t: seen.append((d, t)))
+    rows, archive = actions.convert_batch(
+        shared_cache, inputs, model=model, seed=0, progress=lambda d, t: seen.append((d, t))
+    )
     assert seen == [(1, 3), (2, 3), (3, 3)]
     assert [r[0] for r in rows] == ["arctic_1s.wav", "broken.wav", "arctic_1s.wav"]
     assert [r[2] for r in rows] == ["arctic_1s_v1_nof0_32k.wav", "", "arctic_1s_v1_nof0_32k-2.wav"]
@@ -168,8 +175,9 @@ def test_batch_zip_and_folder(shared_cache, clip, models_dir, tmp_path):
     (folder / "notes.txt").write_text("not audio")
     found = actions.batch_inputs(None, str(folder))
     assert found == [folder / "one.wav"]
-    rows, where = actions.convert_batch(shared_cache, found, model=model, output_dir=str(tmp_path / "conv"),
-                                        output_format="mp3")
+    rows, where = actions.convert_batch(
+        shared_cache, found, model=model, output_dir=str(tmp_path / "conv"), output_format="mp3"
+    )
     assert where == tmp_path / "conv" and rows[0][:3] == ["one.wav", "ok", "one_v1_nof0_32k.mp3"]
     assert (where / "one_v1_nof0_32k.mp3").stat().st_size > 1000
     with pytest.raises(actions.UIInputError, match="not a folder"):
@@ -180,8 +188,13 @@ def test_build_index_from_uploads_then_convert_with_it(settings, clip, clips, tm
     from rvc_index import FeatureIndex
 
     seen = []
-    dst = actions.build_index(settings, [clip, clips / "vocadito_10.wav"], name="myvoice", version="v1",
-                              progress=lambda d, t: seen.append((d, t)))
+    dst = actions.build_index(
+        settings,
+        [clip, clips / "vocadito_10.wav"],
+        name="myvoice",
+        version="v1",
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert dst == settings.models_dir / "myvoice.index" and seen == [(1, 2), (2, 2)]
     try:
         idx = FeatureIndex.load(dst)

@@ -52,11 +52,25 @@ def _wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float = 12
 def server(models_dir: Path, contentvec_v1: Path, rmvpe_random: Path, tmp_path: Path):
     """``rvc ui`` in a subprocess (extractor weights through the environment, voices by option)."""
     port = _free_port()
-    env = {**os.environ, "RVC_CONTENTVEC_WEIGHTS": str(contentvec_v1), "RVC_RMVPE_WEIGHTS": str(rmvpe_random),
-           "HF_HUB_OFFLINE": "1", "GRADIO_TEMP_DIR": str(tmp_path / "gradio"), "NO_PROXY": "127.0.0.1,localhost"}
+    env = {
+        **os.environ,
+        "RVC_CONTENTVEC_WEIGHTS": str(contentvec_v1),
+        "RVC_RMVPE_WEIGHTS": str(rmvpe_random),
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_TEMP_DIR": str(tmp_path / "gradio"),
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
     log = tmp_path / "server.log"
-    cmd = [sys.executable, "-c", "from rvc_cli.main import app; app()", "ui", "--port", str(port),
-           "--models-dir", str(models_dir)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from rvc_cli.main import app; app()",
+        "ui",
+        "--port",
+        str(port),
+        "--models-dir",
+        str(models_dir),
+    ]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
     url = f"http://127.0.0.1:{port}/"

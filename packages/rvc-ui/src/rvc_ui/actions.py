@@ -102,15 +102,16 @@ def model_rows(models_dir: str | os.PathLike[str]) -> list[list[Any]]:
         name, size = str(p.relative_to(root)), f"{_size(p) / 1e6:.1f} MB"
         try:
             info = rvc_synth.load(p).info
-        except Exception as exc:  # one bad file must not hide the others
+        except Exception as exc:  # noqa: BLE001  (one bad file must not hide the others)
             rows.append([name, f"unreadable: {error_message(exc)}", "", "", "", size])
             continue
         rows.append([name, info.version, info.sample_rate, "yes" if info.has_f0 else "no", info.n_speakers, size])
     return rows
 
 
-def import_model(pth: str | os.PathLike[str], models_dir: str | os.PathLike[str], *, name: str | None = None,
-                 overwrite: bool = False) -> tuple[Path, list[Any]]:
+def import_model(
+    pth: str | os.PathLike[str], models_dir: str | os.PathLike[str], *, name: str | None = None, overwrite: bool = False
+) -> tuple[Path, list[Any]]:
     """Check an uploaded ``.pth`` with the safe reader (``rvc_synth.load``: nothing in the pickle
     runs; a refused global raises ``UnsafeCheckpointError`` saying which) and copy it into
     ``models_dir`` as ``name`` (default: the upload's file name). Returns (path, its model row)."""
@@ -126,8 +127,14 @@ def import_model(pth: str | os.PathLike[str], models_dir: str | os.PathLike[str]
     tmp = dst.with_name(f".{dst.name}.part")
     shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
-    row = [dst.name, info.version, info.sample_rate, "yes" if info.has_f0 else "no", info.n_speakers,
-           f"{dst.stat().st_size / 1e6:.1f} MB"]
+    row = [
+        dst.name,
+        info.version,
+        info.sample_rate,
+        "yes" if info.has_f0 else "no",
+        info.n_speakers,
+        f"{dst.stat().st_size / 1e6:.1f} MB",
+    ]
     return dst, row
 
 
@@ -142,9 +149,9 @@ def weights_rows(settings: Settings) -> list[list[Any]]:
     for r in weights.weights_status():
         given = getattr(settings, r["name"])
         if given is not None:
-            rows.append([r["name"], "ok (--%s)" % r["name"] if Path(given).is_file() else "missing", str(given)])
+            rows.append([r["name"], f"ok (--{r['name']})" if Path(given).is_file() else "missing", str(given)])
         elif r.get("path"):
-            rows.append([r["name"], "ok ($%s)" % r["env"] if r["source"] == "env" else "ok (cache)", str(r["path"])])
+            rows.append([r["name"], f"ok (${r['env']})" if r["source"] == "env" else "ok (cache)", str(r["path"])])
         else:
             rows.append([r["name"], "missing", f"download it, or set ${r['env']}"])
     return rows
@@ -157,8 +164,15 @@ def download_weights(name: str = "all") -> dict[str, Path]:
     return weights.download_weights(name)
 
 
-def build_index(settings: Settings, recordings: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
-                name: str, version: str = "v2", overwrite: bool = False, progress: Progress | None = None) -> Path:
+def build_index(
+    settings: Settings,
+    recordings: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    name: str,
+    version: str = "v2",
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Path:
     """Build ``models_dir/<name>.index`` from recordings of the voice: a server-side folder, or
     uploaded files (copied to a temp folder first). Calls ``rvc_convert.weights.build_voice_index``."""
     from rvc_convert import weights
@@ -170,8 +184,9 @@ def build_index(settings: Settings, recordings: str | os.PathLike[str] | Sequenc
     if dst.exists() and not overwrite:
         raise FileExistsError(f"{dst} already exists; tick 'replace' to overwrite it or choose another name")
     if isinstance(recordings, (str, os.PathLike)):
-        return weights.build_voice_index(recordings, dst, version=version, contentvec=settings.contentvec,
-                                         overwrite=overwrite, progress=progress)
+        return weights.build_voice_index(
+            recordings, dst, version=version, contentvec=settings.contentvec, overwrite=overwrite, progress=progress
+        )
     files = [Path(f) for f in recordings]
     if not files:
         raise UIInputError("no recordings; upload audio files of the voice or give a folder on this machine")
@@ -179,8 +194,9 @@ def build_index(settings: Settings, recordings: str | os.PathLike[str] | Sequenc
         for i, f in enumerate(files):
             shutil.copyfile(f, Path(tmp) / f"{i:04d}_{f.name}")
         settings.models_dir.mkdir(parents=True, exist_ok=True)
-        return weights.build_voice_index(tmp, dst, version=version, contentvec=settings.contentvec,
-                                         overwrite=overwrite, progress=progress)
+        return weights.build_voice_index(
+            tmp, dst, version=version, contentvec=settings.contentvec, overwrite=overwrite, progress=progress
+        )
 
 
 # --- conversion ------------------------------------------------------------------------------------
@@ -227,8 +243,9 @@ def _require(audio: Any, model: Any) -> tuple[Path, Path]:
     return Path(audio), Path(model)
 
 
-def f0_curves(settings: Settings, audio_16k: np.ndarray, *, method: str, pitch: float,
-              filter_radius: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def f0_curves(
+    settings: Settings, audio_16k: np.ndarray, *, method: str, pitch: float, filter_radius: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
     """The input's pitch and the shifted target, per 10 ms frame, for the picture: ``rvc_f0``'s
     ``extract_f0`` (weights as the converter resolves them) and ``postprocess_f0``."""
     from rvc_f0 import extract_f0, postprocess_f0
@@ -243,9 +260,17 @@ def f0_curves(settings: Settings, audio_16k: np.ndarray, *, method: str, pitch: 
     return f0, target
 
 
-def convert_clip(cache: ConverterCache, audio: str | os.PathLike[str], *, model: str | os.PathLike[str],
-                 index: str | os.PathLike[str] | None = None, output_format: str = "wav", with_f0: bool = True,
-                 progress: Progress | None = None, **options: Any) -> Conversion:
+def convert_clip(
+    cache: ConverterCache,
+    audio: str | os.PathLike[str],
+    *,
+    model: str | os.PathLike[str],
+    index: str | os.PathLike[str] | None = None,
+    output_format: str = "wav",
+    with_f0: bool = True,
+    progress: Progress | None = None,
+    **options: Any,
+) -> Conversion:
     """Convert one file with the cached converter of ``model``/``index`` and write the result to
     the output folder as ``<input>_<model>.<format>`` (numbered, never overwriting).
 
@@ -268,9 +293,10 @@ def convert_clip(cache: ConverterCache, audio: str | os.PathLike[str], *, model:
     f0_in = f0_out = None
     if with_f0 and vc.info.has_f0:
         try:
-            f0_in, f0_out = f0_curves(cache.settings, x, method=opts.f0_method, pitch=opts.pitch,
-                                      filter_radius=opts.filter_radius)
-        except Exception as exc:  # the picture is optional; the conversion succeeded
+            f0_in, f0_out = f0_curves(
+                cache.settings, x, method=opts.f0_method, pitch=opts.pitch, filter_radius=opts.filter_radius
+            )
+        except Exception as exc:  # noqa: BLE001  (the picture is optional; the conversion succeeded)
             logger.warning("no F0 picture: %s", error_message(exc))
     return Conversion(path, rate, x, out, f0_in, f0_out)
 
@@ -290,10 +316,17 @@ def batch_inputs(files: Sequence[str | os.PathLike[str]] | None, folder: str | N
     raise UIInputError("nothing to convert; upload files or give a folder on this machine")
 
 
-def convert_batch(cache: ConverterCache, inputs: Sequence[Path], *, model: str | os.PathLike[str],
-                  index: str | os.PathLike[str] | None = None, output_format: str = "wav",
-                  output_dir: str | None = None, progress: Progress | None = None,
-                  **options: Any) -> tuple[list[list[Any]], Path]:
+def convert_batch(
+    cache: ConverterCache,
+    inputs: Sequence[Path],
+    *,
+    model: str | os.PathLike[str],
+    index: str | os.PathLike[str] | None = None,
+    output_format: str = "wav",
+    output_dir: str | None = None,
+    progress: Progress | None = None,
+    **options: Any,
+) -> tuple[list[list[Any]], Path]:
     """Convert every file with one model load; a failing file is reported, the others go on.
 
     Returns ``(rows, result)``: one :data:`BATCH_COLUMNS` row per input, and the output folder
@@ -321,7 +354,7 @@ def convert_batch(cache: ConverterCache, inputs: Sequence[Path], *, model: str |
             path = save_audio(dst, out, rate, format=output_format)
             rows.append([name, "ok", path.name, round(len(out) / rate, 2)])
             written.append(path)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (reported in its row; the other files go on)
             rows.append([name, f"error: {error_message(exc)}", "", ""])
         if progress is not None:
             progress(i + 1, len(inputs))

@@ -22,8 +22,14 @@ logger = logging.getLogger(__name__)
 __all__ = ["build_app", "is_local_host", "launch"]
 
 TITLE = "RVC voice conversion"
-DEFAULTS = {"pitch": 0, "f0_method": "rmvpe", "index_rate": 0.75, "protect": 0.33, "rms_mix_rate": 0.25,
-            "filter_radius": 3}
+DEFAULTS = {
+    "pitch": 0,
+    "f0_method": "rmvpe",
+    "index_rate": 0.75,
+    "protect": 0.33,
+    "rms_mix_rate": 0.25,
+    "filter_radius": 3,
+}
 
 
 def is_local_host(host: str) -> bool:
@@ -78,35 +84,74 @@ def _voice_controls(gr: Any, settings: Settings, prefix: str) -> dict[str, Any]:
     idx = actions.matching_index(first, actions.find_indexes(settings.models_dir)) if first else None
     c: dict[str, Any] = {}
     with gr.Row():
-        c["model"] = gr.Dropdown(models, value=first, label="Voice model", info=f"from {settings.models_dir}",
-                                 elem_id=f"{prefix}-model", scale=3)
-        c["index"] = gr.Dropdown(_index_choices(settings), value=str(idx) if idx else "", label="Index",
-                                 elem_id=f"{prefix}-index", scale=3)
+        c["model"] = gr.Dropdown(
+            models,
+            value=first,
+            label="Voice model",
+            info=f"from {settings.models_dir}",
+            elem_id=f"{prefix}-model",
+            scale=3,
+        )
+        c["index"] = gr.Dropdown(
+            _index_choices(settings), value=str(idx) if idx else "", label="Index", elem_id=f"{prefix}-index", scale=3
+        )
         c["refresh"] = gr.Button("Refresh", size="sm", scale=1, elem_id=f"{prefix}-refresh")
-    with gr.Accordion("Or upload a model", open=False):
-        with gr.Row():
-            c["model_file"] = gr.File(label="Model (.pth)", file_types=[".pth"], elem_id=f"{prefix}-model-file")
-            c["index_file"] = gr.File(label="Index (.index)", file_types=[".index"], elem_id=f"{prefix}-index-file")
+    with gr.Accordion("Or upload a model", open=False), gr.Row():
+        c["model_file"] = gr.File(label="Model (.pth)", file_types=[".pth"], elem_id=f"{prefix}-model-file")
+        c["index_file"] = gr.File(label="Index (.index)", file_types=[".index"], elem_id=f"{prefix}-index-file")
     with gr.Row():
-        c["pitch"] = gr.Slider(-24, 24, value=DEFAULTS["pitch"], step=1, label="Pitch (semitones)",
-                               info="+12 = one octave up (male to female), -12 = down", elem_id=f"{prefix}-pitch")
+        c["pitch"] = gr.Slider(
+            -24,
+            24,
+            value=DEFAULTS["pitch"],
+            step=1,
+            label="Pitch (semitones)",
+            info="+12 = one octave up (male to female), -12 = down",
+            elem_id=f"{prefix}-pitch",
+        )
         from rvc_f0 import METHODS
 
-        c["f0_method"] = gr.Dropdown(list(METHODS), value=DEFAULTS["f0_method"], label="Pitch method",
-                                     elem_id=f"{prefix}-f0-method")
-        c["output_format"] = gr.Dropdown(list(actions.FORMATS), value="wav", label="Output format",
-                                         elem_id=f"{prefix}-format")
+        c["f0_method"] = gr.Dropdown(
+            list(METHODS), value=DEFAULTS["f0_method"], label="Pitch method", elem_id=f"{prefix}-f0-method"
+        )
+        c["output_format"] = gr.Dropdown(
+            list(actions.FORMATS), value="wav", label="Output format", elem_id=f"{prefix}-format"
+        )
     with gr.Accordion("More settings", open=False):
         with gr.Row():
-            c["index_rate"] = gr.Slider(0, 1, value=DEFAULTS["index_rate"], step=0.05, label="Index rate",
-                                        info="how much of the voice's index replaces the input's timbre")
-            c["protect"] = gr.Slider(0, 0.5, value=DEFAULTS["protect"], step=0.01, label="Protect",
-                                     info="keeps breaths and consonants (0.5 = off)")
+            c["index_rate"] = gr.Slider(
+                0,
+                1,
+                value=DEFAULTS["index_rate"],
+                step=0.05,
+                label="Index rate",
+                info="how much of the voice's index replaces the input's timbre",
+            )
+            c["protect"] = gr.Slider(
+                0,
+                0.5,
+                value=DEFAULTS["protect"],
+                step=0.01,
+                label="Protect",
+                info="keeps breaths and consonants (0.5 = off)",
+            )
         with gr.Row():
-            c["rms_mix_rate"] = gr.Slider(0, 1, value=DEFAULTS["rms_mix_rate"], step=0.05, label="Volume envelope",
-                                          info="1 = the converted loudness, 0 = the input's")
-            c["filter_radius"] = gr.Slider(0, 7, value=DEFAULTS["filter_radius"], step=1, label="Filter radius",
-                                           info="harvest's median filter (3 or more: on)")
+            c["rms_mix_rate"] = gr.Slider(
+                0,
+                1,
+                value=DEFAULTS["rms_mix_rate"],
+                step=0.05,
+                label="Volume envelope",
+                info="1 = the converted loudness, 0 = the input's",
+            )
+            c["filter_radius"] = gr.Slider(
+                0,
+                7,
+                value=DEFAULTS["filter_radius"],
+                step=1,
+                label="Filter radius",
+                info="harvest's median filter (3 or more: on)",
+            )
 
     def refresh() -> tuple[Any, Any]:
         return (gr.Dropdown(choices=_model_choices(settings)), gr.Dropdown(choices=_index_choices(settings)))
@@ -140,8 +185,9 @@ def _voice(values: dict[str, Any]) -> tuple[str | None, str | None, dict[str, An
 def _convert_tab(gr: Any, cache: ConverterCache) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
-            audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Input audio",
-                             elem_id="input-audio")
+            audio = gr.Audio(
+                sources=["upload", "microphone"], type="filepath", label="Input audio", elem_id="input-audio"
+            )
             c = _voice_controls(gr, cache.settings, "convert")
             run = gr.Button("Convert", variant="primary", elem_id="convert-button")
         with gr.Column(scale=5):
@@ -151,54 +197,85 @@ def _convert_tab(gr: Any, cache: ConverterCache) -> None:
             summary = gr.Markdown(elem_id="convert-summary")
 
     @_page_errors
-    def convert(audio_path: str | None, *values: Any, progress: Any = gr.Progress()) -> tuple[Any, ...]:
+    def convert(audio_path: str | None, *values: Any, progress: Any = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
         from .plots import conversion_figure
 
         model, index, opts = _voice(dict(zip(VOICE_KEYS, values)))
         progress(0, desc="loading the voice")
-        conv = actions.convert_clip(cache, audio_path or "", model=model or "", index=index,
-                                    output_format=values[VOICE_KEYS.index("output_format")],
-                                    progress=_chunks(progress, "chunk"), **opts)
+        conv = actions.convert_clip(
+            cache,
+            audio_path or "",
+            model=model or "",
+            index=index,
+            output_format=values[VOICE_KEYS.index("output_format")],
+            progress=_chunks(progress, "chunk"),
+            **opts,
+        )
         seconds = len(conv.output) / conv.sample_rate
-        text = (f"**{conv.path.name}**: {seconds:.2f} s at {conv.sample_rate} Hz with {Path(model or '').name} "
-                f"({opts['pitch']:+g} semitones, {opts['f0_method']})")
+        text = (
+            f"**{conv.path.name}**: {seconds:.2f} s at {conv.sample_rate} Hz with {Path(model or '').name} "
+            f"({opts['pitch']:+g} semitones, {opts['f0_method']})"
+        )
         fig = conversion_figure(conv)
         return str(conv.path), gr.DownloadButton(value=str(conv.path), visible=True), fig, text
 
-    run.click(convert, inputs=[audio, *(c[k] for k in VOICE_KEYS)], outputs=[out_audio, download, plot, summary],
-              concurrency_id="convert", concurrency_limit=1)
+    run.click(
+        convert,
+        inputs=[audio, *(c[k] for k in VOICE_KEYS)],
+        outputs=[out_audio, download, plot, summary],
+        concurrency_id="convert",
+        concurrency_limit=1,
+    )
 
 
 def _batch_tab(gr: Any, cache: ConverterCache) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
             files = gr.File(file_count="multiple", label="Audio files", elem_id="batch-files")
-            folder = gr.Textbox(label="...or a folder on this machine", placeholder="/path/to/takes",
-                                elem_id="batch-folder")
+            folder = gr.Textbox(
+                label="...or a folder on this machine", placeholder="/path/to/takes", elem_id="batch-folder"
+            )
             c = _voice_controls(gr, cache.settings, "batch")
-            out_dir = gr.Textbox(label="Output folder on this machine (empty: a zip to download)",
-                                 elem_id="batch-output-dir")
+            out_dir = gr.Textbox(
+                label="Output folder on this machine (empty: a zip to download)", elem_id="batch-output-dir"
+            )
             run = gr.Button("Convert all", variant="primary", elem_id="batch-button")
         with gr.Column(scale=5):
-            table = gr.Dataframe(headers=actions.BATCH_COLUMNS, label="Files", interactive=False,
-                                 elem_id="batch-table")
+            table = gr.Dataframe(headers=actions.BATCH_COLUMNS, label="Files", interactive=False, elem_id="batch-table")
             result = gr.File(label="Result", elem_id="batch-result")
 
     @_page_errors
-    def convert_all(uploads: list[str] | None, folder_path: str, output_dir: str, *values: Any,
-                    progress: Any = gr.Progress()) -> tuple[Any, Any]:
+    def convert_all(
+        uploads: list[str] | None,
+        folder_path: str,
+        output_dir: str,
+        *values: Any,
+        progress: Any = gr.Progress(),  # noqa: B008
+    ) -> tuple[Any, Any]:
         model, index, opts = _voice(dict(zip(VOICE_KEYS, values)))
         inputs = actions.batch_inputs(uploads, folder_path)
-        rows, where = actions.convert_batch(cache, inputs, model=model or "", index=index,
-                                            output_format=values[VOICE_KEYS.index("output_format")],
-                                            output_dir=output_dir, progress=_chunks(progress, "file"), **opts)
+        rows, where = actions.convert_batch(
+            cache,
+            inputs,
+            model=model or "",
+            index=index,
+            output_format=values[VOICE_KEYS.index("output_format")],
+            output_dir=output_dir,
+            progress=_chunks(progress, "file"),
+            **opts,
+        )
         if where.is_dir():
             gr.Info(f"written to {where}")
             return rows, None
         return rows, str(where)
 
-    run.click(convert_all, inputs=[files, folder, out_dir, *(c[k] for k in VOICE_KEYS)], outputs=[table, result],
-              concurrency_id="convert", concurrency_limit=1)
+    run.click(
+        convert_all,
+        inputs=[files, folder, out_dir, *(c[k] for k in VOICE_KEYS)],
+        outputs=[table, result],
+        concurrency_id="convert",
+        concurrency_limit=1,
+    )
 
 
 def _models_tab(gr: Any, cache: ConverterCache) -> tuple[Callable[[], Any], list[Any]]:
@@ -243,24 +320,36 @@ def _models_tab(gr: Any, cache: ConverterCache) -> tuple[Callable[[], Any], list
         return actions.model_rows(settings.models_dir), f"imported **{dst.name}**: {row[1]}, {row[2]} Hz"
 
     @_page_errors
-    def download(name: str, progress: Any = gr.Progress()) -> Any:
+    def download(name: str, progress: Any = gr.Progress()) -> Any:  # noqa: B008
         progress(None, desc=f"downloading {name}")
         actions.download_weights(name)
         return actions.weights_rows(settings)
 
     @_page_errors
-    def build_index(uploads: list[str] | None, folder_path: str, as_name: str, ver: str, overwrite: bool,
-                    progress: Any = gr.Progress()) -> str:
+    def build_index(
+        uploads: list[str] | None,
+        folder_path: str,
+        as_name: str,
+        ver: str,
+        overwrite: bool,
+        progress: Any = gr.Progress(),  # noqa: B008
+    ) -> str:
         src = uploads or (folder_path.strip() if folder_path and folder_path.strip() else [])
-        dst = actions.build_index(settings, src, name=as_name, version=ver, overwrite=overwrite,
-                                  progress=_chunks(progress, "file"))
+        dst = actions.build_index(
+            settings, src, name=as_name, version=ver, overwrite=overwrite, progress=_chunks(progress, "file")
+        )
         return f"wrote **{dst}**; pick it in the Convert tab (Refresh)"
 
     refresh.click(list_all, outputs=[table, weights], queue=False)
     do_import.click(import_pth, inputs=[pth, name, replace], outputs=[table, import_status])
     fetch.click(download, inputs=which, outputs=weights)
-    build.click(build_index, inputs=[recs, rec_dir, index_name, version, index_replace], outputs=index_status,
-                concurrency_id="convert", concurrency_limit=1)
+    build.click(
+        build_index,
+        inputs=[recs, rec_dir, index_name, version, index_replace],
+        outputs=index_status,
+        concurrency_id="convert",
+        concurrency_limit=1,
+    )
     return list_all, [table, weights]
 
 
@@ -289,8 +378,13 @@ def _theme(gr: Any) -> Any:
     return gr.themes.Soft(primary_hue="orange", font=system, font_mono=["ui-monospace", "monospace"])
 
 
-def launch(settings: Settings | None = None, *, host: str = "127.0.0.1", port: int = 7865,
-           ready: Callable[[str], None] | None = None) -> None:
+def launch(
+    settings: Settings | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7865,
+    ready: Callable[[str], None] | None = None,
+) -> None:
     """Serve the page on ``http://host:port`` until interrupted (never a public share link).
 
     ``ready(url)`` is called once the server listens. ``host`` other than a loopback address makes
@@ -298,9 +392,17 @@ def launch(settings: Settings | None = None, *, host: str = "127.0.0.1", port: i
     """
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=1)
-    demo.launch(server_name=host, server_port=port, share=False, inbrowser=False, quiet=True,
-                prevent_thread_lock=True, show_error=False, theme=_theme(__import__("gradio")),
-                footer_links=[])
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        inbrowser=False,
+        quiet=True,
+        prevent_thread_lock=True,
+        show_error=False,
+        theme=_theme(__import__("gradio")),
+        footer_links=[],
+    )
     if ready is not None:
         ready(demo.local_url)
     try:

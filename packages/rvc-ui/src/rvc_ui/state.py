@@ -84,8 +84,9 @@ class ConverterCache:
                 self._items.move_to_end(key)
                 return self._items[key]
             logger.info("loading voice %s (index %s)", model, index or "none")
-            vc = VoiceConverter(Path(model), index=Path(index) if index else None, contentvec=s.contentvec,
-                                rmvpe=s.rmvpe)
+            vc = VoiceConverter(
+                Path(model), index=Path(index) if index else None, contentvec=s.contentvec, rmvpe=s.rmvpe
+            )
             self.loads += 1
             self._items[key] = vc
             while len(self._items) > max(1, s.max_loaded):
