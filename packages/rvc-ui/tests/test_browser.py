@@ -160,3 +160,9 @@ def test_convert_in_the_browser(page, server, clips, models_dir, contentvec_v1, 
     text = error.inner_text()
     assert "corrupt.wav" in text and "Traceback" not in page.content(), text
     assert "Traceback" not in log.read_text()
+
+    page.get_by_role("tab", name="Models").click()  # the folder as `rvc info` sees it
+    table = page.locator("#models-table")
+    table.get_by_text("singer/singer.pth").filter(visible=True).first.wait_for()
+    cells = table.inner_text()
+    assert all(s in cells for s in ("v1_f0_40k.pth", "v1_nof0_32k.pth", "48000", "40000", "32000")), cells

@@ -6,6 +6,7 @@ Errors are the library's own one-line exceptions; the page shows :func:`error_me
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -91,17 +92,23 @@ def _size(p: Path) -> int:
     return p.stat().st_size if p.is_file() else sum(q.stat().st_size for q in p.rglob("*") if q.is_file())
 
 
+@functools.lru_cache(maxsize=256)
+def _model_info(path: str, mtime_ns: int, size: int) -> Any:
+    """``rvc_synth.load(path).info``, remembered while the file is unchanged (mtime and size)."""
+    import rvc_synth
+
+    return rvc_synth.load(path).info
+
+
 def model_rows(models_dir: str | os.PathLike[str]) -> list[list[Any]]:
     """One row per voice (:data:`MODEL_COLUMNS`: what ``rvc info`` says); an unreadable file gets
     its error in the version column."""
-    import rvc_synth
-
     root = Path(models_dir).expanduser()
     rows = []
     for p in find_models(root):
         name, size = str(p.relative_to(root)), f"{_size(p) / 1e6:.1f} MB"
         try:
-            info = rvc_synth.load(p).info
+            info = _model_info(str(p), p.stat().st_mtime_ns, _size(p))
         except Exception as exc:  # noqa: BLE001  (one bad file must not hide the others)
             rows.append([name, f"unreadable: {error_message(exc)}", "", "", "", size])
             continue

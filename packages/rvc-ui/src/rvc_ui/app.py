@@ -366,9 +366,9 @@ def build_app(settings: Settings | None = None, *, cache: ConverterCache | None 
                 _convert_tab(gr, cache)
             with gr.Tab("Batch", id="batch"):
                 _batch_tab(gr, cache)
-            with gr.Tab("Models", id="models"):
+            with gr.Tab("Models", id="models") as models_tab:
                 load, outputs = _models_tab(gr, cache)
-        demo.load(load, outputs=outputs, queue=False)
+        models_tab.select(load, outputs=outputs, queue=False)  # reads every voice: only when looked at
     demo.rvc_cache = cache  # type: ignore[attr-defined]
     return demo
 
