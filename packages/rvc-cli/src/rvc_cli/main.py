@@ -1,4 +1,4 @@
-"""The ``rvc`` command (typer): convert, info, export, models, index, bench, warmup.
+"""The ``rvc`` command (typer): convert, info, export, models, index, ui, bench, warmup.
 
 Importing this module is cheap: MLX, FAISS and the rvc packages are imported inside the
 commands that need them.
@@ -285,6 +285,42 @@ def index_build(
                 progress=_ui.chunk_callback(bar, task),
             )
         _ui.result(str(written))
+
+
+@app.command(
+    epilog="Examples:\n\n  rvc ui\n\n  rvc ui --models-dir ~/voices --port 8000\n\n"
+    "  rvc ui --host 0.0.0.0   (reachable from the network: anyone there can use it)"
+)
+def ui(
+    host: Annotated[str, typer.Option(help="Address to listen on; 127.0.0.1 = this machine only.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the page.")] = 7865,
+    models_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of voice models (.pth, exported folders, .index); default $RVC_MODELS_DIR or ./models.",
+                     show_default=False),
+    ] = None,
+    contentvec: ContentVec = None,
+    rmvpe: Annotated[
+        Path | None,
+        typer.Option(help="Local RMVPE weights (.safetensors), instead of $RVC_RMVPE_WEIGHTS or the HF cache.",
+                     show_default=False),
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Open the web page (Gradio) on this machine: convert, batch-convert, manage models."""
+    _ui.set_quiet(quiet)
+    with _ui.guard():
+        try:
+            import rvc_ui
+        except ImportError as exc:
+            raise _ui.CLIError(f"the web page needs the rvc-ui package ({exc}); install it: pip install 'rvc-cli[ui]'")
+
+        if not rvc_ui.is_local_host(host):
+            _ui.err.print(f"[yellow]warning:[/] listening on {host}: anyone on the network who can reach port {port} "
+                          "can use this page (upload files, run conversions, write to the models folder)")
+        settings = rvc_ui.Settings(contentvec=contentvec, rmvpe=rmvpe,
+                                   **({"models_dir": models_dir} if models_dir else {}))
+        rvc_ui.launch(settings, host=host, port=port, ready=lambda url: _ui.result(f"rvc ui: {url} (Ctrl+C stops)"))
 
 
 @app.command(epilog="Examples:\n\n  rvc bench\n\n  rvc bench --seconds 10 --seconds 60 --json\n\n"
