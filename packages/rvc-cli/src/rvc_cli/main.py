@@ -1,4 +1,4 @@
-"""The ``rvc`` command (typer): convert, info, export, models, index, bench.
+"""The ``rvc`` command (typer): convert, live, info, export, models, index, bench.
 
 Importing this module is cheap: MLX, FAISS and the rvc packages are imported inside the
 commands that need them.
@@ -14,6 +14,8 @@ import typer
 
 from . import _ui
 from ._convert import PRECISION_HELP, Precision, convert
+from ._live import EPILOG as LIVE_EPILOG
+from ._live import live
 
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr (errors and results remain).")
@@ -88,6 +90,7 @@ app.command(
     "  rvc convert takes/ converted/ -m voice/ --format flac   (a folder: every audio file, one model load)\n\n"
     "  rvc convert long.wav out.wav -m voice.pth --preset lowmem --seed 0"
 )(convert)
+app.command(epilog=LIVE_EPILOG)(live)
 
 
 @app.command(epilog="Examples:\n\n  rvc info voice.pth\n\n  rvc info voice/ --json")
