@@ -60,9 +60,7 @@ def live(
             show_default=False,
         ),
     ] = None,
-    list_devices: Annotated[
-        bool, _opt("--list-devices", help="List audio devices and exit.", panel=_DEV)
-    ] = False,
+    list_devices: Annotated[bool, _opt("--list-devices", help="List audio devices and exit.", panel=_DEV)] = False,
     input_device: Annotated[
         str | None,
         _opt(
@@ -116,15 +114,9 @@ def live(
             panel=_FILE,
         ),
     ] = "realtime",
-    as_json: Annotated[
-        bool, _opt("--json", help="Print the figures as JSON.", panel=_FILE)
-    ] = False,
-    force: Annotated[
-        bool, _opt("--force", "-f", help="Overwrite --output/--record.")
-    ] = False,
-    sample_rate: Annotated[
-        int, _opt("--sample-rate", help="Device rate in Hz.", min=16000)
-    ] = 48000,
+    as_json: Annotated[bool, _opt("--json", help="Print the figures as JSON.", panel=_FILE)] = False,
+    force: Annotated[bool, _opt("--force", "-f", help="Overwrite --output/--record.")] = False,
+    sample_rate: Annotated[int, _opt("--sample-rate", help="Device rate in Hz.", min=16000)] = 48000,
     block: Annotated[
         float,
         _opt(
@@ -157,22 +149,14 @@ def live(
     ] = 2.5,
     threshold: Annotated[
         float,
-        _opt(
-            "--threshold", help="Silence gate in dB (-60 = off).", panel=_SET, max=0.0
-        ),
+        _opt("--threshold", help="Silence gate in dB (-60 = off).", panel=_SET, max=0.0),
     ] = -60.0,
-    pitch: Annotated[
-        float, _opt("--pitch", "-p", help="Transpose by semitones.", panel=_SET)
-    ] = 0.0,
+    pitch: Annotated[float, _opt("--pitch", "-p", help="Transpose by semitones.", panel=_SET)] = 0.0,
     formant: Annotated[
         float,
-        _opt(
-            "--formant", help="Formant shift in semitones.", panel=_SET, min=-24, max=24
-        ),
+        _opt("--formant", help="Formant shift in semitones.", panel=_SET, min=-24, max=24),
     ] = 0.0,
-    f0_method: Annotated[
-        F0Method, _opt("--f0-method", help="Pitch estimator.", panel=_SET)
-    ] = "rmvpe",
+    f0_method: Annotated[F0Method, _opt("--f0-method", help="Pitch estimator.", panel=_SET)] = "rmvpe",
     index: Annotated[
         Path | None,
         _opt(
@@ -209,19 +193,13 @@ def live(
     ] = "silence",
     speaker: Annotated[
         int,
-        _opt(
-            "--speaker", help="Speaker id of multi-speaker models.", panel=_SET, min=0
-        ),
+        _opt("--speaker", help="Speaker id of multi-speaker models.", panel=_SET, min=0),
     ] = 0,
     seed: Annotated[
         int | None,
-        _opt(
-            "--seed", help="Seed the synthesizer noise.", panel=_SET, show_default=False
-        ),
+        _opt("--seed", help="Seed the synthesizer noise.", panel=_SET, show_default=False),
     ] = None,
-    precision: Annotated[
-        Precision, _opt("--precision", help=PRECISION_HELP, panel=_ADV)
-    ] = "float32",
+    precision: Annotated[Precision, _opt("--precision", help=PRECISION_HELP, panel=_ADV)] = "float32",
     contentvec: Annotated[
         Path | None,
         _opt(
@@ -235,9 +213,7 @@ def live(
         Path | None,
         _opt("--rmvpe", help="Local RMVPE weights.", panel=_ADV, show_default=False),
     ] = None,
-    quiet: Annotated[
-        bool, _opt("--quiet", "-q", help="No status line or messages on stderr.")
-    ] = False,
+    quiet: Annotated[bool, _opt("--quiet", "-q", help="No status line or messages on stderr.")] = False,
 ) -> None:
     """Live conversion: microphone -> the model's voice, or a file through the same streaming path."""
     _ui.set_quiet(quiet)
@@ -248,9 +224,7 @@ def live(
         if model is None:
             raise _ui.CLIError("no model: pass --model voice.pth (or --list-devices)")
         if (input is None) != (output is None):
-            raise _ui.CLIError(
-                "--input and --output go together (a file in, a file out)"
-            )
+            raise _ui.CLIError("--input and --output go together (a file in, a file out)")
         for what, path in (
             ("model", model),
             ("index", index),
@@ -262,12 +236,8 @@ def live(
                 raise _ui.CLIError(f"{what} not found: {path}")
         for path in (output, record):
             if path is not None and path.exists() and not force:
-                raise _ui.CLIError(
-                    f"{path} already exists; pass --force to overwrite it"
-                )
-        sd = (
-            _sounddevice() if input is None else None
-        )  # PortAudio checked before the slow model load
+                raise _ui.CLIError(f"{path} already exists; pass --force to overwrite it")
+        sd = _sounddevice() if input is None else None  # PortAudio checked before the slow model load
         dtype = use_precision(precision)
         import rvc_convert
 
@@ -350,11 +320,7 @@ def _from_file(
     )
     _ui.result(
         f"late blocks: {figures['late_blocks']} of {figures['blocks']}"
-        + (
-            f", dropped: {figures['dropped_blocks']}"
-            if figures["dropped_blocks"]
-            else ""
-        )
+        + (f", dropped: {figures['dropped_blocks']}" if figures["dropped_blocks"] else "")
     )
     _ui.result(str(written))
 
@@ -380,19 +346,13 @@ def _from_devices(
     xruns = [0]
     loop = LiveLoop(stream, late=late)
 
-    def callback(
-        indata: Any, outdata: Any, frames: int, time_info: Any, status: Any
-    ) -> None:
+    def callback(indata: Any, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
         if status:
             xruns[0] += 1
-        if (
-            frames != n
-        ):  # PortAudio honours blocksize; anything else is played as silence
+        if frames != n:  # PortAudio honours blocksize; anything else is played as silence
             outdata[:] = 0
             return
-        loop.callback(
-            indata.mean(axis=1) if indata.shape[1] > 1 else indata[:, 0], mono
-        )
+        loop.callback(indata.mean(axis=1) if indata.shape[1] > 1 else indata[:, 0], mono)
         outdata[:] = mono[:, None]
         if record is not None:
             played.append(mono.copy())
@@ -411,18 +371,14 @@ def _from_devices(
         ) as dev,
     ):
         device_ms = 1000 * sum(dev.latency)
-        _ui.info(
-            f"live: {stream.sample_rate} Hz, block {1000 * n / stream.sample_rate:.0f} ms; Ctrl-C stops"
-        )
+        _ui.info(f"live: {stream.sample_rate} Hz, block {1000 * n / stream.sample_rate:.0f} ms; Ctrl-C stops")
         try:
             while not stop.wait(0.5):
                 if loop.error is not None:
                     raise loop.error
                 if not _ui.quiet():
                     _ui.err.print(
-                        _status_line(
-                            summarize(loop, stream, pace="device"), device_ms, xruns[0]
-                        ),
+                        _status_line(summarize(loop, stream, pace="device"), device_ms, xruns[0]),
                         end="\r",
                         highlight=False,
                     )
@@ -438,13 +394,7 @@ def _from_devices(
     if record is not None and played:
         from rvc_audio import save_audio
 
-        _ui.result(
-            str(
-                save_audio(
-                    record, np.concatenate(played), stream.sample_rate, overwrite=force
-                )
-            )
-        )
+        _ui.result(str(save_audio(record, np.concatenate(played), stream.sample_rate, overwrite=force)))
 
 
 def _status_line(fig: dict, device_ms: float, xruns: int) -> str:

@@ -71,9 +71,7 @@ class LiveLoop:
         self._worker: threading.Thread | None = None
 
     def start(self) -> LiveLoop:
-        self._worker = threading.Thread(
-            target=self._run, name="rvc-live-worker", daemon=True
-        )
+        self._worker = threading.Thread(target=self._run, name="rvc-live-worker", daemon=True)
         self._worker.start()
         return self
 
@@ -84,7 +82,7 @@ class LiveLoop:
             self._worker.join()
             self._worker = None
 
-    def __enter__(self) -> "LiveLoop":  # noqa: PYI034
+    def __enter__(self) -> LiveLoop:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -212,9 +210,7 @@ def run_file(
         with loop:
             start = clock()
             for k in range(blocks + 1):  # one more callback plays the last block
-                wait = (
-                    start + (k + 1) * period - clock()
-                )  # block k is complete at the end of its period
+                wait = start + (k + 1) * period - clock()  # block k is complete at the end of its period
                 if wait > 0:
                     sleep(wait)
                 dst = out[(k - 1) * n : k * n] if k > 0 else np.zeros(n, np.float32)

@@ -35,9 +35,7 @@ __all__ = ["Stream", "StreamSettings"]
 
 SR16 = 16000
 HOP16 = 160  # 16 kHz samples per 10 ms frame
-F0Fn = Callable[
-    [np.ndarray, int], np.ndarray
-]  # (16 kHz audio, n_frames) -> (n_frames,) Hz, frame t at 160 t
+F0Fn = Callable[[np.ndarray, int], np.ndarray]  # (16 kHz audio, n_frames) -> (n_frames,) Hz, frame t at 160 t
 
 
 @dataclass(frozen=True)
@@ -71,49 +69,23 @@ class StreamSettings:
 
         for name in ("pitch", "formant", "threshold_db", "noise_scale"):
             v = getattr(self, name)
-            if (
-                isinstance(v, bool)
-                or not isinstance(v, (int, float, np.number))
-                or not math.isfinite(v)
-            ):
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not math.isfinite(v):
                 raise ConvertInputError(f"{name}={v!r}; expected a finite number")
         for name in ("index_rate", "rms_mix_rate"):
             v = getattr(self, name)
-            if (
-                isinstance(v, bool)
-                or not isinstance(v, (int, float, np.number))
-                or not 0 <= v <= 1
-            ):
-                raise ConvertInputError(
-                    f"{name}={v!r}; expected a value between 0 and 1"
-                )
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not 0 <= v <= 1:
+                raise ConvertInputError(f"{name}={v!r}; expected a value between 0 and 1")
         if not -24 <= self.formant <= 24:
-            raise ConvertInputError(
-                f"formant={self.formant!r}; expected semitones between -24 and 24"
-            )
+            raise ConvertInputError(f"formant={self.formant!r}; expected semitones between -24 and 24")
         if self.f0_method not in METHODS:
-            raise ConvertInputError(
-                f"f0_method={self.f0_method!r}; expected one of {', '.join(METHODS)}"
-            )
-        if (
-            isinstance(self.speaker, bool)
-            or not isinstance(self.speaker, (int, np.integer))
-            or self.speaker < 0
-        ):
-            raise ConvertInputError(
-                f"speaker={self.speaker!r}; expected an integer >= 0"
-            )
+            raise ConvertInputError(f"f0_method={self.f0_method!r}; expected one of {', '.join(METHODS)}")
+        if isinstance(self.speaker, bool) or not isinstance(self.speaker, (int, np.integer)) or self.speaker < 0:
+            raise ConvertInputError(f"speaker={self.speaker!r}; expected an integer >= 0")
 
 
 def _frames(seconds: float, zc: int, name: str, lo: float, hi: float) -> int:
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, (int, float))
-        or not lo <= seconds <= hi
-    ):
-        raise ConvertInputError(
-            f"{name}={seconds!r}; expected seconds between {lo:g} and {hi:g}"
-        )
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not lo <= seconds <= hi:
+        raise ConvertInputError(f"{name}={seconds!r}; expected seconds between {lo:g} and {hi:g}")
     return max(1, round(seconds * 100)) * zc  # whole 10 ms frames
 
 
@@ -147,18 +119,10 @@ class Stream:
         f0_fn: F0Fn | None = None,
         **settings: Any,
     ) -> None:
-        if (
-            isinstance(sample_rate, bool)
-            or not isinstance(sample_rate, (int, np.integer))
-            or sample_rate < 16000
-        ):
-            raise ConvertInputError(
-                f"sample_rate={sample_rate!r}; expected an integer rate >= 16000 Hz"
-            )
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate < 16000:
+            raise ConvertInputError(f"sample_rate={sample_rate!r}; expected an integer rate >= 16000 Hz")
         if sample_rate % 100:
-            raise ConvertInputError(
-                f"sample_rate={sample_rate}; expected a multiple of 100 Hz (10 ms frames)"
-            )
+            raise ConvertInputError(f"sample_rate={sample_rate}; expected a multiple of 100 Hz (10 ms frames)")
         self.vc = converter
         self.settings = self._settings(StreamSettings(), settings)
         info = converter.info
@@ -169,17 +133,10 @@ class Stream:
         self.extra_frame = _frames(extra, zc, "extra", 0.05, 5.0)
         self.sola_buffer_frame = min(self.crossfade_frame, 4 * zc)
         self.sola_search_frame = zc
-        n = (
-            self.extra_frame
-            + self.crossfade_frame
-            + self.sola_search_frame
-            + self.block_frame
-        )
+        n = self.extra_frame + self.crossfade_frame + self.sola_search_frame + self.block_frame
         self.frames = n // zc  # 10 ms frames in the buffer = the synthesizer's p_len
         self.skip_head = self.extra_frame // zc
-        self.return_length = (
-            self.block_frame + self.sola_buffer_frame + self.sola_search_frame
-        ) // zc
+        self.return_length = (self.block_frame + self.sola_buffer_frame + self.sola_search_frame) // zc
         self.block16 = HOP16 * self.block_frame // zc
         self.seed, self.f0_fn = seed, f0_fn
         self.tgt_sr, self.hop = info.sample_rate, info.hop
@@ -187,18 +144,14 @@ class Stream:
         self.input_wav = np.zeros(n, np.float32)
         self.input_wav_res = np.zeros(HOP16 * self.frames, np.float32)
         self.rms_buffer = np.zeros(4 * zc, np.float32)
-        self.f0_cache = np.zeros(
-            self.frames, np.float32
-        )  # raw Hz, frame i centred on 16 kHz sample 160 i
+        self.f0_cache = np.zeros(self.frames, np.float32)  # raw Hz, frame i centred on 16 kHz sample 160 i
         self.sola_buffer = np.zeros(self.sola_buffer_frame, np.float32)
         self.out = np.zeros(self.block_frame, np.float32)
         t = np.linspace(0.0, 1.0, self.sola_buffer_frame)
         self.fade_in = (np.sin(0.5 * np.pi * t) ** 2).astype(np.float32)
         self.fade_out = (1 - self.fade_in).astype(np.float32)
         self._gate = np.zeros(self.block_frame + 4 * zc, np.float32)
-        self.raw: np.ndarray | None = (
-            None  # the last block's synthesizer output (model rate, before SOLA)
-        )
+        self.raw: np.ndarray | None = None  # the last block's synthesizer output (model rate, before SOLA)
         self.sola_offset = 0
         self.blocks = 0
         self._lock = threading.Lock()
@@ -226,9 +179,7 @@ class Stream:
         """Algorithmic latency in seconds: ``block + crossfade + sola_search`` (an input sample
         waits for its block, then sits ``crossfade + sola_search - offset`` into the output), as
         the reference's display without the device's own buffers."""
-        return (
-            self.block_frame + self.crossfade_frame + self.sola_search_frame
-        ) / self.sample_rate
+        return (self.block_frame + self.crossfade_frame + self.sola_search_frame) / self.sample_rate
 
     @property
     def block_size(self) -> int:
@@ -281,15 +232,11 @@ class Stream:
         g[: 4 * zc] = self.rms_buffer
         g[4 * zc :] = x
         self.rms_buffer[:] = g[-4 * zc :]
-        n_frames = (
-            len(g) // zc + 1
-        )  # librosa.feature.rms(frame 4 zc, hop zc, centred, zero padded)
+        n_frames = len(g) // zc + 1  # librosa.feature.rms(frame 4 zc, hop zc, centred, zero padded)
         pad = np.pad(g.astype(np.float64), (2 * zc, 2 * zc))
         frames = np.lib.stride_tricks.sliding_window_view(pad, 4 * zc)[::zc][:n_frames]
         rms = np.sqrt(np.mean(frames * frames, axis=1))[2:]
-        db = 20 * np.log10(
-            np.maximum(rms, 1e-10)
-        )  # librosa.amplitude_to_db(ref=1, amin=1e-5, top_db=80)
+        db = 20 * np.log10(np.maximum(rms, 1e-10))  # librosa.amplitude_to_db(ref=1, amin=1e-5, top_db=80)
         db = np.maximum(db, max(-100.0, db.max() - 80.0))
         out = g[2 * zc - zc // 2 :].copy()
         for i in np.flatnonzero(db < threshold_db):
@@ -321,19 +268,13 @@ class Stream:
         audio = self.input_wav_res[-fe:]
         n = fe // HOP16 + 1
         f0 = np.asarray(
-            self.f0_fn(audio, n)
-            if self.f0_fn is not None
-            else self._estimate(audio, n, s),
+            self.f0_fn(audio, n) if self.f0_fn is not None else self._estimate(audio, n, s),
             np.float32,
         )
         shift = self.block16 // HOP16
         self.f0_cache[:-shift] = self.f0_cache[shift:]
-        self.f0_cache[4 - n :] = f0[
-            3:-1
-        ]  # each estimate's first 3 and last frame are edge frames
-        pitchf, pitch = postprocess_f0(
-            self.f0_cache, semitones=s.pitch - s.formant, unvoiced="keep"
-        )
+        self.f0_cache[4 - n :] = f0[3:-1]  # each estimate's first 3 and last frame are edge frames
+        pitchf, pitch = postprocess_f0(self.f0_cache, semitones=s.pitch - s.formant, unvoiced="keep")
         if factor != 1:
             pitchf = pitchf * np.float32(factor)
         return pitch, pitchf
@@ -354,9 +295,7 @@ class Stream:
             raise ConvertInputError(
                 f"the content-feature extractor gave shape {feats.shape}; expected (frames, {info.feature_dim})"
             )
-        feats = np.concatenate(
-            [feats, feats[-1:]]
-        )  # as the reference: the last frame once more
+        feats = np.concatenate([feats, feats[-1:]])  # as the reference: the last frame once more
         if s.index_rate and self.vc.index is not None:
             h = self.skip_head // 2
             feats[h:] = self.vc.index.blend(feats[h:], rate=s.index_rate)
@@ -413,9 +352,7 @@ class Stream:
         den = np.sqrt(np.einsum("ij,ij->i", win, win) + 1e-8)
         k = int(np.argmax(nom / den))
         self.sola_offset = k
-        y = infer[
-            k:
-        ]  # infer is this block's own array: modified in place, as the reference
+        y = infer[k:]  # infer is this block's own array: modified in place, as the reference
         y[:sb] = y[:sb] * self.fade_in + self.sola_buffer * self.fade_out
         self.sola_buffer[:] = y[bf : bf + sb]
         self.out[:] = y[:bf]
