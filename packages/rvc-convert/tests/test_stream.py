@@ -22,8 +22,9 @@ def ckpt(ref_dir):
 @pytest.fixture(scope="module")
 def vc_stub(ckpt, extractors_dir):
     """A pitch model (v2, 40 kHz: hop 400) with the deterministic stub extractor."""
-    return VoiceConverter(ckpt("v2_f0_40k"), embedder=StubEmbedder(version="v2"),
-                          rmvpe=extractors_dir / "rmvpe_random.safetensors")
+    return VoiceConverter(
+        ckpt("v2_f0_40k"), embedder=StubEmbedder(version="v2"), rmvpe=extractors_dir / "rmvpe_random.safetensors"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +46,16 @@ def test_windowing_equals_offline_synthesis(vc_stub, speech):
     synthesizer run on the features and pitch computed offline over the same samples (the
     input left-padded with zeros to the buffer), with the same skip_head/return_length."""
     x = speech[: int(0.9 * 16000)]
-    st = vc_stub.stream(sample_rate=16000, block=0.1, crossfade=0.04, extra=1.0, threshold_db=-60, rms_mix_rate=1,
-                        noise_scale=0, f0_fn=local_f0)
+    st = vc_stub.stream(
+        sample_rate=16000,
+        block=0.1,
+        crossfade=0.04,
+        extra=1.0,
+        threshold_db=-60,
+        rms_mix_rate=1,
+        noise_scale=0,
+        f0_fn=local_f0,
+    )
     n, total = st.block_size, len(st.input_wav)
     assert (st.skip_head, st.return_length, st.frames) == (100, 10 + 4 + 1, 100 + 4 + 1 + 10)
     padded = np.concatenate([np.zeros(total, np.float32), x])
@@ -58,8 +67,16 @@ def test_windowing_equals_offline_synthesis(vc_stub, speech):
         feats = StubEmbedder(version="v2")(buf)
         feats = np.repeat(np.concatenate([feats, feats[-1:]]), 2, axis=0)[: st.frames]
         pitchf, pitch = postprocess_f0(local_f0(buf, st.frames), unvoiced="keep")
-        want = np.array(vc_stub.synth(feats[None], pitch[None], pitchf[None], noise_scale=0, skip_head=st.skip_head,
-                                      return_length=st.return_length)[0])
+        want = np.array(
+            vc_stub.synth(
+                feats[None],
+                pitch[None],
+                pitchf[None],
+                noise_scale=0,
+                skip_head=st.skip_head,
+                return_length=st.return_length,
+            )[0]
+        )
         assert st.raw.shape == want.shape == (st.return_length * 400,)
         assert np.abs(want).max() > 0.01
         worst = max(worst, float(np.abs(st.raw - want).max()))
@@ -112,7 +129,7 @@ def test_sola_recovers_a_known_shift_and_leaves_no_seam(vc_stub):
 
 
 def test_one_block_per_block_and_settings_between_blocks(vc_stub, speech):
-    kw = dict(sample_rate=16000, block=0.1, crossfade=0.03, extra=0.4, noise_scale=0, f0_fn=local_f0)
+    kw = {"sample_rate": 16000, "block": 0.1, "crossfade": 0.03, "extra": 0.4, "noise_scale": 0, "f0_fn": local_f0}
     a, b, c = vc_stub.stream(**kw), vc_stub.stream(**kw), vc_stub.stream(**kw, pitch=7, formant=2)
     n = a.block_size
     outs = {s: [] for s in "abc"}
@@ -161,18 +178,24 @@ def _log_mel(x: np.ndarray, sr: int = 16000, n_fft: int = 1024, hop: int = 160, 
     win = np.hanning(n_fft + 1)[:-1]
     frames = np.lib.stride_tricks.sliding_window_view(np.pad(x, n_fft // 2), n_fft)[::hop] * win
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    mel = lambda f: 2595 * np.log10(1 + f / 700)  # noqa: E731
-    edges = 700 * (10 ** (np.linspace(mel(0), mel(sr / 2), n_mels + 2) / 2595) - 1)
+    edges = 700 * (10 ** (np.linspace(0, 2595 * np.log10(1 + sr / 2 / 700), n_mels + 2) / 2595) - 1)
     bins = np.fft.rfftfreq(n_fft, 1 / sr)
-    fb = np.maximum(0, np.minimum((bins - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None]),
-                                  (edges[2:, None] - bins) / (edges[2:, None] - edges[1:-1, None])))
+    fb = np.maximum(
+        0,
+        np.minimum(
+            (bins - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None]),
+            (edges[2:, None] - bins) / (edges[2:, None] - edges[1:-1, None]),
+        ),
+    )
     return 10 * np.log10(power @ fb.T + 1e-8)
 
 
 def test_default_stream_against_offline_conversion(ckpt, tiny_contentvec_v1, extractors_dir, fixtures_dir):
     from rvc_f0 import extract_f0
 
-    vc = VoiceConverter(ckpt("v1_f0_32k"), contentvec=tiny_contentvec_v1, rmvpe=extractors_dir / "rmvpe_random.safetensors")
+    vc = VoiceConverter(
+        ckpt("v1_f0_32k"), contentvec=tiny_contentvec_v1, rmvpe=extractors_dir / "rmvpe_random.safetensors"
+    )
     x = load_audio(fixtures_dir / "audio" / "arctic_a0007.wav", sample_rate=48000)[: 48000 * 3]
     off16, sr = vc.convert(x, sample_rate=48000, seed=0)
     off16 = resample(off16.astype(np.float32) / 32768, sr, 16000)
@@ -190,7 +213,9 @@ def test_default_stream_against_offline_conversion(ckpt, tiny_contentvec_v1, ext
     f_off = extract_f0(off16[:m], method="harvest")
     both = (f_live > 0) & (f_off > 0)
     cents = float(np.median(np.abs(1200 * np.log2(f_live[both] / f_off[both]))))
-    print(f"stream vs offline: log-mel {dist:.2f} dB, median |F0| difference {cents:.1f} cents over {both.sum()} frames")
+    print(
+        f"stream vs offline: log-mel {dist:.2f} dB, median |F0| difference {cents:.1f} cents over {both.sum()} frames"
+    )
     assert both.sum() >= 15  # measured 24 frames voiced in both
     assert dist < 11.0  # measured 9.1 dB (tiny random-weight models, other noise draws, RMS mix 0 vs 0.25)
     assert cents < 80  # measured 34 cents
