@@ -219,3 +219,20 @@ def test_default_stream_against_offline_conversion(ckpt, tiny_contentvec_v1, ext
     assert both.sum() >= 15  # measured 24 frames voiced in both
     assert dist < 11.0  # measured 9.1 dB (tiny random-weight models, other noise draws, RMS mix 0 vs 0.25)
     assert cents < 80  # measured 34 cents
+
+
+def test_decode_frames_is_the_references_return_length2(vc_stub):
+    """rvc_synth's ``decode_frames`` (used for the formant shift): the decoder stretches its frames."""
+    from rvc_synth.errors import InputShapeError
+
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((1, 60, 768)).astype(np.float32)
+    f0 = np.full((1, 60), 150, np.float32)
+    pitch = postprocess_f0(f0[0])[1][None]
+    kw = {"noise_scale": 0, "skip_head": 20, "return_length": 30}
+    a = np.array(vc_stub.synth(feats, pitch, f0, **kw))
+    assert np.array_equal(a, np.array(vc_stub.synth(feats, pitch, f0, **kw, decode_frames=30)))
+    b = np.array(vc_stub.synth(feats, pitch, f0, **kw, decode_frames=36))
+    assert b.shape == (1, 36 * 400) and not np.allclose(b[:, : a.shape[1]], a, atol=1e-3)
+    with pytest.raises(InputShapeError, match="decode_frames"):
+        vc_stub.synth(feats, pitch, f0, noise_scale=0, decode_frames=36)
