@@ -92,7 +92,7 @@ def test_incremental_resampling_matches_whole_buffer(vc_stub, speech):
     whole = resample(st.input_wav, 48000, 16000)
     inner = slice(800, len(whole) - 800)
     err = np.abs(st.input_wav_res[inner] - whole[inner]).max()
-    assert err < 2e-3 * np.abs(whole).max()  # measured 2.7e-4 of the peak (block edges re-done with 20 ms context)
+    assert err < 1e-6  # measured 1.5e-7 (peak 0.65): each block's edge is re-done with 20 ms of context
 
 
 def _tone(n: int, sr: int) -> np.ndarray:
@@ -125,6 +125,7 @@ def test_sola_recovers_a_known_shift_and_leaves_no_seam(vc_stub):
     jumps = np.abs(np.diff(y))
     seams = np.arange(n, len(y), n) - 1
     inner = np.delete(jumps, seams)
+    print(f"SOLA: largest seam jump {jumps[seams].max():.4g}, in-block 99.9th percentile {np.percentile(inner, 99.9):.4g}")
     assert jumps[seams].max() <= np.percentile(inner, 99.9)
 
 
