@@ -5,7 +5,8 @@
 >>> vc.convert_file("speech.wav", "out.wav", pitch=2)            # or vc.convert(audio, sample_rate=...)
 
 Public API: :class:`VoiceConverter`, :class:`ConvertOptions`, :class:`RVCConvertError` (error
-subclasses in :mod:`rvc_convert.errors`); weights management in :mod:`rvc_convert.weights`.
+subclasses in :mod:`rvc_convert.errors`); weights management in :mod:`rvc_convert.weights`; live
+conversion in :mod:`rvc_convert.stream` (``VoiceConverter.stream``) and :mod:`rvc_convert.live`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def __getattr__(name: str):  # VoiceConverter and the weights module on first us
         from .converter import VoiceConverter
 
         return VoiceConverter
-    if name in ("weights", "pipeline", "bench", "contentvec", "stub"):
+    if name in ("weights", "pipeline", "bench", "contentvec", "stub", "stream", "live"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
