@@ -1,4 +1,4 @@
-"""The ``rvc`` command (typer): convert, info, export, models, index, ui, bench, warmup.
+"""The ``rvc`` command (typer): convert, live, info, export, models, index, ui, bench, warmup.
 
 Importing this module is cheap: MLX, FAISS and the rvc packages are imported inside the
 commands that need them.
@@ -17,6 +17,8 @@ from ._applio import EXAMPLES as APPLIO_EXAMPLES
 from ._convert import PRECISION_HELP, Precision, convert, finite
 from ._warmup import EPILOG as _WARMUP_EPILOG
 from ._warmup import warmup as _warmup
+from ._live import EPILOG as LIVE_EPILOG
+from ._live import live
 
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr (errors and results remain).")
@@ -100,6 +102,7 @@ app.command(
     "   (Ray actors, resumable)"
     + APPLIO_EXAMPLES.replace("Examples:\n\n", "Applio's options:\n\n")
 )(convert)
+app.command(epilog=LIVE_EPILOG)(live)
 
 
 @app.command(epilog="Examples:\n\n  rvc info voice.pth\n\n  rvc info voice/ --json")

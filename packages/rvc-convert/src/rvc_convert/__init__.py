@@ -6,7 +6,8 @@
 
 Public API: :class:`VoiceConverter`, :class:`ConvertOptions`, :class:`RVCConvertError` (error
 subclasses in :mod:`rvc_convert.errors`); weights management in :mod:`rvc_convert.weights`; a folder
-on a Ray cluster in :mod:`rvc_convert.distributed` (extra ``rvc-convert[ray]``).
+on a Ray cluster in :mod:`rvc_convert.distributed` (extra ``rvc-convert[ray]``); live
+conversion in :mod:`rvc_convert.stream` (``VoiceConverter.stream``) and :mod:`rvc_convert.live`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def __getattr__(name: str):  # VoiceConverter and the weights module on first us
         from .converter import VoiceConverter
 
         return VoiceConverter
-    if name in ("weights", "pipeline", "bench", "contentvec", "stub", "folder", "distributed"):
+    if name in ("weights", "pipeline", "bench", "contentvec", "stub", "folder", "distributed", "stream", "live"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -261,3 +261,15 @@ class VoiceConverter:
         audio = load_audio(src, sample_rate=SR)
         out, sr = self.convert(audio, sample_rate=SR, progress=progress, **overrides)
         return save_audio(dst, out, sr, format=format, overwrite=overwrite)
+
+    def stream(self, *, sample_rate: int = 48000, block: float = 0.25, crossfade: float = 0.05, extra: float = 2.5,
+               threshold_db: float = -60.0, f0_method: str = "rmvpe", pitch: float = 0.0, formant: float = 0.0,
+               index_rate: float = 0.0, rms_mix_rate: float = 0.0, **kwargs: Any) -> Any:
+        """A live :class:`rvc_convert.stream.Stream` on this converter's models (RVC WebUI's realtime
+        defaults): ``stream.process(block) -> block``. See :mod:`rvc_convert.stream` for the
+        settings and ``kwargs`` (``speaker``, ``noise_scale``, ``seed``, ``f0_fn``)."""
+        from .stream import Stream
+
+        return Stream(self, sample_rate=sample_rate, block=block, crossfade=crossfade, extra=extra,
+                      threshold_db=threshold_db, f0_method=f0_method, pitch=pitch, formant=formant,
+                      index_rate=index_rate, rms_mix_rate=rms_mix_rate, **kwargs)

@@ -54,6 +54,16 @@ def _unfixed_cumsum(x: mx.array, axis: int) -> mx.array:
     return mx.cumsum(x, axis=axis).astype(mx.float32) * (1.0 / _FIX)
 
 
+def _resize_linear(a: mx.array, size: int) -> mx.array:
+    """``F.interpolate(a, size, mode="linear", align_corners=False)`` along axis 1 of ``(B, T, C)``."""
+    n = a.shape[1]
+    src = np.maximum((np.arange(size, dtype=np.float64) + 0.5) * (n / size) - 0.5, 0.0)
+    i0 = np.minimum(src.astype(np.int64), n - 1)
+    w = mx.array((src - i0).astype(np.float32))[None, :, None].astype(a.dtype)
+    lo, hi = mx.take(a, mx.array(i0), axis=1), mx.take(a, mx.array(np.minimum(i0 + 1, n - 1)), axis=1)
+    return lo * (1 - w) + hi * w
+
+
 def sine_excitation(f0: mx.array, *, upp: int, sr: int, sin=sin_numpy) -> tuple[mx.array, mx.array]:
     """The NSF sine source of the reference (harmonic_num = 0), before the merge layer.
 
@@ -173,7 +183,8 @@ class Generator(nn.Module):
         return mx.tanh(x)[..., 0]
 
     def __call__(self, x: mx.array, f0: mx.array | None, g: mx.array, *, key: mx.array | None = None,
-                 chunk_frames: int | None = None, out_frames: tuple[int, int] | None = None) -> mx.array:
+                 chunk_frames: int | None = None, out_frames: tuple[int, int] | None = None,
+                 n_res: int | None = None) -> mx.array:
         """Decode ``(B, T, inter)`` latents (+ ``(B, T)`` f0 in Hz) to ``(B, T*hop)`` audio.
 
         The harmonic source is computed over the whole input (its phase is global); the
@@ -183,6 +194,8 @@ class Generator(nn.Module):
         on oneDNN (:mod:`._cpu_decoder`); on the CPU, MLX chunks run on two streams at once.
         ``chunk_frames=0`` disables chunking. ``out_frames=(a, b)`` returns only the audio of
         frames ``a..b-1`` (``(B, (b-a)*hop)``), computed from them and their context alone.
+        ``n_res``: stretch the latents (and the harmonic source) linearly to ``n_res`` frames
+        before decoding, as the reference's ``n_res`` (its realtime formant shift).
         """
         cfg = self.cfg
         har = None
@@ -190,6 +203,9 @@ class Generator(nn.Module):
             if f0 is None:
                 raise ValueError("this decoder needs f0")
             har = self.m_source(f0, upp=cfg.hop, sr=cfg.sample_rate, key=key)
+        if n_res is not None and int(n_res) != x.shape[1]:  # F.interpolate(mode="linear") of latents and source
+            x = _resize_linear(x, int(n_res))
+            har = _resize_linear(har, int(n_res) * cfg.hop) if har is not None else None
         if out_frames is not None:  # the same samples as slicing the whole output, less work
             halo, hop = self.receptive_radius(), cfg.hop
             a, b = out_frames

@@ -214,6 +214,7 @@ class Synthesizer(nn.Module):
         return_length: int | None = None,
         chunk_frames: int | None = None,
         out_frames: tuple[int, int] | None = None,
+        decode_frames: int | None = None,
     ) -> mx.array:
         """Synthesize audio.
 
@@ -236,6 +237,10 @@ class Synthesizer(nn.Module):
                 the same samples as slicing the whole output (the rest of the input is context:
                 the encoder and flow see all of it, the decoder only what those frames need).
                 Not with the streaming arguments.
+            decode_frames: with the streaming arguments: the decoder stretches the
+                ``return_length`` frames (latents and harmonic source, linearly) to this many
+                frames, as the reference's ``return_length2`` (its realtime formant shift);
+                the output then has ``decode_frames * hop`` samples.
 
         Returns:
             ``(B, T_out * hop)`` float32 audio at ``info.sample_rate``, ``T_out = T``,
@@ -265,6 +270,8 @@ class Synthesizer(nn.Module):
         if head < 0 or length <= 0 or head + length > t:
             raise InputShapeError(f"skip_head={head}, return_length={return_length} do not fit {t} frames")
         streaming = head > 0 or return_length is not None
+        if decode_frames is not None and (not streaming or int(decode_frames) <= 0):
+            raise InputShapeError(f"decode_frames={decode_frames} needs skip_head/return_length and must be > 0")
         if out_frames is not None:
             a, b_ = (int(v) for v in out_frames)
             if streaming or not 0 <= a < b_ <= t:
@@ -292,7 +299,7 @@ class Synthesizer(nn.Module):
             if nsff0 is not None:
                 nsff0 = nsff0[:, head : head + length]
         return self.dec(z, nsff0, g, key=k_nsf if noise_scale else None, chunk_frames=chunk_frames,
-                        out_frames=out_frames).astype(mx.float32)
+                        out_frames=out_frames, n_res=decode_frames).astype(mx.float32)
 
 
 def load(path: str | Path, *, dtype: str = "float32", backend: str | Backend = "auto",
