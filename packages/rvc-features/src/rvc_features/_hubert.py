@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .contentvec import BASE_KWARGS
+from ._contentvec import BASE_KWARGS
 from .errors import OutputExistsError, WeightsFormatError, WeightsNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def infer_kwargs(weights: dict[str, np.ndarray], cfg: dict[str, Any]) -> dict[st
         )
     convs = sorted((int(m.group(1)), w) for k, w in weights.items()
                    if (m := _CONV.match(k)) and m.group(2) == "conv.weight")
-    from .contentvec import parse_conv_layers
+    from ._contentvec import parse_conv_layers
 
     layers = parse_conv_layers(kw["conv_feature_layers"])
     shapes = [(w.shape[0], w.shape[1]) for _, w in convs]
