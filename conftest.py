@@ -6,11 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-import rvc_runtime
-
-# The tests run with the CPU libraries rvc-convert and the `rvc` command set up (OpenBLAS for MLX's
-# CPU matmuls, oneDNN), loaded before anything imports MLX. Importing the packages loads nothing.
-rvc_runtime.configure_cpu()
 
 ROOT = Path(__file__).resolve().parent
 FIXTURES = Path(os.environ.get("RVC_FIXTURES", ROOT.parent / "shared" / "fixtures"))
