@@ -27,14 +27,15 @@ def timed(fn, reps: int = 2) -> tuple[float, float]:
 
 
 def main(lengths: list[float]) -> None:
+    import rvc_runtime
+
+    print(f"OpenBLAS: {rvc_runtime.configure_cpu().blas}")
     import mlx.core as mx
     from mlx_contentvec import ContentvecModel
-    from rvc_convert.contentvec import ContentVec, _kwargs
-    from rvc_synth._blas import ensure_fast_blas
+    from rvc_features import BASE_KWARGS, ContentVec
 
-    print(f"OpenBLAS: {ensure_fast_blas()}")
     mx.random.seed(0)
-    kw = _kwargs(Path("(random)"), None, None)
+    kw = dict(BASE_KWARGS)
     model = ContentvecModel(**kw)
     model.eval()
     mx.eval(model.parameters())

@@ -7,6 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rvc_runtime
+
+# These tests run with the CPU libraries rvc-convert and the `rvc` command set up (OpenBLAS for
+# MLX's CPU matmuls, oneDNN), loaded before anything imports MLX; importing the packages loads nothing.
+rvc_runtime.configure_cpu()
 
 
 def synth_signal_int16(seconds: float, seed: int, gaps: tuple[tuple[float, float], ...]) -> np.ndarray:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rvc_synth import _dnnl
+from rvc_runtime import onednn as _dnnl
 
 from rvc_convert._backends import dnnl_conv2d, lend_cpu_kernels
 

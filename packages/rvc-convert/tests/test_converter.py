@@ -13,6 +13,7 @@ import rvc_synth
 from rvc_audio import load_audio
 from rvc_convert import ConvertOptions, RVCConvertError, VoiceConverter
 from rvc_convert.errors import ConvertInputError, ModelMismatchError, OutputExistsError, WeightsFormatError, WeightsNotFoundError
+from rvc_features.errors import WeightsFormatError as FeaturesWeightsFormatError
 from rvc_convert.options import F0_METHODS, PRESETS
 from rvc_convert.stub import StubEmbedder
 
@@ -120,7 +121,7 @@ def test_contentvec_must_fit_the_model(ckpt, extractors_dir, tiny_contentvec_v1,
     nofp = {k: v for k, v in load_file(str(tiny_contentvec_v1)).items() if not k.startswith("final_proj")}
     save_file(nofp, str(tmp_path / "nofp.safetensors"),
               metadata={"contentvec_kwargs": (extractors_dir / "contentvec_tiny.json").read_text()})
-    with pytest.raises(WeightsFormatError, match="rvc models import-hubert"):
+    with pytest.raises(FeaturesWeightsFormatError, match="rvc models import-hubert"):  # rvc-features' own
         VoiceConverter(ckpt("v1_nof0_32k"), contentvec=tmp_path / "nofp.safetensors")
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 
-import rvc_f0  # noqa: F401  (preloads OpenBLAS before mlx is imported)
-from rvc_f0._blas import ensure_fast_blas
+import rvc_runtime
 from rvc_f0.bench import BENCH_METHODS, pitch_speed
+
+_BLAS = rvc_runtime.configure_cpu().blas  # a script: OpenBLAS before mlx is imported
 
 
 def main() -> None:
@@ -23,7 +24,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args()
-    print(f"BLAS preloaded: {ensure_fast_blas()}; cores: {os.cpu_count()}; {args.seconds:g} s of audio")
+    print(f"BLAS preloaded: {_BLAS}; cores: {os.cpu_count()}; {args.seconds:g} s of audio")
     pitch_speed(
         args.seconds,
         methods=args.methods,

@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 
 import numpy as np  # noqa: E402
-import rvc_f0  # noqa: F401  (preloads OpenBLAS before mlx is imported)
-from rvc_f0._blas import ensure_fast_blas
+import rvc_runtime
+
+_BLAS = rvc_runtime.configure_cpu().blas  # a script: OpenBLAS before mlx is imported
+import rvc_f0  # noqa: E402
 
 FIXTURES = Path(os.environ.get("RVC_FIXTURES", Path(__file__).resolve().parents[4] / "shared" / "fixtures"))
 
@@ -41,7 +43,7 @@ def main(which: list[str]) -> None:
     from rvc_f0._mlx_net import correct_decoder
     from rvc_f0._rmvpe import RMVPEModel
 
-    print(f"BLAS preloaded: {ensure_fast_blas()}; cores: {os.cpu_count()}")
+    print(f"BLAS preloaded: {_BLAS}; cores: {os.cpu_count()}")
     for kind in which:
         if kind == "narrow":
             fn = rvc_f0.load_rmvpe(FIXTURES / "extractors" / "rmvpe_random.safetensors")

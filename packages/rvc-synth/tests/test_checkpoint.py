@@ -16,7 +16,7 @@ from conftest import VARIANTS
 from rvc_synth import UnsupportedCheckpointError
 from rvc_synth.checkpoint import read_checkpoint
 from rvc_synth.model import sanitize
-from rvc_synth.pth import read_pth
+from rvc_pth import read_pth
 
 
 @pytest.mark.parametrize("variant", VARIANTS + ["v2_f0_40k_fullsize"])

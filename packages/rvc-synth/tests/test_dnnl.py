@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import rvc_synth
-from rvc_synth import _dnnl
+from rvc_runtime import onednn as _dnnl
 from rvc_synth.layers import Conv1d, ConvTranspose1d
 
 pytestmark = pytest.mark.skipif(not _dnnl.available(), reason="oneDNN (onednn-cpu-gomp) not installed")

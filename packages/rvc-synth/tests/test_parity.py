@@ -137,7 +137,7 @@ def test_half_precision_against_fp32_goldens(ref_dir: Path, variant: str, dtype:
 @pytest.mark.parametrize("conv", ["gemm", "dnnl"])
 def test_decoder_chunking_is_exact(ref_dir: Path, conv: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Decoding in stretches with receptive-field halos equals decoding all at once."""
-    from rvc_synth import _dnnl
+    from rvc_runtime import onednn as _dnnl
 
     if conv == "dnnl" and not _dnnl.available():
         pytest.skip("oneDNN not installed")

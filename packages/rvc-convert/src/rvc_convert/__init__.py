@@ -12,10 +12,8 @@ conversion in :mod:`rvc_convert.stream` (``VoiceConverter.stream``) and :mod:`rv
 
 from __future__ import annotations
 
-import rvc_synth  # noqa: F401  (first: preloads OpenBLAS before anything imports mlx)
-
-from .errors import RVCConvertError  # noqa: E402
-from .options import ConvertOptions  # noqa: E402
+from .errors import RVCConvertError
+from .options import ConvertOptions
 
 __all__ = ["ConvertOptions", "RVCConvertError", "VoiceConverter"]
 __version__ = "0.1.0"
@@ -26,7 +24,7 @@ def __getattr__(name: str):  # VoiceConverter and the weights module on first us
         from .converter import VoiceConverter
 
         return VoiceConverter
-    if name in ("weights", "pipeline", "bench", "contentvec", "stub", "folder", "distributed", "stream", "live"):
+    if name in ("weights", "pipeline", "bench", "stub", "folder", "distributed", "stream", "live"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

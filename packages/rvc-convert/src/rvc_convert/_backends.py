@@ -1,6 +1,6 @@
 """Where each stage runs, chosen once per :class:`~rvc_convert.VoiceConverter` (:func:`plan`),
 and the faster CPU kernels one stage lends another through the pipeline (stages never import
-each other): rvc-synth's oneDNN binding runs rvc-f0's RMVPE U-Net convolutions.
+each other): rvc-runtime's oneDNN binding runs rvc-f0's RMVPE U-Net convolutions.
 
 Measured on a 2-core x86 CPU: 3x3 convolutions at 16-32 channels (RMVPE's full-resolution
 levels) 93/48 ms on MLX's ``conv2d``, 3.9/3.9 ms on oneDNN (~150 GFLOP/s).
@@ -48,7 +48,7 @@ def plan(synth: Any) -> Backends:
 def dnnl_conv2d() -> Callable[..., Any] | None:
     """rvc-f0's ``RMVPEModel.conv2d`` backend on oneDNN, or None when oneDNN is not installed
     (or ``RVC_DNNL=0``)."""
-    from rvc_synth import _dnnl
+    from rvc_runtime import onednn as _dnnl
 
     if not _dnnl.available():
         return None

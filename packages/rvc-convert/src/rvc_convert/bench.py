@@ -58,16 +58,17 @@ def signal(seconds: float, *, seed: int = 0) -> np.ndarray:
 def build_models(synth_path: str | None = None, *, dtype: str = "float32") -> dict[str, Any]:
     """Full-size random models: ``synth`` (or the model at ``synth_path``), ``contentvec``,
     ``rmvpe``, ``index``."""
-    import rvc_synth  # noqa: F401  (OpenBLAS first)
+    import rvc_runtime
+
+    rvc_runtime.configure_cpu()  # OpenBLAS and oneDNN, before MLX first loads
     import mlx.core as mx
+    import rvc_synth
     from mlx_contentvec import ContentvecModel
-    from mlx_rmvpe import E2E
-    from rvc_f0._mlx_net import correct_decoder
-    from rvc_f0._rmvpe import RMVPEModel
+    from rvc_f0.bench import random_model
+    from rvc_features import BASE_KWARGS, ContentVec
     from rvc_index import build_index
 
     from ._backends import lend_cpu_kernels
-    from .contentvec import ContentVec, _kwargs
 
     mx.random.seed(0)
     path = Path(synth_path) if synth_path else _fixture_model()
@@ -80,14 +81,12 @@ def build_models(synth_path: str | None = None, *, dtype: str = "float32") -> di
         synth.eval()
     if dtype != "float32":
         synth.set_dtype(dtype)
-    kw = _kwargs(Path("(random)"), None, None)
+    kw = dict(BASE_KWARGS)
     cvm = ContentvecModel(**kw)
     cvm.eval()
     mx.eval(cvm.parameters())
-    net = E2E(4, 1, (2, 2))
-    net.eval()
-    rmvpe = lend_cpu_kernels(RMVPEModel(net, Path("(random)"), correct_decoder(net)))
-    mx.eval(net.parameters())
+    rmvpe = lend_cpu_kernels(random_model("rmvpe"))  # full-width RMVPE, random weights
+    mx.eval(rmvpe.net.parameters())
     rows = np.random.default_rng(0).standard_normal((20000, 768)).astype(np.float32)
     return {"synth": synth, "contentvec": ContentVec(cvm, kw, None), "rmvpe": rmvpe, "index": build_index(rows)}
 

@@ -69,6 +69,9 @@ class VoiceConverter:
         backend: str = "auto",
         tf32: bool | None = None,
     ) -> None:
+        import rvc_runtime
+
+        rvc_runtime.configure_cpu()  # OpenBLAS for MLX's CPU matmuls, oneDNN: before MLX first loads
         import rvc_synth
 
         if not isinstance(options, ConvertOptions):
@@ -94,7 +97,7 @@ class VoiceConverter:
                 raise ConvertInputError(f"embedder must be callable (audio_16k -> (frames, {info.feature_dim})), got {embedder!r}")
             self.embedder = embedder
         else:
-            from .contentvec import load_contentvec
+            from rvc_features import load_contentvec
             from .weights import resolve_weights
 
             self.contentvec = load_contentvec(resolve_weights("contentvec", contentvec))

@@ -20,13 +20,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rvc_runtime
+import rvc_runtime.errors
+from rvc_runtime import WeightsSpec
 
-from ._hubert import import_hubert
+from rvc_features import import_hubert
 from .errors import ConvertInputError, OutputExistsError, WeightsDownloadError, WeightsNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -34,104 +36,58 @@ logger = logging.getLogger(__name__)
 __all__ = ["WEIGHTS", "build_voice_index", "download_weights", "import_hubert", "resolve_weights", "weights_status"]
 
 
-@dataclass(frozen=True)
-class WeightSpec:
-    name: str
-    repo: str
-    filename: str
-    env: str
-    option: str  # the CLI option / VoiceConverter argument
+WeightSpec = WeightsSpec  # the former name
 
-
-WEIGHTS: dict[str, WeightSpec] = {
-    "contentvec": WeightSpec("contentvec", "lexandstuff/mlx-contentvec", "contentvec_base.safetensors",
-                             "RVC_CONTENTVEC_WEIGHTS", "contentvec"),
-    "rmvpe": WeightSpec("rmvpe", "lexandstuff/mlx-rmvpe", "rmvpe.safetensors", "RVC_RMVPE_WEIGHTS", "rmvpe"),
+WEIGHTS: dict[str, WeightsSpec] = {
+    "contentvec": WeightsSpec(
+        "contentvec", "lexandstuff/mlx-contentvec", "contentvec_base.safetensors", "RVC_CONTENTVEC_WEIGHTS",
+        option="contentvec", cli="--contentvec", expected="an mlx contentvec .safetensors file",
+    ),
+    "rmvpe": WeightsSpec(
+        "rmvpe", "lexandstuff/mlx-rmvpe", "rmvpe.safetensors", "RVC_RMVPE_WEIGHTS",
+        option="rmvpe", cli="--rmvpe", expected="an mlx rmvpe .safetensors file",
+    ),
 }
 
 
-def _spec(name: str) -> WeightSpec:
+def _spec(name: str) -> WeightsSpec:
     if name not in WEIGHTS:
         raise ConvertInputError(f"unknown weights {name!r}; expected one of {', '.join(WEIGHTS)}")
     return WEIGHTS[name]
 
 
-def _cached(spec: WeightSpec) -> Path | None:
+def _cached(spec: WeightsSpec) -> Path | None:
     """The Hugging Face cache's copy, without any network access."""
-    from huggingface_hub import try_to_load_from_cache
-
     try:
-        found = try_to_load_from_cache(spec.repo, spec.filename)
-    except Exception as exc:  # a broken cache entry
-        logger.debug("cache lookup of %s/%s failed: %s", spec.repo, spec.filename, exc)
+        return rvc_runtime.resolve_weights(spec, use_env=False, download=False)
+    except rvc_runtime.errors.WeightsError:
         return None
-    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
 
 
 def resolve_weights(name: str, path: str | os.PathLike[str] | None = None, *, download: bool = True) -> Path:
     """The local file for ``"contentvec"`` or ``"rmvpe"``: ``path``, else ``$RVC_*_WEIGHTS``, else the
-    Hugging Face cache, else (``download=True``, not ``HF_HUB_OFFLINE``) a download into the cache.
+    Hugging Face cache, else (``download=True``, not ``HF_HUB_OFFLINE``) a download into the cache
+    (``rvc_runtime.resolve_weights``, the one resolver of the rvc packages).
 
     Raises:
         WeightsNotFoundError: the given path does not exist, or nothing is configured, cached or
             downloadable (offline): the message names ``rvc models download`` and the path options.
     """
     spec = _spec(name)
-    if path is not None:
-        source = f"{spec.option}="
-    elif os.environ.get(spec.env):
-        path, source = os.environ[spec.env], f"${spec.env}"
-    else:
-        found = _cached(spec)
-        if found is not None:
-            return found
-        reason = "downloads are off"
-        if download:
-            try:
-                return _download(spec)
-            except WeightsDownloadError as exc:
-                reason = str(exc).split("; ")[0][:200]
-        raise WeightsNotFoundError(
-            f"{name} weights not found: no {spec.option}= path, ${spec.env} is not set, and {spec.repo}/{spec.filename} "
-            f"is not in the Hugging Face cache ({reason}). Run `rvc models download` "
-            f"(rvc_convert.weights.download_weights) while online, or point --{spec.option} / {spec.env} at a local "
-            f"mlx {name} .safetensors file"
-        )
-    p = Path(path).expanduser()
-    if not p.is_file():
-        what = "is a folder" if p.is_dir() else "does not exist"
-        raise WeightsNotFoundError(
-            f"{name} weights {p} (from {source}) {what}; expected an mlx {name} .safetensors file "
-            f"(`rvc models download` fetches {spec.repo}/{spec.filename})"
-        )
-    return p
-
-
-def _download(spec: WeightSpec) -> Path:
-    """Download into the Hugging Face cache; fails fast when offline (no DNS for the Hub)."""
-    import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants, hf_hub_download
-
-    if constants.HF_HUB_OFFLINE:
-        raise WeightsDownloadError(f"could not download {spec.repo}/{spec.filename}: HF_HUB_OFFLINE is set")
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
     try:
-        socket.getaddrinfo(host, 443)
-    except OSError as exc:  # no DNS: offline; skip huggingface-hub's ~20 s of retries
-        raise WeightsDownloadError(
-            f"could not download {spec.repo}/{spec.filename}: {host} is unreachable ({exc}); check the connection, "
-            f"or use a local file via --{spec.option} / {spec.env}"
-        ) from exc
+        return rvc_runtime.resolve_weights(spec, path, download=download)
+    except rvc_runtime.errors.WeightsNotFoundError as exc:
+        raise WeightsNotFoundError(str(exc)) from None
+
+
+def _download(spec: WeightsSpec) -> Path:
+    """Download into the Hugging Face cache (fails fast when offline)."""
     try:
-        logger.info("downloading %s/%s", spec.repo, spec.filename)
-        return Path(hf_hub_download(spec.repo, spec.filename))
-    except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [""])[0][:160]
+        return rvc_runtime.resolve_weights(spec, use_env=False)
+    except rvc_runtime.errors.WeightsNotFoundError as exc:
         raise WeightsDownloadError(
-            f"could not download {spec.repo}/{spec.filename} ({type(exc).__name__}: {reason}); check the "
-            f"connection (or HF_ENDPOINT / HF_TOKEN), or use a local file via --{spec.option} / {spec.env}"
+            f"{exc.reason}; check the connection (or HF_ENDPOINT / HF_TOKEN), or use a local file via "
+            f"{spec.cli} / {spec.env}"
         ) from exc
 
 
@@ -143,7 +99,7 @@ def download_weights(name: str = "all") -> dict[str, Path]:
     Raises:
         WeightsDownloadError: the Hub is unreachable (offline) or refuses the request.
     """
-    names = list(WEIGHTS) if name == "all" else [_spec(name).name]
+    names = list(WEIGHTS) if name == "all" else [name] if _spec(name) else []
     out = {}
     for n in names:
         cached = _cached(WEIGHTS[n])
@@ -158,14 +114,14 @@ def weights_status() -> list[dict[str, Any]]:
     (True when that file exists locally: conversion can run offline) and ``hub_cached`` (the
     Hugging Face cache holds a copy)."""
     rows = []
-    for spec in WEIGHTS.values():
+    for name, spec in WEIGHTS.items():
         hub = _cached(spec)
         env = os.environ.get(spec.env)
         if env:
             source, path = "env", (Path(env).expanduser() if Path(env).expanduser().is_file() else None)
         else:
             source, path = ("cache", hub) if hub else (None, None)
-        rows.append({"name": spec.name, "repo": spec.repo, "file": spec.filename, "env": spec.env,
+        rows.append({"name": name, "repo": spec.repo, "file": spec.filename, "env": spec.env,
                      "source": source, "path": path, "cached": path is not None, "hub_cached": hub is not None})
     return rows
 
@@ -202,8 +158,9 @@ def build_voice_index(
     from rvc_audio import highpass, load_audio
     from rvc_index import build_index
 
-    from .contentvec import load_contentvec
+    from rvc_features import load_contentvec
 
+    rvc_runtime.configure_cpu()  # OpenBLAS and oneDNN for ContentVec on the CPU, before MLX first loads
     if version not in ("v1", "v2"):
         raise ConvertInputError(f"version={version!r}; expected 'v1' (256-d features) or 'v2' (768-d)")
     folder, dst = Path(audio_dir).expanduser(), Path(out_path).expanduser()

@@ -13,15 +13,13 @@ Public API (everything else is private, except the error classes in :mod:`rvc_f0
 
 from __future__ import annotations
 
-from ._blas import ensure_fast_blas
-
-ensure_fast_blas()  # before anything imports mlx (mlx itself is imported only when a network runs)
-
-from . import applio  # noqa: E402,F401  (NumPy only)
-from ._extract import METHODS, extract_f0  # noqa: E402
-from ._post import postprocess_f0  # noqa: E402
-from ._rmvpe import load_rmvpe  # noqa: E402
-from .errors import RVCF0Error  # noqa: E402
+# Importing changes nothing in the process (mlx itself is imported only when a network runs).
+# For MLX's fast Linux CPU matmuls, call rvc_runtime.configure_cpu() before the first network runs.
+from . import applio  # noqa: F401  (NumPy only)
+from ._extract import METHODS, extract_f0
+from ._post import postprocess_f0
+from ._rmvpe import load_rmvpe
+from .errors import RVCF0Error
 
 __all__ = ["METHODS", "RVCF0Error", "extract_f0", "load_rmvpe", "postprocess_f0"]
 __version__ = "0.1.0"

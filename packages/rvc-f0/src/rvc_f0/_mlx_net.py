@@ -15,6 +15,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
+from rvc_runtime import check_keys
 from mlx_rmvpe import E2E
 
 from .errors import RVCF0Error, WeightsFormatError
@@ -80,20 +81,11 @@ def _e2e_kwargs(path: Path, meta: dict[str, str]) -> dict[str, Any]:
 def _check_keys(path: Path, arrays: dict[str, mx.array], params: dict[str, mx.array]) -> None:
     expected = {_PREFIX + k: tuple(v.shape) for k, v in params.items()}
     got = {k: tuple(v.shape) for k, v in arrays.items()}
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    misshaped = [
-        f"{k} {got[k]} (expected {expected[k]})" for k in sorted(set(got) & set(expected)) if got[k] != expected[k]
-    ]
-    problems = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)):
-        if items:
-            shown = ", ".join(items[:6]) + (f", ... ({len(items)} in all)" if len(items) > 6 else "")
-            problems.append(f"{label}: {shown}")
+    problems = check_keys(expected, got)
     if problems:
         raise WeightsFormatError(
             f"RMVPE weights {path} do not match the network ({len(got)} tensors in the file, {len(expected)} expected): "
-            + "; ".join(problems)
+            + problems
             + ". Use an mlx-rmvpe safetensors file (rmvpe.safetensors from lexandstuff/mlx-rmvpe, or a converter's output)"
         )
 

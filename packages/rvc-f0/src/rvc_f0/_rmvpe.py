@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rvc_runtime.errors
+from rvc_runtime import WeightsSpec, resolve_weights
 
 from ._checks import HOP, SAMPLE_RATE, as_audio
 from .errors import F0InputError, UnknownBackendError, WeightsNotFoundError
@@ -203,42 +205,16 @@ def _load(path: Path, *, correct: bool = True, backend: str = "auto") -> RMVPEMo
     return RMVPEModel(net, path, corrected, backend=backend)
 
 
+_SPEC = WeightsSpec(
+    "RMVPE", HF_REPO_ID, HF_FILENAME, ENV_WEIGHTS, option="weights", expected="an mlx-rmvpe .safetensors file"
+)
+
+
 def _resolve(weights: str | os.PathLike[str] | None) -> Path:
-    if weights is not None:
-        source = "weights="
-    elif os.environ.get(ENV_WEIGHTS):
-        weights, source = os.environ[ENV_WEIGHTS], f"${ENV_WEIGHTS}"
-    else:
-        return _from_hub()
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        what = "is a directory" if path.is_dir() else "does not exist"
-        raise WeightsNotFoundError(
-            f"RMVPE weights file {path} (from {source}) {what}; expected an mlx-rmvpe .safetensors file "
-            f"(run `rvc models download` to fetch {HF_REPO_ID}/{HF_FILENAME}, or fix the path)"
-        )
-    return path
-
-
-def _from_hub() -> Path:
-    from huggingface_hub import hf_hub_download
-
-    try:  # no network round trip when a copy is cached
-        return Path(hf_hub_download(HF_REPO_ID, HF_FILENAME, local_files_only=True))
-    except Exception as exc:  # not cached (or a broken cache entry): try the download
-        logger.debug("no cached %s/%s: %s", HF_REPO_ID, HF_FILENAME, exc)
     try:
-        logger.info("downloading %s/%s from the Hugging Face Hub", HF_REPO_ID, HF_FILENAME)
-        return Path(hf_hub_download(HF_REPO_ID, HF_FILENAME))
-    except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise WeightsNotFoundError(
-            f"RMVPE weights are not available: no weights= path was given, ${ENV_WEIGHTS} is not set, and "
-            f"{HF_REPO_ID}/{HF_FILENAME} is not in the Hugging Face cache and could not be downloaded "
-            f"({type(exc).__name__}: {reason}). Either run `rvc models download` while online, or pass "
-            f"weights='/path/to/rmvpe.safetensors' (or set {ENV_WEIGHTS}=/path/to/rmvpe.safetensors) "
-            "to use a local mlx-rmvpe weights file"
-        ) from exc
+        return resolve_weights(_SPEC, weights)
+    except rvc_runtime.errors.WeightsNotFoundError as exc:
+        raise WeightsNotFoundError(str(exc)) from None
 
 
 # --- front end and decoding (NumPy) ------------------------------------------------------

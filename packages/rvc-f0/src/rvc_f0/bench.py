@@ -56,6 +56,12 @@ def _random_state(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, np
     return state
 
 
+def random_model(method: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The network of ``method`` (``rmvpe``: an ``RMVPEModel`` of full width; ``crepe``,
+    ``crepe-tiny``, ``fcpe``) with seeded random weights, for speed measurements without files."""
+    return _random_model(method)
+
+
 def _random_model(method: str) -> Callable[[np.ndarray], np.ndarray]:
     if method == "rmvpe":
         import mlx.core as mx

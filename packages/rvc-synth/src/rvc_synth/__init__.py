@@ -7,18 +7,11 @@
 
 from __future__ import annotations
 
-import os
-
-from . import _blas
-
-_blas.ensure_fast_blas()  # before MLX is imported anywhere in this package
-# Faithful float32 on NVIDIA GPUs: MLX's CUDA backend uses TF32 (10-bit mantissa) for float32
-# matmuls/convs unless told otherwise. Set MLX_ENABLE_TF32=1 yourself to trade accuracy for speed.
-os.environ.setdefault("MLX_ENABLE_TF32", "0")
-
-from .errors import RVCSynthError, UnsafeCheckpointError, UnsupportedCheckpointError  # noqa: E402
-from .export import convert_checkpoint  # noqa: E402
-from .model import SynthInfo, Synthesizer, load  # noqa: E402
+# Importing changes nothing in the process. For MLX's fast Linux CPU matmuls and the oneDNN
+# decoder, call rvc_runtime.configure_cpu() before this import (rvc-convert and `rvc` do).
+from .errors import RVCSynthError, UnsafeCheckpointError, UnsupportedCheckpointError
+from .export import convert_checkpoint
+from .model import SynthInfo, Synthesizer, load
 
 __all__ = ["load", "Synthesizer", "convert_checkpoint", "RVCSynthError", "UnsafeCheckpointError", "UnsupportedCheckpointError"]
 __version__ = "0.1.0"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _dnnl
+from rvc_runtime import onednn as _dnnl
 
 LRELU_SLOPE = 0.1
 

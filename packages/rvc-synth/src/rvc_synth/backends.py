@@ -118,7 +118,7 @@ def _device() -> tuple[str, bool]:
 
 
 def _onednn_available() -> bool:
-    from . import _dnnl
+    from rvc_runtime import onednn as _dnnl
 
     return _dnnl.available()
 

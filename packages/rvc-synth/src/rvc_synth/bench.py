@@ -14,9 +14,9 @@ import sys
 import time
 from typing import Any
 
-from . import _blas
+import rvc_runtime
 
-_blas.ensure_fast_blas()
+_CPU = rvc_runtime.configure_cpu()  # a script (python -m): the faster BLAS before MLX loads
 
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     model = load(a.model) if a.model else random_model()
     model.set_dtype(a.dtype)
-    print(f"backend {model.backend}  blas {_blas._loaded or 'bundled'}  model {a.model or 'random v2 40k (full size)'}")
+    print(f"backend {model.backend}  blas {_CPU.blas or 'bundled'}  model {a.model or 'random v2 40k (full size)'}")
     print(f"{'input s':>8} {'dtype':>9} {'wall s':>8} {'RTF':>7} {'peak RSS MB':>12} {'peak dev MB':>12}")
     for r in run(tuple(a.seconds), model=model, repeats=a.repeats, chunk_frames=a.chunk_frames):
         print(f"{r['seconds']:8.0f} {r['dtype']:>9} {r['wall_s']:8.3f} {r['rtf']:7.3f} {r['peak_rss_mb']:12.0f} {r['peak_device_mb']:12.0f}", flush=True)

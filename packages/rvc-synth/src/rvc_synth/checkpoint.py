@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+import rvc_pth
 
 from .config import SynthConfig, derive_config
-from .errors import CheckpointNotFoundError, UnsupportedCheckpointError
-from .pth import read_pth
+from .errors import CheckpointNotFoundError, UnsafeCheckpointError, UnsupportedCheckpointError
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,18 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     if path.is_dir():
         return _read_folder(path)
     return parse_checkpoint(read_pth(path), name=path.name)
+
+
+def read_pth(path: Path) -> Any:
+    """``rvc_pth.read_pth`` (nothing in the file is executed), its errors as rvc-synth's."""
+    try:
+        return rvc_pth.read_pth(path)
+    except rvc_pth.UnsafeCheckpointError as exc:
+        raise UnsafeCheckpointError(str(exc)) from None
+    except rvc_pth.CheckpointNotFoundError as exc:
+        raise CheckpointNotFoundError(str(exc)) from None
+    except rvc_pth.CheckpointFormatError as exc:
+        raise UnsupportedCheckpointError(str(exc)) from None
 
 
 def _read_folder(path: Path) -> Checkpoint:

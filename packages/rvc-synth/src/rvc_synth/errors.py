@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import rvc_pth
+
 
 class RVCSynthError(Exception):
     """Base class of every rvc-synth error."""
 
 
-class CheckpointNotFoundError(RVCSynthError, FileNotFoundError):
+class CheckpointNotFoundError(RVCSynthError, rvc_pth.CheckpointNotFoundError):
     """The model path does not exist (or a converted folder lacks a file)."""
 
 
-class UnsafeCheckpointError(RVCSynthError, ValueError):
+class UnsafeCheckpointError(RVCSynthError, rvc_pth.UnsafeCheckpointError):
     """The checkpoint's pickle asks for a global outside the tensor/container allow-list."""
 
 
-class UnsupportedCheckpointError(RVCSynthError, ValueError):
+class UnsupportedCheckpointError(RVCSynthError, rvc_pth.CheckpointFormatError):
     """The file is not an RVC synthesizer checkpoint this package can run (or it is malformed)."""
 
 

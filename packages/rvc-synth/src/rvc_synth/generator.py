@@ -10,7 +10,8 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
 
-from . import _dnnl
+from rvc_runtime import onednn as _dnnl
+
 from .backends import DEFAULT_BACKEND, Backend
 from .config import SynthConfig
 from .layers import DEFAULT_KERNELS, Conv1d, ConvTranspose1d, sin_numpy

@@ -10,10 +10,6 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import _blas
-
-_blas.ensure_fast_blas()
-
 import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
 from mlx.utils import tree_flatten, tree_map  # noqa: E402

@@ -7,8 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from rvc_convert.contentvec import ContentVec, load_contentvec, parse_conv_layers
-from rvc_convert.errors import WeightsFormatError, WeightsNotFoundError
+from rvc_features import ContentVec, load_contentvec
+from rvc_features._contentvec import parse_conv_layers
+from rvc_features.errors import WeightsFormatError, WeightsNotFoundError
 
 INPUTS = ("synth_1s", "arctic_3s")
 
@@ -58,7 +59,7 @@ def test_base_size_fast_forward_matches_upstream():
     fast path (GEMM convs, rational-erf GELU, NumPy attention) equals mlx-contentvec's forward."""
     import mlx.core as mx
     from mlx_contentvec import ContentvecModel
-    from rvc_convert.contentvec import _kwargs
+    from rvc_features._contentvec import _kwargs
 
     kw = _kwargs(None, {"contentvec_kwargs": json.dumps({"encoder_layers": 2})}, None)
     mx.random.seed(3)
@@ -70,7 +71,7 @@ def test_base_size_fast_forward_matches_upstream():
     assert fast.shape == (49, 768)
     assert np.abs(fast - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
     # on the CPU with oneDNN installed the conv stack runs there (GELU fused); else on MLX GEMMs
-    from rvc_synth import _dnnl
+    from rvc_runtime import onednn as _dnnl
 
     on_dnnl = cv._fast._dnnl_convs()
     assert bool(on_dnnl) == (_dnnl.available() and mx.default_device() == mx.cpu)

@@ -6,6 +6,7 @@ first imported makes MLX's ``cblas_sgemm`` calls resolve to it. This module does
 once, from (in order): ``$RVC_BLAS`` (a path; ``RVC_BLAS=0`` disables), the system
 OpenBLAS (Debian/Ubuntu ``libopenblas0``), the OpenBLAS bundled in ``faiss-cpu``.
 It is a no-op on macOS (MLX uses Accelerate/Metal there) and after MLX was imported.
+Nothing happens at import: :func:`rvc_runtime.configure_cpu` calls :func:`ensure_fast_blas`.
 """
 
 from __future__ import annotations

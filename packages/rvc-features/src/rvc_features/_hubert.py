@@ -1,7 +1,7 @@
 """Import RVC's ``hubert_base.pt`` (a fairseq HuBERT/ContentVec checkpoint) into mlx-contentvec
 safetensors, ``final_proj`` included, without torch and without executing anything in the file.
 
-The checkpoint is read with rvc-synth's restricted unpickler: tensors are rebuilt as NumPy arrays
+The checkpoint is read with rvc-pth's restricted unpickler: tensors are rebuilt as NumPy arrays
 and fairseq's config objects (omegaconf ``DictConfig``, ``argparse.Namespace``, fairseq's
 ``Dictionary``...) become inert placeholders whose recorded fields are read as data.
 
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .contentvec import BASE_KWARGS
+from ._contentvec import BASE_KWARGS
 from .errors import OutputExistsError, WeightsFormatError, WeightsNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def _inert(module: str, name: str) -> bool:
 
 def _plain(obj: Any, depth: int = 0) -> Any:
     """Inert placeholders (omegaconf nodes/containers, Namespace, enums) -> plain Python data."""
-    from rvc_synth.pth import Inert
+    from rvc_pth import Inert
 
     if depth > 40:
         return None
@@ -180,7 +180,7 @@ def infer_kwargs(weights: dict[str, np.ndarray], cfg: dict[str, Any]) -> dict[st
         )
     convs = sorted((int(m.group(1)), w) for k, w in weights.items()
                    if (m := _CONV.match(k)) and m.group(2) == "conv.weight")
-    from .contentvec import parse_conv_layers
+    from ._contentvec import parse_conv_layers
 
     layers = parse_conv_layers(kw["conv_feature_layers"])
     shapes = [(w.shape[0], w.shape[1]) for _, w in convs]
@@ -206,8 +206,7 @@ def import_hubert(pt_path: str | os.PathLike[str], out_path: str | os.PathLike[s
         WeightsFormatError: not a fairseq HuBERT checkpoint (or unsafe: it names code to run).
         OutputExistsError: ``out_path`` exists and ``overwrite`` is False.
     """
-    from rvc_synth.errors import CheckpointNotFoundError, RVCSynthError
-    from rvc_synth.pth import read_pth
+    from rvc_pth import CheckpointNotFoundError, PthError, read_pth
     from safetensors.numpy import save_file
 
     src, dst = Path(pt_path).expanduser(), Path(out_path).expanduser()
@@ -219,7 +218,7 @@ def import_hubert(pt_path: str | os.PathLike[str], out_path: str | os.PathLike[s
         ckpt = read_pth(src, inert=_inert)
     except CheckpointNotFoundError:
         raise WeightsNotFoundError(f"HuBERT checkpoint {src} does not exist; expected RVC's hubert_base.pt") from None
-    except RVCSynthError as exc:
+    except PthError as exc:
         raise WeightsFormatError(f"{src}: {exc}") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
         raise WeightsFormatError(

@@ -6,7 +6,7 @@
   dimensions of anything.
 
 Weights are mlx-contentvec safetensors (``contentvec_base.safetensors`` of
-``lexandstuff/mlx-contentvec``, or what :func:`rvc_convert.weights.import_hubert` writes from RVC's
+``lexandstuff/mlx-contentvec``, or what :func:`rvc_features.import_hubert` writes from RVC's
 ``hubert_base.pt``). ``final_proj.weight``/``final_proj.bias`` may sit in the same file (the
 importer writes them); the network's constructor kwargs may sit in the metadata key
 ``contentvec_kwargs`` (JSON), else the real base size is assumed. The model is built with
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rvc_runtime import check_keys
 
 from .errors import WeightsFormatError
 
@@ -50,7 +51,7 @@ BASE_KWARGS: dict[str, Any] = {  # the real ContentVec/HuBERT base, as from_pret
 _TYPES = {k: type(v) for k, v in BASE_KWARGS.items()}
 V1_LAYER = 9  # the reference: output_layer=9 then final_proj for v1 models
 IMPORT_HINT = (
-    "run `rvc models import-hubert hubert_base.pt contentvec_fp.safetensors` (rvc_convert.weights.import_hubert) "
+    "run `rvc models import-hubert hubert_base.pt contentvec_fp.safetensors` (rvc_features.import_hubert) "
     "on RVC's hubert_base.pt and pass the result as the ContentVec weights (--contentvec / RVC_CONTENTVEC_WEIGHTS)"
 )
 
@@ -249,15 +250,11 @@ def _load(path: Path, override: dict[str, Any] | None) -> ContentVec:
     expected = {k: tuple(v.shape) for k, v in tree_flatten(model.parameters())}
     derived = "encoder.pos_conv.layers.0.module.weight"  # g * v / |v|, recomputed at every call
     got = {k: tuple(v.shape) for k, v in arrays.items()}
-    missing = sorted(set(expected) - set(got) - {derived})
-    unexpected = sorted(set(got) - set(expected))
-    misshaped = [f"{k} {got[k]} (expected {expected[k]})" for k in sorted(set(got) & set(expected)) if got[k] != expected[k]]
-    problems = [f"{label}: {', '.join(items[:5])}{f', ... ({len(items)} in all)' if len(items) > 5 else ''}"
-                for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)) if items]
+    problems = check_keys(expected, got, optional=[derived], shown=5)
     if problems:
         raise WeightsFormatError(
             f"ContentVec weights {path} do not match a ContentVec of {kw['encoder_layers']} layers x "
-            f"{kw['encoder_embed_dim']} ({'; '.join(problems)}); use mlx-contentvec safetensors "
+            f"{kw['encoder_embed_dim']} ({problems}); use mlx-contentvec safetensors "
             "(constructor kwargs for other sizes go in the metadata key contentvec_kwargs)"
         )
     params = {k: (v if v.dtype == mx.float32 else v.astype(mx.float32)) for k, v in arrays.items()}

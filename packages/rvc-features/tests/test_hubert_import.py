@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rvc_convert.contentvec import load_contentvec
-from rvc_convert.errors import OutputExistsError, WeightsFormatError, WeightsNotFoundError
-from rvc_convert.weights import import_hubert
+from rvc_features import import_hubert, load_contentvec
+from rvc_features.errors import OutputExistsError, WeightsFormatError, WeightsNotFoundError
 
 # --- a torch.save look-alike ------------------------------------------------------------------
 

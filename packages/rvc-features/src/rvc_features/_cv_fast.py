@@ -179,7 +179,7 @@ class FastContentvec:
         if not self.cpu:
             return []
         if getattr(self, "_dnnl", None) is None:
-            from rvc_synth import _dnnl
+            from rvc_runtime import onednn as _dnnl
 
             self._dnnl = [] if not _dnnl.available() else [
                 _dnnl.Conv(_taps(w2, k), None if bias is None else np.array(bias), stride=s)
@@ -259,7 +259,7 @@ class FastContentvec:
         w1, b1, w2, b2 = params[5:9]
         if not self._dnnl_convs():  # (GPUs, or no oneDNN)
             return res + gelu(h @ w1 + b1) @ w2 + b2
-        from rvc_synth import _dnnl
+        from rvc_runtime import onednn as _dnnl
 
         convs = self.__dict__.setdefault("_dnnl_ffn", {})
         key = id(params[5])

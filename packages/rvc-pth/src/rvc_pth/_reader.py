@@ -1,4 +1,4 @@
-"""A torch-free, safe reader for PyTorch ``.pth`` checkpoints.
+"""The restricted unpickler: a torch-free, safe reader for PyTorch ``.pth``/``.pt`` checkpoints.
 
 PyTorch checkpoints are pickles, and a pickle can run arbitrary code when loaded. This
 reader never calls :func:`pickle.load` on the file's terms: it uses a restricted unpickler
@@ -6,7 +6,9 @@ whose only reachable globals are
 
 * ``torch._utils._rebuild_tensor_v2`` / ``_rebuild_parameter`` -> rebuilt here as NumPy arrays,
 * the storage types ``torch.{Float,Half,BFloat16,Long}Storage`` -> inert markers,
-* ``collections.OrderedDict``.
+* ``collections.OrderedDict``,
+* and, only when the caller's ``inert(module, name)`` accepts them, data-only
+  :class:`Inert` placeholders (never the named class itself).
 
 Any other global (``os.system``, ``builtins.eval``, ``torch.nn.Module``...) raises
 :class:`UnsafeCheckpointError` naming it, before anything is called. Both the zip format
@@ -20,14 +22,19 @@ import io
 import pickle
 import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from .errors import CheckpointNotFoundError, UnsafeCheckpointError, UnsupportedCheckpointError
+from .errors import (
+    CheckpointFormatError,
+    CheckpointNotFoundError,
+    UnsafeCheckpointError,
+)
 
-__all__ = ["read_pth", "Inert"]
+__all__ = ["Inert", "read_pth"]
 
 _STORAGE_DTYPES: dict[str, np.dtype] = {
     "FloatStorage": np.dtype("<f4"),
@@ -53,20 +60,23 @@ class _Storage:
 
 def _rebuild_tensor_v2(storage: Any, offset: int, size: tuple, stride: tuple, *_: Any) -> np.ndarray:
     if not isinstance(storage, _Storage):
-        raise UnsupportedCheckpointError("malformed checkpoint: a tensor refers to no storage")
+        raise CheckpointFormatError("malformed checkpoint: a tensor refers to no storage")
     data = storage.data
     size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
     if any(s < 0 for s in size) or any(s < 0 for s in stride) or offset < 0:
-        raise UnsupportedCheckpointError("malformed checkpoint: negative tensor size/stride/offset")
+        raise CheckpointFormatError("malformed checkpoint: negative tensor size/stride/offset")
     last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else offset - 1
     if last >= data.size:
-        raise UnsupportedCheckpointError("malformed checkpoint: tensor extends past its storage")
+        raise CheckpointFormatError("malformed checkpoint: tensor extends past its storage")
     if not all(size):
         out = np.zeros(size, dtype=data.dtype)
     else:
         item = data.dtype.itemsize
         out = np.lib.stride_tricks.as_strided(
-            data[offset:], shape=size, strides=tuple(s * item for s in stride), writeable=False
+            data[offset:],
+            shape=size,
+            strides=tuple(s * item for s in stride),
+            writeable=False,
         ).copy()
     if storage.bfloat16:
         out = (out.astype(np.uint32) << 16).view(np.float32)
@@ -77,12 +87,24 @@ def _rebuild_parameter(data: Any, *_: Any) -> Any:
     return data
 
 
-_ALLOWED: dict[tuple[str, str], Any] = {
+_REBUILD: dict[tuple[str, str], Callable[..., Any]] = {
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    **{("torch", name): _StorageType(name) for name in _STORAGE_DTYPES},
 }
+
+
+def _allowed(module: str, name: str) -> Any:
+    """The stand-in for an allowed global, or None. Functions and storage markers are fresh
+    objects on every lookup, so a pickle's BUILD opcode (``setstate``) cannot alter anything
+    shared with later loads; ``OrderedDict`` is a built-in type (its attributes are read-only)."""
+    fn = _REBUILD.get((module, name))
+    if fn is not None:
+        return lambda *args: fn(*args)
+    if (module, name) == ("collections", "OrderedDict"):
+        return collections.OrderedDict
+    if module == "torch" and name in _STORAGE_DTYPES:
+        return _StorageType(name)
+    return None
 
 
 class Inert:
@@ -109,45 +131,52 @@ def _inert_class(module: str, name: str) -> type:
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file: BinaryIO, load_storage: Callable[[tuple], _Storage],
-                 inert: Callable[[str, str], bool] | None = None) -> None:
+    def __init__(
+        self,
+        file: BinaryIO,
+        load_storage: Callable[[tuple], _Storage],
+        inert: Callable[[str, str], bool] | None = None,
+    ) -> None:
         super().__init__(file)
         self._load_storage = load_storage
         self._inert = inert
 
-    def find_class(self, module: str, name: str) -> Any:  # noqa: D401 - pickle API
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            if self._inert is not None and self._inert(module, name):
-                return _inert_class(module, name)
-            raise UnsafeCheckpointError(
-                f"refused to load: the checkpoint's pickle asks for '{module}.{name}', which is not "
-                "a tensor or a plain container; RVC model files never need it, so this file is not "
-                "a plain RVC checkpoint (it may be malicious). Nothing in it was executed."
-            ) from None
+    def find_class(self, module: str, name: str) -> Any:
+        found = _allowed(module, name)
+        if found is not None:
+            return found
+        if self._inert is not None and self._inert(module, name):
+            return _inert_class(module, name)
+        raise UnsafeCheckpointError(
+            f"refused to load: the checkpoint's pickle asks for '{module}.{name}', which is not "
+            "a tensor or a plain container; model weights never need it, so this file is not "
+            "a plain weights checkpoint (it may be malicious). Nothing in it was executed."
+        )
 
     def persistent_load(self, pid: Any) -> Any:
         if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
-            raise UnsupportedCheckpointError(f"malformed checkpoint: unknown persistent id {pid!r:.80}")
+            raise CheckpointFormatError(f"malformed checkpoint: unknown persistent id {pid!r:.80}")
         return self._load_storage(pid)
 
 
-def _unpickle(data: bytes | BinaryIO, load_storage: Callable[[tuple], _Storage],
-              inert: Callable[[str, str], bool] | None = None) -> Any:
+def _unpickle(
+    data: bytes | BinaryIO,
+    load_storage: Callable[[tuple], _Storage],
+    inert: Callable[[str, str], bool] | None = None,
+) -> Any:
     f = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
         return _RestrictedUnpickler(f, load_storage, inert).load()
-    except (UnsafeCheckpointError, UnsupportedCheckpointError):
+    except (UnsafeCheckpointError, CheckpointFormatError):
         raise
-    except Exception as exc:  # truncated / corrupt pickle stream
-        raise UnsupportedCheckpointError(f"malformed checkpoint pickle ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # noqa: BLE001 - truncated / corrupt pickle stream
+        raise CheckpointFormatError(f"malformed checkpoint pickle ({type(exc).__name__}: {exc})") from None
 
 
 def _storage_type(pid: tuple) -> _StorageType:
     st = pid[1] if len(pid) > 1 else None
     if not isinstance(st, _StorageType):
-        raise UnsupportedCheckpointError(f"malformed checkpoint: bad storage reference {pid!r:.80}")
+        raise CheckpointFormatError(f"malformed checkpoint: bad storage reference {pid!r:.80}")
     return st
 
 
@@ -156,7 +185,7 @@ def _read_zip(path: Path, inert: Callable[[str, str], bool] | None = None) -> An
         names = zf.namelist()
         pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
         if not pkl:
-            raise UnsupportedCheckpointError(f"{path.name}: zip archive without a '<folder>/data.pkl' member")
+            raise CheckpointFormatError(f"{path.name}: zip archive without a '<folder>/data.pkl' member")
         prefix = pkl[0][: -len("data.pkl")]
         cache: dict[str, _Storage] = {}
 
@@ -166,10 +195,13 @@ def _read_zip(path: Path, inert: Callable[[str, str], bool] | None = None) -> An
             if key not in cache:
                 member = f"{prefix}data/{key}"
                 if member not in names:
-                    raise UnsupportedCheckpointError(f"malformed checkpoint: storage '{member}' missing")
+                    raise CheckpointFormatError(f"malformed checkpoint: storage '{member}' missing")
                 raw = zf.read(member)
                 usable = len(raw) // st.dtype.itemsize * st.dtype.itemsize
-                cache[key] = _Storage(np.frombuffer(raw[:usable], dtype=st.dtype), st.name == "BFloat16Storage")
+                cache[key] = _Storage(
+                    np.frombuffer(raw[:usable], dtype=st.dtype),
+                    st.name == "BFloat16Storage",
+                )
             return cache[key]
 
         return _unpickle(zf.read(pkl[0]), load_storage, inert)
@@ -203,10 +235,10 @@ def _read_legacy(f: BinaryIO, inert: Callable[[str, str], bool] | None = None) -
     """Pre-1.6 format: magic, protocol, sys_info, main pickle, storage keys, raw storages."""
 
     def no_storage(pid: tuple) -> _Storage:
-        raise UnsupportedCheckpointError("malformed legacy checkpoint header")
+        raise CheckpointFormatError("malformed legacy checkpoint header")
 
     if _unpickle(f, no_storage) != 0x1950A86A20F9469CFC6C:
-        raise UnsupportedCheckpointError("not a PyTorch checkpoint (bad magic number)")
+        raise CheckpointFormatError("not a PyTorch checkpoint (bad magic number)")
     _unpickle(f, no_storage)  # protocol version
     _unpickle(f, no_storage)  # sys info
     storages: dict[str, tuple[_Storage, int]] = {}
@@ -215,25 +247,28 @@ def _read_legacy(f: BinaryIO, inert: Callable[[str, str], bool] | None = None) -
         st = _storage_type(pid)
         key = str(pid[2])
         if key not in storages:
-            storages[key] = (_Storage(np.zeros(0, st.dtype), st.name == "BFloat16Storage"), int(pid[4]))
+            storages[key] = (
+                _Storage(np.zeros(0, st.dtype), st.name == "BFloat16Storage"),
+                int(pid[4]),
+            )
         return storages[key][0]
 
     try:
         obj = _LegacyUnpickler(f, defer, inert).load()
-    except (UnsafeCheckpointError, UnsupportedCheckpointError):
+    except (UnsafeCheckpointError, CheckpointFormatError):
         raise
-    except Exception as exc:
-        raise UnsupportedCheckpointError(f"malformed legacy checkpoint pickle ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - any other corrupt stream
+        raise CheckpointFormatError(f"malformed legacy checkpoint pickle ({exc})") from None
     keys = _unpickle(f, no_storage)
     for key in keys if isinstance(keys, list) else []:
         if str(key) not in storages:
-            raise UnsupportedCheckpointError("malformed legacy checkpoint: unknown storage key")
+            raise CheckpointFormatError("malformed legacy checkpoint: unknown storage key")
         storage, numel = storages[str(key)]
         head = f.read(8)
         n = struct.unpack("<q", head)[0] if len(head) == 8 else -1
         raw = f.read(max(n, 0) * storage.data.dtype.itemsize)
         if n != numel or len(raw) != n * storage.data.dtype.itemsize:
-            raise UnsupportedCheckpointError("malformed legacy checkpoint: truncated storage")
+            raise CheckpointFormatError("malformed legacy checkpoint: truncated storage")
         storage.data = np.frombuffer(raw, dtype=storage.data.dtype)
     return _materialize(obj)
 
@@ -243,31 +278,32 @@ def read_pth(path: str | Path, *, inert: Callable[[str, str], bool] | None = Non
 
     ``inert(module, name)`` may accept further globals: they become :class:`Inert`
     placeholders (data only, never executed), as needed for fairseq's config objects in
-    ``hubert_base.pt``. RVC voice models need none.
+    ``hubert_base.pt``. RVC voice models, CREPE and FCPE weights need none.
 
     Returns the pickled object with every tensor as a NumPy array (float32, float16 or
     int64; bfloat16 is widened to float32). Raises :class:`UnsafeCheckpointError` for a
-    pickle that names any other global and :class:`UnsupportedCheckpointError` for a file
-    that is not a PyTorch checkpoint.
+    pickle that names any other global and :class:`CheckpointFormatError` for a file
+    that is not a (readable) PyTorch checkpoint, :class:`CheckpointNotFoundError` for a
+    missing path.
     """
     path = Path(path)
     if not path.exists():
-        raise CheckpointNotFoundError(f"model file not found: {path}")
+        raise CheckpointNotFoundError(f"checkpoint file not found: {path}")
     if path.is_dir():
-        raise UnsupportedCheckpointError(f"{path} is a folder, expected a .pth file")
+        raise CheckpointFormatError(f"{path} is a folder; expected a PyTorch .pth/.pt checkpoint file")
     if path.stat().st_size == 0:
-        raise UnsupportedCheckpointError(f"{path} is empty (0 bytes); expected a PyTorch .pth checkpoint")
+        raise CheckpointFormatError(f"{path} is empty (0 bytes); expected a PyTorch .pth/.pt checkpoint")
     if zipfile.is_zipfile(path):
         try:
             return _read_zip(path, inert)
         except zipfile.BadZipFile as exc:
-            raise UnsupportedCheckpointError(f"{path}: corrupt zip checkpoint ({exc})") from None
+            raise CheckpointFormatError(f"{path}: corrupt zip checkpoint ({exc})") from None
     with open(path, "rb") as f:
         head = f.read(2)
         f.seek(0)
         if len(head) < 2 or head[0] != 0x80:
-            raise UnsupportedCheckpointError(
+            raise CheckpointFormatError(
                 f"{path} is not a PyTorch checkpoint (neither a zip archive nor a pickle); "
-                "expected an RVC .pth voice model"
+                "expected a .pth/.pt file written by torch.save"
             )
         return _read_legacy(f, inert)

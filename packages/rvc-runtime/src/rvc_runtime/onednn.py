@@ -1,7 +1,11 @@
-"""oneDNN (ctypes) convolutions for the CPU decoder, when the library is installed.
+"""oneDNN (ctypes) convolutions for the CPU paths of the rvc stages, when the library is installed.
 
-MLX's CPU backend has no fast dilated/transposed convolution; the per-tap GEMMs of
-:mod:`.layers` reach ~100 GFLOP/s at 128+ channels but 30-55 at 32-64. oneDNN's JIT
+Public: :func:`available`, :class:`Conv`, :func:`leaky_relu`, :class:`DnnlError`. Importing this
+module loads nothing; the library is loaded by the first :func:`available` call (or by
+:func:`rvc_runtime.configure_cpu`).
+
+MLX's CPU backend has no fast dilated/transposed convolution; rvc-synth's per-tap GEMMs reach
+~100 GFLOP/s at 128+ channels but 30-55 at 32-64. oneDNN's JIT
 convolutions (what PyTorch uses on x86 CPUs) run the same layers at 140-180 GFLOP/s on two
 cores and fuse the activations and residual adds as post-ops. Nothing here is required:
 :func:`available` is False unless ``libdnnl.so.3`` is found (``pip install onednn-cpu-gomp``

@@ -1,0 +1,21 @@
+"""rvc-runtime: process-level plumbing shared by the rvc packages (a leaf: numpy and
+huggingface-hub only; imports no stage, and importing it changes nothing in the process).
+
+* :func:`configure_cpu` - the explicit CPU set-up: load an OpenBLAS for MLX's Linux CPU matmuls
+  (before MLX is first imported) and oneDNN's convolutions. rvc-convert and the ``rvc`` command
+  call it; library users of rvc-synth/rvc-f0/rvc-features call it themselves for CPU speed.
+* :mod:`rvc_runtime.onednn` - the oneDNN (ctypes) binding: ``available()``, ``Conv``, ``leaky_relu``.
+* :class:`WeightsSpec` / :func:`resolve_weights` - where a weights file comes from: a path,
+  ``$RVC_..._WEIGHTS``, an installed package, the Hugging Face cache, a download; one offline
+  message. Errors in :mod:`rvc_runtime.errors`.
+* :func:`check_keys` - the strict tensor-name/shape check every weights loader uses.
+"""
+
+from __future__ import annotations
+
+from . import onednn
+from ._cpu import configure_cpu
+from ._weights import WeightsSpec, check_keys, resolve_weights
+
+__all__ = ["WeightsSpec", "check_keys", "configure_cpu", "onednn", "resolve_weights"]
+__version__ = "0.1.0"
