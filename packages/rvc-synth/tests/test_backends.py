@@ -10,7 +10,8 @@ import mlx.core as mx
 import numpy as np
 import pytest
 import rvc_synth
-from rvc_synth import _dnnl, backends
+from rvc_runtime import onednn as _dnnl
+from rvc_synth import backends
 from rvc_synth.backends import BACKENDS, Backend, BackendError
 
 TINY = {"max": 1e-4, "snr": 60.0}  # test_parity's tolerance for the tiny variants
