@@ -2,6 +2,7 @@
 Not a test; for the README's live table.
 
     python bench/live_bench.py [--blocks 0.25 0.5 1.0] [--extra 1.0] [--seconds 10] [--pace fast|realtime] [--json]
+        [--input speech.wav] [--dtype float32|float16|bfloat16] [--tf32]
 
 The models are ``rvc_convert.bench.build_models()``'s: the full-size v2 40 kHz synthesizer
 (fixture or random), ContentVec base (12 x 768) and a full-width RMVPE, random weights; the
@@ -15,9 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 
-import rvc_synth  # noqa: F401  (OpenBLAS first)
 import numpy as np
-from rvc_audio import resample
+from rvc_audio import load_audio, resample
 from rvc_convert import ConvertOptions, VoiceConverter
 from rvc_convert.bench import _device_name, build_models, signal
 from rvc_convert.live import run_file
@@ -34,9 +34,14 @@ def main() -> None:
     ap.add_argument("--f0-method", default="rmvpe", choices=("rmvpe", "pm"))
     ap.add_argument("--index-rate", type=float, default=0.0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--input", help="real speech (any format), looped to --seconds; default: the bench signal")
+    ap.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    ap.add_argument("--tf32", action="store_true", help="NVIDIA: float32 in TF32")
     args = ap.parse_args()
 
-    models = build_models()
+    models = build_models(dtype=args.dtype)
+    if args.tf32:
+        models["synth"].set_backend(models["synth"].backend, tf32=True)
     cv, rmvpe, version = models["contentvec"], models["rmvpe"], models["synth"].info.version
     vc = VoiceConverter(
         models["synth"],
@@ -50,7 +55,11 @@ def main() -> None:
         return np.pad(f0, (0, max(0, n - len(f0))))[:n]
 
     sr = 48000
-    x = resample(signal(args.seconds), 16000, sr).astype(np.float32)
+    if args.input:
+        speech = load_audio(args.input, sample_rate=sr)
+        x = np.resize(speech, int(args.seconds * sr)).astype(np.float32)
+    else:
+        x = resample(signal(args.seconds), 16000, sr).astype(np.float32)
     warm = resample(signal(args.warmup, seed=1), 16000, sr).astype(np.float32)
     for block in args.blocks:
         st = vc.stream(
@@ -73,7 +82,9 @@ def main() -> None:
             seconds=args.seconds,
             f0_method=args.f0_method,
             index_rate=args.index_rate,
-            device=_device_name(),
+            device=_device_name(models["synth"].backend.device),
+            precision=models["synth"].info.precision,
+            input=args.input or "bench signal",
         )
         if args.json:
             print(json.dumps(fig), flush=True)
