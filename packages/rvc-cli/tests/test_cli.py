@@ -183,6 +183,7 @@ def test_info_text(ckpts):
     assert "speakers         4" in out
     assert "129,794" in out
     assert "random init seed=0 variant=v2_f0_40k" in out
+    assert "stored dtype     float16 (runs in float32" in out  # as RVC's own .pth files
 
 
 def test_info_json(ckpts):
@@ -215,6 +216,11 @@ def test_export_then_info(ckpts, tmp_path):
     b = json.loads(run("info", out, "--json").stdout)
     for key in ("version", "sample_rate", "f0", "speakers", "parameters", "metadata"):
         assert a[key] == b[key], key
+    assert b["stored_dtype"] == "float16"  # issue 21: the stored dtype is shown (it runs in float32)
+    assert "stored dtype     float16" in run("info", out).stdout
+    full = tmp_path / "voice32"
+    assert run("export", ckpts / "v1_f0_32k.pth", full).exit_code == 0
+    assert json.loads(run("info", full, "--json").stdout)["stored_dtype"] == "float32"
 
     # existing output: refused, untouched; --force replaces it
     before = (out / "config.json").read_text()
@@ -223,7 +229,7 @@ def test_export_then_info(ckpts, tmp_path):
     assert (out / "marker").exists() and (out / "config.json").read_text() == before
     assert run("export", ckpts / "v1_f0_32k.pth", out, "--force").exit_code == 0
     assert not (out / "marker").exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["voice"]  # no temporary folder left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["voice", "voice32"]  # no temporary folder left
 
 
 def test_export_bad_model_writes_nothing(tmp_path):

@@ -128,6 +128,7 @@ def info(
             "feature_dim": s.feature_dim,
             "hop": s.hop,
             "parameters": s.n_params,
+            "stored_dtype": s.stored_dtype,
             "embedder": s.embedder,
             "metadata": s.metadata,
         }
@@ -141,6 +142,7 @@ def info(
             ("pitch (F0)", "yes" if s.has_f0 else "no (pitch options are ignored)"),
             ("speakers", str(s.n_speakers)),
             ("parameters", f"{s.n_params:,}"),
+            ("stored dtype", f"{s.stored_dtype} (runs in float32 unless --precision asks otherwise)"),
         ]
         if s.embedder:  # Applio's models say which content features they were trained on
             rows.append(("embedder", f"{s.embedder} (trained with it; rvc converts with ContentVec)"))
