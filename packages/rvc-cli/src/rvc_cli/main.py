@@ -276,7 +276,11 @@ def models_create_random(
     _ui.set_quiet(quiet)
     with _ui.guard():
         from rvc_convert import weights
+        from rvc_convert.errors import OutputExistsError
 
+        there = [str(out_dir / name) for name in weights.RANDOM_FILES.values() if (out_dir / name).exists()]
+        if there and not force:  # before the status line: one error line
+            raise OutputExistsError(f"{' and '.join(there)} already there; pass --force to overwrite it")
         with _ui.status("writing random ContentVec (~360 MB) and RMVPE (~345 MB) weights..."):
             paths = weights.create_random_weights(out_dir, overwrite=force)
         cv, rm = paths["contentvec"], paths["rmvpe"]
