@@ -271,7 +271,7 @@ def models_create_random(
 ) -> None:
     """FOR TESTING: write full-size ContentVec and RMVPE files with random weights (output is noise).
 
-    Every command then runs, at real speed, with no network: for trying and benchmarking the toolkit. `rvc models list` labels them.
+    Every command then runs at real speed with no network (to try or benchmark). `rvc models list` labels them.
     """
     _ui.set_quiet(quiet)
     with _ui.guard():
