@@ -10,6 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rvc_cli.main import app
 from typer.testing import CliRunner
@@ -183,6 +184,7 @@ def test_info_text(ckpts):
     assert "speakers         4" in out
     assert "129,794" in out
     assert "random init seed=0 variant=v2_f0_40k" in out
+    assert "stored dtype     float16 (runs in float32" in out  # as RVC's own .pth files
 
 
 def test_info_json(ckpts):
@@ -215,6 +217,11 @@ def test_export_then_info(ckpts, tmp_path):
     b = json.loads(run("info", out, "--json").stdout)
     for key in ("version", "sample_rate", "f0", "speakers", "parameters", "metadata"):
         assert a[key] == b[key], key
+    assert b["stored_dtype"] == "float16"  # issue 21: the stored dtype is shown (it runs in float32)
+    assert "stored dtype     float16" in run("info", out).stdout
+    full = tmp_path / "voice32"
+    assert run("export", ckpts / "v1_f0_32k.pth", full).exit_code == 0
+    assert json.loads(run("info", full, "--json").stdout)["stored_dtype"] == "float32"
 
     # existing output: refused, untouched; --force replaces it
     before = (out / "config.json").read_text()
@@ -223,7 +230,7 @@ def test_export_then_info(ckpts, tmp_path):
     assert (out / "marker").exists() and (out / "config.json").read_text() == before
     assert run("export", ckpts / "v1_f0_32k.pth", out, "--force").exit_code == 0
     assert not (out / "marker").exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["voice"]  # no temporary folder left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["voice", "voice32"]  # no temporary folder left
 
 
 def test_export_bad_model_writes_nothing(tmp_path):
@@ -608,3 +615,44 @@ def test_pitch_phase_text():
     assert _pitch_phase(f0, {"f0_method": "harvest", "f0_curve": None}) == "estimating pitch (harvest) on the whole file…"
     assert _pitch_phase(f0, {"f0_method": "rmvpe", "f0_curve": "c.csv"}) == "estimating pitch (the F0 curve) on the whole file…"
     assert _pitch_phase(SimpleNamespace(info=SimpleNamespace(has_f0=False)), {"f0_method": "rmvpe"}) is None
+
+
+# -- offline: random full-size extractor weights (issue 21) -----------------------------------------
+
+
+def test_create_random_then_convert_v2_and_v1(ckpts, fixtures_dir, tmp_path, no_hub):
+    """The README's offline path with nothing downloaded: `rvc models create-random`, then real
+    conversions of a v2 model (--contentvec/--rmvpe) and a v1 model (the env vars; final_proj)."""
+    from rvc_audio import load_audio, save_audio
+
+    folder = tmp_path / "weights"
+    made = run("models", "create-random", folder)
+    assert made.exit_code == 0, made.output
+    cv, rm = folder / "contentvec_random.safetensors", folder / "rmvpe_random.safetensors"
+    assert [line.split() for line in made.stdout.splitlines()] == [["contentvec", str(cv)], ["rmvpe", str(rm)]]
+    assert "random weights, output is noise" in made.stderr and f"--contentvec {cv}" in made.stderr
+    assert "RVC_RMVPE_WEIGHTS=" in made.stderr
+    assert_one_error_line(run("models", "create-random", folder), "--force")
+    assert "output is noise" in run("models", "create-random", "--help").stdout
+
+    clip = tmp_path / "clip.wav"
+    save_audio(clip, load_audio(fixtures_dir / "audio" / "arctic_a0007.wav")[:16000], 16000)
+    out2, out1 = tmp_path / "v2.wav", tmp_path / "v1.wav"
+    r2 = run("convert", clip, out2, "-m", ckpts / "v2_f0_40k.pth", "--contentvec", cv, "--rmvpe", rm, "--seed", "0")
+    assert r2.exit_code == 0, r2.output
+    assert "output is noise" in r2.stderr
+    no_hub.setenv("RVC_CONTENTVEC_WEIGHTS", str(cv))
+    no_hub.setenv("RVC_RMVPE_WEIGHTS", str(rm))
+    r1 = run("convert", clip, out1, "-m", ckpts / "v1_f0_32k.pth", "--seed", "0")
+    assert r1.exit_code == 0, r1.output
+    a2, a1 = load_audio(out2, sample_rate=40000), load_audio(out1, sample_rate=32000)
+    frames = 2 * ((16000 - 400) // 320 + 1)  # ContentVec's 49 frames at 50 Hz, doubled as RVC does
+    assert (len(a2), len(a1)) == (frames * 400, frames * 320)  # each model's hop
+    assert np.sqrt(np.mean(a2**2)) > 1e-3 and np.sqrt(np.mean(a1**2)) > 1e-3  # sound (noise), not silence
+
+    listed = run("models", "list", "--json")
+    rows = {r["name"]: r for r in json.loads(listed.stdout)}
+    assert rows["contentvec"]["random"] is True and rows["rmvpe"]["random"] is True
+    assert rows["contentvec"]["path"] == str(cv)
+    text = run("models", "list").stdout
+    assert text.count("random") >= 2 and "output is noise" in text.replace("\n", " ").replace("│", " ")

@@ -71,7 +71,8 @@ def test_nothing_configured_names_the_ways_out(empty_cache, offline):
     rows = {r["name"]: r for r in weights.weights_status()}
     assert rows["contentvec"] == {"name": "contentvec", "repo": "lexandstuff/mlx-contentvec",
                                   "file": "contentvec_base.safetensors", "env": "RVC_CONTENTVEC_WEIGHTS",
-                                  "source": None, "path": None, "cached": False, "hub_cached": False}
+                                  "source": None, "path": None, "cached": False, "hub_cached": False,
+                                  "random": False}
     assert rows["rmvpe"]["file"] == "rmvpe.safetensors" and rows["rmvpe"]["cached"] is False
 
 
@@ -165,3 +166,68 @@ def test_training_pieces_as_rvc_preprocess():
     assert [len(p) for p in pieces] == [59200, 59200, 160000 - 2 * 54400]
     p0 = x[:59200]
     np.testing.assert_allclose(pieces[0], p0 / np.abs(p0).max() * 0.675 + 0.25 * p0)
+
+
+# -- create_random_weights (issue 21: a documented offline path to try the toolkit) ---------------
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory) -> dict[str, Path]:
+    return weights.create_random_weights(tmp_path_factory.mktemp("random") / "w")
+
+
+def test_random_weights_load_as_the_bench_networks(random_weights, extractors_dir):
+    """Full size, v1 and v2 features, and the very networks `rvc bench` measures (seed 0)."""
+    import mlx.core as mx
+    from mlx_contentvec import ContentvecModel
+    from rvc_f0 import load_rmvpe
+    from rvc_f0.bench import random_model
+    from rvc_features import BASE_KWARGS, ContentVec, load_contentvec
+
+    assert sorted(p.name for p in random_weights["contentvec"].parent.iterdir()) == [
+        "contentvec_random.safetensors", "rmvpe_random.safetensors"]  # fmt: skip
+    assert all(weights.is_random_weights(p) for p in random_weights.values())
+    assert not weights.is_random_weights(extractors_dir / "contentvec_tiny.safetensors")
+    assert not weights.is_random_weights(extractors_dir / "README.md")
+
+    x = (0.1 * np.random.default_rng(3).standard_normal(8000)).astype(np.float32)
+    cv = load_contentvec(random_weights["contentvec"])
+    assert (cv.dim, cv.n_layers, cv.has_final_proj) == (768, 12, True)
+    mx.random.seed(0)
+    ref = ContentVec(ContentvecModel(**BASE_KWARGS), dict(BASE_KWARGS), None)
+    np.testing.assert_allclose(cv.hidden(x), ref.hidden(x), rtol=0, atol=1e-5)
+    v2, v1 = cv(x, version="v2"), cv(x, version="v1")
+    assert v2.shape == (24, 768) and v1.shape == (24, 256)
+    w, b = cv.final_proj
+    np.testing.assert_allclose(v1, cv.hidden(x, output_layer=9) @ w.T + b, rtol=1e-5, atol=1e-5)
+
+    rmvpe = load_rmvpe(random_weights["rmvpe"])
+    np.testing.assert_array_equal(rmvpe.salience(x), random_model("rmvpe").salience(x))
+
+
+def test_random_weights_refused_without_overwrite_and_labelled(random_weights, empty_cache, monkeypatch, caplog):
+    import logging
+
+    before = {k: p.stat().st_mtime_ns for k, p in random_weights.items()}
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        weights.create_random_weights(random_weights["contentvec"].parent)
+    assert {k: p.stat().st_mtime_ns for k, p in random_weights.items()} == before
+    monkeypatch.setenv("RVC_CONTENTVEC_WEIGHTS", str(random_weights["contentvec"]))
+    rows = {r["name"]: r for r in weights.weights_status()}
+    assert rows["contentvec"]["random"] is True and rows["rmvpe"]["random"] is False
+    with caplog.at_level(logging.WARNING, logger="rvc_convert"):
+        assert weights.resolve_weights("rmvpe", random_weights["rmvpe"]) == random_weights["rmvpe"]
+    assert any("output is noise" in r.getMessage() for r in caplog.records)
+
+
+def test_random_weights_written_atomically(tmp_path, monkeypatch):
+    import safetensors.numpy
+
+    def broken(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        weights.create_random_weights(tmp_path / "w")
+    assert list((tmp_path / "w").iterdir()) == []

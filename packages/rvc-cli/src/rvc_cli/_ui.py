@@ -89,6 +89,12 @@ def info(message: str) -> None:
         err.print(Text(message, style="dim"))
 
 
+def warn(message: str) -> None:
+    """A yellow warning line on stderr (hidden by ``--quiet``)."""
+    if not quiet():
+        err.print(Text(f"warning: {message}", style="bold yellow"))
+
+
 def result(message: str) -> None:
     """A result line on stdout (paths written, tables...), printed even with ``--quiet``."""
     out.print(Text(message))

@@ -46,7 +46,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 models_app = typer.Typer(
-    help="ContentVec and RMVPE weights: download, list, import RVC's hubert_base.pt.",
+    help="ContentVec and RMVPE weights: download, list, import RVC's hubert_base.pt, create random ones for testing.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -128,6 +128,7 @@ def info(
             "feature_dim": s.feature_dim,
             "hop": s.hop,
             "parameters": s.n_params,
+            "stored_dtype": s.stored_dtype,
             "embedder": s.embedder,
             "metadata": s.metadata,
         }
@@ -141,6 +142,7 @@ def info(
             ("pitch (F0)", "yes" if s.has_f0 else "no (pitch options are ignored)"),
             ("speakers", str(s.n_speakers)),
             ("parameters", f"{s.n_params:,}"),
+            ("stored dtype", f"{s.stored_dtype} (runs in float32 unless --precision asks otherwise)"),
         ]
         if s.embedder:  # Applio's models say which content features they were trained on
             rows.append(("embedder", f"{s.embedder} (trained with it; rvc converts with ContentVec)"))
@@ -195,6 +197,9 @@ def models_list(as_json: AsJson = False, quiet: Quiet = False) -> None:
             if r.get("path"):
                 status, where = "[green]ok[/]", {"env": f"${r['env']}", "cache": "HF cache"}.get(r.get("source"), "?")
                 path = str(r["path"])
+                if r.get("random"):
+                    status = "[yellow]random[/]"
+                    path += " (for testing: random weights, output is noise)"
             elif r.get("source") == "env":
                 status, where, path = "[red]missing[/]", f"${r['env']}", f"not a file: {os.environ.get(r['env'])}"
             else:
@@ -247,6 +252,43 @@ def models_import_hubert(
         written = weights.import_hubert(pt, out, overwrite=force)
         _ui.info(f"imported {pt}; use it with --contentvec {written} or RVC_CONTENTVEC_WEIGHTS={written}")
         _ui.result(str(written))
+
+
+@models_app.command(
+    "create-random",
+    epilog="Example:\n\n  rvc models create-random ~/rvc-random\n\n"
+    "  rvc convert in.wav out.wav -m voice.pth --contentvec ~/rvc-random/contentvec_random.safetensors "
+    "--rmvpe ~/rvc-random/rmvpe_random.safetensors\n\n"
+    "For testing: random weights, output is noise.",
+)
+def models_create_random(
+    out_dir: Annotated[
+        Path, typer.Argument(help="Folder to write contentvec_random.safetensors and rmvpe_random.safetensors into.",
+                             show_default=False)
+    ],
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """FOR TESTING: write full-size ContentVec and RMVPE files with random weights (output is noise).
+
+    Every command then runs at real speed with no network (to try or benchmark). `rvc models list` labels them.
+    """
+    _ui.set_quiet(quiet)
+    with _ui.guard():
+        from rvc_convert import weights
+        from rvc_convert.errors import OutputExistsError
+
+        there = [str(out_dir / name) for name in weights.RANDOM_FILES.values() if (out_dir / name).exists()]
+        if there and not force:  # before the status line: one error line
+            raise OutputExistsError(f"{' and '.join(there)} already there; pass --force to overwrite it")
+        with _ui.status("writing random ContentVec (~360 MB) and RMVPE (~345 MB) weights..."):
+            paths = weights.create_random_weights(out_dir, overwrite=force)
+        cv, rm = paths["contentvec"], paths["rmvpe"]
+        _ui.warn("for testing: random weights, output is noise")
+        _ui.info(f"use them with --contentvec {cv} --rmvpe {rm}")
+        _ui.info(f"or: export RVC_CONTENTVEC_WEIGHTS={cv} RVC_RMVPE_WEIGHTS={rm}")
+        for key, path in paths.items():
+            _ui.result(f"{key}\t{path}")
 
 
 @index_app.command(

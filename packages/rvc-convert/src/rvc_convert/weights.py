@@ -13,12 +13,20 @@ Resolution order for each extractor:
 
 Nothing found -> :class:`~rvc_convert.errors.WeightsNotFoundError` naming the download command
 and the path options.
+
+Offline with nothing to copy: :func:`create_random_weights` (``rvc models create-random``) writes
+full-size ContentVec and RMVPE files with random weights, FOR TESTING ONLY (the output is noise),
+so the whole toolkit can be tried and benchmarked; such files carry the metadata marker
+``rvc_random = "1"`` (:func:`is_random_weights`), and ``weights_status`` and conversion say so.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import struct
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +41,14 @@ from .errors import ConvertInputError, OutputExistsError, WeightsDownloadError, 
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WEIGHTS", "build_voice_index", "download_weights", "import_hubert", "resolve_weights", "weights_status"]
+__all__ = [
+    "WEIGHTS", "build_voice_index", "create_random_weights", "download_weights", "import_hubert", "is_random_weights",
+    "resolve_weights", "weights_status",
+]  # fmt: skip
+
+RANDOM_MARKER = "rvc_random"  # safetensors metadata key of create_random_weights' files
+RANDOM_FILES = {"contentvec": "contentvec_random.safetensors", "rmvpe": "rmvpe_random.safetensors"}
+RANDOM_WARNING = "for testing: random weights, output is noise"
 
 
 WeightSpec = WeightsSpec  # the former name
@@ -75,9 +90,12 @@ def resolve_weights(name: str, path: str | os.PathLike[str] | None = None, *, do
     """
     spec = _spec(name)
     try:
-        return rvc_runtime.resolve_weights(spec, path, download=download)
+        found = rvc_runtime.resolve_weights(spec, path, download=download)
     except rvc_runtime.errors.WeightsNotFoundError as exc:
         raise WeightsNotFoundError(str(exc)) from None
+    if is_random_weights(found):
+        logger.warning("%s weights %s: %s (written by `rvc models create-random`)", name, found, RANDOM_WARNING)
+    return found
 
 
 def _download(spec: WeightsSpec) -> Path:
@@ -122,8 +140,97 @@ def weights_status() -> list[dict[str, Any]]:
         else:
             source, path = ("cache", hub) if hub else (None, None)
         rows.append({"name": name, "repo": spec.repo, "file": spec.filename, "env": spec.env,
-                     "source": source, "path": path, "cached": path is not None, "hub_cached": hub is not None})
+                     "source": source, "path": path, "cached": path is not None, "hub_cached": hub is not None,
+                     "random": path is not None and is_random_weights(path)})
     return rows
+
+
+def is_random_weights(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a safetensors file written by :func:`create_random_weights` (its header
+    metadata has ``rvc_random = "1"``). Reads the header only; False for anything unreadable."""
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if not 2 <= n <= 100 * 2**20:
+                return False
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, struct.error):
+        return False
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return isinstance(meta, dict) and meta.get(RANDOM_MARKER) == "1"
+
+
+def create_random_weights(out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> dict[str, Path]:
+    """FOR TESTING ONLY: full-size ContentVec and RMVPE weights with random values (output is noise).
+
+    Writes ``contentvec_random.safetensors`` (ContentVec base, 12 x 768, with a ``final_proj``
+    768 -> 256 so v1 and v2 models both run; ~360 MB) and ``rmvpe_random.safetensors`` (the
+    full-width RMVPE; ~345 MB) into ``out_dir`` (created if missing), in the formats
+    ``rvc_features.load_contentvec`` and ``rvc_f0.load_rmvpe`` read: the seeded random networks
+    ``rvc bench`` measures (the same bytes every time), so conversions run and can be timed with
+    no network at all.
+    Each file is written atomically (temp file + rename) and carries ``rvc_random = "1"`` in its
+    metadata (:func:`is_random_weights`). Returns ``{"contentvec": path, "rmvpe": path}``.
+
+    Raises:
+        OutputExistsError: a file exists and ``overwrite`` is False (nothing is written then).
+    """
+    folder = Path(out_dir).expanduser()
+    dst = {name: folder / filename for name, filename in RANDOM_FILES.items()}
+    existing = [str(p) for p in dst.values() if p.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{' and '.join(existing)} already there; pass overwrite=True (--force) to replace it")
+    if folder.exists() and not folder.is_dir():
+        raise ConvertInputError(f"{folder} is a file; expected a folder to write the random weights into")
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = {RANDOM_MARKER: "1", "rvc_note": RANDOM_WARNING}
+    cv, rm = _random_contentvec(), _random_rmvpe()
+    _save_atomic(cv[0], {**cv[1], **marker}, dst["contentvec"])
+    _save_atomic(rm[0], {**rm[1], **marker}, dst["rmvpe"])
+    logger.info("wrote %s and %s: %s", dst["contentvec"], dst["rmvpe"], RANDOM_WARNING)
+    return dst
+
+
+def _random_contentvec() -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """mlx-contentvec's base network as ``ContentvecModel`` initialises it (MLX seed 0), plus a final_proj."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_contentvec import ContentvecModel
+
+    from rvc_features import BASE_KWARGS
+
+    mx.random.seed(0)
+    model = ContentvecModel(**BASE_KWARGS)
+    derived = "encoder.pos_conv.layers.0.module.weight"  # g * v / |v|: the loader recomputes it
+    arrays = {k: np.array(v, dtype=np.float32) for k, v in tree_flatten(model.parameters()) if k != derived}
+    dim = int(BASE_KWARGS["encoder_embed_dim"])
+    rng = np.random.default_rng(0)
+    arrays["final_proj.weight"] = (rng.standard_normal((256, dim)) / np.sqrt(dim)).astype(np.float32)
+    arrays["final_proj.bias"] = (0.01 * rng.standard_normal(256)).astype(np.float32)
+    return arrays, {"contentvec_kwargs": json.dumps(BASE_KWARGS)}
+
+
+def _random_rmvpe() -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The full-width RMVPE of ``rvc_f0.bench.random_model`` (MLX seed 0), under mlx-rmvpe's ``model.`` prefix."""
+    from mlx.utils import tree_flatten
+    from rvc_f0.bench import random_model
+
+    net = random_model("rmvpe").net  # type: ignore[attr-defined]
+    arrays = {"model." + k: np.array(v, dtype=np.float32) for k, v in tree_flatten(net.parameters())}
+    return arrays, {"e2e_kwargs": json.dumps({"n_blocks": 4, "n_gru": 1, "kernel_size": [2, 2]})}
+
+
+def _save_atomic(arrays: dict[str, np.ndarray], metadata: dict[str, str], dst: Path) -> None:
+    from safetensors.numpy import save_file
+
+    tmp = dst.parent / f".{dst.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"
+    try:
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp), metadata=metadata)
+        tmp.chmod(0o666 & ~_umask())  # safetensors writes 0600; give it what any other output gets
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".webm", ".wma", ".aiff", ".aif")
@@ -209,3 +316,16 @@ def _training_pieces(audio: np.ndarray, *, sr: int = 16000, per: float = 3.7, ov
             continue
         out.append(p / peak * (0.9 * 0.75) + 0.25 * p)
     return out
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -30,6 +30,15 @@ class Checkpoint:
     metadata: dict[str, Any] = field(default_factory=dict)
     converted: bool = False  # True for a converted folder (weights already sanitized)
 
+    @property
+    def stored_dtype(self) -> str:
+        """The floating dtype the file stores its weights in: ``"float32"``, ``"float16"``...,
+        or ``"mixed (float16, float32)"``. Loading casts them to the dtype asked for."""
+        names = sorted({str(v.dtype) for v in self.weights.values() if np.issubdtype(v.dtype, np.floating)})
+        if len(names) == 1:
+            return names[0]
+        return f"mixed ({', '.join(names)})" if names else "none"
+
 
 def _plain(v: Any) -> Any:
     """Metadata values as JSON-friendly plain data (arrays summarised)."""

@@ -27,13 +27,32 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_NOISE_SCALE = 0.66666
 _FLOW_CONTEXT = 24  # frames of flow context the reference keeps before skip_head
+_warned_half_cpu = False
+
+
+def _warn_half_on_cpu(backend: Backend) -> bool:
+    """Log once per process when a half-precision network is set to run on the CPU (MLX's CPU
+    float16/bfloat16 kernels are scalar: ~18x slower than float32 there); returns whether it warned."""
+    global _warned_half_cpu
+    if _warned_half_cpu or backend.device != "cpu" or backend.dtype == "float32":
+        return False
+    _warned_half_cpu = True
+    logger.warning(
+        "the synthesizer runs in %s on the CPU, which is ~18x slower than float32 there; load it with "
+        "dtype='float32' (the default; the CLI's --precision float32): half precision pays off on GPUs only",
+        backend.dtype,
+    )
+    return True
 
 
 @dataclass(frozen=True)
 class SynthInfo:
     """What a loaded model is: ``feature_dim`` 256 (v1) / 768 (v2); ``hop`` samples per 10 ms frame;
     ``backend`` the kernels in use (``"mlx"``, ``"numpy"``, ``"onednn"``: :mod:`rvc_synth.backends`),
-    ``precision`` the arithmetic (``"float32"``, ``"tf32"``, ``"float16"``, ``"bfloat16"``)."""
+    ``precision`` the arithmetic (``"float32"``, ``"tf32"``, ``"float16"``, ``"bfloat16"``);
+    ``stored_dtype`` the dtype of the weights in the file it was loaded from (``"float16"`` for
+    RVC's usual ``.pth`` and ``rvc export --dtype float16`` folders; None when built in memory):
+    loading casts them to the dtype asked for (float32 by default)."""
 
     version: str
     has_f0: bool
@@ -45,6 +64,7 @@ class SynthInfo:
     metadata: dict[str, Any] = field(default_factory=dict)
     backend: str = "mlx"
     precision: str = "float32"
+    stored_dtype: str | None = None
 
     @property
     def embedder(self) -> str | None:
@@ -110,6 +130,7 @@ class Synthesizer(nn.Module):
         self.flow = ResidualCouplingBlock(config)
         self.dec = Generator(config)
         self.emb_g = nn.Embedding(config.n_speakers, config.gin_channels)
+        self.stored_dtype: str | None = None  # the weights file's dtype (set by load)
         self.set_backend(backend, tf32=tf32)
 
     sanitize = staticmethod(sanitize)
@@ -150,6 +171,7 @@ class Synthesizer(nn.Module):
                 object.__setattr__(m, "kernels", kernels)
         self.__dict__["_backend"] = backend
         self._reset_compiled()
+        _warn_half_on_cpu(backend)
         return self
 
     def _reset_compiled(self) -> None:
@@ -171,10 +193,11 @@ class Synthesizer(nn.Module):
         n = sum(v.size for _, v in tree_flatten(self.parameters()))
         b = self.backend
         return SynthInfo(c.version, c.has_f0, c.sample_rate, c.hop, c.n_speakers, c.feature_dim, n,
-                         dict(self.metadata), b.name, b.precision)
+                         dict(self.metadata), b.name, b.precision, self.stored_dtype)
 
     def load_checkpoint_weights(self, ckpt: Checkpoint) -> None:
-        """Strictly load (sanitized) weights: every parameter present, nothing extra, shapes equal."""
+        """Strictly load (sanitized) weights: every parameter present, nothing extra, shapes equal;
+        cast to float32 whatever the file stores (:meth:`set_dtype` then picks the compute dtype)."""
         params = ckpt.weights if ckpt.converted else sanitize(ckpt.weights)
         expected = dict(tree_flatten(self.parameters()))
         missing = sorted(set(expected) - set(params))
@@ -193,7 +216,8 @@ class Synthesizer(nn.Module):
                 f"checkpoint tensor {k} has shape {tuple(params[k].shape)}, the config implies "
                 f"{tuple(expected[k].shape)} ({len(bad)} mismatched)"
             )
-        self.load_weights([(k, mx.array(v)) for k, v in params.items()], strict=True)
+        self.load_weights([(k, mx.array(np.asarray(v, dtype=np.float32))) for k, v in params.items()], strict=True)
+        self.stored_dtype = ckpt.stored_dtype
         self._reset_compiled()
         self.eval()
 
@@ -307,7 +331,9 @@ def load(path: str | Path, *, dtype: str = "float32", backend: str | Backend = "
     Args:
         path: the checkpoint file or folder.
         dtype: ``"float32"`` (default), or ``"float16"``/``"bfloat16"`` to run the network in
-            half precision (GPUs).
+            half precision (GPUs; on the CPU it is ~18x slower, logged once). The weights take
+            this dtype whatever the file stores (``info.stored_dtype``): a float16 folder from
+            ``rvc export --dtype float16`` runs in float32 unless half precision is asked for.
         backend: ``"auto"`` (default; ``$RVC_BACKEND`` may name another), ``"mlx"``,
             ``"numpy"`` or ``"onednn"``, or a :class:`~rvc_synth.backends.Backend`; chosen here,
             once (see :mod:`rvc_synth.backends`). ``model.info.backend`` says which.
