@@ -104,8 +104,15 @@ def _specs(name: str) -> list[Any]:
     folder = EMBEDDERS[name]
     env = "RVC_" + re.sub(r"\W", "_", name.upper()) + "_EMBEDDER"
     return [
-        WeightsSpec(f"{name} embedder {f}", HF_REPO, f"Resources/embedders/{folder}/{f}", env, option="embedder",
-                    cli="--embedder", expected=LAYOUT)
+        WeightsSpec(
+            f"{name} embedder {f}",
+            HF_REPO,
+            f"Resources/embedders/{folder}/{f}",
+            env,
+            option="embedder",
+            cli="--embedder",
+            expected=LAYOUT,
+        )
         for f in FILES
     ]
 
@@ -181,7 +188,8 @@ def _config(folder: Path) -> dict[str, Any]:
         raise WeightsFormatError(
             f"embedder {folder}: config.json has {', '.join(bad)}, a HuBERT variant (e.g. HuBERT-large) that is not "
             "supported; expected a HuBERT-base-family config ("
-            + ", ".join(f"{k}={v!r}" for k, v in _SUPPORTED.items()) + ")"
+            + ", ".join(f"{k}={v!r}" for k, v in _SUPPORTED.items())
+            + ")"
         )
     if not (isinstance(out["layer_norm_eps"], (int, float)) and abs(out["layer_norm_eps"] - 1e-5) < 1e-9):
         raise WeightsFormatError(f"embedder {folder}: layer_norm_eps={out['layer_norm_eps']!r}; expected 1e-05")
@@ -192,15 +200,23 @@ def _kwargs(folder: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     """transformers' HubertConfig -> ContentvecModel kwargs."""
     from ._contentvec import BASE_KWARGS
 
-    ints = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-            "num_conv_pos_embeddings", "num_conv_pos_embedding_groups")
+    ints = (
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "num_conv_pos_embeddings",
+        "num_conv_pos_embedding_groups",
+    )
     for key in ints:
         v = cfg[key]
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise WeightsFormatError(f"embedder {folder}: config.json {key}={v!r}; expected a positive integer")
     convs = [cfg["conv_dim"], cfg["conv_kernel"], cfg["conv_stride"]]
-    if not (all(isinstance(c, list) and c and all(isinstance(x, int) and x > 0 for x in c) for c in convs)
-            and len({len(c) for c in convs}) == 1):
+    if not (
+        all(isinstance(c, list) and c and all(isinstance(x, int) and x > 0 for x in c) for c in convs)
+        and len({len(c) for c in convs}) == 1
+    ):
         raise WeightsFormatError(
             f"embedder {folder}: config.json conv_dim/conv_kernel/conv_stride = {convs}; expected three lists of "
             "positive integers of one length"
@@ -233,8 +249,8 @@ def _read_weights(folder: Path) -> tuple[Path, dict[str, np.ndarray]]:
     if not found:
         have = sorted(p.name for p in folder.iterdir())[:8]
         raise WeightsNotFoundError(
-            f"embedder folder {folder} has no model.safetensors or pytorch_model.bin (found: {', '.join(have) or 'nothing'}); "
-            f"expected {LAYOUT}"
+            f"embedder folder {folder} has no model.safetensors or pytorch_model.bin "
+            f"(found: {', '.join(have) or 'nothing'}); expected {LAYOUT}"
         )
     path = found[0]
     if path.suffix == ".safetensors":
