@@ -48,7 +48,7 @@ from .errors import WeightsFormatError, WeightsNotFoundError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EMBEDDERS", "HF_REPO", "embedder_files", "load_embedder"]
+__all__ = ["EMBEDDERS", "HF_REPO", "embedder_files", "embedder_specs", "load_embedder"]
 
 HF_REPO = "IAHispano/Applio"
 # name -> Applio's folder under Resources/embedders/ (rvc/lib/utils.py load_embedding)
@@ -98,9 +98,14 @@ _SUPPORTED: dict[str, Any] = {
 }
 
 
-def _specs(name: str) -> list[Any]:
+def embedder_specs(name: str) -> list[Any]:
+    """The ``rvc_runtime.WeightsSpec`` of each file of the named embedder (config.json, pytorch_model.bin)."""
     from rvc_runtime import WeightsSpec
 
+    if name not in EMBEDDERS:
+        raise WeightsFormatError(
+            f"unknown embedder {name!r}; expected one of {', '.join(EMBEDDERS)}, or the path of {LAYOUT}"
+        )
     folder = EMBEDDERS[name]
     env = "RVC_" + re.sub(r"\W", "_", name.upper()) + "_EMBEDDER"
     return [
@@ -128,12 +133,8 @@ def embedder_files(name: str, *, download: bool = True) -> Path:
     import rvc_runtime.errors
     from rvc_runtime import resolve_weights
 
-    if name not in EMBEDDERS:
-        raise WeightsFormatError(
-            f"unknown embedder {name!r}; expected one of {', '.join(EMBEDDERS)}, or the path of {LAYOUT}"
-        )
     paths = []
-    for spec in _specs(name):
+    for spec in embedder_specs(name):
         try:
             paths.append(resolve_weights(spec, download=download, use_env=False))
         except rvc_runtime.errors.WeightsNotFoundError as exc:
