@@ -129,7 +129,8 @@ def download_weights(name: str = "all") -> dict[str, Path]:
 
 def download_embedder(name: str) -> Path:
     """Fetch Applio's embedder ``name`` (``rvc_features.EMBEDDERS``: its ``config.json`` and
-    ``pytorch_model.bin`` from ``IAHispano/Applio``) into the Hugging Face cache; returns the folder.
+    ``pytorch_model.bin`` from ``IAHispano/Applio``) into the Hugging Face cache; returns the folder
+    (``"contentvec"``: the mlx ContentVec file conversion uses, as ``download_weights("contentvec")``).
 
     Raises:
         ConvertInputError: unknown name.
@@ -140,6 +141,8 @@ def download_embedder(name: str) -> Path:
 
     if name not in EMBEDDERS:
         raise ConvertInputError(f"unknown embedder {name!r}; expected one of {', '.join(EMBEDDERS)}")
+    if name == "contentvec":  # conversion's contentvec is the mlx ContentVec file (WEIGHTS["contentvec"])
+        return download_weights("contentvec")["contentvec"]
     paths = []
     for spec in embedder_specs(name):
         cached = _cached(spec)
@@ -189,6 +192,8 @@ def _embedder_rows() -> list[dict[str, Any]]:
 
     rows = []
     for name, folder in EMBEDDERS.items():
+        if name == "contentvec":  # conversion's contentvec: the extractor row
+            continue
         found = [_cached(spec) for spec in embedder_specs(name)]
         ok = all(p is not None for p in found)
         path = found[0].parent if ok else None  # type: ignore[union-attr]
