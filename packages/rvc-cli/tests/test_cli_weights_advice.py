@@ -9,8 +9,9 @@ import typing
 from pathlib import Path
 
 import pytest
-from rvc_cli.main import app
 from typer.testing import CliRunner
+
+from rvc_cli.main import app
 
 runner = CliRunner()
 

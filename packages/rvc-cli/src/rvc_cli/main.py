@@ -15,10 +15,10 @@ import typer
 from . import _ui
 from ._applio import EXAMPLES as APPLIO_EXAMPLES
 from ._convert import PRECISION_HELP, Precision, convert, finite
-from ._warmup import EPILOG as _WARMUP_EPILOG
-from ._warmup import warmup as _warmup
 from ._live import EPILOG as LIVE_EPILOG
 from ._live import live
+from ._warmup import EPILOG as _WARMUP_EPILOG
+from ._warmup import warmup as _warmup
 
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr (errors and results remain).")
@@ -191,10 +191,17 @@ def models_list(as_json: AsJson = False, quiet: Quiet = False) -> None:
             return
         from rich.table import Table
 
-        table = Table("name", "kind", "status", "from")
+        table = Table()
+        for col in ("name", "status", "from"):
+            table.add_column(col, no_wrap=True)
         table.add_column("path", overflow="fold")
+        kinds = {"extractor": "", "f0": "f0 networks", "embedder": "embedders"}
+        kind, missing = "extractor", False
         for r in rows:
-            fetch = f"run `rvc models download {r['fetch']}` (fetches {r['repo']})"
+            if r["kind"] != kind:
+                kind = r["kind"]
+                table.add_section()
+                table.add_row(f"[bold]{kinds[kind]}[/]", "", "", "")
             if r.get("path"):
                 status, where = "[green]ok[/]", {"env": f"${r['env']}", "cache": "HF cache"}.get(r.get("source"), "?")
                 path = str(r["path"])
@@ -202,11 +209,16 @@ def models_list(as_json: AsJson = False, quiet: Quiet = False) -> None:
                 status, where, path = "[red]missing[/]", f"${r['env']}", f"not a file: {os.environ.get(r['env'])}"
             else:
                 status, where = "[red]missing[/]", "-"
-                local = {"extractor": f"--{r['name']} / ${r['env']}", "f0": f"--f0-weights / ${r['env']}",
-                         "embedder": "--embedder PATH (a local folder)"}[r["kind"]]
-                path = f"{fetch}, or use {local}"
-            table.add_row(str(r["name"]), r["kind"], status, where, path)
+                path = f"rvc models download {r['fetch']}"
+                missing = True
+            table.add_row(str(r["name"]), status, where, path)
         _ui.out.print(table)
+        if missing:
+            _ui.result(
+                "missing: run the `rvc models download ...` shown while online, or use local files: --contentvec / "
+                "--rmvpe / --f0-weights PATH or $RVC_CONTENTVEC_WEIGHTS, $RVC_RMVPE_WEIGHTS, $RVC_CREPE_WEIGHTS, "
+                "$RVC_CREPE_TINY_WEIGHTS, $RVC_FCPE_WEIGHTS; embedders: --embedder PATH of a local folder"
+            )
 
 
 EMBEDDER_NAMES = ("contentvec", "spin", "spin-v2", "chinese-hubert-base", "japanese-hubert-base", "korean-hubert-base")
