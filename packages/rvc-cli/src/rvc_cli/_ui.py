@@ -118,6 +118,8 @@ def is_expected(exc: BaseException) -> bool:
 _CLI_WORDING = (
     (re.compile(r"pass overwrite=True(?: \((?:CLI: )?--force\))? to replace it"), "pass --force to overwrite it"),
     (re.compile(r"overwrite=True(?: \((?:CLI: )?--force\))?"), "--force"),
+    (re.compile(r"\bno \w+= path \((--[\w-]+)\)"), r"no \1 path"),  # the spec names its CLI option
+    (re.compile(r"\bpass \w+=(\S+) \((--[\w-]+)\)"), r"pass \2 \1"),
     (re.compile(r"\bno (\w+)= path(?: was given)?"), lambda m: f"no --{_dashed(m[1])} path"),
     (re.compile(r"\(from (\w+)=\)"), lambda m: f"(from --{_dashed(m[1])})"),
     (re.compile(r" \(rvc_convert\.weights\.download_weights\)"), ""),

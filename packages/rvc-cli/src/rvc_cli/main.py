@@ -15,10 +15,10 @@ import typer
 from . import _ui
 from ._applio import EXAMPLES as APPLIO_EXAMPLES
 from ._convert import PRECISION_HELP, Precision, convert, finite
-from ._warmup import EPILOG as _WARMUP_EPILOG
-from ._warmup import warmup as _warmup
 from ._live import EPILOG as LIVE_EPILOG
 from ._live import live
+from ._warmup import EPILOG as _WARMUP_EPILOG
+from ._warmup import warmup as _warmup
 
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr (errors and results remain).")
@@ -46,7 +46,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 models_app = typer.Typer(
-    help="ContentVec and RMVPE weights: download, list, import RVC's hubert_base.pt, create random ones for testing.",
+    help="Weights (ContentVec, RMVPE, CREPE, FCPE, Applio's embedders): download, list, import RVC's hubert_base.pt, "
+    "create random ones for testing.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -145,7 +146,8 @@ def info(
             ("stored dtype", f"{s.stored_dtype} (runs in float32 unless --precision asks otherwise)"),
         ]
         if s.embedder:  # Applio's models say which content features they were trained on
-            rows.append(("embedder", f"{s.embedder} (trained with it; rvc converts with ContentVec)"))
+            how = f"--embedder {s.embedder}" if s.embedder in EMBEDDER_NAMES else "--embedder PATH of its folder"
+            rows.append(("embedder", f"{s.embedder} (trained with it; convert with {how})"))
         rows += [(f"  {k}", v if isinstance(v, str) else json.dumps(v)) for k, v in s.metadata.items()]
         if s.metadata:
             rows.insert(len(rows) - len(s.metadata), ("stored metadata", ""))
@@ -180,20 +182,29 @@ def export(
 
 @models_app.command("list", epilog="Example:\n\n  rvc models list --json")
 def models_list(as_json: AsJson = False, quiet: Quiet = False) -> None:
-    """Show where the ContentVec and RMVPE weights come from and whether they are available."""
+    """Show where every weights file conversion can use comes from (ContentVec, RMVPE, CREPE, FCPE,
+    Applio's embedders) and whether it is available."""
     _ui.set_quiet(quiet)
     with _ui.guard():
         from rvc_convert import weights
 
-        rows = weights.weights_status()
+        rows = weights.weights_status(every=True)
         if as_json:
             typer.echo(json.dumps(rows, indent=2, default=str))
             return
         from rich.table import Table
 
-        table = Table("name", "status", "from")
+        table = Table()
+        for col in ("name", "status", "from"):
+            table.add_column(col, no_wrap=True)
         table.add_column("path", overflow="fold")
+        kinds = {"extractor": "", "f0": "f0 networks", "embedder": "embedders"}
+        kind, missing = "extractor", False
         for r in rows:
+            if r["kind"] != kind:
+                kind = r["kind"]
+                table.add_section()
+                table.add_row(f"[bold]{kinds[kind]}[/]", "", "", "")
             if r.get("path"):
                 status, where = "[green]ok[/]", {"env": f"${r['env']}", "cache": "HF cache"}.get(r.get("source"), "?")
                 path = str(r["path"])
@@ -204,27 +215,58 @@ def models_list(as_json: AsJson = False, quiet: Quiet = False) -> None:
                 status, where, path = "[red]missing[/]", f"${r['env']}", f"not a file: {os.environ.get(r['env'])}"
             else:
                 status, where = "[red]missing[/]", "-"
-                path = f"run `rvc models download` (fetches {r.get('repo')}), or use --{r['name']} / ${r['env']}"
+                path = f"rvc models download {r['fetch']}"
+                missing = True
             table.add_row(str(r["name"]), status, where, path)
         _ui.out.print(table)
+        if missing:
+            _ui.result(
+                "missing: run the `rvc models download ...` shown while online, or use local files: --contentvec / "
+                "--rmvpe / --f0-weights PATH or $RVC_CONTENTVEC_WEIGHTS, $RVC_RMVPE_WEIGHTS, $RVC_CREPE_WEIGHTS, "
+                "$RVC_CREPE_TINY_WEIGHTS, $RVC_FCPE_WEIGHTS; embedders: --embedder PATH of a local folder"
+            )
+
+
+EMBEDDER_NAMES = ("contentvec", "spin", "spin-v2", "chinese-hubert-base", "japanese-hubert-base", "korean-hubert-base")
 
 
 @models_app.command(
     "download",
-    epilog="Examples:\n\n  rvc models download\n\n  rvc models download rmvpe\n\n"
-    "Offline machines: copy the files and pass --contentvec/--rmvpe or set RVC_CONTENTVEC_WEIGHTS/RVC_RMVPE_WEIGHTS.",
+    epilog="Examples:\n\n  rvc models download\n\n  rvc models download rmvpe\n\n  rvc models download crepe\n\n"
+    "  rvc models download --embedder spin-v2\n\n"
+    "Offline machines: copy the files and pass --contentvec/--rmvpe/--f0-weights/--embedder PATH or set "
+    "RVC_CONTENTVEC_WEIGHTS/RVC_RMVPE_WEIGHTS/RVC_CREPE_WEIGHTS/RVC_CREPE_TINY_WEIGHTS/RVC_FCPE_WEIGHTS.",
 )
 def models_download(
-    name: Annotated[Literal["all", "contentvec", "rmvpe"], typer.Argument(help="Which weights to fetch.")] = "all",
+    name: Annotated[
+        Literal["all", "contentvec", "rmvpe", "crepe", "crepe-tiny", "fcpe"] | None,
+        typer.Argument(help="Which weights to fetch; all = contentvec and rmvpe (what default conversion needs).",
+                       show_default=False),
+    ] = None,
+    embedder: Annotated[
+        str | None,
+        typer.Option("--embedder", help=f"Fetch one of Applio's embedders: {', '.join(EMBEDDER_NAMES)}.",
+                     show_default=False),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Download ContentVec and/or RMVPE weights into the Hugging Face cache."""
+    """Download extractor, f0 (CREPE, FCPE) or embedder weights into the Hugging Face cache."""
     _ui.set_quiet(quiet)
     with _ui.guard():
+        if embedder is not None and embedder not in EMBEDDER_NAMES:
+            raise _ui.CLIError(f"--embedder {embedder}: unknown; expected one of {', '.join(EMBEDDER_NAMES)}")
+        if embedder is not None and name is not None:
+            raise _ui.CLIError("give a weights NAME or --embedder NAME, not both")
         from rvc_convert import weights
 
         if _ui.quiet():
             os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # read when huggingface-hub is imported
+        if embedder is not None:
+            with _ui.status(f"downloading the {embedder} embedder..."):
+                folder = weights.download_embedder(embedder)
+            _ui.result(f"{embedder}\t{folder}")
+            return
+        name = name or "all"
         with _ui.status(f"downloading {name} weights..."):
             paths = weights.download_weights(name)
         for key, path in paths.items():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,12 @@ Progress = Callable[[int, int], None]
 DTYPES = ("float32", "float16", "bfloat16")
 
 
+def _embedder_names() -> list[str]:
+    from rvc_features import EMBEDDERS
+
+    return list(EMBEDDERS)
+
+
 class VoiceConverter:
     """Convert speech or singing into the voice of an RVC model, as RVC WebUI does.
 
@@ -35,8 +41,17 @@ class VoiceConverter:
         contentvec: ContentVec weights (mlx-contentvec safetensors); else
             ``$RVC_CONTENTVEC_WEIGHTS``, else the Hugging Face cache (see :mod:`rvc_convert.weights`).
         rmvpe: RMVPE weights (mlx-rmvpe safetensors); else ``$RVC_RMVPE_WEIGHTS``, else the cache.
-        embedder: replaces ContentVec: any callable ``(N,) float32 16 kHz -> (n, C)`` frames at
-            50 Hz, ``C`` = the model's feature width (768 v2, 256 v1).
+        embedder: the content features. ``"contentvec"`` or None (default): ContentVec from
+            ``contentvec``; one of ``rvc_features.EMBEDDERS`` (``"spin"``, ``"spin-v2"``,
+            ``"chinese-hubert-base"``, ``"japanese-hubert-base"``, ``"korean-hubert-base"``: Applio's
+            folders from the Hugging Face cache or a download); a path to a Hugging Face HuBERT folder
+            (``config.json`` + ``model.safetensors``/``pytorch_model.bin``: Applio's custom embedders);
+            or any callable ``(N,) float32 16 kHz -> (n, C)`` frames at 50 Hz, ``C`` = the model's
+            feature width (768 v2, 256 v1). v2 models take the last layer, v1 models ``final_proj``
+            of layer 9 (as the reference RVC).
+        f0_weights: weights files of the f0 networks by method (``{"crepe": "full.pth"}``; keys
+            ``crepe``, ``crepe-tiny``, ``fcpe``); else ``$RVC_CREPE_WEIGHTS``... (``rvc_f0.weights``).
+            The default options' method is resolved first, before anything loads.
         options: default :class:`ConvertOptions`; each ``convert`` call may override fields.
         dtype: the synthesizer's precision when ``model`` is a path: ``"float32"`` (default),
             or ``"float16"``/``"bfloat16"`` (GPUs, as RVC's half precision; the NSF phase stays
@@ -63,7 +78,8 @@ class VoiceConverter:
         index: Any = None,
         contentvec: str | os.PathLike[str] | None = None,
         rmvpe: str | os.PathLike[str] | None = None,
-        embedder: Callable[[np.ndarray], Any] | None = None,
+        embedder: Callable[[np.ndarray], Any] | str | os.PathLike[str] | None = None,
+        f0_weights: Mapping[str, str | os.PathLike[str]] | None = None,
         options: ConvertOptions = ConvertOptions(),
         dtype: str = "float32",
         backend: str = "auto",
@@ -78,6 +94,12 @@ class VoiceConverter:
             raise ConvertInputError(f"options must be a ConvertOptions, got {type(options).__name__}")
         if dtype not in DTYPES:
             raise ConvertInputError(f"dtype={dtype!r}; expected one of {', '.join(DTYPES)}")
+        # the f0 networks' weights first: a missing CREPE/FCPE file fails before any model loads
+        self._f0_weights_arg = dict(f0_weights or {})
+        self._f0_paths: dict[str, Path] = {}
+        if options.f0_curve is None:
+            for method in self._f0_networks(options.f0_method):
+                self._f0_weights(method)
         self.options = options
         self.synth = (model if isinstance(model, rvc_synth.Synthesizer)
                       else rvc_synth.load(model, dtype=dtype, backend=backend, tf32=tf32))
@@ -92,10 +114,24 @@ class VoiceConverter:
         self._contentvec_arg, self._rmvpe_arg = contentvec, rmvpe
         self._rmvpe_path: Path | None = None
         self._lock = threading.Lock()
-        if embedder is not None:
-            if not callable(embedder):
-                raise ConvertInputError(f"embedder must be callable (audio_16k -> (frames, {info.feature_dim})), got {embedder!r}")
+        if embedder is not None and not isinstance(embedder, (str, os.PathLike)) and not callable(embedder):
+            raise ConvertInputError(
+                f"embedder must be a name ({', '.join(_embedder_names())}), a Hugging Face HuBERT folder, or a "
+                f"callable (audio_16k -> (frames, {info.feature_dim})); got {embedder!r}"
+            )
+        if callable(embedder):
             self.embedder = embedder
+        elif embedder is not None and str(embedder) != "contentvec":
+            from rvc_features import load_embedder
+
+            cv = self.contentvec = load_embedder(embedder)
+            self.embedder = cv.embedder(info.version)
+            width = cv.dim if info.version == "v2" else cv.final_proj[0].shape[0]
+            if width != info.feature_dim:
+                raise ModelMismatchError(
+                    f"embedder {embedder} gives {width}-d features for {info.version} models, but this model takes "
+                    f"{info.feature_dim}-d ones: use the embedder the model was trained with"
+                )
         else:
             from rvc_features import load_contentvec
             from .weights import resolve_weights
@@ -128,6 +164,24 @@ class VoiceConverter:
                 f"but the model is {info.version} with {info.feature_dim}-d features: use the index trained with this model"
             )
         return idx
+
+    @staticmethod
+    def _f0_networks(method: str) -> list[str]:
+        """The methods among ``method`` (single or hybrid) whose networks need a weights file here
+        (rmvpe has its own path: ``rmvpe=``)."""
+        from rvc_f0 import METHODS
+        from rvc_f0.applio import parse_hybrid
+        from rvc_f0.weights import WEIGHTS
+
+        return [m for m in (parse_hybrid(method, METHODS) or (method,)) if m in WEIGHTS]
+
+    def _f0_weights(self, method: str) -> Path:
+        """The weights file of the f0 network ``method`` (resolved once; rvc_f0.weights)."""
+        if method not in self._f0_paths:
+            from rvc_f0.weights import resolve_weights as resolve_f0
+
+            self._f0_paths[method] = resolve_f0(method, self._f0_weights_arg.get(method))
+        return self._f0_paths[method]
 
     def _ensure_rmvpe(self) -> Path:
         if self._rmvpe_path is None:
@@ -170,9 +224,13 @@ class VoiceConverter:
                 return np.concatenate([np.zeros(offset, np.float32), f0])
 
             return from_curve
-        weights = self._ensure_rmvpe() if opts.f0_method == "rmvpe" else None
-        if "rmvpe" in (parse_hybrid(opts.f0_method, METHODS) or ()):
-            weights = {"rmvpe": self._ensure_rmvpe()}  # hybrid: weights per method
+        weights: Any = self._ensure_rmvpe() if opts.f0_method == "rmvpe" else None
+        nets = {m: self._f0_weights(m) for m in self._f0_networks(opts.f0_method)}
+        if opts.f0_method in nets:
+            weights = nets[opts.f0_method]
+        hybrid = parse_hybrid(opts.f0_method, METHODS)
+        if hybrid:  # weights per method
+            weights = {**nets, **({"rmvpe": self._ensure_rmvpe()} if "rmvpe" in hybrid else {})}
 
         def estimate(audio_pad: np.ndarray, p_len: int) -> np.ndarray:
             return extract_f0(audio_pad, method=opts.f0_method, p_len=p_len, filter_radius=opts.filter_radius,

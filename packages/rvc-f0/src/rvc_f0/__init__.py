@@ -8,6 +8,7 @@ Public API (everything else is private, except the error classes in :mod:`rvc_f0
 * :func:`load_rmvpe` - load (and cache) the RMVPE network; weights from a path or the Hub.
 * :data:`METHODS` - the estimator names ``extract_f0`` accepts.
 * :class:`RVCF0Error` - base class of every error raised here.
+* :mod:`rvc_f0.weights` - where the CREPE/FCPE weights come from (``WEIGHTS``, ``resolve_weights``).
 * :mod:`rvc_f0.applio` - Applio's pitch options on f0 curves: hybrid medians, autotune, proposed pitch.
 """
 

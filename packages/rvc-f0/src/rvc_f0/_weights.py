@@ -30,9 +30,10 @@ HF_REPO_ID = "rvc-mlx/pitch-weights"
 
 
 def _spec(label: str, env: str, package: str, asset: str, filename: str, sha256: str) -> WeightsSpec:
+    method = label.lower().replace(" full", "").replace(" ", "-")  # "CREPE tiny" -> crepe-tiny
     return WeightsSpec(
         label, HF_REPO_ID, filename, env, option="weights", expected=f"the original PyTorch file ({package}'s {asset})",
-        sha256=sha256, package=package, asset=asset,
+        sha256=sha256, package=package, asset=asset, cli="--f0-weights", fetch=method,
     )
 
 

@@ -9,6 +9,10 @@ Public API:
 * :func:`load_contentvec` - load (and cache) mlx-contentvec weights, strictly; ``final_proj`` too.
 * :class:`ContentVec` - the loaded network: v2 features (last layer, 768-d) and v1 features
   (layer 9 + ``final_proj``, 256-d), on MLX or on the fast CPU kernels (NumPy + oneDNN).
+* :func:`load_embedder` / :data:`EMBEDDERS` - Applio's HuBERT-family embedders (spin, spin-v2,
+  chinese/japanese/korean-hubert-base, contentvec) by name, or a custom Hugging Face folder
+  (``config.json`` + ``model.safetensors``/``pytorch_model.bin``), torch-free, as a :class:`ContentVec`
+  (details in :mod:`rvc_features.embedders`).
 * :func:`import_hubert` - RVC's ``hubert_base.pt`` (fairseq) -> mlx-contentvec safetensors, read
   with rvc-pth's restricted unpickler (nothing in the file runs).
 * :data:`BASE_KWARGS` - the constructor kwargs of the real ContentVec/HuBERT base.
@@ -22,7 +26,9 @@ from __future__ import annotations
 
 from ._contentvec import BASE_KWARGS, ContentVec, load_contentvec
 from ._hubert import import_hubert
+from .embedders import EMBEDDERS, load_embedder
 from .errors import RVCFeaturesError
 
-__all__ = ["BASE_KWARGS", "ContentVec", "RVCFeaturesError", "import_hubert", "load_contentvec"]
+__all__ = ["BASE_KWARGS", "EMBEDDERS", "ContentVec", "RVCFeaturesError", "import_hubert", "load_contentvec",
+           "load_embedder"]
 __version__ = "0.1.0"

@@ -150,6 +150,7 @@ class ContentVec:
             pos_groups=kwargs["conv_pos_groups"],
         )
         self._lock = threading.Lock()
+        self.v1_hint = IMPORT_HINT  # what to do when v1 features are asked for without final_proj
 
     @property
     def has_final_proj(self) -> bool:
@@ -191,7 +192,7 @@ class ContentVec:
             raise ValueError(f"version={version!r}; expected 'v1' or 'v2'")
         if self.final_proj is None:
             raise WeightsFormatError(
-                f"ContentVec weights {self.path} have no final_proj, which v1 (256-d) models need; {IMPORT_HINT}"
+                f"ContentVec weights {self.path} have no final_proj, which v1 (256-d) models need; {self.v1_hint}"
             )
         w, b = self.final_proj
         return (self.hidden(audio_16k, output_layer=V1_LAYER) @ w.T + b).astype(np.float32)
@@ -200,7 +201,7 @@ class ContentVec:
         """A one-argument callable ``audio_16k -> features`` for ``version`` (checks final_proj now)."""
         if version == "v1" and self.final_proj is None:
             raise WeightsFormatError(
-                f"ContentVec weights {self.path} have no final_proj, which v1 (256-d) models need; {IMPORT_HINT}"
+                f"ContentVec weights {self.path} have no final_proj, which v1 (256-d) models need; {self.v1_hint}"
             )
         return lambda audio: self(audio, version=version)
 
@@ -234,8 +235,6 @@ def load_contentvec(path: str | Path, *, kwargs: dict[str, Any] | None = None) -
 
 def _load(path: Path, override: dict[str, Any] | None) -> ContentVec:
     import mlx.core as mx
-    from mlx.utils import tree_flatten, tree_unflatten
-    from mlx_contentvec import ContentvecModel
 
     try:
         arrays, meta = mx.load(str(path), format="safetensors", return_metadata=True)
@@ -245,6 +244,19 @@ def _load(path: Path, override: dict[str, Any] | None) -> ContentVec:
             "(contentvec_base.safetensors from lexandstuff/mlx-contentvec, or `rvc models import-hubert` output)"
         ) from None
     kw = _kwargs(path, meta, override)
+    return build(arrays, kw, path)
+
+
+def build(arrays: dict[str, Any], kw: dict[str, Any], path: Path | None, *, what: str = "ContentVec weights",
+          hint: str = "use mlx-contentvec safetensors (constructor kwargs for other sizes go in the metadata key "
+          "contentvec_kwargs)") -> ContentVec:
+    """A :class:`ContentVec` from mlx-contentvec tensors (MLX or NumPy arrays, ``final_proj.*``
+    optional) and checked constructor kwargs; strict names and shapes, float32."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten, tree_unflatten
+    from mlx_contentvec import ContentvecModel
+
+    arrays = {k: (v if isinstance(v, mx.array) else mx.array(v)) for k, v in arrays.items()}
     fp_w, fp_b = arrays.pop("final_proj.weight", None), arrays.pop("final_proj.bias", None)
     model = ContentvecModel(**kw)
     expected = {k: tuple(v.shape) for k, v in tree_flatten(model.parameters())}
@@ -253,9 +265,8 @@ def _load(path: Path, override: dict[str, Any] | None) -> ContentVec:
     problems = check_keys(expected, got, optional=[derived], shown=5)
     if problems:
         raise WeightsFormatError(
-            f"ContentVec weights {path} do not match a ContentVec of {kw['encoder_layers']} layers x "
-            f"{kw['encoder_embed_dim']} ({problems}); use mlx-contentvec safetensors "
-            "(constructor kwargs for other sizes go in the metadata key contentvec_kwargs)"
+            f"{what} {path} do not match a ContentVec of {kw['encoder_layers']} layers x "
+            f"{kw['encoder_embed_dim']} ({problems}); {hint}"
         )
     params = {k: (v if v.dtype == mx.float32 else v.astype(mx.float32)) for k, v in arrays.items()}
     if derived not in params:
@@ -266,14 +277,14 @@ def _load(path: Path, override: dict[str, Any] | None) -> ContentVec:
     mx.eval(model.parameters())
     final_proj = None
     if (fp_w is None) != (fp_b is None):
-        raise WeightsFormatError(f"ContentVec weights {path}: final_proj.weight and final_proj.bias must come together")
+        raise WeightsFormatError(f"{what} {path}: final_proj.weight and final_proj.bias must come together")
     if fp_w is not None:
         if fp_w.ndim != 2 or fp_w.shape[1] != kw["encoder_embed_dim"] or fp_b.shape != (fp_w.shape[0],):
             raise WeightsFormatError(
-                f"ContentVec weights {path}: final_proj.weight {tuple(fp_w.shape)} / bias {tuple(fp_b.shape)}; "
-                f"expected (256, {kw['encoder_embed_dim']}) / (256,)"
+                f"{what} {path}: final_proj.weight {tuple(fp_w.shape)} / bias {tuple(fp_b.shape)}; "
+                f"expected (n, {kw['encoder_embed_dim']}) / (n,), n = 256 for RVC v1"
             )
         final_proj = (np.array(fp_w.astype(mx.float32)), np.array(fp_b.astype(mx.float32)))
-    logger.info("loaded ContentVec %s (%d layers x %d, final_proj: %s)", path, kw["encoder_layers"],
+    logger.info("loaded %s %s (%d layers x %d, final_proj: %s)", what, path, kw["encoder_layers"],
                 kw["encoder_embed_dim"], final_proj is not None)
     return ContentVec(model, kw, final_proj, path)

