@@ -18,7 +18,8 @@ logger = logging.getLogger("rvc_synth")
 FAST = ("openblas", "mkl", "blis", "accelerate", "armpl", "flexiblas")
 FIX = (
     "install an optimized BLAS (Debian/Ubuntu: apt-get install libopenblas0-pthread; or pip install faiss-cpu) "
-    "and import rvc_synth (or call rvc_runtime.configure_cpu()) before anything imports MLX; RVC_BLAS=/path/to/"
+    "and call rvc_runtime.configure_cpu() before anything imports MLX (rvc_convert and the rvc command do); "
+    "RVC_BLAS=/path/to/"
     "libopenblas.so picks one"
 )
 _warned = False
