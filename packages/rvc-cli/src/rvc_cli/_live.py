@@ -2,7 +2,6 @@
 streaming converter at real-time pace (measured)."""
 
 import json
-import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -336,6 +335,7 @@ def _from_devices(
     force: bool,
 ) -> None:
     import numpy as np
+
     from rvc_convert.live import LiveLoop, summarize
 
     n = stream.block_size
@@ -357,31 +357,27 @@ def _from_devices(
         if record is not None:
             played.append(mono.copy())
 
-    stop = threading.Event()
-    with (
-        loop,
-        sd.Stream(
-            samplerate=stream.sample_rate,
-            blocksize=n,
-            device=(in_dev, out_dev),
-            channels=(1, channels),
-            dtype="float32",
-            latency="low",
-            callback=callback,
-        ) as dev,
-    ):
+    def status() -> None:
+        if loop.error is not None:
+            raise loop.error
+        if not _ui.quiet():
+            line = _status_line(summarize(loop, stream, pace="device"), device_ms, xruns[0])
+            _ui.err.print(line, end="\r", highlight=False)
+
+    device_ms = 0.0
+    with sd.Stream(
+        samplerate=stream.sample_rate,
+        blocksize=n,
+        device=(in_dev, out_dev),
+        channels=(1, channels),
+        dtype="float32",
+        latency="low",
+        callback=callback,
+    ) as dev:
         device_ms = 1000 * sum(dev.latency)
         _ui.info(f"live: {stream.sample_rate} Hz, block {1000 * n / stream.sample_rate:.0f} ms; Ctrl-C stops")
-        try:
-            while not stop.wait(0.5):
-                if loop.error is not None:
-                    raise loop.error
-                if not _ui.quiet():
-                    _ui.err.print(
-                        _status_line(summarize(loop, stream, pace="device"), device_ms, xruns[0]),
-                        end="\r",
-                        highlight=False,
-                    )
+        try:  # conversions run here, on the thread that loaded the models; PortAudio calls callback()
+            loop.serve(tick=status)
         except KeyboardInterrupt:
             pass
     if not _ui.quiet():

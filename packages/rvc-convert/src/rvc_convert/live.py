@@ -89,22 +89,46 @@ class LiveLoop:
         self.stop()
 
     def _run(self) -> None:
-        slots = len(self._in)
         while (k := self._q.get()) is not None:
-            i = k % slots
-            t0 = self.clock()
+            self._process(k)
+
+    def serve(self, *, tick: Callable[[], None] | None = None, interval: float = 0.5) -> None:
+        """Convert queued blocks in the calling thread until :meth:`finish` (the device side runs
+        :meth:`callback` in its own thread). MLX's models then run on the thread that loaded
+        them: on CUDA, MLX work left on another thread aborted the process at exit. ``tick`` is
+        called about every ``interval`` seconds (a status line); exceptions, Ctrl-C included,
+        propagate."""
+        while True:
             try:
-                y = self.stream.process(self._in[i])
-            except BaseException as exc:  # noqa: BLE001  (reported by the caller; the device keeps running)
-                self.error = exc
+                k = self._q.get(timeout=interval)
+            except queue.Empty:
+                if tick is not None:
+                    tick()
                 continue
-            self._out[i] = y
-            t1 = self.clock()
-            self._done[i] = k
-            self.compute.append(t1 - t0)
-            self.arrival_to_output.append(t1 - self._arrival[i])
-            if self.on_block is not None:
-                self.on_block(k, t1 - t0, t1 - self._arrival[i])
+            if k is None:
+                return
+            self._process(k)
+
+    def finish(self) -> None:
+        """End :meth:`serve` once the blocks already queued are converted (any thread)."""
+        self._q.put(None)
+
+    def _process(self, k: int) -> None:
+        slots = len(self._in)
+        i = k % slots
+        t0 = self.clock()
+        try:
+            y = self.stream.process(self._in[i])
+        except BaseException as exc:  # noqa: BLE001  (reported by the caller; the device keeps running)
+            self.error = exc
+            return
+        self._out[i] = y
+        t1 = self.clock()
+        self._done[i] = k
+        self.compute.append(t1 - t0)
+        self.arrival_to_output.append(t1 - self._arrival[i])
+        if self.on_block is not None:
+            self.on_block(k, t1 - t0, t1 - self._arrival[i])
 
     def callback(self, indata: np.ndarray | None, outdata: np.ndarray) -> None:
         """One device period: ``indata`` ``(block,)`` in (None: nothing more to convert),
@@ -207,14 +231,23 @@ def run_file(
             if on_block is not None:
                 on_block(k, dt, dt)
     else:
-        with loop:
+
+        def device() -> None:  # the simulated audio callback: NumPy only, on its own thread
             start = clock()
-            for k in range(blocks + 1):  # one more callback plays the last block
-                wait = start + (k + 1) * period - clock()  # block k is complete at the end of its period
-                if wait > 0:
-                    sleep(wait)
-                dst = out[(k - 1) * n : k * n] if k > 0 else np.zeros(n, np.float32)
-                loop.callback(padded[k * n : (k + 1) * n] if k < blocks else None, dst)
+            try:
+                for k in range(blocks + 1):  # one more callback plays the last block
+                    wait = start + (k + 1) * period - clock()  # block k is complete at the end of its period
+                    if wait > 0:
+                        sleep(wait)
+                    dst = out[(k - 1) * n : k * n] if k > 0 else np.zeros(n, np.float32)
+                    loop.callback(padded[k * n : (k + 1) * n] if k < blocks else None, dst)
+            finally:
+                loop.finish()
+
+        feeder = threading.Thread(target=device, name="rvc-live-device", daemon=True)
+        feeder.start()
+        loop.serve()  # conversions on this thread, where the models were loaded
+        feeder.join()
         if loop.error is not None:
             raise loop.error
     return out[: len(x)], summarize(loop, stream, pace=pace)
