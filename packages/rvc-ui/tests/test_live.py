@@ -199,3 +199,21 @@ def test_live_from_a_file_is_run_file(live, models_dir, clip, contentvec_v1, rmv
 
     with pytest.raises(Exception, match="no input audio"):
         live.run_file("", model)
+
+
+def test_a_device_error_fails_start_readably(monkeypatch, live, models_dir, clip):
+    sd = _fake_sounddevice(_speech(clip), _converted(live))
+
+    class BadStream:
+        def __init__(self, **kw) -> None:
+            raise RuntimeError("Error opening Stream: Invalid number of channels [PaErrorCode -9998]")
+
+    sd.Stream = BadStream
+    monkeypatch.setitem(sys.modules, "sounddevice", sd)
+    with pytest.raises(RuntimeError, match="Invalid number of channels"):
+        live.start(models_dir / "v1_f0_40k.pth", sample_rate=SR, **LIVE)
+    fig = live.figures()
+    assert not live.running and fig["state"] == "failed" and "Invalid number of channels" in fig["error"]
+    assert figures_markdown(fig).startswith("**Failed**: Error opening Stream")
+    with pytest.raises(Exception, match="unknown live setting"):
+        live.run_file(clip, models_dir / "v1_f0_40k.pth", sample_rate=SR, protect=0.3)

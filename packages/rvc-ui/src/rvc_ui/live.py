@@ -108,7 +108,7 @@ class LiveSession:
         self._xruns = 0
         self._device_ms = 0.0
         self._started = 0.0
-        self._file_figures: dict[str, Any] | None = None
+        self._last: dict[str, Any] | None = None
 
     def _default_load(self, model: str, index: str | None, f0_method: str) -> Any:
         from rvc_convert import ConvertOptions, VoiceConverter
@@ -137,7 +137,7 @@ class LiveSession:
                 raise UIInputError("no voice model; pick one from the models folder or upload a .pth")
             self._stop.clear()
             self._ready.clear()
-            self._loop = self._stream = self._error = self._file_figures = None
+            self._loop = self._stream = self._error = self._last = None
             self._state, self._what, self._xruns, self._device_ms = "loading", what, 0, 0.0
             self._started = time.monotonic()
             self._thread = threading.Thread(target=self._main, args=(target, *args), name="rvc-ui-live", daemon=True)
@@ -150,9 +150,13 @@ class LiveSession:
             pass
         except BaseException as exc:  # noqa: BLE001  (shown in the page)
             logger.debug("live session failed", exc_info=True)
-            self._error = exc
+            self._error = exc.with_traceback(None)  # its frames would keep the models alive
         finally:
-            self._state = "failed" if self._error is not None else "stopped"
+            with self._lock:  # the last figures kept; the models are freed with this thread's references
+                if self._loop is not None:
+                    self._last = _summary(self._loop, self._stream)
+                self._loop = self._stream = None
+                self._state = "failed" if self._error is not None else "stopped"
             self._ready.set()
 
     def _stream_for(self, model: str, index: str | None, sample_rate: int, options: dict[str, Any]) -> Any:
@@ -242,18 +246,20 @@ class LiveSession:
             callback=callback,
         ) as dev:
             self._device_ms = 1000 * float(sum(dev.latency))
-            with self._lock:
+            with self._lock:  # stop() sees this loop (and finishes it), or this thread sees the flag
                 self._loop, self._stream, self._state = loop, stream, "running"
+                stopped = self._stop.is_set()
             self._ready.set()
-            loop.serve(tick=tick, interval=0.2)  # conversions here, on the thread that loaded the models
+            if not stopped:
+                loop.serve(tick=tick, interval=0.2)  # conversions here, on the thread that loaded the models
         if loop.error is not None:
             raise loop.error
 
     def stop(self, *, timeout: float = 60.0) -> dict[str, Any]:
         """End the session (the blocks already queued are converted first), join its thread and
         return the final figures. Nothing running: the last figures."""
-        self._stop.set()
         with self._lock:
+            self._stop.set()
             loop, thread = self._loop, self._thread
         if thread is not None and thread.is_alive():
             if loop is not None:  # finish() may wait for a queue slot: never on the caller's thread
@@ -309,7 +315,7 @@ class LiveSession:
         dst = _unique(self.settings.outputs() / f"{Path(audio).stem}_{Path(model).stem}_live.wav")
         result["path"] = save_audio(dst, out, stream.sample_rate)
         with self._lock:
-            self._file_figures = {**figs, "compute_recent_ms": [round(1000 * c, 3) for c in compute[-200:]]}
+            self._last = {**figs, "compute_recent_ms": _recent(compute)}
 
     # --- figures ----------------------------------------------------------------------------
 
@@ -318,11 +324,9 @@ class LiveSession:
         (devices or a file), ``error`` (one line or None), ``xruns``, ``device_latency_ms`` and,
         once a stream exists, :func:`rvc_convert.live.summarize`'s figures plus ``compute_recent_ms``
         (the last 200 blocks' compute in ms)."""
-        from rvc_convert.live import summarize
-
         with self._lock:
             loop, stream, state = self._loop, self._stream, self._state
-            file_figs = self._file_figures
+            last = self._last
         fig: dict[str, Any] = {
             "state": state,
             "source": self._what,
@@ -332,11 +336,20 @@ class LiveSession:
             "seconds": round(time.monotonic() - self._started, 1) if self._started else 0.0,
         }
         if loop is not None and stream is not None:
-            fig.update(summarize(loop, stream, pace="device"))
-            fig["compute_recent_ms"] = [round(1000 * c, 3) for c in list(loop.compute)[-200:]]
-        elif file_figs is not None:
-            fig.update(file_figs)
+            fig.update(_summary(loop, stream))
+        elif last is not None:
+            fig.update(last)
         return fig
+
+
+def _recent(compute: list[float], n: int = 200) -> list[float]:
+    return [round(1000 * c, 3) for c in compute[-n:]]
+
+
+def _summary(loop: Any, stream: Any) -> dict[str, Any]:
+    from rvc_convert.live import summarize
+
+    return {**summarize(loop, stream, pace="device"), "compute_recent_ms": _recent(list(loop.compute))}
 
 
 def figures_markdown(fig: dict[str, Any]) -> str:
