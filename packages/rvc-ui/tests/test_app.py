@@ -64,13 +64,14 @@ def test_models_dir_default_and_env(monkeypatch, tmp_path: Path):
     assert Settings(models_dir="~/v").models_dir == Path("~/v").expanduser()
 
 
-def test_build_app_has_the_three_tabs(settings):
+def test_build_app_has_the_four_tabs(settings):
     import gradio as gr
+
     from rvc_ui import build_app
 
     demo = build_app(settings)
     assert isinstance(demo, gr.Blocks)
     tabs = [b.label for b in demo.blocks.values() if isinstance(b, gr.Tab)]
-    assert tabs == ["Convert", "Batch", "Models"]
+    assert tabs == ["Convert", "Batch", "Models", "Live"]
     models = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "convert-model")
     assert [c[0] for c in models.choices] == ["singer/singer.pth", "v1_f0_40k.pth", "v1_nof0_32k.pth"]

@@ -166,3 +166,10 @@ def test_convert_in_the_browser(page, server, clips, models_dir, contentvec_v1, 
     table.get_by_text("singer/singer.pth").filter(visible=True).first.wait_for()
     cells = table.inner_text()
     assert all(s in cells for s in ("v1_f0_40k.pth", "v1_nof0_32k.pth", "48000", "40000", "32000")), cells
+
+    page.get_by_role("tab", name="Live").click()  # renders with or without a sound card
+    page.locator("#live-figures").get_by_text("Not running.").wait_for()
+    assert page.locator("#live-model input").input_value() == "singer/singer.pth"
+    devices = page.locator("#live-devices-status").inner_text()
+    assert ("PortAudio" in devices) == page.locator("#live-start").is_disabled(), devices
+    page.screenshot(path=str(tmp_path / "live-tab.png"), full_page=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from rvc_ui.actions import Conversion
-from rvc_ui.plots import conversion_figure, envelope
+from rvc_ui.plots import conversion_figure, envelope, live_figure
 
 
 def test_envelope_min_max_per_span():
@@ -32,3 +33,16 @@ def test_figure_panels_and_curves():
     assert np.isnan(voiced.get_ydata()[5:10]).all() and (voiced.get_ydata()[:5] == 200).all()  # unvoiced: gaps
     no_pitch = conversion_figure(Conversion(Path("x.wav"), 40000, x, x[:10], None, None))
     assert [a.get_ylabel() for a in no_pitch.get_axes()] == ["input", "output"]
+
+
+def test_live_figure_bars_against_the_block_period():
+    assert live_figure({"compute_recent_ms": [], "block_ms": 100.0, "blocks": 0}) is None
+    fig = live_figure({"compute_recent_ms": [40.0, 120.0, 60.0], "block_ms": 100.0, "blocks": 7})
+    (ax,) = fig.get_axes()
+    bars = ax.patches
+    assert [b.get_height() for b in bars] == [40.0, 120.0, 60.0]
+    assert [b.get_x() + b.get_width() / 2 for b in bars] == [4, 5, 6]  # the last three of 7 blocks
+    late = [tuple(b.get_facecolor()) for b in bars]
+    assert late[0] == late[2] != late[1]  # over the period: another colour
+    (period,) = ax.get_lines()
+    assert list(period.get_ydata()) == [100.0, 100.0]

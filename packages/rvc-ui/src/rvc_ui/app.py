@@ -1,7 +1,7 @@
 """The Gradio page: tabs laid out over :mod:`rvc_ui.actions` (the page holds no logic of its own).
 
-Each tab is built by one ``_*_tab`` function; a new tab (e.g. live conversion, once
-``rvc_convert`` has a streaming API) is one more builder in :func:`build_app`.
+Each tab is built by one ``_*_tab`` function (the Live tab's is in :mod:`rvc_ui.live_tab`); a new
+tab is one more builder in :func:`build_app`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import actions
+from .live import LiveSession
 from .state import ConverterCache, Settings
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,8 @@ def _index_choices(settings: Settings) -> list[tuple[str, str]]:
     return [("none", "")] + [(str(p.relative_to(root)), str(p)) for p in actions.find_indexes(root)]
 
 
-def _voice_controls(gr: Any, settings: Settings, prefix: str) -> dict[str, Any]:
-    """Model and index pickers (the models folder, or an upload) and the conversion settings."""
+def _model_picker(gr: Any, settings: Settings, prefix: str) -> dict[str, Any]:
+    """Model and index pickers: the models folder (with Refresh; a voice picks its index), or an upload."""
     models = _model_choices(settings)
     first = models[0][1] if models else None
     idx = actions.matching_index(first, actions.find_indexes(settings.models_dir)) if first else None
@@ -99,6 +100,22 @@ def _voice_controls(gr: Any, settings: Settings, prefix: str) -> dict[str, Any]:
     with gr.Accordion("Or upload a model", open=False), gr.Row():
         c["model_file"] = gr.File(label="Model (.pth)", file_types=[".pth"], elem_id=f"{prefix}-model-file")
         c["index_file"] = gr.File(label="Index (.index)", file_types=[".index"], elem_id=f"{prefix}-index-file")
+
+    def refresh() -> tuple[Any, Any]:
+        return (gr.Dropdown(choices=_model_choices(settings)), gr.Dropdown(choices=_index_choices(settings)))
+
+    def pick_index(model: str | None) -> Any:
+        found = actions.matching_index(model, actions.find_indexes(settings.models_dir)) if model else None
+        return gr.Dropdown(value=str(found) if found else "")
+
+    c["refresh"].click(refresh, outputs=[c["model"], c["index"]], queue=False)
+    c["model"].change(pick_index, inputs=c["model"], outputs=c["index"], queue=False)
+    return c
+
+
+def _voice_controls(gr: Any, settings: Settings, prefix: str) -> dict[str, Any]:
+    """:func:`_model_picker` and the conversion settings."""
+    c = _model_picker(gr, settings, prefix)
     with gr.Row():
         c["pitch"] = gr.Slider(
             -24,
@@ -152,16 +169,6 @@ def _voice_controls(gr: Any, settings: Settings, prefix: str) -> dict[str, Any]:
                 label="Filter radius",
                 info="harvest's median filter (3 or more: on)",
             )
-
-    def refresh() -> tuple[Any, Any]:
-        return (gr.Dropdown(choices=_model_choices(settings)), gr.Dropdown(choices=_index_choices(settings)))
-
-    def pick_index(model: str | None) -> Any:
-        found = actions.matching_index(model, actions.find_indexes(settings.models_dir)) if model else None
-        return gr.Dropdown(value=str(found) if found else "")
-
-    c["refresh"].click(refresh, outputs=[c["model"], c["index"]], queue=False)
-    c["model"].change(pick_index, inputs=c["model"], outputs=c["index"], queue=False)
     return c
 
 
@@ -353,12 +360,18 @@ def _models_tab(gr: Any, cache: ConverterCache) -> tuple[Callable[[], Any], list
     return list_all, [table, weights]
 
 
-def build_app(settings: Settings | None = None, *, cache: ConverterCache | None = None) -> Any:
-    """The page as a ``gradio.Blocks`` (not launched): Convert, Batch and Models tabs. Conversions
-    share one queue slot (``concurrency_id="convert"``) and one :class:`ConverterCache`."""
+def build_app(
+    settings: Settings | None = None, *, cache: ConverterCache | None = None, live: LiveSession | None = None
+) -> Any:
+    """The page as a ``gradio.Blocks`` (not launched): Convert, Batch, Models and Live tabs.
+    Conversions share one queue slot (``concurrency_id="convert"``) and one :class:`ConverterCache`;
+    the Live tab drives one :class:`~rvc_ui.live.LiveSession` (``demo.rvc_live``)."""
     import gradio as gr
 
+    from .live_tab import live_tab
+
     cache = cache or ConverterCache(settings or Settings())
+    live = live or LiveSession(cache.settings)
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(f"## {TITLE}")
         with gr.Tabs():
@@ -368,8 +381,11 @@ def build_app(settings: Settings | None = None, *, cache: ConverterCache | None 
                 _batch_tab(gr, cache)
             with gr.Tab("Models", id="models") as models_tab:
                 load, outputs = _models_tab(gr, cache)
+            with gr.Tab("Live", id="live"):
+                live_tab(gr, live)
         models_tab.select(load, outputs=outputs, queue=False)  # reads every voice: only when looked at
     demo.rvc_cache = cache  # type: ignore[attr-defined]
+    demo.rvc_live = live  # type: ignore[attr-defined]
     return demo
 
 
@@ -408,4 +424,5 @@ def launch(
     try:
         demo.block_thread()
     finally:
+        demo.rvc_live.stop()  # the live thread ends before the process does (MLX work on it)
         demo.close()

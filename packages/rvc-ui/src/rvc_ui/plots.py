@@ -1,4 +1,5 @@
-"""The pictures shown after a conversion: input and output waveforms and the F0 curves."""
+"""The pictures: after a conversion, input and output waveforms and the F0 curves; while live,
+the compute time of each block against the block period."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 
 from .actions import SR, Conversion
 
-__all__ = ["conversion_figure", "envelope"]
+__all__ = ["conversion_figure", "envelope", "live_figure"]
 
 MAX_POINTS = 2000  # per waveform: min/max pairs, so long files plot fast and look the same
 
@@ -55,3 +56,29 @@ def conversion_figure(conv: Conversion, *, title: str = "") -> Any:
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def live_figure(fig: dict[str, Any]) -> Any:
+    """A matplotlib ``Figure`` of :meth:`rvc_ui.live.LiveSession.figures`: compute ms of the last
+    blocks (``compute_recent_ms``) as bars, red where over the block period (drawn as a line:
+    a block computed above it is late); None before the first block."""
+    from matplotlib.figure import Figure
+
+    comp = np.asarray(fig.get("compute_recent_ms") or [], np.float64)
+    if not comp.size:
+        return None
+    period = float(fig["block_ms"])
+    out = Figure(figsize=(9, 2.4), layout="constrained")
+    ax = out.subplots()
+    k = (
+        np.arange(fig["blocks"] - comp.size, fig["blocks"])
+        if fig.get("blocks", 0) >= comp.size
+        else np.arange(comp.size)
+    )
+    ax.bar(k, comp, width=1.0, color=np.where(comp > period, "#dc2626", "#ea580c"), linewidth=0)
+    ax.axhline(period, color="#374151", linewidth=1.0, linestyle="--", label=f"block period {period:.0f} ms")
+    ax.set_ylim(0, max(period, float(comp.max())) * 1.15)
+    ax.set_xlabel("block")
+    ax.set_ylabel("compute (ms)")
+    ax.legend(loc="upper right", fontsize=8, frameon=False)
+    return out
