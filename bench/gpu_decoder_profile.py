@@ -77,7 +77,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     feats = mx.array(rng.normal(0, 0.5, (1, t, cfg.feature_dim)).astype(np.float32))
     f0 = np.float32(220) * 2 ** (np.sin(np.arange(t) / 50, dtype=np.float32) / 2)
-    pitch = mx.array(np.clip(np.rint(1 + 254 * np.log1p(f0 / 700) / np.log1p(1100 / 700)), 1, 255).astype(np.int32)[None])
+    pitch = mx.array(
+        np.clip(np.rint(1 + 254 * np.log1p(f0 / 700) / np.log1p(1100 / 700)), 1, 255).astype(np.int32)[None]
+    )
     f0 = mx.array(f0[None])
 
     print("== synthesizer total, by decoder stretch ==")
@@ -119,8 +121,11 @@ def main() -> None:
         h = ref
         tt = h.shape[1]
         fl = 2 * xin.shape[1] * cin * cout * k / 1e9
-        print(f" stage {i}: T={tt} C={cout}  convT k={k} u={up.stride}: {ms_up:6.2f} ms ({fl / ms_up:5.1f} TF/s)"
-              f"  as conv: {ms_alt:6.2f} ms (max|d| {err:.1e})", flush=True)
+        print(
+            f" stage {i}: T={tt} C={cout}  convT k={k} u={up.stride}: {ms_up:6.2f} ms ({fl / ms_up:5.1f} TF/s)"
+            f"  as conv: {ms_alt:6.2f} ms (max|d| {err:.1e})",
+            flush=True,
+        )
         total += ms_up
         ms_nc = timed(lambda: dec.noise_convs[i](har))
         print(f"   noise_conv: {ms_nc:6.2f} ms")
@@ -135,7 +140,13 @@ def main() -> None:
                 line = f"   conv k={kk:2d} d={dd}: {ms:6.2f} ms ({fl / ms:5.1f} TF/s)"
                 if dd > 1:
                     ms2 = timed(lambda: dilated_by_fold(h, c.weight, dd))
-                    e2 = mx.abs(dilated_by_fold(h, c.weight, dd) - mx.conv1d(h, c.weight, padding=c.padding, dilation=dd)).max().item()
+                    e2 = (
+                        mx.abs(
+                            dilated_by_fold(h, c.weight, dd) - mx.conv1d(h, c.weight, padding=c.padding, dilation=dd)
+                        )
+                        .max()
+                        .item()
+                    )
                     line += f"  folded {ms2:6.2f} ms (max|d| {e2:.1e})"
                 print(line, flush=True)
                 total += ms
@@ -160,6 +171,7 @@ def main() -> None:
                 for _ in range(10):
                     v = mx.conv1d(v, w, padding=d * (k - 1) // 2, dilation=d)
                 return v
+
             ms = timed(chain, h) / 10
             row.append(f"k{k}d{d} {ms:6.3f} ms ({2 * tt * c * c * k / ms / 1e9:5.0f} TF/s)")
         lra = mx.compile(lambda v: nn.leaky_relu(v, 0.1) + v)
@@ -168,6 +180,7 @@ def main() -> None:
             for _ in range(10):
                 v = lra(v)
             return v
+
         ms = timed(chain_e, h) / 10
         row.append(f"leaky_relu+add {ms:6.3f} ms ({3 * h.nbytes / ms / 1e6:4.0f} GB/s)")
         print(" ".join(row), flush=True)

@@ -52,13 +52,19 @@ def synth_rows(seconds: list[float], convs: list[str], chunks: list[int | None])
             os.environ["RVC_CONV"] = conv
             for chunk in chunks:
                 ms, mb = timed(lambda: m(x, p, f0, noise_scale=0, chunk_frames=chunk))
-                print(f"synth {sec:5.0f}s conv={conv:6s} tf32={tf32} chunk={chunk!s:5s} {ms:9.1f} ms {mb:8.0f} MB", flush=True)
+                print(
+                    f"synth {sec:5.0f}s conv={conv:6s} tf32={tf32} chunk={chunk!s:5s} {ms:9.1f} ms {mb:8.0f} MB",
+                    flush=True,
+                )
         os.environ.pop("RVC_CONV")
         m_p = m.enc_p(x, p)[0]
         print(f"  enc_p {sec:5.0f}s  %9.1f ms %8.0f MB" % timed(lambda: m.enc_p(x, p)), flush=True)
         g = m.emb_g(mx.array([0]))[:, None]
         print(f"  flow  {sec:5.0f}s  %9.1f ms %8.0f MB" % timed(lambda: m.flow.reverse(m_p, g)), flush=True)
-        print(f"  nsf   {sec:5.0f}s  %9.1f ms %8.0f MB" % timed(lambda: m.dec.m_source(f0, upp=400, sr=40000, key=None)), flush=True)
+        print(
+            f"  nsf   {sec:5.0f}s  %9.1f ms %8.0f MB" % timed(lambda: m.dec.m_source(f0, upp=400, sr=40000, key=None)),
+            flush=True,
+        )
 
 
 def stage_rows(seconds: list[float]) -> dict:
@@ -97,14 +103,24 @@ def hour(models: dict) -> None:
     mx.reset_peak_memory()
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    out, sr = run_pipeline(x, synth=synth, embedder=lambda a: peak_of("contentvec", cv, a), f0_fn=f0_fn,
-                           index=models["index"], options=ConvertOptions(seed=0), timings=timings)
+    out, sr = run_pipeline(
+        x,
+        synth=synth,
+        embedder=lambda a: peak_of("contentvec", cv, a),
+        f0_fn=f0_fn,
+        index=models["index"],
+        options=ConvertOptions(seed=0),
+        timings=timings,
+    )
     total = time.perf_counter() - t
-    print(f"1 hour: {total:.1f} s (RTF {total / 3600:.4f}), output {len(out) / sr:.1f} s at {sr} Hz, "
-          f"peak device memory: synth/index/other {max(peaks['synth/index/other'], mx.get_peak_memory() / 2**20):.0f} MB"
-          f", f0 {peaks['f0']:.0f} MB, contentvec {peaks['contentvec']:.0f} MB; "
-          f"still allocated after: {mx.get_active_memory() / 2**20:.0f} MB; stages "
-          + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), flush=True)
+    print(
+        f"1 hour: {total:.1f} s (RTF {total / 3600:.4f}), output {len(out) / sr:.1f} s at {sr} Hz, "
+        f"peak device memory: synth/index/other {max(peaks['synth/index/other'], mx.get_peak_memory() / 2**20):.0f} MB"
+        f", f0 {peaks['f0']:.0f} MB, contentvec {peaks['contentvec']:.0f} MB; "
+        f"still allocated after: {mx.get_active_memory() / 2**20:.0f} MB; stages "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()),
+        flush=True,
+    )
 
 
 def main() -> None:

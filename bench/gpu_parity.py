@@ -1,7 +1,7 @@
 """GPU vs CPU parity of the full-size synthesizer (random weights): writes or checks a reference.
 
-    python bench/gpu_parity.py write ref.npz     # on the CPU
-    python bench/gpu_parity.py check ref.npz     # on the GPU: prints max |d| and SNR per dtype
+python bench/gpu_parity.py write ref.npz     # on the CPU
+python bench/gpu_parity.py check ref.npz     # on the GPU: prints max |d| and SNR per dtype
 """
 
 from __future__ import annotations

@@ -40,8 +40,10 @@ def main() -> None:
             outs[mode] = rmvpe.salience(audio)
         _gru_cuda._failed = False
         diff = float(np.abs(outs["kernel"] - outs["mlx steps"]).max())
-        print(f"{seconds:>4} s: kernel {row['kernel']:.1f} ms, mlx steps {row['mlx steps']:.1f} ms, "
-              f"max |d| salience {diff:.2e}")
+        print(
+            f"{seconds:>4} s: kernel {row['kernel']:.1f} ms, mlx steps {row['mlx steps']:.1f} ms, "
+            f"max |d| salience {diff:.2e}"
+        )
 
 
 def gru_alone() -> None:

@@ -24,9 +24,17 @@ for t in (1200, 4300):
     p = mx.array(np.full((1, t), 100, np.int32))
     for chunk in chunks:
         f = lambda: m(x, p, f0, seed=0, chunk_frames=chunk)  # noqa: E731
-        mx.eval(f()); mx.eval(f())
-        mx.clear_cache(); mx.reset_peak_memory()
+        mx.eval(f())
+        mx.eval(f())
+        mx.clear_cache()
+        mx.reset_peak_memory()
         ts = []
         for _ in range(3):
-            a = time.perf_counter(); mx.eval(f()); mx.synchronize(); ts.append(time.perf_counter() - a)
-        print(f"T={t} chunk={chunk}: {statistics.median(ts) * 1000:7.1f} ms {mx.get_peak_memory() / 2**20:7.0f} MB", flush=True)
+            a = time.perf_counter()
+            mx.eval(f())
+            mx.synchronize()
+            ts.append(time.perf_counter() - a)
+        print(
+            f"T={t} chunk={chunk}: {statistics.median(ts) * 1000:7.1f} ms {mx.get_peak_memory() / 2**20:7.0f} MB",
+            flush=True,
+        )

@@ -1,6 +1,6 @@
 """Per-stage timing of the synthesizer on the current MLX device (full-size v2 40k, random weights).
 
-    python bench/synth_profile.py [--seconds 10] [--dtype float32]
+python bench/synth_profile.py [--seconds 10] [--dtype float32]
 """
 
 from __future__ import annotations
@@ -64,8 +64,10 @@ def main() -> None:
             rb = m.dec.resblocks[3 * i + j]
             hh = h
             c1 = rb.convs1[0]
-            print(f" stage {i} rb{j} k={c1.weight.shape[1]:2d} {timed(lambda: rb(hh)):8.2f} ms   "
-                  f"one conv {timed(lambda: c1(hh)):7.3f} ms  ({2 * hh.shape[1] * c1.weight.size / 1e9:.2f} GFLOP)")
+            print(
+                f" stage {i} rb{j} k={c1.weight.shape[1]:2d} {timed(lambda: rb(hh)):8.2f} ms   "
+                f"one conv {timed(lambda: c1(hh)):7.3f} ms  ({2 * hh.shape[1] * c1.weight.size / 1e9:.2f} GFLOP)"
+            )
         h = sum(m.dec.resblocks[3 * i + j](h) for j in range(3)) / 3
         mx.eval(h)
 

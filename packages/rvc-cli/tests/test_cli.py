@@ -461,6 +461,7 @@ def test_the_cli_does_not_import_click_itself() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
+
 # -- issue 21: checks before loading, CLI wording, completion, resuming a batch ------------------
 
 
@@ -612,8 +613,13 @@ def test_pitch_phase_text():
     from rvc_cli._convert import _pitch_phase
 
     f0 = SimpleNamespace(info=SimpleNamespace(has_f0=True))
-    assert _pitch_phase(f0, {"f0_method": "harvest", "f0_curve": None}) == "estimating pitch (harvest) on the whole file…"
-    assert _pitch_phase(f0, {"f0_method": "rmvpe", "f0_curve": "c.csv"}) == "estimating pitch (the F0 curve) on the whole file…"
+    assert (
+        _pitch_phase(f0, {"f0_method": "harvest", "f0_curve": None}) == "estimating pitch (harvest) on the whole file…"
+    )
+    assert (
+        _pitch_phase(f0, {"f0_method": "rmvpe", "f0_curve": "c.csv"})
+        == "estimating pitch (the F0 curve) on the whole file…"
+    )
     assert _pitch_phase(SimpleNamespace(info=SimpleNamespace(has_f0=False)), {"f0_method": "rmvpe"}) is None
 
 

@@ -45,8 +45,10 @@ def main(lengths: list[float]) -> None:
         audio = (rng.standard_normal(int(16000 * seconds)) * 0.1).astype(np.float32)
         for name, fast in (("rvc-convert", True), ("mlx-contentvec", False)):
             wall, cpu = timed(lambda: cv.hidden(audio, fast=fast))
-            print(f"{seconds:5.0f} s  {name:15s} wall {wall / seconds:.3f}  cpu {cpu / seconds:.3f}  s per s of audio",
-                  flush=True)
+            print(
+                f"{seconds:5.0f} s  {name:15s} wall {wall / seconds:.3f}  cpu {cpu / seconds:.3f}  s per s of audio",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

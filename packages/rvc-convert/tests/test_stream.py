@@ -125,7 +125,9 @@ def test_sola_recovers_a_known_shift_and_leaves_no_seam(vc_stub):
     jumps = np.abs(np.diff(y))
     seams = np.arange(n, len(y), n) - 1
     inner = np.delete(jumps, seams)
-    print(f"SOLA: largest seam jump {jumps[seams].max():.4g}, in-block 99.9th percentile {np.percentile(inner, 99.9):.4g}")
+    print(
+        f"SOLA: largest seam jump {jumps[seams].max():.4g}, in-block 99.9th percentile {np.percentile(inner, 99.9):.4g}"
+    )
     assert jumps[seams].max() <= np.percentile(inner, 99.9)
 
 

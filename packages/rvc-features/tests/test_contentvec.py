@@ -83,8 +83,10 @@ def test_base_size_fast_forward_matches_upstream():
 
 
 def test_v1_needs_final_proj(extractors_dir):
-    cv = load_contentvec(extractors_dir / "contentvec_tiny.safetensors",
-                         kwargs=json.loads((extractors_dir / "contentvec_tiny.json").read_text()))
+    cv = load_contentvec(
+        extractors_dir / "contentvec_tiny.safetensors",
+        kwargs=json.loads((extractors_dir / "contentvec_tiny.json").read_text()),
+    )
     assert not cv.has_final_proj
     with pytest.raises(WeightsFormatError, match="import-hubert"):
         cv.embedder("v1")

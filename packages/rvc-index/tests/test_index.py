@@ -35,7 +35,13 @@ def nlist(index: FeatureIndex) -> int:
 
 
 def test_public_api():
-    assert sorted(rvc_index.__all__) == ["FeatureIndex", "RVCIndexError", "build_index", "default_backend", "set_num_threads"]
+    assert sorted(rvc_index.__all__) == [
+        "FeatureIndex",
+        "RVCIndexError",
+        "build_index",
+        "default_backend",
+        "set_num_threads",
+    ]
     code = "import sys, rvc_index; assert not [m for m in sys.modules if m.split('.')[0] in ('mlx', 'torch')]"
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -39,7 +39,10 @@ def test_info(ref_dir: Path, variant: str) -> None:
     assert info.feature_dim == (256 if version == "v1" else 768)
     assert info.metadata["info"] == f"random init seed=0 variant={variant}"
     manifest = json.loads((ref_dir / "synth_manifest.json").read_text())
-    assert read_checkpoint(ref_dir / "checkpoints" / f"{variant}.pth").config.to_list() == manifest["models"][variant]["config"]
+    assert (
+        read_checkpoint(ref_dir / "checkpoints" / f"{variant}.pth").config.to_list()
+        == manifest["models"][variant]["config"]
+    )
 
 
 def _variant_obj(ref_dir: Path, name: str = "v2_f0_32k") -> dict:

@@ -25,6 +25,7 @@ def _f0_method(value: str) -> str:
         return value
     raise typer.BadParameter(f"{value!r} is not one of {', '.join(singles)}, nor hybrid[a+b(+c)] of them")
 
+
 Preset = Literal["cpu", "lowmem", "fp16"]
 Format = Literal["wav", "flac", "mp3", "ogg", "m4a"]
 Precision = Literal["float32", "tf32", "float16", "bfloat16"]

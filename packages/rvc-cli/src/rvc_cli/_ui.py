@@ -67,7 +67,16 @@ def quiet() -> bool:
 def setup_logging() -> None:
     """Route the rvc packages' logging to stderr: WARNING (``--quiet``: ERROR; ``RVC_DEBUG``: DEBUG)."""
     level = logging.DEBUG if debug() else logging.ERROR if quiet() else logging.WARNING
-    for name in ("rvc_audio", "rvc_f0", "rvc_index", "rvc_synth", "rvc_features", "rvc_runtime", "rvc_convert", "rvc_cli"):
+    for name in (
+        "rvc_audio",
+        "rvc_f0",
+        "rvc_index",
+        "rvc_synth",
+        "rvc_features",
+        "rvc_runtime",
+        "rvc_convert",
+        "rvc_cli",
+    ):
         logger = logging.getLogger(name)
         logger.setLevel(level)
         logger.propagate = False

@@ -293,7 +293,11 @@ def run_pipeline(
         if pitch is not None:
             cp, cf = pitch[c.f0_start : c.f0_end], pitchf[c.f0_start : c.f0_end]
         feats100, n = prepare_features(
-            feats, index=index, index_rate=options.index_rate, pitchf=cf, protect=options.protect,
+            feats,
+            index=index,
+            index_rate=options.index_rate,
+            pitchf=cf,
+            protect=options.protect,
             p_len=len(seg) // WINDOW,
         )
         if cp is not None:

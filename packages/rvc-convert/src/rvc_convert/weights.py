@@ -55,12 +55,24 @@ WeightSpec = WeightsSpec  # the former name
 
 WEIGHTS: dict[str, WeightsSpec] = {
     "contentvec": WeightsSpec(
-        "contentvec", "lexandstuff/mlx-contentvec", "contentvec_base.safetensors", "RVC_CONTENTVEC_WEIGHTS",
-        option="contentvec", cli="--contentvec", expected="an mlx contentvec .safetensors file", fetch="contentvec",
+        "contentvec",
+        "lexandstuff/mlx-contentvec",
+        "contentvec_base.safetensors",
+        "RVC_CONTENTVEC_WEIGHTS",
+        option="contentvec",
+        cli="--contentvec",
+        expected="an mlx contentvec .safetensors file",
+        fetch="contentvec",
     ),
     "rmvpe": WeightsSpec(
-        "rmvpe", "lexandstuff/mlx-rmvpe", "rmvpe.safetensors", "RVC_RMVPE_WEIGHTS",
-        option="rmvpe", cli="--rmvpe", expected="an mlx rmvpe .safetensors file", fetch="rmvpe",
+        "rmvpe",
+        "lexandstuff/mlx-rmvpe",
+        "rmvpe.safetensors",
+        "RVC_RMVPE_WEIGHTS",
+        option="rmvpe",
+        cli="--rmvpe",
+        expected="an mlx rmvpe .safetensors file",
+        fetch="rmvpe",
     ),
 }
 
@@ -193,9 +205,17 @@ def weights_status(*, every: bool = False) -> list[dict[str, Any]]:
             source, path = "env", (Path(env).expanduser() if Path(env).expanduser().is_file() else None)
         else:
             source, path = ("cache", hub) if hub else (None, None)
-        row = {"name": name, "repo": spec.repo, "file": spec.filename, "env": spec.env,
-               "source": source, "path": path, "cached": path is not None, "hub_cached": hub is not None,
-               "random": path is not None and is_random_weights(path)}
+        row = {
+            "name": name,
+            "repo": spec.repo,
+            "file": spec.filename,
+            "env": spec.env,
+            "source": source,
+            "path": path,
+            "cached": path is not None,
+            "hub_cached": hub is not None,
+            "random": path is not None and is_random_weights(path),
+        }
         if every:
             row.update(kind="f0" if name not in WEIGHTS else "extractor", fetch=spec.fetch)
         rows.append(row)
@@ -215,9 +235,20 @@ def _embedder_rows() -> list[dict[str, Any]]:
         found = [_cached(spec) for spec in embedder_specs(name)]
         ok = all(p is not None for p in found)
         path = found[0].parent if ok else None  # type: ignore[union-attr]
-        rows.append({"name": name, "repo": HF_REPO, "file": f"Resources/embedders/{folder}/", "env": None,
-                     "source": "cache" if ok else None, "path": path, "cached": ok, "hub_cached": ok,
-                     "kind": "embedder", "fetch": f"--embedder {name}"})
+        rows.append(
+            {
+                "name": name,
+                "repo": HF_REPO,
+                "file": f"Resources/embedders/{folder}/",
+                "env": None,
+                "source": "cache" if ok else None,
+                "path": path,
+                "cached": ok,
+                "hub_cached": ok,
+                "kind": "embedder",
+                "fetch": f"--embedder {name}",
+            }
+        )
     return rows
 
 
@@ -309,7 +340,21 @@ def _save_atomic(arrays: dict[str, np.ndarray], metadata: dict[str, str], dst: P
             tmp.unlink()
 
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".webm", ".wma", ".aiff", ".aif")
+AUDIO_SUFFIXES = (
+    ".wav",
+    ".flac",
+    ".mp3",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".m4a",
+    ".aac",
+    ".mp4",
+    ".webm",
+    ".wma",
+    ".aiff",
+    ".aif",
+)
 
 
 def build_voice_index(

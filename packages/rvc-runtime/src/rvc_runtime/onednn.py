@@ -100,7 +100,12 @@ def _setup(lib: ctypes.CDLL) -> None:
     lib.dnnl_primitive_desc_query_md.restype = _P
     lib.dnnl_primitive_desc_query_md.argtypes = [_P, ctypes.c_int, ctypes.c_int]
     lib.dnnl_memory_desc_create_with_tag.argtypes = [
-        ctypes.POINTER(_P), ctypes.c_int, _DIMS, ctypes.c_int, ctypes.c_int]
+        ctypes.POINTER(_P),
+        ctypes.c_int,
+        _DIMS,
+        ctypes.c_int,
+        ctypes.c_int,
+    ]
     lib.dnnl_memory_create.argtypes = [ctypes.POINTER(_P), _P, _P, _P]
     lib.dnnl_primitive_execute.argtypes = [_P, _P, ctypes.c_int, ctypes.POINTER(_Arg)]
     lib.dnnl_post_ops_append_eltwise.argtypes = [_P, ctypes.c_int, ctypes.c_float, ctypes.c_float]
@@ -110,7 +115,16 @@ def _setup(lib: ctypes.CDLL) -> None:
     conv_args = [ctypes.POINTER(_P), _P, ctypes.c_int, ctypes.c_int, _P, _P, _P, _P, _DIMS, _DIMS, _DIMS, _DIMS, _P]
     lib.dnnl_convolution_forward_primitive_desc_create.argtypes = conv_args
     lib.dnnl_eltwise_forward_primitive_desc_create.argtypes = [
-        ctypes.POINTER(_P), _P, ctypes.c_int, ctypes.c_int, _P, _P, ctypes.c_float, ctypes.c_float, _P]
+        ctypes.POINTER(_P),
+        _P,
+        ctypes.c_int,
+        ctypes.c_int,
+        _P,
+        _P,
+        ctypes.c_float,
+        ctypes.c_float,
+        _P,
+    ]
     lib.dnnl_reorder_primitive_desc_create.argtypes = [ctypes.POINTER(_P), _P, _P, _P, _P, _P]
     lib.dnnl_primitive_create.argtypes = [ctypes.POINTER(_P), _P]
     lib.dnnl_memory_destroy.argtypes = [_P]
@@ -118,8 +132,13 @@ def _setup(lib: ctypes.CDLL) -> None:
     lib.dnnl_stream_wait.argtypes = [_P]
     lib.dnnl_memory_desc_equal.argtypes = [_P, _P]
     lib.dnnl_memory_desc_clone.argtypes = [ctypes.POINTER(_P), _P]
-    for name in ("dnnl_primitive_destroy", "dnnl_primitive_attr_destroy", "dnnl_post_ops_destroy",
-                 "dnnl_primitive_desc_destroy", "dnnl_memory_desc_destroy"):
+    for name in (
+        "dnnl_primitive_destroy",
+        "dnnl_primitive_attr_destroy",
+        "dnnl_post_ops_destroy",
+        "dnnl_primitive_desc_destroy",
+        "dnnl_memory_desc_destroy",
+    ):
         getattr(lib, name).argtypes = [_P]
     lib.dnnl_primitive_attr_set_scratchpad_mode.argtypes = [_P, ctypes.c_int]
     lib.dnnl_memory_desc_get_size.argtypes = [_P]
@@ -216,8 +235,10 @@ def _create(make, post_ops: tuple, dst_dims: tuple[int, ...]) -> tuple[_P, _P]:
 def _reorder(src_md: _P, src: _P, dst_md: _P, dst: _P) -> None:
     """Copy one memory into another layout (weights, once per layout)."""
     rpd, rprim = _P(), _P()
-    _check(_lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), src_md, _engine, dst_md, _engine, None),
-           "reorder desc")
+    _check(
+        _lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), src_md, _engine, dst_md, _engine, None),
+        "reorder desc",
+    )
     _check(_lib.dnnl_primitive_create(ctypes.byref(rprim), rpd), "reorder")
     with _lock:
         _execute(rprim, [(_ARG_FROM, src), (_ARG_TO, dst)])
@@ -234,8 +255,9 @@ class Conv:
     primitives are cached per input shape and post-ops (the :data:`MAX_SHAPES` most recent),
     the weights reordered once per layout a primitive asks for."""
 
-    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, *, stride: int = 1, padding: int = 0,
-                 dilation: int = 1) -> None:
+    def __init__(
+        self, weight: np.ndarray, bias: np.ndarray | None, *, stride: int = 1, padding: int = 0, dilation: int = 1
+    ) -> None:
         self.weight = np.ascontiguousarray(weight, dtype=np.float32)
         if self.weight.ndim not in (3, 4):
             raise ValueError(f"weights of shape {self.weight.shape}: expected (out, k, in) or (out, kh, kw, in)")
@@ -263,8 +285,13 @@ class Conv:
         b_md = _md((self.cout,), _TAG_X)
         dims = [_DIMS(*[v] * nd) for v in (self.stride, self.dilation - 1, self.padding, self.padding)]
         w_any = _md((self.cout, self.cin, *self.ks), _TAG_ANY)
-        pd, prim = _create(lambda pd, attr: _lib.dnnl_convolution_forward_primitive_desc_create(
-            pd, _engine, _FWD_INFERENCE, _CONV_DIRECT, src_md, w_any, b_md, dst_md, *dims, attr), post_ops, dst_dims)
+        pd, prim = _create(
+            lambda pd, attr: _lib.dnnl_convolution_forward_primitive_desc_create(
+                pd, _engine, _FWD_INFERENCE, _CONV_DIRECT, src_md, w_any, b_md, dst_md, *dims, attr
+            ),
+            post_ops,
+            dst_dims,
+        )
         w_mem = self._reordered(_P(_lib.dnnl_primitive_desc_query_md(pd, _Q_WEIGHTS_MD, 0)))
         # memory objects made once; each call only points them at its buffers
         n_add = sum(op[0] == "add" for op in post_ops)
@@ -325,9 +352,16 @@ class Conv:
         _lib.dnnl_memory_destroy(user)
         _free_mds(user_md)
 
-    def __call__(self, x: np.ndarray, *, post_ops: tuple = (), out: np.ndarray | None = None,
-                 add: tuple[np.ndarray, ...] = (), bias: np.ndarray | None = None,
-                 tile: int | None = None) -> np.ndarray:
+    def __call__(
+        self,
+        x: np.ndarray,
+        *,
+        post_ops: tuple = (),
+        out: np.ndarray | None = None,
+        add: tuple[np.ndarray, ...] = (),
+        bias: np.ndarray | None = None,
+        tile: int | None = None,
+    ) -> np.ndarray:
         """``x`` ``(N, W, in)`` (or ``(N, H, W, in)``) float32 -> ``(N, W', out)`` (``(N, H', W', out)``).
 
         ``out`` (C-contiguous) is written in place (and read first by a ``("sum",)``
@@ -358,8 +392,9 @@ class Conv:
             raise ValueError("tiles need one unpadded stride-1 sequence, a whole number of tiles long")
         span = self.dilation * (self.k - 1)
         for o in range(0, n_out, tile):
-            self._run(x[:, o : o + tile + span], out[:, o : o + tile], post_ops, [a[:, o : o + tile] for a in add],
-                      bias)
+            self._run(
+                x[:, o : o + tile + span], out[:, o : o + tile], post_ops, [a[:, o : o + tile] for a in add], bias
+            )
         return out
 
     def _run(self, x: np.ndarray, out: np.ndarray, post_ops: tuple, add, bias: np.ndarray) -> None:
@@ -377,8 +412,13 @@ def leaky_relu(x: np.ndarray, slope: float, *, out: np.ndarray | None = None) ->
     hit = _eltwise_cache.get(key)
     if hit is None:
         md = _md((b, c, n), _TAG_NWC)
-        pd, prim = _create(lambda pd, attr: _lib.dnnl_eltwise_forward_primitive_desc_create(
-            pd, _engine, _FWD_INFERENCE, _RELU, md, md, slope, 0.0, attr), (), ())
+        pd, prim = _create(
+            lambda pd, attr: _lib.dnnl_eltwise_forward_primitive_desc_create(
+                pd, _engine, _FWD_INFERENCE, _RELU, md, md, slope, 0.0, attr
+            ),
+            (),
+            (),
+        )
         scratch_md, scratch_size = _scratchpad(pd)
         mems = [_mem(md, None, empty=True), _mem(md, None, empty=True), _mem(scratch_md, None, empty=True)]
         _lib.dnnl_primitive_desc_destroy(pd)

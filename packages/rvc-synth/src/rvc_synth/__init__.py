@@ -13,5 +13,12 @@ from .errors import RVCSynthError, UnsafeCheckpointError, UnsupportedCheckpointE
 from .export import convert_checkpoint
 from .model import SynthInfo, Synthesizer, load
 
-__all__ = ["load", "Synthesizer", "convert_checkpoint", "RVCSynthError", "UnsafeCheckpointError", "UnsupportedCheckpointError"]
+__all__ = [
+    "load",
+    "Synthesizer",
+    "convert_checkpoint",
+    "RVCSynthError",
+    "UnsafeCheckpointError",
+    "UnsupportedCheckpointError",
+]
 __version__ = "0.1.0"

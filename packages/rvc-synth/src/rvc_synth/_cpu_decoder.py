@@ -75,12 +75,15 @@ class DnnlDecoder:
         self.conv_pre = _conv(gen.conv_pre)
         self.ups = [_polyphase(u) for u in gen.ups]
         self.noise_convs = [_conv(c) for c in gen.noise_convs] if "noise_convs" in gen else None
-        rbs = [list(zip(rb.convs1, rb.convs2)) if cfg.resblock == "1" else [(c, None) for c in rb.convs]
-               for rb in gen.resblocks]
+        rbs = [
+            list(zip(rb.convs1, rb.convs2)) if cfg.resblock == "1" else [(c, None) for c in rb.convs]
+            for rb in gen.resblocks
+        ]
         pads = [c.padding for pairs in rbs for pair in pairs for c in pair if c is not None]
         self.margin = max(pads + [gen.conv_post.padding] + [u.m - 1 for u in self.ups] + [u.crop for u in self.ups])
-        self.blocks = [[(_unpadded(c1), _unpadded(c2) if c2 is not None else None) for c1, c2 in pairs]
-                       for pairs in rbs]
+        self.blocks = [
+            [(_unpadded(c1), _unpadded(c2) if c2 is not None else None) for c1, c2 in pairs] for pairs in rbs
+        ]
         self.conv_post = _unpadded(gen.conv_post)
         self.pool = _Pool()
 
@@ -206,8 +209,9 @@ def _polyphase(layer) -> _dnnl.Conv:
     wp[:, :k] = w
     # conv tap q reads x[s - (m - 1 - q)]: weight index i = m - 1 - q
     taps = wp.reshape(cout, m, u, cin)[:, ::-1]  # (out, q, r, in)
-    conv = _dnnl.Conv(np.ascontiguousarray(taps.transpose(2, 0, 1, 3).reshape(u * cout, m, cin)),
-                      np.tile(_np(layer.bias), u))
+    conv = _dnnl.Conv(
+        np.ascontiguousarray(taps.transpose(2, 0, 1, 3).reshape(u * cout, m, cin)), np.tile(_np(layer.bias), u)
+    )
     conv.m, conv.u, conv.k_signal, conv.crop, conv.cout_signal = m, u, k, layer.padding, cout
     return conv
 

@@ -90,12 +90,24 @@ class SynthConfig:
     def to_list(self) -> list[Any]:
         """The RVC positional config list (inverse of :meth:`from_list`)."""
         return [
-            self.spec_channels, self.segment_size, self.inter_channels, self.hidden_channels,
-            self.filter_channels, self.n_heads, self.n_layers, self.kernel_size, self.p_dropout,
-            self.resblock, list(self.resblock_kernel_sizes),
-            [list(d) for d in self.resblock_dilation_sizes], list(self.upsample_rates),
-            self.upsample_initial_channel, list(self.upsample_kernel_sizes), self.n_speakers,
-            self.gin_channels, self.sample_rate,
+            self.spec_channels,
+            self.segment_size,
+            self.inter_channels,
+            self.hidden_channels,
+            self.filter_channels,
+            self.n_heads,
+            self.n_layers,
+            self.kernel_size,
+            self.p_dropout,
+            self.resblock,
+            list(self.resblock_kernel_sizes),
+            [list(d) for d in self.resblock_dilation_sizes],
+            list(self.upsample_rates),
+            self.upsample_initial_channel,
+            list(self.upsample_kernel_sizes),
+            self.n_speakers,
+            self.gin_channels,
+            self.sample_rate,
         ]
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,9 +115,7 @@ class SynthConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SynthConfig":
-        return cls.from_list(
-            [d[f] for f in _FIELDS[:18]], version=str(d["version"]), has_f0=bool(d["has_f0"])
-        )
+        return cls.from_list([d[f] for f in _FIELDS[:18]], version=str(d["version"]), has_f0=bool(d["has_f0"]))
 
     def validate(self) -> None:
         if self.version not in ("v1", "v2"):
@@ -136,8 +146,7 @@ def _parse_sr(v: Any) -> int:
 
 
 def _cfg(spec: int, rates: list[int], kernels: list[int], sr: int) -> list[Any]:
-    return [spec, 32, 192, 192, 768, 2, 6, 3, 0, "1", [3, 7, 11], [[1, 3, 5]] * 3,
-            rates, 512, kernels, 109, 256, sr]
+    return [spec, 32, 192, 192, 768, 2, 6, 3, 0, "1", [3, 7, 11], [[1, 3, 5]] * 3, rates, 512, kernels, 109, 256, sr]
 
 
 # The reference's configs/{v1,v2}/*.json ("v2 40k" models are trained with the v1 40k config).
@@ -212,5 +221,3 @@ def derive_config(weights: Mapping[str, np.ndarray], *, sample_rate: int | None 
 
 def with_speakers(cfg: SynthConfig, n: int) -> SynthConfig:
     return replace(cfg, n_speakers=n)
-
-

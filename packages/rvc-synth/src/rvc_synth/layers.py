@@ -140,8 +140,17 @@ class Conv1d(nn.Module):
 
     kernels = DEFAULT_KERNELS  # the model's, set by Synthesizer.set_backend
 
-    def __init__(self, cin: int, cout: int, kernel: int, *, stride: int = 1, padding: int = 0,
-                 dilation: int = 1, bias: bool = True) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        *,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self.weight = mx.zeros((cout, kernel, cin))
         if bias:

@@ -78,7 +78,9 @@ def _fuse_weight_norm(g: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``w = g * v / ||v||``, the norm over every axis but 0 of the stored tensor."""
     v64 = v.astype(np.float64)
     norm = np.sqrt((v64 * v64).reshape(v.shape[0], -1).sum(axis=1))
-    return (g.astype(np.float64).reshape(-1, *[1] * (v.ndim - 1)) * v64 / norm.reshape(-1, *[1] * (v.ndim - 1))).astype(np.float32)
+    return (g.astype(np.float64).reshape(-1, *[1] * (v.ndim - 1)) * v64 / norm.reshape(-1, *[1] * (v.ndim - 1))).astype(
+        np.float32
+    )
 
 
 _UPS = re.compile(r"^dec\.ups\.\d+\.weight$")
@@ -121,8 +123,14 @@ class Synthesizer(nn.Module):
     :func:`rvc_synth.backends.choose`); :meth:`set_backend` changes them later.
     """
 
-    def __init__(self, config: SynthConfig, *, metadata: Mapping[str, Any] | None = None,
-                 backend: str | Backend = "auto", tf32: bool | None = None) -> None:
+    def __init__(
+        self,
+        config: SynthConfig,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        backend: str | Backend = "auto",
+        tf32: bool | None = None,
+    ) -> None:
         super().__init__()
         self.config = config
         self.metadata = dict(metadata or {})
@@ -192,8 +200,19 @@ class Synthesizer(nn.Module):
         c = self.config
         n = sum(v.size for _, v in tree_flatten(self.parameters()))
         b = self.backend
-        return SynthInfo(c.version, c.has_f0, c.sample_rate, c.hop, c.n_speakers, c.feature_dim, n,
-                         dict(self.metadata), b.name, b.precision, self.stored_dtype)
+        return SynthInfo(
+            c.version,
+            c.has_f0,
+            c.sample_rate,
+            c.hop,
+            c.n_speakers,
+            c.feature_dim,
+            n,
+            dict(self.metadata),
+            b.name,
+            b.precision,
+            self.stored_dtype,
+        )
 
     def load_checkpoint_weights(self, ckpt: Checkpoint) -> None:
         """Strictly load (sanitized) weights: every parameter present, nothing extra, shapes equal;
@@ -318,12 +337,20 @@ class Synthesizer(nn.Module):
             z = z[:, dec_head : dec_head + length]
             if nsff0 is not None:
                 nsff0 = nsff0[:, head : head + length]
-        return self.dec(z, nsff0, g, key=k_nsf if noise_scale else None, chunk_frames=chunk_frames,
-                        out_frames=out_frames, n_res=decode_frames).astype(mx.float32)
+        return self.dec(
+            z,
+            nsff0,
+            g,
+            key=k_nsf if noise_scale else None,
+            chunk_frames=chunk_frames,
+            out_frames=out_frames,
+            n_res=decode_frames,
+        ).astype(mx.float32)
 
 
-def load(path: str | Path, *, dtype: str = "float32", backend: str | Backend = "auto",
-         tf32: bool | None = None) -> Synthesizer:
+def load(
+    path: str | Path, *, dtype: str = "float32", backend: str | Backend = "auto", tf32: bool | None = None
+) -> Synthesizer:
     """Load an RVC model: a ``.pth`` (inference or training format) or a converted folder.
 
     Untrusted files are read with a restricted unpickler (nothing in them runs).
