@@ -10,14 +10,18 @@ import functools
 import statistics
 import time
 
-import rvc_synth  # noqa: F401
-import mlx.core as mx
-import numpy as np
-from rvc_convert.bench import STAGES, build_models, signal
-from rvc_convert.options import ConvertOptions
-from rvc_convert.pipeline import run_pipeline
-from rvc_synth import generator
-from rvc_synth.bench import random_model
+import rvc_runtime
+
+rvc_runtime.configure_cpu()  # OpenBLAS/oneDNN for MLX's CPU paths: must run before MLX is first imported
+
+import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rvc_convert.bench import STAGES, build_models, signal  # noqa: E402
+from rvc_convert.options import ConvertOptions  # noqa: E402
+from rvc_convert.pipeline import run_pipeline  # noqa: E402
+from rvc_synth import generator  # noqa: E402
+from rvc_synth.bench import random_model  # noqa: E402
 
 
 def main() -> None:

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import sys
 
-import rvc_synth  # noqa: F401
-import mlx.core as mx
-import numpy as np
-from rvc_synth.bench import random_model
+import rvc_runtime
+
+rvc_runtime.configure_cpu()  # OpenBLAS/oneDNN for MLX's CPU paths: must run before MLX is first imported
+
+import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rvc_synth.bench import random_model  # noqa: E402
 
 
 def inputs(t: int = 200):

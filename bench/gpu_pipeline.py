@@ -9,15 +9,18 @@ from __future__ import annotations
 import argparse
 import time
 
-import rvc_synth  # noqa: F401  (OpenBLAS / TF32 policy before mlx)
-import mlx.core as mx
-import numpy as np
-from rvc_convert.bench import STAGES, build_models, signal
-from rvc_convert.options import ConvertOptions
-from rvc_convert.options import PRESETS
-from rvc_convert.pipeline import SR, chunk_plan, run_pipeline, split_points
-from rvc_audio import highpass
-from rvc_synth.bench import random_model
+import rvc_runtime
+
+rvc_runtime.configure_cpu()  # OpenBLAS/oneDNN for MLX's CPU paths: must run before MLX is first imported
+
+import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rvc_audio import highpass  # noqa: E402
+from rvc_convert.bench import STAGES, build_models, signal  # noqa: E402
+from rvc_convert.options import PRESETS, ConvertOptions  # noqa: E402
+from rvc_convert.pipeline import SR, chunk_plan, run_pipeline, split_points  # noqa: E402
+from rvc_synth.bench import random_model  # noqa: E402
 
 
 def main() -> None:
