@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rvc_cli.main import app
 from typer.testing import CliRunner
+
+from rvc_cli.main import app
 
 runner = CliRunner()
 
@@ -441,6 +442,7 @@ def test_bench_failure_is_one_line(monkeypatch):
 def test_abort_inside_a_command_is_typers_abort_not_an_error_line() -> None:
     """typer ships its own click copy: guard() must let typer.Abort through (it once caught only click's)."""
     import typer
+
     from rvc_cli import _ui
 
     demo = typer.Typer()

@@ -9,6 +9,7 @@ import json
 import huggingface_hub.constants
 import numpy as np
 import pytest
+
 import rvc_synth
 from rvc_audio import load_audio
 from rvc_convert import ConvertOptions, RVCConvertError, VoiceConverter
@@ -16,12 +17,11 @@ from rvc_convert.errors import (
     ConvertInputError,
     ModelMismatchError,
     OutputExistsError,
-    WeightsFormatError,
     WeightsNotFoundError,
 )
-from rvc_features.errors import WeightsFormatError as FeaturesWeightsFormatError
 from rvc_convert.options import F0_METHODS, PRESETS
 from rvc_convert.stub import StubEmbedder
+from rvc_features.errors import WeightsFormatError as FeaturesWeightsFormatError
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +110,8 @@ def test_pitch_range_is_four_octaves_both_ways():
     """+-48 semitones is accepted (F0 x16 or /16) and the post-processing stays finite and warning-free."""
     import warnings
 
-    from rvc_f0 import postprocess_f0
-
     from rvc_convert.options import PITCH_RANGE
+    from rvc_f0 import postprocess_f0
 
     assert PITCH_RANGE == 48
     f0 = np.array([0.0, 50.0, 220.0, 1100.0], np.float32)

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+
 import rvc_synth
 from rvc_convert.options import PRESETS, ConvertOptions
 from rvc_convert.pipeline import chunk_plan, prepare_features, run_pipeline, split_points

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from rvc_audio import load_audio, resample
 from rvc_convert import VoiceConverter
 from rvc_convert.errors import ConvertInputError

@@ -10,6 +10,7 @@ import huggingface_hub
 import huggingface_hub.constants
 import numpy as np
 import pytest
+
 from rvc_convert import weights
 from rvc_convert.errors import ConvertInputError, OutputExistsError, WeightsDownloadError, WeightsNotFoundError
 
@@ -200,6 +201,7 @@ def test_random_weights_load_as_the_bench_networks(random_weights, extractors_di
     """Full size, v1 and v2 features, and the very networks `rvc bench` measures (seed 0)."""
     import mlx.core as mx
     from mlx_contentvec import ContentvecModel
+
     from rvc_f0 import load_rmvpe
     from rvc_f0.bench import random_model
     from rvc_features import BASE_KWARGS, ContentVec, load_contentvec

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from rvc_features import import_hubert, load_contentvec
 from rvc_features.errors import OutputExistsError, WeightsFormatError, WeightsNotFoundError
 

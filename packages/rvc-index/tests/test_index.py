@@ -252,7 +252,7 @@ def test_trained_only_renamed_sibling_and_ambiguous(tmp_path):
     added.rename(tmp_path / "added_something_else.index")
     assert FeatureIndex.load(trained).path == tmp_path / "added_something_else.index"
     _rvc_files(tmp_path, x, name="other")
-    (tmp_path / f"added_IVF2_Flat_nprobe_1_other_v2.index").rename(tmp_path / "added_z.index")
+    (tmp_path / "added_IVF2_Flat_nprobe_1_other_v2.index").rename(tmp_path / "added_z.index")
     with pytest.raises(IndexFileError, match="several added_"):
         FeatureIndex.load(trained)
 

@@ -8,15 +8,15 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
+import torchpickle
 from mlx.utils import tree_flatten
 
 import rvc_synth
-import torchpickle
 from conftest import VARIANTS
+from rvc_pth import read_pth
 from rvc_synth import UnsupportedCheckpointError
 from rvc_synth.checkpoint import read_checkpoint
 from rvc_synth.model import sanitize
-from rvc_pth import read_pth
 
 
 @pytest.mark.parametrize("variant", VARIANTS + ["v2_f0_40k_fullsize"])

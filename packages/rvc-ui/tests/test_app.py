@@ -66,6 +66,7 @@ def test_models_dir_default_and_env(monkeypatch, tmp_path: Path):
 
 def test_build_app_has_the_three_tabs(settings):
     import gradio as gr
+
     from rvc_ui import build_app
 
     demo = build_app(settings)

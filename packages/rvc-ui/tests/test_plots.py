@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from rvc_ui.actions import Conversion
 from rvc_ui.plots import conversion_figure, envelope
 

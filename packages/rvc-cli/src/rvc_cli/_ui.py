@@ -17,11 +17,11 @@ import traceback
 from collections.abc import Callable, Iterator
 
 import typer
-from typer.exceptions import TyperException
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
+from typer.exceptions import TyperException
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

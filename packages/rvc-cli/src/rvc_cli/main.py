@@ -410,7 +410,9 @@ def ui(
         try:
             import rvc_ui
         except ImportError as exc:
-            raise _ui.CLIError(f"the web page needs the rvc-ui package ({exc}); install it: pip install 'rvc-cli[ui]'")
+            raise _ui.CLIError(
+                f"the web page needs the rvc-ui package ({exc}); install it: pip install 'rvc-cli[ui]'"
+            ) from exc
 
         if not rvc_ui.is_local_host(host):
             _ui.err.print(

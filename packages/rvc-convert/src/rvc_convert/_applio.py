@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
+
 from rvc_f0 import postprocess_f0
 from rvc_f0.applio import autotune_f0, proposed_pitch_offset
 

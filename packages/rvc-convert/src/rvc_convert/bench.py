@@ -62,8 +62,9 @@ def build_models(synth_path: str | None = None, *, dtype: str = "float32") -> di
 
     rvc_runtime.configure_cpu()  # OpenBLAS and oneDNN, before MLX first loads
     import mlx.core as mx
-    import rvc_synth
     from mlx_contentvec import ContentvecModel
+
+    import rvc_synth
     from rvc_f0.bench import random_model
     from rvc_features import BASE_KWARGS, ContentVec
     from rvc_index import build_index
@@ -98,6 +99,7 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
     length itself (a first call at new shapes builds kernels and convolution plans, ~1 s and
     more; its wall time is reported as ``first_call_s``)."""
     import mlx.core as mx
+
     from rvc_f0 import extract_f0  # noqa: F401
 
     from .options import ConvertOptions

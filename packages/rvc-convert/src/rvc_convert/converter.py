@@ -140,6 +140,7 @@ class VoiceConverter:
                 )
         else:
             from rvc_features import load_contentvec
+
             from .weights import resolve_weights
 
             self.contentvec = load_contentvec(resolve_weights("contentvec", contentvec))
@@ -165,9 +166,10 @@ class VoiceConverter:
         idx = index if isinstance(index, FeatureIndex) else FeatureIndex.load(index)
         if idx.dim != info.feature_dim:
             name = getattr(idx, "path", None) or "the index"
+            kind = {256: "v1", 768: "v2"}.get(idx.dim, "?")
             raise ModelMismatchError(
-                f"index {name} holds {idx.dim}-d features ({'v1' if idx.dim == 256 else 'v2' if idx.dim == 768 else '?'}), "
-                f"but the model is {info.version} with {info.feature_dim}-d features: use the index trained with this model"
+                f"index {name} holds {idx.dim}-d features ({kind}), but the model is {info.version} with "
+                f"{info.feature_dim}-d features: use the index trained with this model"
             )
         return idx
 

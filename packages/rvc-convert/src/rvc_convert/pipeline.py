@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
+
 from rvc_audio import highpass, mix_rms, resample
 
 from ._applio import adjust_f0
@@ -171,10 +172,10 @@ _BLAS: Any = None
 
 
 def _one_blas_thread(on: bool) -> contextlib.AbstractContextManager:
-    """On a GPU (``on``, the plan's ``one_blas_thread``) the pipeline's own BLAS work is small (mel, index blending), and OpenBLAS's
-    spinning worker threads slow FAISS's OpenMP search. Measured on an H100 host (16 cores)
-    with ``OPENBLAS_NUM_THREADS=1``: index stage 42 -> 18 ms per 10 s, 100 files of 3 s 16.2 ->
-    11.5 s. On the CPU, MLX's matmuls need those threads: nothing changes there."""
+    """On a GPU (``on``, the plan's ``one_blas_thread``) the pipeline's own BLAS work is small
+    (mel, index blending), and OpenBLAS's spinning worker threads slow FAISS's OpenMP search.
+    Measured on an H100 host (16 cores) with ``OPENBLAS_NUM_THREADS=1``: index stage 42 -> 18 ms
+    per 10 s, 100 files of 3 s 16.2 -> 11.5 s. On the CPU, MLX's matmuls need those threads: nothing changes there."""
     global _BLAS
     if not on:
         return contextlib.nullcontext()

@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 import rvc_runtime
 import rvc_runtime.errors
+from rvc_features import import_hubert
 from rvc_runtime import WeightsSpec
 
-from rvc_features import import_hubert
 from .errors import ConvertInputError, OutputExistsError, WeightsDownloadError, WeightsNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -320,6 +321,7 @@ def _random_contentvec() -> tuple[dict[str, np.ndarray], dict[str, str]]:
 def _random_rmvpe() -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """The full-width RMVPE of ``rvc_f0.bench.random_model`` (MLX seed 0), under mlx-rmvpe's ``model.`` prefix."""
     from mlx.utils import tree_flatten
+
     from rvc_f0.bench import random_model
 
     net = random_model("rmvpe").net  # type: ignore[attr-defined]
@@ -384,9 +386,8 @@ def build_voice_index(
         rvc_audio errors for unreadable files.
     """
     from rvc_audio import highpass, load_audio
-    from rvc_index import build_index
-
     from rvc_features import load_contentvec
+    from rvc_index import build_index
 
     rvc_runtime.configure_cpu()  # OpenBLAS and oneDNN for ContentVec on the CPU, before MLX first loads
     if version not in ("v1", "v2"):

@@ -15,7 +15,8 @@ A backend is a factory ``conv2d(weight (O, kh, kw, I), bias (O,), padding) -> ru
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+
 import rvc_pth
 import rvc_runtime.errors
 from rvc_runtime import WeightsSpec, check_keys, resolve_weights

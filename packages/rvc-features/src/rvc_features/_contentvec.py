@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from rvc_runtime import check_keys
 
 from .errors import WeightsFormatError
@@ -117,7 +118,8 @@ def _kwargs(path: Path, meta: dict[str, str] | None, override: dict[str, Any] | 
         kw[key] = value
     if kw["activation_fn"] != "gelu" or kw["extractor_mode"] not in ("default", "group_norm_masked", "layer_norm"):
         raise WeightsFormatError(
-            f"ContentVec weights {path}: activation_fn={kw['activation_fn']!r}, extractor_mode={kw['extractor_mode']!r}; "
+            f"ContentVec weights {path}: activation_fn={kw['activation_fn']!r}, "
+            f"extractor_mode={kw['extractor_mode']!r}; "
             "expected gelu and default/layer_norm (HuBERT/ContentVec)"
         )
     layers = parse_conv_layers(kw["conv_feature_layers"])

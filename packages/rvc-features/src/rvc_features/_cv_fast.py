@@ -152,7 +152,7 @@ class FastContentvec:
         stride, field = 1, 1
         for k, s, *_ in reversed(self.convs):
             field = (field - 1) * s + k
-        for k, s, *_ in self.convs:
+        for _k, s, *_ in self.convs:
             stride *= s
         n = len(audio)
         for k, s, *_ in self.convs:

@@ -245,8 +245,9 @@ def import_hubert(
         WeightsFormatError: not a fairseq HuBERT checkpoint (or unsafe: it names code to run).
         OutputExistsError: ``out_path`` exists and ``overwrite`` is False.
     """
-    from rvc_pth import CheckpointNotFoundError, PthError, read_pth
     from safetensors.numpy import save_file
+
+    from rvc_pth import CheckpointNotFoundError, PthError, read_pth
 
     src, dst = Path(pt_path).expanduser(), Path(out_path).expanduser()
     if dst.exists() and not overwrite:

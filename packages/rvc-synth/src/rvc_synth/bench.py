@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'input s':>8} {'dtype':>9} {'wall s':>8} {'RTF':>7} {'peak RSS MB':>12} {'peak dev MB':>12}")
     for r in run(tuple(a.seconds), model=model, repeats=a.repeats, chunk_frames=a.chunk_frames):
         print(
-            f"{r['seconds']:8.0f} {r['dtype']:>9} {r['wall_s']:8.3f} {r['rtf']:7.3f} {r['peak_rss_mb']:12.0f} {r['peak_device_mb']:12.0f}",
+            f"{r['seconds']:8.0f} {r['dtype']:>9} {r['wall_s']:8.3f} {r['rtf']:7.3f} "
+            f"{r['peak_rss_mb']:12.0f} {r['peak_device_mb']:12.0f}",
             flush=True,
         )
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class SynthConfig:
         return int(np.prod(self.upsample_rates))
 
     @classmethod
-    def from_list(cls, cfg: Sequence[Any], *, version: str, has_f0: bool) -> "SynthConfig":
+    def from_list(cls, cfg: Sequence[Any], *, version: str, has_f0: bool) -> SynthConfig:
         """Parse RVC's positional config list (18 entries, sample rate last)."""
         if not isinstance(cfg, (list, tuple)) or len(cfg) != 18:
             n = len(cfg) if isinstance(cfg, (list, tuple)) else type(cfg).__name__
@@ -114,7 +115,7 @@ class SynthConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "SynthConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> SynthConfig:
         return cls.from_list([d[f] for f in _FIELDS[:18]], version=str(d["version"]), has_f0=bool(d["has_f0"]))
 
     def validate(self) -> None:

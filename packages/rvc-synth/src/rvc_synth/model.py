@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
+from mlx.utils import tree_flatten, tree_map
 
-import mlx.core as mx  # noqa: E402
-import mlx.nn as nn  # noqa: E402
-from mlx.utils import tree_flatten, tree_map  # noqa: E402
-
-from .backends import Backend, choose  # noqa: E402
-from .checkpoint import Checkpoint, read_checkpoint  # noqa: E402
-from .config import SynthConfig  # noqa: E402
-from .encoder import TextEncoder  # noqa: E402
-from .errors import InputShapeError, UnsupportedCheckpointError  # noqa: E402
-from .flow import ResidualCouplingBlock  # noqa: E402
-from .generator import Generator  # noqa: E402
-from .layers import Kernels  # noqa: E402
+from .backends import Backend, choose
+from .checkpoint import Checkpoint, read_checkpoint
+from .config import SynthConfig
+from .encoder import TextEncoder
+from .errors import InputShapeError, UnsupportedCheckpointError
+from .flow import ResidualCouplingBlock
+from .generator import Generator
+from .layers import Kernels
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class Synthesizer(nn.Module):
         """Compute dtype of the network (float32, or float16/bfloat16 after :meth:`set_dtype`)."""
         return self.emb_g.weight.dtype
 
-    def set_dtype(self, dtype: mx.Dtype | str) -> "Synthesizer":
+    def set_dtype(self, dtype: mx.Dtype | str) -> Synthesizer:
         """Run in reduced precision (``"float16"``/``"bfloat16"``) or back in float32.
 
         Every weight and activation takes ``dtype``, except the NSF phase, which is always
@@ -166,7 +166,7 @@ class Synthesizer(nn.Module):
         """The kernels in use (:class:`~rvc_synth.backends.Backend`): name, device, precision."""
         return self.__dict__["_backend"]
 
-    def set_backend(self, backend: str | Backend = "auto", *, tf32: bool | None = None) -> "Synthesizer":
+    def set_backend(self, backend: str | Backend = "auto", *, tf32: bool | None = None) -> Synthesizer:
         """Choose the kernels: a backend name (resolved by :func:`rvc_synth.backends.choose`,
         ``$RVC_BACKEND`` included, for this model's dtype) or a :class:`Backend` as is."""
         if not isinstance(backend, Backend):
