@@ -205,7 +205,10 @@ def models_list(as_json: AsJson = False, quiet: Quiet = False) -> None:
                 table.add_section()
                 table.add_row(f"[bold]{kinds[kind]}[/]", "", "", "")
             if r.get("path"):
-                status, where = "[green]ok[/]", {"env": f"${r['env']}", "cache": "HF cache"}.get(r.get("source"), "?")
+                status, where = (
+                    "[green]ok[/]",
+                    {"env": f"${r['env']}", "cache": "HF cache"}.get(r.get("source") or "", "?"),
+                )
                 path = str(r["path"])
                 if r.get("random"):
                     status = "[yellow]random[/]"
@@ -419,9 +422,10 @@ def ui(
                 f"[yellow]warning:[/] listening on {host}: anyone on the network who can reach port {port} "
                 "can use this page (upload files, run conversions, write to the models folder)"
             )
-        settings = rvc_ui.Settings(
-            contentvec=contentvec, rmvpe=rmvpe, **({"models_dir": models_dir} if models_dir else {})
-        )
+        if models_dir:
+            settings = rvc_ui.Settings(models_dir=models_dir, contentvec=contentvec, rmvpe=rmvpe)
+        else:
+            settings = rvc_ui.Settings(contentvec=contentvec, rmvpe=rmvpe)
         rvc_ui.launch(settings, host=host, port=port, ready=lambda url: _ui.result(f"rvc ui: {url} (Ctrl+C stops)"))
 
 

@@ -249,7 +249,7 @@ def main(argv: list[str]) -> None:
         print(json.dumps(measure(float(argv[argv.index("--one") + 1]), build_models(synth, dtype=dtype))))
         return
     precision = argv[argv.index("--precision") + 1] if "--precision" in argv else "float32"
-    secs = (10.0, 60.0)
+    secs: tuple[float, ...] = (10.0, 60.0)
     if "--seconds" in argv:
         rest = argv[argv.index("--seconds") + 1 :]
         secs = tuple(float(a) for a in rest[: next((i for i, a in enumerate(rest) if a.startswith("--")), len(rest))])

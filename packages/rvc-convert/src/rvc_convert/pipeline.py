@@ -291,7 +291,7 @@ def run_pipeline(
                 f"(frames, {info.feature_dim}) features ({'v1: 256-d' if info.version == 'v1' else 'v2: 768-d'})"
             )
         cp = cf = None
-        if pitch is not None:
+        if pitch is not None and pitchf is not None:
             cp, cf = pitch[c.f0_start : c.f0_end], pitchf[c.f0_start : c.f0_end]
         feats100, n = prepare_features(
             feats,
@@ -301,7 +301,7 @@ def run_pipeline(
             protect=options.protect,
             p_len=len(seg) // WINDOW,
         )
-        if cp is not None:
+        if cp is not None and cf is not None:
             n = min(n, len(cp))
             cp, cf, feats100 = cp[:n], cf[:n], feats100[:n]
         t0 = clock.add("index", t0)

@@ -202,6 +202,7 @@ def weights_status(*, every: bool = False) -> list[dict[str, Any]]:
     for name, spec in specs.items():
         hub = _cached(spec)
         env = os.environ.get(spec.env)
+        source: str | None
         if env:
             source, path = "env", (Path(env).expanduser() if Path(env).expanduser().is_file() else None)
         else:

@@ -13,6 +13,8 @@ alone. Same equations as :func:`rvc_f0._mlx_net._gru_step` in float32 (only the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import mlx.core as mx
 
@@ -121,7 +123,7 @@ _SOURCE_SPLIT = """
     }
 """
 
-_kernels: dict[str, object] = {}
+_kernels: dict[str, Callable[..., Any]] = {}
 _failed = False  # neither kernel can run here: the caller steps the GRU in MLX
 _split_failed = False  # the split kernel's blocks could not all be resident: one block per sequence
 SPLIT = (8, 8)  # blocks per sequence, row slices per column (H100: 2.2 ms per 1,000 steps, one block 11.6)
@@ -160,7 +162,7 @@ def gru_sequences(proj: mx.array, wh: mx.array, bhn: mx.array) -> mx.array | Non
         return None
 
 
-def _kernel(name: str, source: str, outputs: list[str]) -> object:
+def _kernel(name: str, source: str, outputs: list[str]) -> Callable[..., Any]:
     if name not in _kernels:
         _kernels[name] = mx.fast.cuda_kernel(
             name=name, input_names=["proj", "wh", "bhn", "steps"], output_names=outputs, source=source

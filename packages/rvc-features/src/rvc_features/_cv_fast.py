@@ -250,12 +250,15 @@ class FastContentvec:
         g, k = self.pos_groups, self.pos_k
         ig = c // g
         xp = mx.pad(x, ((k // 2, k // 2), (0, 0))).reshape(-1, g, ig).transpose(1, 0, 2)  # (G, T+K, Ig)
-        y = None
-        for k0 in range(0, k, block):
+
+        def taps(k0: int) -> mx.array:  # taps k0 .. k0+block-1, as one matmul per group
             nb = min(block, k - k0)
             cols = mx.concatenate([xp[:, k0 + j : k0 + j + t] for j in range(nb)], axis=-1)  # (G, T, nb*Ig)
-            part = cols @ self.pos_w[:, k0 : k0 + nb].reshape(g, nb * ig, -1)
-            y = part if y is None else y + part
+            return cols @ self.pos_w[:, k0 : k0 + nb].reshape(g, nb * ig, -1)
+
+        y = taps(0)
+        for k0 in range(block, k, block):
+            y = y + taps(k0)
         y = y.transpose(1, 0, 2).reshape(t, -1) + self.pos_b  # SamePad: the extra last frame is never made
         return gelu(y)
 

@@ -29,6 +29,23 @@ def _conv(layer) -> _dnnl.Conv:
     return _dnnl.Conv(_np(layer.weight), bias, stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
 
 
+class _PolyphaseConv(_dnnl.Conv):
+    """A transposed convolution run as a kernel-``m`` convolution with ``u * cout_signal``
+    output channels (see :func:`_polyphase`): the signal's kernel ``k_signal``, its cropping."""
+
+    m: int
+    u: int
+    k_signal: int
+    crop: int
+    cout_signal: int
+
+
+class _UnpaddedConv(_dnnl.Conv):
+    """A stride-1 convolution run on inputs that already carry its ``pad`` zeros each side."""
+
+    pad: int
+
+
 class _Pool:
     """Reused float32 buffers: all stages of a stretch need about the same bytes (the channels
     halve as the length doubles), and fresh 25-50 MB arrays per layer fragment the heap (the
@@ -126,6 +143,7 @@ class DnnlDecoder:
             xp, n = self._upsample(up, t, n)
             self.pool.give(t)
             if self.noise_convs is not None:
+                assert har is not None, "an NSF decoder needs the harmonic source"
                 self.noise_convs[i](har, post_ops=(("sum",),), out=self._inner(xp, n))
             xp = self._stage(xp, n, self.blocks[i * self.nk : (i + 1) * self.nk])
         t = self._lrelu(xp, 0.01)  # zero stays zero
@@ -135,7 +153,7 @@ class DnnlDecoder:
         self.pool.give(xp, t, y)  # y stays readable until the next take
         return y[:, :n, 0]
 
-    def _upsample(self, up: _dnnl.Conv, t: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    def _upsample(self, up: _PolyphaseConv, t: np.ndarray, n: int) -> tuple[np.ndarray, int]:
         """The transposed convolution, polyphase (see :func:`_polyphase`), from the padded
         ``t`` of ``n`` samples straight into a new padded buffer."""
         m, tile = self.margin, tile_for(t.shape[2])
@@ -189,10 +207,11 @@ class DnnlDecoder:
             if xs is None:
                 xs = y
         self.pool.give(x, first)
+        assert xs is not None  # a stage has at least one resblock
         return xs
 
 
-def _polyphase(layer) -> _dnnl.Conv:
+def _polyphase(layer) -> _PolyphaseConv:
     """``ConvTranspose1d`` (stride ``u``, kernel ``k``, padding ``p``) as an ordinary conv.
 
     Output sample ``j = s*u + r`` of the uncropped transposed conv is
@@ -209,15 +228,15 @@ def _polyphase(layer) -> _dnnl.Conv:
     wp[:, :k] = w
     # conv tap q reads x[s - (m - 1 - q)]: weight index i = m - 1 - q
     taps = wp.reshape(cout, m, u, cin)[:, ::-1]  # (out, q, r, in)
-    conv = _dnnl.Conv(
+    conv = _PolyphaseConv(
         np.ascontiguousarray(taps.transpose(2, 0, 1, 3).reshape(u * cout, m, cin)), np.tile(_np(layer.bias), u)
     )
     conv.m, conv.u, conv.k_signal, conv.crop, conv.cout_signal = m, u, k, layer.padding, cout
     return conv
 
 
-def _unpadded(layer) -> _dnnl.Conv:
+def _unpadded(layer) -> _UnpaddedConv:
     """A stride-1 conv run on inputs that carry its zero padding (see :class:`DnnlDecoder`)."""
-    conv = _dnnl.Conv(_np(layer.weight), _np(layer.bias) if "bias" in layer else None, dilation=layer.dilation)
+    conv = _UnpaddedConv(_np(layer.weight), _np(layer.bias) if "bias" in layer else None, dilation=layer.dilation)
     conv.pad = layer.padding
     return conv

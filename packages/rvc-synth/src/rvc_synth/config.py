@@ -189,7 +189,7 @@ def derive_config(weights: Mapping[str, np.ndarray], *, sample_rate: int | None 
     proj = _shape(weights, "enc_p.proj.weight")
     emb_g = _shape(weights, "emb_g.weight")
     pre = _shape(weights, "dec.conv_pre.weight")
-    if None in (rel, ffn, proj, emb_g, pre) or n_layers == 0:
+    if rel is None or ffn is None or proj is None or emb_g is None or pre is None or n_layers == 0:
         raise UnsupportedCheckpointError("checkpoint lacks encoder/decoder tensors of an RVC synthesizer")
     n_ups = len({k.split(".")[2] for k in weights if k.startswith("dec.ups.")})
     ups_k = [(_shape(weights, f"dec.ups.{i}.weight") or (0, 0, 0))[2] for i in range(n_ups)]
