@@ -10,14 +10,18 @@ import functools
 import statistics
 import time
 
-import rvc_synth  # noqa: F401
-import mlx.core as mx
-import numpy as np
-from rvc_convert.bench import STAGES, build_models, signal
-from rvc_convert.options import ConvertOptions
-from rvc_convert.pipeline import run_pipeline
-from rvc_synth import generator
-from rvc_synth.bench import random_model
+import rvc_runtime
+
+rvc_runtime.configure_cpu()  # OpenBLAS/oneDNN for MLX's CPU paths: must run before MLX is first imported
+
+import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rvc_convert.bench import STAGES, build_models, signal  # noqa: E402
+from rvc_convert.options import ConvertOptions  # noqa: E402
+from rvc_convert.pipeline import run_pipeline  # noqa: E402
+from rvc_synth import generator  # noqa: E402
+from rvc_synth.bench import random_model  # noqa: E402
 
 
 def main() -> None:
@@ -30,8 +34,15 @@ def main() -> None:
         return np.pad(f0, (0, max(0, p_len - len(f0))))[:p_len]
 
     def call(audio, timings=None):
-        run_pipeline(audio, synth=synth, embedder=lambda x: cv(x, version="v2"), f0_fn=f0_fn,
-                     index=models["index"], options=ConvertOptions(seed=0), timings=timings)
+        run_pipeline(
+            audio,
+            synth=synth,
+            embedder=lambda x: cv(x, version="v2"),
+            f0_fn=f0_fn,
+            index=models["index"],
+            options=ConvertOptions(seed=0),
+            timings=timings,
+        )
 
     configs = {
         "default": {},
@@ -55,8 +66,12 @@ def main() -> None:
                 t["total"] = time.perf_counter() - t0
                 rows.append(t)
             med = {k: statistics.median(r.get(k, 0.0) for r in rows) * 1000 for k in (*STAGES, "total")}
-            print(f"{sec:3d}s {name:12s} " + " ".join(f"{k} {v:6.1f}" for k, v in med.items())
-                  + f"  peak {mx.get_peak_memory() / 2**20:6.0f} MB", flush=True)
+            print(
+                f"{sec:3d}s {name:12s} "
+                + " ".join(f"{k} {v:6.1f}" for k, v in med.items())
+                + f"  peak {mx.get_peak_memory() / 2**20:6.0f} MB",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

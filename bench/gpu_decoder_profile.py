@@ -15,11 +15,15 @@ import os
 import statistics
 import time
 
-import rvc_synth  # noqa: F401  (sets MLX_ENABLE_TF32's default)
-import mlx.core as mx
-import mlx.nn as nn
-import numpy as np
-from rvc_synth.bench import random_model
+import rvc_runtime
+
+rvc_runtime.configure_cpu()  # OpenBLAS/oneDNN for MLX's CPU paths: must run before MLX is first imported
+
+import mlx.core as mx  # noqa: E402
+import mlx.nn as nn  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rvc_synth.bench import random_model  # noqa: E402
 
 
 def timed(fn, *args, n: int = 7) -> float:
@@ -77,12 +81,14 @@ def main() -> None:
     rng = np.random.default_rng(0)
     feats = mx.array(rng.normal(0, 0.5, (1, t, cfg.feature_dim)).astype(np.float32))
     f0 = np.float32(220) * 2 ** (np.sin(np.arange(t) / 50, dtype=np.float32) / 2)
-    pitch = mx.array(np.clip(np.rint(1 + 254 * np.log1p(f0 / 700) / np.log1p(1100 / 700)), 1, 255).astype(np.int32)[None])
+    pitch = mx.array(
+        np.clip(np.rint(1 + 254 * np.log1p(f0 / 700) / np.log1p(1100 / 700)), 1, 255).astype(np.int32)[None]
+    )
     f0 = mx.array(f0[None])
 
     print("== synthesizer total, by decoder stretch ==")
     for ch in (None, 0, 500, 1000):
-        ms = timed(lambda: model(feats, pitch, f0, noise_scale=0, chunk_frames=ch))
+        ms = timed(lambda: model(feats, pitch, f0, noise_scale=0, chunk_frames=ch))  # noqa: B023 (called at once, in this iteration)
         print(f"  chunk {ch}: {ms:7.2f} ms  peak {mx.get_peak_memory() / 2**30:.2f} GB", flush=True)
 
     print("== components ==")
@@ -112,17 +118,20 @@ def main() -> None:
     for i, up in enumerate(dec.ups):
         cout, k, cin = up.weight.shape
         xin = mx.random.normal(h.shape).astype(dt)
-        ms_up = timed(lambda: mx.conv_transpose1d(xin, up.weight, stride=up.stride, padding=up.padding))
-        ms_alt = timed(lambda: convT_as_conv(xin, up.weight, up.stride, up.padding))
+        ms_up = timed(lambda: mx.conv_transpose1d(xin, up.weight, stride=up.stride, padding=up.padding))  # noqa: B023 (called at once, in this iteration)
+        ms_alt = timed(lambda: convT_as_conv(xin, up.weight, up.stride, up.padding))  # noqa: B023 (called at once, in this iteration)
         ref = mx.conv_transpose1d(xin, up.weight, stride=up.stride, padding=up.padding)
         err = mx.abs(convT_as_conv(xin, up.weight, up.stride, up.padding) - ref).max().item()
         h = ref
         tt = h.shape[1]
         fl = 2 * xin.shape[1] * cin * cout * k / 1e9
-        print(f" stage {i}: T={tt} C={cout}  convT k={k} u={up.stride}: {ms_up:6.2f} ms ({fl / ms_up:5.1f} TF/s)"
-              f"  as conv: {ms_alt:6.2f} ms (max|d| {err:.1e})", flush=True)
+        print(
+            f" stage {i}: T={tt} C={cout}  convT k={k} u={up.stride}: {ms_up:6.2f} ms ({fl / ms_up:5.1f} TF/s)"
+            f"  as conv: {ms_alt:6.2f} ms (max|d| {err:.1e})",
+            flush=True,
+        )
         total += ms_up
-        ms_nc = timed(lambda: dec.noise_convs[i](har))
+        ms_nc = timed(lambda: dec.noise_convs[i](har))  # noqa: B023 (called at once, in this iteration)
         print(f"   noise_conv: {ms_nc:6.2f} ms")
         total += ms_nc
         for j in range(nk):
@@ -130,19 +139,25 @@ def main() -> None:
             convs = [*rb.convs1, *rb.convs2] if hasattr(rb, "convs1") else list(rb.convs)
             for c in convs:
                 kk, dd = c.weight.shape[1], c.dilation
-                ms = timed(lambda: mx.conv1d(h, c.weight, padding=c.padding, dilation=dd))
+                ms = timed(lambda: mx.conv1d(h, c.weight, padding=c.padding, dilation=dd))  # noqa: B023 (called at once, in this iteration)
                 fl = 2 * tt * cout * cout * kk / 1e9
                 line = f"   conv k={kk:2d} d={dd}: {ms:6.2f} ms ({fl / ms:5.1f} TF/s)"
                 if dd > 1:
-                    ms2 = timed(lambda: dilated_by_fold(h, c.weight, dd))
-                    e2 = mx.abs(dilated_by_fold(h, c.weight, dd) - mx.conv1d(h, c.weight, padding=c.padding, dilation=dd)).max().item()
+                    ms2 = timed(lambda: dilated_by_fold(h, c.weight, dd))  # noqa: B023 (called at once, in this iteration)
+                    e2 = (
+                        mx.abs(
+                            dilated_by_fold(h, c.weight, dd) - mx.conv1d(h, c.weight, padding=c.padding, dilation=dd)
+                        )
+                        .max()
+                        .item()
+                    )
                     line += f"  folded {ms2:6.2f} ms (max|d| {e2:.1e})"
                 print(line, flush=True)
                 total += ms
         lr = mx.compile(lambda v: nn.leaky_relu(v, 0.1))
         lra = mx.compile(lambda v, w: nn.leaky_relu(v, 0.1) + w)
-        ms_e = timed(lambda: lr(h))
-        ms_e2 = timed(lambda: lra(h, h))
+        ms_e = timed(lambda: lr(h))  # noqa: B023 (called at once, in this iteration)
+        ms_e2 = timed(lambda: lra(h, h))  # noqa: B023 (called at once, in this iteration)
         print(f"   leaky_relu {ms_e:6.3f} ms, leaky_relu+add {ms_e2:6.3f} ms ({h.nbytes / ms_e / 1e6:.0f} GB/s)")
         total += ms_e * 6 * nk + ms_e2 * 6 * nk
     print(f"== sum of layer times ~{total:.1f} ms ==")
@@ -160,14 +175,16 @@ def main() -> None:
                 for _ in range(10):
                     v = mx.conv1d(v, w, padding=d * (k - 1) // 2, dilation=d)
                 return v
+
             ms = timed(chain, h) / 10
             row.append(f"k{k}d{d} {ms:6.3f} ms ({2 * tt * c * c * k / ms / 1e9:5.0f} TF/s)")
         lra = mx.compile(lambda v: nn.leaky_relu(v, 0.1) + v)
 
         def chain_e(v):
             for _ in range(10):
-                v = lra(v)
+                v = lra(v)  # noqa: B023 (called at once, in this iteration)
             return v
+
         ms = timed(chain_e, h) / 10
         row.append(f"leaky_relu+add {ms:6.3f} ms ({3 * h.nbytes / ms / 1e6:4.0f} GB/s)")
         print(" ".join(row), flush=True)
@@ -175,7 +192,7 @@ def main() -> None:
     for m, kd, n in ((8192, 8192, 8192), (100000, 128 * 11, 128), (400000, 32 * 11, 32), (10000, 256 * 11, 256)):
         A = mx.random.normal((m, kd)).astype(dt)
         B = mx.random.normal((kd, n)).astype(dt)
-        ms = timed(lambda: A @ B)
+        ms = timed(lambda: A @ B)  # noqa: B023 (called at once, in this iteration)
         print(f"  ({m}x{kd})@({kd}x{n}): {ms:7.3f} ms  {2 * m * kd * n / ms / 1e9:6.1f} TF/s")
 
 

@@ -6,8 +6,9 @@ Per stage at the sizes the pipeline feeds them (ContentVec and the synthesizer s
 at most ~41 s with the fp32 preset; RMVPE sees the whole input, in windows above 32 s): median
 milliseconds of warm runs and peak device memory. The synthesizer runs with MLX's own
 convolutions (cuDNN) and with rvc-synth's GEMM formulation, several stretch
-lengths (run it once with ``MLX_ENABLE_TF32=1`` for TF32: MLX reads it at start). ``--hour`` then converts one hour of audio through the whole pipeline and reports
-time and peak device memory. Not a test.
+lengths (run it once with ``MLX_ENABLE_TF32=1`` for TF32: MLX reads it at start). ``--hour``
+then converts one hour of audio through the whole pipeline and reports time and peak device
+memory. Not a test.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ import os
 import statistics
 import time
 
-import rvc_synth  # noqa: F401  (OpenBLAS / TF32 policy before mlx)
-import mlx.core as mx
-import numpy as np
-from rvc_convert.bench import build_models, signal
-from rvc_synth.bench import random_model
+import rvc_runtime
+
+rvc_runtime.configure_cpu()  # OpenBLAS/oneDNN for MLX's CPU paths: must run before MLX is first imported
+
+import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rvc_convert.bench import build_models, signal  # noqa: E402
+from rvc_synth.bench import random_model  # noqa: E402
 
 
 def timed(fn, repeats: int = 3) -> tuple[float, float]:
@@ -51,14 +56,20 @@ def synth_rows(seconds: list[float], convs: list[str], chunks: list[int | None])
         for conv in convs:
             os.environ["RVC_CONV"] = conv
             for chunk in chunks:
-                ms, mb = timed(lambda: m(x, p, f0, noise_scale=0, chunk_frames=chunk))
-                print(f"synth {sec:5.0f}s conv={conv:6s} tf32={tf32} chunk={chunk!s:5s} {ms:9.1f} ms {mb:8.0f} MB", flush=True)
+                ms, mb = timed(lambda: m(x, p, f0, noise_scale=0, chunk_frames=chunk))  # noqa: B023 (called at once, in this iteration)
+                print(
+                    f"synth {sec:5.0f}s conv={conv:6s} tf32={tf32} chunk={chunk!s:5s} {ms:9.1f} ms {mb:8.0f} MB",
+                    flush=True,
+                )
         os.environ.pop("RVC_CONV")
         m_p = m.enc_p(x, p)[0]
-        print(f"  enc_p {sec:5.0f}s  %9.1f ms %8.0f MB" % timed(lambda: m.enc_p(x, p)), flush=True)
+        print(f"  enc_p {sec:5.0f}s  %9.1f ms %8.0f MB" % timed(lambda: m.enc_p(x, p)), flush=True)  # noqa: B023 (called at once, in this iteration)
         g = m.emb_g(mx.array([0]))[:, None]
-        print(f"  flow  {sec:5.0f}s  %9.1f ms %8.0f MB" % timed(lambda: m.flow.reverse(m_p, g)), flush=True)
-        print(f"  nsf   {sec:5.0f}s  %9.1f ms %8.0f MB" % timed(lambda: m.dec.m_source(f0, upp=400, sr=40000, key=None)), flush=True)
+        print(f"  flow  {sec:5.0f}s  %9.1f ms %8.0f MB" % timed(lambda: m.flow.reverse(m_p, g)), flush=True)  # noqa: B023 (called at once, in this iteration)
+        print(
+            f"  nsf   {sec:5.0f}s  %9.1f ms %8.0f MB" % timed(lambda: m.dec.m_source(f0, upp=400, sr=40000, key=None)),  # noqa: B023 (called at once, in this iteration)
+            flush=True,
+        )
 
 
 def stage_rows(seconds: list[float]) -> dict:
@@ -66,8 +77,8 @@ def stage_rows(seconds: list[float]) -> dict:
     cv, rmvpe = models["contentvec"], models["rmvpe"]
     for sec in seconds:
         a = signal(sec)
-        print(f"contentvec {sec:5.0f}s  %9.1f ms %8.0f MB" % timed(lambda: mx.array(cv(a, version="v2"))), flush=True)
-        print(f"rmvpe      {sec:5.0f}s  %9.1f ms %8.0f MB" % timed(lambda: mx.array(rmvpe(a))), flush=True)
+        print(f"contentvec {sec:5.0f}s  %9.1f ms %8.0f MB" % timed(lambda: mx.array(cv(a, version="v2"))), flush=True)  # noqa: B023 (called at once, in this iteration)
+        print(f"rmvpe      {sec:5.0f}s  %9.1f ms %8.0f MB" % timed(lambda: mx.array(rmvpe(a))), flush=True)  # noqa: B023 (called at once, in this iteration)
     return models
 
 
@@ -97,14 +108,24 @@ def hour(models: dict) -> None:
     mx.reset_peak_memory()
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    out, sr = run_pipeline(x, synth=synth, embedder=lambda a: peak_of("contentvec", cv, a), f0_fn=f0_fn,
-                           index=models["index"], options=ConvertOptions(seed=0), timings=timings)
+    out, sr = run_pipeline(
+        x,
+        synth=synth,
+        embedder=lambda a: peak_of("contentvec", cv, a),
+        f0_fn=f0_fn,
+        index=models["index"],
+        options=ConvertOptions(seed=0),
+        timings=timings,
+    )
     total = time.perf_counter() - t
-    print(f"1 hour: {total:.1f} s (RTF {total / 3600:.4f}), output {len(out) / sr:.1f} s at {sr} Hz, "
-          f"peak device memory: synth/index/other {max(peaks['synth/index/other'], mx.get_peak_memory() / 2**20):.0f} MB"
-          f", f0 {peaks['f0']:.0f} MB, contentvec {peaks['contentvec']:.0f} MB; "
-          f"still allocated after: {mx.get_active_memory() / 2**20:.0f} MB; stages "
-          + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), flush=True)
+    print(
+        f"1 hour: {total:.1f} s (RTF {total / 3600:.4f}), output {len(out) / sr:.1f} s at {sr} Hz, "
+        f"peak device memory: synth/index/other {max(peaks['synth/index/other'], mx.get_peak_memory() / 2**20):.0f} MB"
+        f", f0 {peaks['f0']:.0f} MB, contentvec {peaks['contentvec']:.0f} MB; "
+        f"still allocated after: {mx.get_active_memory() / 2**20:.0f} MB; stages "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()),
+        flush=True,
+    )
 
 
 def main() -> None:

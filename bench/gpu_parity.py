@@ -1,17 +1,21 @@
 """GPU vs CPU parity of the full-size synthesizer (random weights): writes or checks a reference.
 
-    python bench/gpu_parity.py write ref.npz     # on the CPU
-    python bench/gpu_parity.py check ref.npz     # on the GPU: prints max |d| and SNR per dtype
+python bench/gpu_parity.py write ref.npz     # on the CPU
+python bench/gpu_parity.py check ref.npz     # on the GPU: prints max |d| and SNR per dtype
 """
 
 from __future__ import annotations
 
 import sys
 
-import rvc_synth  # noqa: F401
-import mlx.core as mx
-import numpy as np
-from rvc_synth.bench import random_model
+import rvc_runtime
+
+rvc_runtime.configure_cpu()  # OpenBLAS/oneDNN for MLX's CPU paths: must run before MLX is first imported
+
+import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rvc_synth.bench import random_model  # noqa: E402
 
 
 def inputs(t: int = 200):

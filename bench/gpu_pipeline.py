@@ -9,15 +9,18 @@ from __future__ import annotations
 import argparse
 import time
 
-import rvc_synth  # noqa: F401  (OpenBLAS / TF32 policy before mlx)
-import mlx.core as mx
-import numpy as np
-from rvc_convert.bench import STAGES, build_models, signal
-from rvc_convert.options import ConvertOptions
-from rvc_convert.options import PRESETS
-from rvc_convert.pipeline import SR, chunk_plan, run_pipeline, split_points
-from rvc_audio import highpass
-from rvc_synth.bench import random_model
+import rvc_runtime
+
+rvc_runtime.configure_cpu()  # OpenBLAS/oneDNN for MLX's CPU paths: must run before MLX is first imported
+
+import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rvc_audio import highpass  # noqa: E402
+from rvc_convert.bench import STAGES, build_models, signal  # noqa: E402
+from rvc_convert.options import PRESETS, ConvertOptions  # noqa: E402
+from rvc_convert.pipeline import SR, chunk_plan, run_pipeline, split_points  # noqa: E402
+from rvc_synth.bench import random_model  # noqa: E402
 
 
 def main() -> None:
@@ -36,8 +39,15 @@ def main() -> None:
         return np.pad(f0, (0, max(0, p_len - len(f0))))[:p_len]
 
     def call(audio: np.ndarray, timings: dict | None) -> np.ndarray:
-        out, _ = run_pipeline(audio, synth=synth, embedder=lambda x: cv(x, version="v2"), f0_fn=f0_fn,
-                              index=models["index"], options=ConvertOptions(seed=0), timings=timings)
+        out, _ = run_pipeline(
+            audio,
+            synth=synth,
+            embedder=lambda x: cv(x, version="v2"),
+            f0_fn=f0_fn,
+            index=models["index"],
+            options=ConvertOptions(seed=0),
+            timings=timings,
+        )
         return out
 
     print(f"device {mx.default_device()}  synth dtype {a.dtype}")
@@ -52,8 +62,12 @@ def main() -> None:
         t = time.perf_counter()
         call(x, timings)
         total = time.perf_counter() - t
-        print(f"{sec:6.0f}s " + " ".join(f"{timings.get(k, 0) * 1000:11.1f}" for k in STAGES)
-              + f" {total * 1000:11.1f} {total / sec:7.4f} {mx.get_peak_memory() / 2**20:10.0f}", flush=True)
+        print(
+            f"{sec:6.0f}s "
+            + " ".join(f"{timings.get(k, 0) * 1000:11.1f}" for k in STAGES)
+            + f" {total * 1000:11.1f} {total / sec:7.4f} {mx.get_peak_memory() / 2**20:10.0f}",
+            flush=True,
+        )
     files = [signal(a.file_seconds, seed=10 + i) for i in range(a.files)]
     t = time.perf_counter()
     for f in files:
@@ -63,20 +77,26 @@ def main() -> None:
     t = time.perf_counter()
     call(one, None)
     single = time.perf_counter() - t
-    print(f"{a.files} files x {a.file_seconds:g} s: {folder:.2f} s ({folder / a.files * 1000:.1f} ms per file, "
-          f"RTF {folder / (a.files * a.file_seconds):.4f}); the same audio as one file: {single:.2f} s")
+    print(
+        f"{a.files} files x {a.file_seconds:g} s: {folder:.2f} s ({folder / a.files * 1000:.1f} ms per file, "
+        f"RTF {folder / (a.files * a.file_seconds):.4f}); the same audio as one file: {single:.2f} s"
+    )
     # Every input is reflect-padded by x_pad seconds on each side and every chunk carries that
     # context, so a file processes more audio than it holds: compare per processed second.
     preset = PRESETS[ConvertOptions().preset]
 
     def processed(x: np.ndarray) -> int:
-        return sum(c.end - c.start for c in chunk_plan(len(x), split_points(highpass(x, sample_rate=SR), preset), preset))
+        return sum(
+            c.end - c.start for c in chunk_plan(len(x), split_points(highpass(x, sample_rate=SR), preset), preset)
+        )
 
     p_folder, p_single = sum(processed(f) for f in files) / SR, processed(one) / SR
     fair = single * p_folder / p_single
-    print(f"  processed audio (with padding): folder {p_folder:.0f} s, one file {p_single:.0f} s; at the one file's "
-          f"speed the folder's compute is {fair:.2f} s, so per-file set-up costs "
-          f"{(folder - fair) / a.files * 1000:.1f} ms per file ({(folder - fair) / folder:.0%} of the folder's time)")
+    print(
+        f"  processed audio (with padding): folder {p_folder:.0f} s, one file {p_single:.0f} s; at the one file's "
+        f"speed the folder's compute is {fair:.2f} s, so per-file set-up costs "
+        f"{(folder - fair) / a.files * 1000:.1f} ms per file ({(folder - fair) / folder:.0%} of the folder's time)"
+    )
 
 
 if __name__ == "__main__":

@@ -10,11 +10,15 @@ from __future__ import annotations
 import statistics
 import time
 
-import rvc_synth  # noqa: F401  (OpenBLAS first)
-import mlx.core as mx
-import numpy as np
-from rvc_convert.bench import build_models, signal
-from rvc_f0 import _gru_cuda
+import rvc_runtime
+
+rvc_runtime.configure_cpu()  # OpenBLAS/oneDNN for MLX's CPU paths: must run before MLX is first imported
+
+import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rvc_convert.bench import build_models, signal  # noqa: E402
+from rvc_f0 import _gru_cuda  # noqa: E402
 
 
 def median_ms(fn, runs: int = 5) -> float:
@@ -36,12 +40,14 @@ def main() -> None:
         outs = {}
         for mode in ("kernel", "mlx steps"):
             _gru_cuda._failed = mode != "kernel"
-            row[mode] = median_ms(lambda: rmvpe.salience(audio))
+            row[mode] = median_ms(lambda: rmvpe.salience(audio))  # noqa: B023 (called at once, in this iteration)
             outs[mode] = rmvpe.salience(audio)
         _gru_cuda._failed = False
         diff = float(np.abs(outs["kernel"] - outs["mlx steps"]).max())
-        print(f"{seconds:>4} s: kernel {row['kernel']:.1f} ms, mlx steps {row['mlx steps']:.1f} ms, "
-              f"max |d| salience {diff:.2e}")
+        print(
+            f"{seconds:>4} s: kernel {row['kernel']:.1f} ms, mlx steps {row['mlx steps']:.1f} ms, "
+            f"max |d| salience {diff:.2e}"
+        )
 
 
 def gru_alone() -> None:
@@ -54,7 +60,7 @@ def gru_alone() -> None:
         proj = mx.random.normal((2, t, 768), key=mx.random.key(2))
         mx.eval(wh, bhn, proj)
         ref = _gru_cuda._run_one_block(proj, wh, bhn)
-        line = f"GRU alone T={t}: one block {median_ms(lambda: _gru_cuda._run_one_block(proj, wh, bhn)):.2f} ms"
+        line = f"GRU alone T={t}: one block {median_ms(lambda: _gru_cuda._run_one_block(proj, wh, bhn)):.2f} ms"  # noqa: B023 (called at once, in this iteration)
         for blocks, slices in ((8, 8), (16, 16)):
             try:
                 got = _gru_cuda._run_split(proj, wh, bhn, blocks=blocks, slices=slices)
@@ -64,7 +70,7 @@ def gru_alone() -> None:
             if got is None:
                 line += f"; split {blocks}x{slices}: aborted"
                 continue
-            ms = median_ms(lambda: _gru_cuda._run_split(proj, wh, bhn, blocks=blocks, slices=slices))
+            ms = median_ms(lambda: _gru_cuda._run_split(proj, wh, bhn, blocks=blocks, slices=slices))  # noqa: B023 (called at once, in this iteration)
             line += f"; split {blocks}x{slices} {ms:.2f} ms (max |d| {float(mx.abs(got - ref).max()):.1e})"
         print(line)
 

@@ -9,10 +9,14 @@ import statistics
 import sys
 import time
 
-import rvc_synth  # noqa: F401
-import mlx.core as mx
-import numpy as np
-from rvc_synth.bench import random_model
+import rvc_runtime
+
+rvc_runtime.configure_cpu()  # OpenBLAS/oneDNN for MLX's CPU paths: must run before MLX is first imported
+
+import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rvc_synth.bench import random_model  # noqa: E402
 
 m = random_model().set_dtype(os.environ.get("DTYPE", "float32"))
 chunks = [int(c) for c in sys.argv[1:]] or [250, 500, 1000, 1500]
@@ -23,10 +27,18 @@ for t in (1200, 4300):
     f0 = mx.array(np.full((1, t), 200.0, np.float32))
     p = mx.array(np.full((1, t), 100, np.int32))
     for chunk in chunks:
-        f = lambda: m(x, p, f0, seed=0, chunk_frames=chunk)  # noqa: E731
-        mx.eval(f()); mx.eval(f())
-        mx.clear_cache(); mx.reset_peak_memory()
+        f = lambda: m(x, p, f0, seed=0, chunk_frames=chunk)  # noqa: E731, B023 (called at once, in this iteration)
+        mx.eval(f())
+        mx.eval(f())
+        mx.clear_cache()
+        mx.reset_peak_memory()
         ts = []
         for _ in range(3):
-            a = time.perf_counter(); mx.eval(f()); mx.synchronize(); ts.append(time.perf_counter() - a)
-        print(f"T={t} chunk={chunk}: {statistics.median(ts) * 1000:7.1f} ms {mx.get_peak_memory() / 2**20:7.0f} MB", flush=True)
+            a = time.perf_counter()
+            mx.eval(f())
+            mx.synchronize()
+            ts.append(time.perf_counter() - a)
+        print(
+            f"T={t} chunk={chunk}: {statistics.median(ts) * 1000:7.1f} ms {mx.get_peak_memory() / 2**20:7.0f} MB",
+            flush=True,
+        )

@@ -4,8 +4,9 @@ index as the pipeline bench's). Not a test.  python bench/index_threads.py"""
 import os
 import time
 
-import numpy as np
 import faiss
+import numpy as np
+
 from rvc_index import build_index
 
 idx = build_index(np.random.default_rng(0).standard_normal((20000, 768)).astype(np.float32))

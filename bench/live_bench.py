@@ -17,6 +17,7 @@ import argparse
 import json
 
 import numpy as np
+
 from rvc_audio import load_audio, resample
 from rvc_convert import ConvertOptions, VoiceConverter
 from rvc_convert.bench import _device_name, build_models, signal

@@ -1,6 +1,6 @@
 """Per-stage timing of the synthesizer on the current MLX device (full-size v2 40k, random weights).
 
-    python bench/synth_profile.py [--seconds 10] [--dtype float32]
+python bench/synth_profile.py [--seconds 10] [--dtype float32]
 """
 
 from __future__ import annotations
@@ -8,11 +8,15 @@ from __future__ import annotations
 import argparse
 import time
 
-import rvc_synth  # noqa: F401  (OpenBLAS before mlx)
-import mlx.core as mx
-import mlx.nn as nn
-import numpy as np
-from rvc_synth.bench import random_model
+import rvc_runtime
+
+rvc_runtime.configure_cpu()  # OpenBLAS/oneDNN for MLX's CPU paths: must run before MLX is first imported
+
+import mlx.core as mx  # noqa: E402
+import mlx.nn as nn  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rvc_synth.bench import random_model  # noqa: E402
 
 
 def timed(fn, repeats=5):
@@ -43,7 +47,7 @@ def main() -> None:
     print(f"device {mx.default_device()} dtype {a.dtype} seconds {a.seconds}")
     print(f"full call          {timed(lambda: m(x, p, f0, noise_scale=0)):8.2f} ms")
     for c in (0, 500, 1000, 2000):
-        print(f"full, chunk {c:5d}  {timed(lambda: m(x, p, f0, noise_scale=0, chunk_frames=c)):8.2f} ms")
+        print(f"full, chunk {c:5d}  {timed(lambda: m(x, p, f0, noise_scale=0, chunk_frames=c)):8.2f} ms")  # noqa: B023 (called at once, in this iteration)
     m_p, _ = m.enc_p(x, p)
     print(f"enc_p              {timed(lambda: m.enc_p(x, p)):8.2f} ms")
     z = m.flow.reverse(m_p, g)
@@ -56,16 +60,18 @@ def main() -> None:
     mx.eval(h)
     for i, up in enumerate(m.dec.ups):
         hin = h
-        print(f" stage {i} up        {timed(lambda: up(nn.leaky_relu(hin, 0.1))):8.2f} ms  shape {tuple(hin.shape)}")
+        print(f" stage {i} up        {timed(lambda: up(nn.leaky_relu(hin, 0.1))):8.2f} ms  shape {tuple(hin.shape)}")  # noqa: B023 (called at once, in this iteration)
         h = up(nn.leaky_relu(h, 0.1)) + m.dec.noise_convs[i](har)
         mx.eval(h)
-        print(f" stage {i} noiseconv {timed(lambda: m.dec.noise_convs[i](har)):8.2f} ms")
+        print(f" stage {i} noiseconv {timed(lambda: m.dec.noise_convs[i](har)):8.2f} ms")  # noqa: B023 (called at once, in this iteration)
         for j in range(3):
             rb = m.dec.resblocks[3 * i + j]
             hh = h
             c1 = rb.convs1[0]
-            print(f" stage {i} rb{j} k={c1.weight.shape[1]:2d} {timed(lambda: rb(hh)):8.2f} ms   "
-                  f"one conv {timed(lambda: c1(hh)):7.3f} ms  ({2 * hh.shape[1] * c1.weight.size / 1e9:.2f} GFLOP)")
+            print(
+                f" stage {i} rb{j} k={c1.weight.shape[1]:2d} {timed(lambda: rb(hh)):8.2f} ms   "  # noqa: B023 (called at once, in this iteration)
+                f"one conv {timed(lambda: c1(hh)):7.3f} ms  ({2 * hh.shape[1] * c1.weight.size / 1e9:.2f} GFLOP)"  # noqa: B023 (called at once, in this iteration)
+            )
         h = sum(m.dec.resblocks[3 * i + j](h) for j in range(3)) / 3
         mx.eval(h)
 

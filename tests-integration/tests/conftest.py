@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
 import rvc_runtime
 
 # These tests run with the CPU libraries rvc-convert and the `rvc` command set up (OpenBLAS for
 # MLX's CPU matmuls, oneDNN), loaded before anything imports MLX; importing the packages loads nothing.
 rvc_runtime.configure_cpu()
-from typer.testing import CliRunner
 
 
 @pytest.fixture(scope="session")

@@ -98,7 +98,9 @@ def test_imported_packages_are_declared_dependencies() -> None:
             for line, module, _ in _imports(ast.parse(f.read_text())):
                 top = module.split(".")[0]
                 if top in LAYERS and top != name and top not in declared:
-                    problems.append(f"{f.relative_to(ROOT)}:{line}: imports {top}, not in {pyproject.relative_to(ROOT)}")
+                    problems.append(
+                        f"{f.relative_to(ROOT)}:{line}: imports {top}, not in {pyproject.relative_to(ROOT)}"
+                    )
     assert not problems, "\n".join(problems)
 
 

@@ -164,8 +164,9 @@ def test_folder_with_one_corrupt_file(cli, clips, ckpts, weights_args, wav, tmp_
     # Resume: with the bad file replaced, --skip-existing converts only what is missing.
     before = {name: (out / name).read_bytes() for name in ("a.wav", "b.wav")}
     wav.write(src / "bad.wav", arctic[: 2 * 16000], 16000)
-    resumed = cli("convert", src, out, "-m", ckpts / "v2_f0_40k.pth", "--f0-method", "pm", "--skip-existing",
-                  *weights_args("v2"))
+    resumed = cli(
+        "convert", src, out, "-m", ckpts / "v2_f0_40k.pth", "--f0-method", "pm", "--skip-existing", *weights_args("v2")
+    )
     assert resumed.exit_code == 0, resumed.output
     assert resumed.stdout.splitlines() == [str(out / "bad.wav")]
     assert "skipping 2 file(s)" in resumed.stderr and "converted 1 of 1 files" in resumed.stderr
@@ -178,18 +179,25 @@ def test_folder_with_one_corrupt_file(cli, clips, ckpts, weights_args, wav, tmp_
     assert len(loads) == 2
 
 
-@pytest.mark.parametrize(("method", "env_var", "weights"), [
-    ("crepe-tiny", "RVC_CREPE_TINY_WEIGHTS", "crepe_tiny.pth"),
-    ("fcpe", "RVC_FCPE_WEIGHTS", "fcpe_c_v001.pt"),
-])
-def test_convert_with_crepe_and_fcpe(cli, clips, ckpts, fixtures_dir, weights_args, wav, tmp_path, method, env_var, weights):
+@pytest.mark.parametrize(
+    ("method", "env_var", "weights"),
+    [
+        ("crepe-tiny", "RVC_CREPE_TINY_WEIGHTS", "crepe_tiny.pth"),
+        ("fcpe", "RVC_FCPE_WEIGHTS", "fcpe_c_v001.pt"),
+    ],
+)
+def test_convert_with_crepe_and_fcpe(
+    cli, clips, ckpts, fixtures_dir, weights_args, wav, tmp_path, method, env_var, weights
+):
     """`rvc convert --f0-method crepe-tiny|fcpe` end to end, on the real trained pitch weights."""
     src = clips / "arctic_a0007.wav"
     seconds = len(wav.read(src)[0]) / wav.read(src)[1]
     out = tmp_path / "out.wav"
     env = {env_var: str(fixtures_dir / "pitch" / weights)}
     model = "v2_f0_40k.pth"
-    result = cli("convert", src, out, "-m", ckpts / model, "--f0-method", method, "--seed", 0, *weights_args(model), env=env)
+    result = cli(
+        "convert", src, out, "-m", ckpts / model, "--f0-method", method, "--seed", 0, *weights_args(model), env=env
+    )
     assert result.exit_code == 0, result.output
     x, rate = wav.read(out)
     _check_output(x, rate, seconds=seconds, expected_rate=40000, hop=400)

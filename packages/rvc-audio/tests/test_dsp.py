@@ -169,4 +169,6 @@ def test_mix_rms_blocks_equal_whole_signal_formula():
     for rate in (0.0, 0.25, 0.9):
         np.testing.assert_array_equal(mix_rms(src, 16000, tgt, 40000, rate), whole(src, 16000, tgt, 40000, rate))
     short = tgt[:5000]
-    np.testing.assert_array_equal(mix_rms(src[:2000], 16000, short, 40000, 0.5), whole(src[:2000], 16000, short, 40000, 0.5))
+    np.testing.assert_array_equal(
+        mix_rms(src[:2000], 16000, short, 40000, 0.5), whole(src[:2000], 16000, short, 40000, 0.5)
+    )

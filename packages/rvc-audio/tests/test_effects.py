@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from rvc_audio import effects as E
 from rvc_audio.errors import AudioValueError
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rvc_cli.main import app
 from typer.testing import CliRunner
+
+from rvc_cli.main import app
 
 runner = CliRunner()
 
@@ -441,6 +442,7 @@ def test_bench_failure_is_one_line(monkeypatch):
 def test_abort_inside_a_command_is_typers_abort_not_an_error_line() -> None:
     """typer ships its own click copy: guard() must let typer.Abort through (it once caught only click's)."""
     import typer
+
     from rvc_cli import _ui
 
     demo = typer.Typer()
@@ -460,6 +462,7 @@ def test_the_cli_does_not_import_click_itself() -> None:
     code = "import sys, rvc_cli.main; print('click' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
 
 # -- issue 21: checks before loading, CLI wording, completion, resuming a batch ------------------
 
@@ -612,8 +615,13 @@ def test_pitch_phase_text():
     from rvc_cli._convert import _pitch_phase
 
     f0 = SimpleNamespace(info=SimpleNamespace(has_f0=True))
-    assert _pitch_phase(f0, {"f0_method": "harvest", "f0_curve": None}) == "estimating pitch (harvest) on the whole file…"
-    assert _pitch_phase(f0, {"f0_method": "rmvpe", "f0_curve": "c.csv"}) == "estimating pitch (the F0 curve) on the whole file…"
+    assert (
+        _pitch_phase(f0, {"f0_method": "harvest", "f0_curve": None}) == "estimating pitch (harvest) on the whole file…"
+    )
+    assert (
+        _pitch_phase(f0, {"f0_method": "rmvpe", "f0_curve": "c.csv"})
+        == "estimating pitch (the F0 curve) on the whole file…"
+    )
     assert _pitch_phase(SimpleNamespace(info=SimpleNamespace(has_f0=False)), {"f0_method": "rmvpe"}) is None
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
 from rvc_cli._applio import EFFECT_PARAMS, FORMANT_PRESETS, to_options
 from rvc_cli.main import app
-from typer.testing import CliRunner
 
 runner = CliRunner()
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
 import rvc_convert
 from rvc_audio import load_audio, save_audio
 from rvc_cli.main import app
-from typer.testing import CliRunner
 
 runner = CliRunner()
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+from typer.testing import CliRunner
+
 import rvc_convert.warmup as warmup_mod
 from rvc_cli.main import app
 from rvc_convert.warmup import WarmupStep
-from typer.testing import CliRunner
 
 
 def test_warmup_command_passes_options_and_prints_steps(monkeypatch):

@@ -30,8 +30,12 @@ def main(minutes: list[float], synth: str | None = None) -> None:
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         arrays = seconds * (16000 * (4 + 8) + 40000 * (4 + 2)) / 2**20
-        print(f"{m:6g} m {r['peak_rss_mb']:8.0f}MB {r['rss_before_mb']:9.0f}MB {r['peak_rss_mb'] - r['rss_before_mb']:7.0f}MB "
-              f"{arrays:10.0f}MB {r['total']:8.0f}s {r['rtf']:6.2f}", flush=True)
+        print(
+            f"{m:6g} m {r['peak_rss_mb']:8.0f}MB {r['rss_before_mb']:9.0f}MB "
+            f"{r['peak_rss_mb'] - r['rss_before_mb']:7.0f}MB "
+            f"{arrays:10.0f}MB {r['total']:8.0f}s {r['rtf']:6.2f}",
+            flush=True,
+        )
         print("   ", json.dumps(r), flush=True)
 
 

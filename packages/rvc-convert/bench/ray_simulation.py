@@ -57,6 +57,7 @@ def contentvec_v1(path: Path) -> Path:
 
 def main() -> None:
     import ray
+
     from rvc_convert import ConvertOptions
     from rvc_convert.distributed import convert_folder
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from rvc_audio import effects as fx
 from rvc_audio import load_audio
 from rvc_convert import ConvertOptions, VoiceConverter

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rvc_runtime import onednn as _dnnl
 
 from rvc_convert._backends import dnnl_conv2d, lend_cpu_kernels
+from rvc_runtime import onednn as _dnnl
 
 
 @pytest.mark.skipif(not _dnnl.available(), reason="oneDNN (onednn-cpu-gomp) not installed")
@@ -39,9 +39,9 @@ def test_lend_cpu_kernels_keeps_a_backend_already_set() -> None:
 def test_converter_lends_them(fixtures_dir: Path) -> None:
     """A VoiceConverter's RMVPE runs its U-Net on the lent convolutions (on the CPU)."""
     import mlx.core as mx
-    from rvc_f0 import load_rmvpe
 
     from rvc_convert import VoiceConverter
+    from rvc_f0 import load_rmvpe
 
     weights = fixtures_dir / "extractors" / "rmvpe_random.safetensors"
     model = fixtures_dir / "reference" / "checkpoints" / "v2_f0_40k.pth"
@@ -56,8 +56,8 @@ def test_converter_chooses_its_backends_once(fixtures_dir: Path, monkeypatch: py
     """``VoiceConverter.backends``: the synthesizer's backend and device, the lent convolution and
     the GPU BLAS policy, decided in ``__init__`` and passed down to the pipeline."""
     import mlx.core as mx
-    import rvc_synth
 
+    import rvc_synth
     from rvc_convert import VoiceConverter
     from rvc_convert._backends import plan
 

@@ -9,13 +9,19 @@ import json
 import huggingface_hub.constants
 import numpy as np
 import pytest
+
 import rvc_synth
 from rvc_audio import load_audio
 from rvc_convert import ConvertOptions, RVCConvertError, VoiceConverter
-from rvc_convert.errors import ConvertInputError, ModelMismatchError, OutputExistsError, WeightsFormatError, WeightsNotFoundError
-from rvc_features.errors import WeightsFormatError as FeaturesWeightsFormatError
+from rvc_convert.errors import (
+    ConvertInputError,
+    ModelMismatchError,
+    OutputExistsError,
+    WeightsNotFoundError,
+)
 from rvc_convert.options import F0_METHODS, PRESETS
 from rvc_convert.stub import StubEmbedder
+from rvc_features.errors import WeightsFormatError as FeaturesWeightsFormatError
 
 
 @pytest.fixture(scope="module")
@@ -42,22 +48,57 @@ def test_defaults_are_rvc_webui_single_conversion():
     import rvc_f0
 
     assert dataclasses.asdict(ConvertOptions()) == {
-        "pitch": 0.0, "f0_method": "rmvpe", "f0_curve": None, "index_rate": 0.75, "filter_radius": 3,
-        "rms_mix_rate": 0.25, "protect": 0.33, "resample_sr": 0, "speaker": 0, "seed": None, "preset": "cpu",
+        "pitch": 0.0,
+        "f0_method": "rmvpe",
+        "f0_curve": None,
+        "index_rate": 0.75,
+        "filter_radius": 3,
+        "rms_mix_rate": 0.25,
+        "protect": 0.33,
+        "resample_sr": 0,
+        "speaker": 0,
+        "seed": None,
+        "preset": "cpu",
         # Applio's options, all off (tests in test_applio_options.py)
-        "f0_autotune": False, "f0_autotune_strength": 1.0, "proposed_pitch": False, "proposed_pitch_threshold": 155.0,
-        "formant_shifting": False, "formant_quefrency": 1.0, "formant_timbre": 1.0, "split_audio": False,
-        "clean_audio": False, "clean_strength": 0.5, "effects": ()}
+        "f0_autotune": False,
+        "f0_autotune_strength": 1.0,
+        "proposed_pitch": False,
+        "proposed_pitch_threshold": 155.0,
+        "formant_shifting": False,
+        "formant_quefrency": 1.0,
+        "formant_timbre": 1.0,
+        "split_audio": False,
+        "clean_audio": False,
+        "clean_strength": 0.5,
+        "effects": (),
+    }
     assert F0_METHODS == rvc_f0.METHODS
     assert PRESETS == {"cpu": (1, 6, 38, 41), "lowmem": (1, 5, 30, 32), "fp16": (3, 10, 60, 65)}
 
 
-@pytest.mark.parametrize("bad", [
-    {"pitch": float("nan")}, {"f0_method": "yin"}, {"index_rate": 1.5}, {"rms_mix_rate": -0.1}, {"protect": 2},
-    {"filter_radius": -1}, {"resample_sr": 8000}, {"speaker": -1}, {"seed": 1.5}, {"preset": "gpu"},
-    {"speaker": True}, {"pitch": 1000}, {"pitch": -48.5}, {"pitch": float("inf")}, {"pitch": float("-inf")},
-    {"index_rate": float("nan")}, {"protect": float("nan")}, {"rms_mix_rate": float("inf")},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"pitch": float("nan")},
+        {"f0_method": "yin"},
+        {"index_rate": 1.5},
+        {"rms_mix_rate": -0.1},
+        {"protect": 2},
+        {"filter_radius": -1},
+        {"resample_sr": 8000},
+        {"speaker": -1},
+        {"seed": 1.5},
+        {"preset": "gpu"},
+        {"speaker": True},
+        {"pitch": 1000},
+        {"pitch": -48.5},
+        {"pitch": float("inf")},
+        {"pitch": float("-inf")},
+        {"index_rate": float("nan")},
+        {"protect": float("nan")},
+        {"rms_mix_rate": float("inf")},
+    ],
+)
 def test_option_validation(bad):
     with pytest.raises(ConvertInputError, match=next(iter(bad))):
         ConvertOptions(**bad)
@@ -69,9 +110,8 @@ def test_pitch_range_is_four_octaves_both_ways():
     """+-48 semitones is accepted (F0 x16 or /16) and the post-processing stays finite and warning-free."""
     import warnings
 
-    from rvc_f0 import postprocess_f0
-
     from rvc_convert.options import PITCH_RANGE
+    from rvc_f0 import postprocess_f0
 
     assert PITCH_RANGE == 48
     f0 = np.array([0.0, 50.0, 220.0, 1100.0], np.float32)
@@ -104,8 +144,13 @@ def test_convert_real_clip_v1(v1, fixtures_dir):
 
 def test_index_blending_and_dimension_check(ckpt, ref_dir, tiny_contentvec_v1, rmvpe, clip):
     index = ref_dir / "pipeline" / "index_v1_IVF.index"  # 256-d (v1)
-    vc = VoiceConverter(ckpt("v1_f0_32k"), index=index, contentvec=tiny_contentvec_v1, rmvpe=rmvpe,
-                        options=ConvertOptions(f0_method="pm", seed=0))
+    vc = VoiceConverter(
+        ckpt("v1_f0_32k"),
+        index=index,
+        contentvec=tiny_contentvec_v1,
+        rmvpe=rmvpe,
+        options=ConvertOptions(f0_method="pm", seed=0),
+    )
     with_index, _ = vc.convert(clip, sample_rate=16000)
     without, _ = vc.convert(clip, sample_rate=16000, index_rate=0.0)
     assert not (with_index == without).all()
@@ -119,8 +164,11 @@ def test_contentvec_must_fit_the_model(ckpt, extractors_dir, tiny_contentvec_v1,
     with pytest.raises(ModelMismatchError, match="64-d features for v2 models, but this model takes 768-d"):
         VoiceConverter(ckpt("v2_nof0_32k"), contentvec=tiny_contentvec_v1)
     nofp = {k: v for k, v in load_file(str(tiny_contentvec_v1)).items() if not k.startswith("final_proj")}
-    save_file(nofp, str(tmp_path / "nofp.safetensors"),
-              metadata={"contentvec_kwargs": (extractors_dir / "contentvec_tiny.json").read_text()})
+    save_file(
+        nofp,
+        str(tmp_path / "nofp.safetensors"),
+        metadata={"contentvec_kwargs": (extractors_dir / "contentvec_tiny.json").read_text()},
+    )
     with pytest.raises(FeaturesWeightsFormatError, match="rvc models import-hubert"):  # rvc-features' own
         VoiceConverter(ckpt("v1_nof0_32k"), contentvec=tmp_path / "nofp.safetensors")
 
@@ -148,8 +196,12 @@ def test_missing_weights_offline(ckpt, tiny_contentvec_v1, tmp_path, monkeypatch
 
 
 def test_bad_audio_and_speaker(v1):
-    for audio, match in ((np.zeros((100, 2), np.float32), "shape"), (np.zeros(100, np.int16), "dtype"),
-                         (np.full(16000, np.nan, np.float32), "NaN"), (np.zeros(100, np.float32), "at least")):
+    for audio, match in (
+        (np.zeros((100, 2), np.float32), "shape"),
+        (np.zeros(100, np.int16), "dtype"),
+        (np.full(16000, np.nan, np.float32), "NaN"),
+        (np.zeros(100, np.float32), "at least"),
+    ):
         with pytest.raises(ConvertInputError, match=match):
             v1.convert(audio, sample_rate=16000)
     with pytest.raises(ConvertInputError, match="sample_rate"):
@@ -183,8 +235,9 @@ def test_long_input_is_chunked_like_the_pipeline(ckpt):
     """33 s with the lowmem preset: two chunks, progress per chunk, seamless length."""
     rng = np.random.default_rng(0)
     t = np.arange(16000 * 33) / 16000
-    audio = (0.3 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 0.5 * t) > -0.5)
-             + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+    audio = (
+        0.3 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 0.5 * t) > -0.5) + 0.01 * rng.standard_normal(len(t))
+    ).astype(np.float32)
     synth = rvc_synth.load(ckpt("v2_f0_32k"))
     vc = VoiceConverter(synth, embedder=StubEmbedder(), options=ConvertOptions(f0_method="pm", preset="lowmem", seed=5))
     steps = []
@@ -215,8 +268,9 @@ def test_no_f0_model_and_custom_embedder(ckpt):
 
     vc = VoiceConverter(ckpt("v2_nof0_40k"), embedder=embed)
     assert not vc.info.has_f0
-    out, sr = vc.convert(np.random.default_rng(1).standard_normal(24000).astype(np.float32) * 0.1,
-                         sample_rate=16000, seed=0)
+    out, sr = vc.convert(
+        np.random.default_rng(1).standard_normal(24000).astype(np.float32) * 0.1, sample_rate=16000, seed=0
+    )
     assert sr == 40000 and calls == [24000 + 32000] and abs(len(out) / sr - 1.5) < 0.03
     from rvc_features.errors import WeightsNotFoundError as FeaturesNotFound
 
@@ -286,8 +340,9 @@ def test_missing_f0_weights_fail_before_any_load(ckpt, tmp_path, monkeypatch, lo
     assert f"(from ${spec.env}) does not exist" in msg and f"`rvc models download {net}`" in msg
     monkeypatch.delenv(spec.env)
     with pytest.raises(F0WeightsNotFoundError, match=r"nope2\.pth \(from weights=\) does not exist") as exc:
-        VoiceConverter(ckpt("v2_f0_40k"), options=ConvertOptions(f0_method=method),
-                       f0_weights={net: tmp_path / "nope2.pth"})
+        VoiceConverter(
+            ckpt("v2_f0_40k"), options=ConvertOptions(f0_method=method), f0_weights={net: tmp_path / "nope2.pth"}
+        )
     assert load_spy == []
 
 
@@ -324,8 +379,11 @@ def test_embedder_by_path_and_name(ckpt, fixtures_dir, tmp_path, monkeypatch, rm
     if not emb.is_dir():
         pytest.skip("embedder fixtures missing")
     # the fixture embedder is 96-d (final_proj 32-d): a 768-d v2 / 256-d v1 model refuses it, naming both widths
-    with pytest.raises(ModelMismatchError, match=r"embedder .*bin_legacy gives 96-d features for v2 models, but "
-                                                 r"this model takes 768-d ones"):
+    with pytest.raises(
+        ModelMismatchError,
+        match=r"embedder .*bin_legacy gives 96-d features for v2 models, but "
+        r"this model takes 768-d ones",
+    ):
         VoiceConverter(ckpt("v2_f0_40k"), embedder=emb, rmvpe=rmvpe)
     with pytest.raises(ModelMismatchError, match=r"gives 32-d features for v1 models, but this model takes 256-d"):
         VoiceConverter(ckpt("v1_f0_32k"), embedder=str(emb), rmvpe=rmvpe)

@@ -66,8 +66,9 @@ def expected(clips_dir: Path, weights: dict, tmp_path_factory: pytest.TempPathFa
     """The one-machine conversion (VoiceConverter.convert_file, as `rvc convert`, seed 0) of every
     good clip, with one BLAS/OpenMP thread as the 1-CPU actors have (Ray sets OMP_NUM_THREADS=1;
     another thread count changes the float sums' order, hence a few LSBs)."""
-    from rvc_convert import ConvertOptions, VoiceConverter
     from threadpoolctl import threadpool_limits
+
+    from rvc_convert import ConvertOptions, VoiceConverter
 
     vc = VoiceConverter(
         weights["model"],
@@ -100,8 +101,9 @@ def _convert(clips_dir, out, weights, **kw):
 @pytest.fixture(scope="module")
 def cli_run(ray_session, clips_dir, weights, tmp_path_factory):
     """``rvc convert CLIPS OUT --engine ray --workers 2`` once: (click result, OUT)."""
-    from rvc_cli.main import app
     from typer.testing import CliRunner
+
+    from rvc_cli.main import app
 
     out = tmp_path_factory.mktemp("ray") / "out"
     args = ["convert", clips_dir, out, "-m", weights["model"], "--contentvec", weights["contentvec"]]

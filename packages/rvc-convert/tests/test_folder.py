@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from rvc_convert.errors import ConvertInputError
 from rvc_convert.folder import audio_files, output_paths, temp_files
 

@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import pytest
+
 from rvc_convert.live import LiveLoop, run_file
 
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+
 import rvc_synth
 from rvc_convert.options import PRESETS, ConvertOptions
 from rvc_convert.pipeline import chunk_plan, prepare_features, run_pipeline, split_points
@@ -33,12 +34,25 @@ def test_whole_pipeline_golden(ref_dir, make_signal) -> None:
         calls.append((len(audio_pad), p_len))
         return f0
 
-    opts = ConvertOptions(pitch=float(g["f0_up_key"]), index_rate=0.0, rms_mix_rate=float(g["rms_mix_rate"]),
-                          protect=float(g["protect"]), speaker=int(g["sid"]), preset="cpu")
+    opts = ConvertOptions(
+        pitch=float(g["f0_up_key"]),
+        index_rate=0.0,
+        rms_mix_rate=float(g["rms_mix_rate"]),
+        protect=float(g["protect"]),
+        speaker=int(g["sid"]),
+        preset="cpu",
+    )
     audio = x_in.astype(np.float32) / 32768
     steps = []
-    out, sr = run_pipeline(audio, synth=synth, embedder=StubEmbedder(seed=int(g["stub_seed"])), f0_fn=f0_fn,
-                           options=opts, noise_scale=0, progress=lambda d, t: steps.append((d, t)))
+    out, sr = run_pipeline(
+        audio,
+        synth=synth,
+        embedder=StubEmbedder(seed=int(g["stub_seed"])),
+        f0_fn=f0_fn,
+        options=opts,
+        noise_scale=0,
+        progress=lambda d, t: steps.append((d, t)),
+    )
     assert calls == [(128000, 800)]
     assert steps == [(0, 1), (1, 1)]
     ref = g["audio_out_int16"]
@@ -92,8 +106,12 @@ def test_features_blend_protect_golden(ref_dir, case: str) -> None:
     index = FeatureIndex.load(ref_dir / "pipeline" / "index_v1_IVF.index")
     uses_f0 = bool(g[f"{case}_uses_f0"])
     feats, p_len = prepare_features(
-        g["query"][0], index=index, index_rate=float(g[f"{case}_index_rate"]),
-        pitchf=g["pitchf"][0] if uses_f0 else None, protect=float(g[f"{case}_protect"]), p_len=80,
+        g["query"][0],
+        index=index,
+        index_rate=float(g[f"{case}_index_rate"]),
+        pitchf=g["pitchf"][0] if uses_f0 else None,
+        protect=float(g[f"{case}_protect"]),
+        p_len=80,
     )
     ref = g[f"{case}_phone"][0]
     assert p_len == int(g[f"{case}_p_len"][0]) and feats.shape == ref.shape
@@ -107,10 +125,12 @@ def test_one_blas_thread_during_gpu_conversions(ref_dir, make_signal, gpu: bool,
     restored afterwards; CPU conversions keep every thread."""
     from threadpoolctl import threadpool_info
 
-
     def blas_threads() -> list[int]:  # OpenBLAS builds with their own threads (not faiss's OpenMP one)
-        return [i["num_threads"] for i in threadpool_info()
-                if i["user_api"] == "blas" and i.get("threading_layer") != "openmp"]
+        return [
+            i["num_threads"]
+            for i in threadpool_info()
+            if i["user_api"] == "blas" and i.get("threading_layer") != "openmp"
+        ]
 
     from rvc_convert._backends import plan
 
@@ -124,8 +144,15 @@ def test_one_blas_thread_during_gpu_conversions(ref_dir, make_signal, gpu: bool,
     synth = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_32k.pth")
     audio = make_signal(2, 0, ()).astype(np.float32) / 32768
     backends = replace(plan(synth), one_blas_thread=gpu)  # the plan a VoiceConverter on a GPU makes
-    out, _ = run_pipeline(audio, synth=synth, embedder=embedder, f0_fn=lambda a, n: np.full(n, 150.0),
-                          options=ConvertOptions(index_rate=0.0), noise_scale=0, backends=backends)
+    out, _ = run_pipeline(
+        audio,
+        synth=synth,
+        embedder=embedder,
+        f0_fn=lambda a, n: np.full(n, 150.0),
+        options=ConvertOptions(index_rate=0.0),
+        noise_scale=0,
+        backends=backends,
+    )
     assert len(out) > 0 and seen
     assert all(t == ([1] * len(before) if gpu else before) for t in seen)
     assert blas_threads() == before

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from rvc_audio import load_audio, resample
 from rvc_convert import VoiceConverter
 from rvc_convert.errors import ConvertInputError
@@ -125,7 +126,9 @@ def test_sola_recovers_a_known_shift_and_leaves_no_seam(vc_stub):
     jumps = np.abs(np.diff(y))
     seams = np.arange(n, len(y), n) - 1
     inner = np.delete(jumps, seams)
-    print(f"SOLA: largest seam jump {jumps[seams].max():.4g}, in-block 99.9th percentile {np.percentile(inner, 99.9):.4g}")
+    print(
+        f"SOLA: largest seam jump {jumps[seams].max():.4g}, in-block 99.9th percentile {np.percentile(inner, 99.9):.4g}"
+    )
     assert jumps[seams].max() <= np.percentile(inner, 99.9)
 
 

@@ -4,6 +4,7 @@ synthesizer calls; no timing)."""
 from __future__ import annotations
 
 import pytest
+
 from rvc_convert import ConvertOptions, VoiceConverter
 from rvc_convert.stub import StubEmbedder
 from rvc_convert.warmup import WarmupStep, warmup, warmup_plan

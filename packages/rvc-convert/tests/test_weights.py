@@ -10,6 +10,7 @@ import huggingface_hub
 import huggingface_hub.constants
 import numpy as np
 import pytest
+
 from rvc_convert import weights
 from rvc_convert.errors import ConvertInputError, OutputExistsError, WeightsDownloadError, WeightsNotFoundError
 
@@ -69,10 +70,17 @@ def test_nothing_configured_names_the_ways_out(empty_cache, offline):
     with pytest.raises(WeightsDownloadError, match="huggingface.co is unreachable"):
         weights.download_weights("rmvpe")
     rows = {r["name"]: r for r in weights.weights_status()}
-    assert rows["contentvec"] == {"name": "contentvec", "repo": "lexandstuff/mlx-contentvec",
-                                  "file": "contentvec_base.safetensors", "env": "RVC_CONTENTVEC_WEIGHTS",
-                                  "source": None, "path": None, "cached": False, "hub_cached": False,
-                                  "random": False}
+    assert rows["contentvec"] == {
+        "name": "contentvec",
+        "repo": "lexandstuff/mlx-contentvec",
+        "file": "contentvec_base.safetensors",
+        "env": "RVC_CONTENTVEC_WEIGHTS",
+        "source": None,
+        "path": None,
+        "cached": False,
+        "hub_cached": False,
+        "random": False,
+    }
     assert rows["rmvpe"]["file"] == "rmvpe.safetensors" and rows["rmvpe"]["cached"] is False
 
 
@@ -101,8 +109,11 @@ def test_download_failure_is_one_clear_error(empty_cache, online, monkeypatch):
         raise OSError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", refused)
-    with pytest.raises(WeightsDownloadError, match=r"could not download lexandstuff/mlx-contentvec/contentvec_base"
-                                                    r"\.safetensors \(OSError: \[Errno -2\]") as exc:
+    with pytest.raises(
+        WeightsDownloadError,
+        match=r"could not download lexandstuff/mlx-contentvec/contentvec_base"
+        r"\.safetensors \(OSError: \[Errno -2\]",
+    ) as exc:
         weights.download_weights("all")
     assert isinstance(exc.value, ConnectionError) and "RVC_CONTENTVEC_WEIGHTS" in str(exc.value)
 
@@ -115,8 +126,9 @@ def test_download_uses_hub_and_cache(empty_cache, online, extractors_dir, monkey
         return str(tmp_path / filename)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    cached = _put_in_cache(empty_cache, "lexandstuff/mlx-rmvpe", "rmvpe.safetensors",
-                           extractors_dir / "rmvpe_random.safetensors")
+    cached = _put_in_cache(
+        empty_cache, "lexandstuff/mlx-rmvpe", "rmvpe.safetensors", extractors_dir / "rmvpe_random.safetensors"
+    )
     out = weights.download_weights("all")
     assert out == {"contentvec": tmp_path / "contentvec_base.safetensors", "rmvpe": cached}
     assert calls == [("lexandstuff/mlx-contentvec", "contentvec_base.safetensors")]
@@ -132,9 +144,13 @@ def test_hub_file_names_are_the_packages_own():
     import mlx_rmvpe
 
     assert (weights.WEIGHTS["contentvec"].repo, weights.WEIGHTS["contentvec"].filename) == (
-        mlx_contentvec.HF_REPO_ID, mlx_contentvec.HF_WEIGHTS_FILE)
+        mlx_contentvec.HF_REPO_ID,
+        mlx_contentvec.HF_WEIGHTS_FILE,
+    )
     assert (weights.WEIGHTS["rmvpe"].repo, weights.WEIGHTS["rmvpe"].filename) == (
-        mlx_rmvpe.HF_REPO_ID, mlx_rmvpe.HF_WEIGHTS_FILE)
+        mlx_rmvpe.HF_REPO_ID,
+        mlx_rmvpe.HF_WEIGHTS_FILE,
+    )
 
 
 def test_build_voice_index(fixtures_dir, tiny_contentvec_v1, tmp_path):
@@ -146,8 +162,13 @@ def test_build_voice_index(fixtures_dir, tiny_contentvec_v1, tmp_path):
         os.symlink(fixtures_dir / "audio" / f, audio_dir / f)
     (audio_dir / "notes.txt").write_text("not audio")
     seen = []
-    out = weights.build_voice_index(audio_dir, tmp_path / "voice.index", version="v1", contentvec=tiny_contentvec_v1,
-                                    progress=lambda d, t: seen.append((d, t)))
+    out = weights.build_voice_index(
+        audio_dir,
+        tmp_path / "voice.index",
+        version="v1",
+        contentvec=tiny_contentvec_v1,
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert seen == [(1, 2), (2, 2)]
     idx = FeatureIndex.load(out)
     assert idx.dim == 256 and idx.ntotal > 500  # 50 frames per second of speech
@@ -180,6 +201,7 @@ def test_random_weights_load_as_the_bench_networks(random_weights, extractors_di
     """Full size, v1 and v2 features, and the very networks `rvc bench` measures (seed 0)."""
     import mlx.core as mx
     from mlx_contentvec import ContentvecModel
+
     from rvc_f0 import load_rmvpe
     from rvc_f0.bench import random_model
     from rvc_features import BASE_KWARGS, ContentVec, load_contentvec
@@ -231,6 +253,8 @@ def test_random_weights_written_atomically(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         weights.create_random_weights(tmp_path / "w")
     assert list((tmp_path / "w").iterdir()) == []
+
+
 def test_every_f0_network_and_embedder_is_covered(empty_cache, online, monkeypatch, tmp_path):
     """`rvc models download`/`list` cover CREPE, FCPE and Applio's embedders (issue 21 item 6)."""
     from rvc_f0.weights import WEIGHTS as F0
@@ -248,8 +272,10 @@ def test_every_f0_network_and_embedder_is_covered(empty_cache, online, monkeypat
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     folder = weights.download_embedder("spin-v2")
-    assert calls == [("IAHispano/Applio", "Resources/embedders/spin-v2/config.json"),
-                     ("IAHispano/Applio", "Resources/embedders/spin-v2/pytorch_model.bin")]
+    assert calls == [
+        ("IAHispano/Applio", "Resources/embedders/spin-v2/config.json"),
+        ("IAHispano/Applio", "Resources/embedders/spin-v2/pytorch_model.bin"),
+    ]
     assert folder == tmp_path / "dl" / "Resources" / "embedders" / "spin-v2"
     with pytest.raises(ConvertInputError, match="unknown embedder 'spin-v9'"):
         weights.download_embedder("spin-v9")
@@ -257,7 +283,8 @@ def test_every_f0_network_and_embedder_is_covered(empty_cache, online, monkeypat
     assert [(r["name"], r["kind"], r["fetch"]) for r in rows] == (
         [("contentvec", "extractor", "contentvec"), ("rmvpe", "extractor", "rmvpe")]
         + [(m, "f0", m) for m in F0]
-        + [(n, "embedder", f"--embedder {n}") for n in EMBEDDERS if n != "contentvec"])
+        + [(n, "embedder", f"--embedder {n}") for n in EMBEDDERS if n != "contentvec"]
+    )
     assert all(not r["cached"] for r in rows)
     assert [r["name"] for r in weights.weights_status()] == ["contentvec", "rmvpe"]  # the default: unchanged
 

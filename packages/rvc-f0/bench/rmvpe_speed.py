@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
+
 import rvc_runtime
 
 _BLAS = rvc_runtime.configure_cpu().blas  # a script: OpenBLAS before mlx is imported
@@ -40,6 +41,7 @@ def _timed(fn, audio) -> float:
 def main(which: list[str]) -> None:
     import mlx.core as mx
     from mlx_rmvpe import E2E, RMVPE
+
     from rvc_f0._mlx_net import correct_decoder
     from rvc_f0._rmvpe import RMVPEModel
 

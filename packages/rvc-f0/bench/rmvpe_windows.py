@@ -16,7 +16,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import rvc_f0  # noqa: F401  (OpenBLAS before mlx)
+
+import rvc_runtime
+
+rvc_runtime.configure_cpu()  # a script: OpenBLAS/oneDNN before mlx is first imported
+import rvc_f0  # noqa: E402
 
 FIXTURES = Path(os.environ.get("RVC_FIXTURES", Path(__file__).resolve().parents[4] / "shared" / "fixtures"))
 
@@ -66,6 +70,7 @@ def main(argv: list[str]) -> None:
         else:
             import mlx.core as mx
             from mlx_rmvpe import E2E
+
             from rvc_f0._mlx_net import correct_decoder
             from rvc_f0._rmvpe import RMVPEModel
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 import rvc_f0
 from rvc_f0.applio import (
     AUTOTUNE_NOTES,

@@ -7,6 +7,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
+
 from rvc_f0 import load_rmvpe
 from rvc_f0._rmvpe import BACKENDS, ENV_BACKEND, RMVPEBackend, choose_backend
 from rvc_f0.errors import RVCF0Error, UnknownBackendError

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.signal import medfilt
+
 from rvc_f0 import METHODS, RVCF0Error, extract_f0, postprocess_f0
 from rvc_f0.errors import CurveFileError, CurveFileNotFoundError, F0InputError, UnknownMethodError
-from scipy.signal import medfilt
 
 SR = 16000
 

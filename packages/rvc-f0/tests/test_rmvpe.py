@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from rvc_f0 import extract_f0, load_rmvpe, postprocess_f0
 from rvc_f0._rmvpe import ENV_WEIGHTS, _load, decode
 from rvc_f0.errors import RVCF0Error, WeightsFormatError, WeightsNotFoundError
@@ -76,6 +77,7 @@ def test_uncorrected_package_fails_the_goldens(weights, golden, model):
 def test_correction_stands_aside_when_upstream_is_fixed(weights):
     import mlx.core as mx
     import mlx.nn as nn
+
     from rvc_f0._mlx_net import correct_decoder
 
     net = _load(weights, correct=False).net
@@ -97,6 +99,7 @@ def test_correction_stands_aside_when_upstream_is_fixed(weights):
 
 def test_fused_bigru_matches_upstream(model):
     import mlx.core as mx
+
     from rvc_f0._mlx_net import _bigru
 
     x = mx.random.normal((1, 37, 384), key=mx.random.key(1))
@@ -116,6 +119,7 @@ def test_bigru_cuda_kernels_match_mlx_steps():
     of audio), non-trivial activations."""
     import mlx.core as mx
     from mlx_rmvpe.model import BiGRU
+
     from rvc_f0 import _gru_cuda
     from rvc_f0._mlx_net import _bigru
 
@@ -139,6 +143,7 @@ def test_bigru_kernel_failure_falls_back(caplog):
     """Where no kernel can be built (here: no CUDA), it says so once and returns None; the
     caller steps the GRU in MLX."""
     import mlx.core as mx
+
     from rvc_f0 import _gru_cuda
 
     if _on_cuda():
@@ -297,6 +302,7 @@ def test_offline_without_cache_names_both_ways_out(tmp_path):
 
 def test_hub_names_are_mlx_rmvpes_own():
     import mlx_rmvpe
+
     from rvc_f0._rmvpe import HF_FILENAME, HF_REPO_ID
 
     assert (HF_REPO_ID, HF_FILENAME) == (mlx_rmvpe.HF_REPO_ID, mlx_rmvpe.HF_WEIGHTS_FILE)

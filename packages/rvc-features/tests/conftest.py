@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 import rvc_runtime
 
 # These tests run with the CPU libraries rvc-convert and the `rvc` command set up (OpenBLAS for

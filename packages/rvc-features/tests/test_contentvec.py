@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+
 from rvc_features import ContentVec, load_contentvec
 from rvc_features._contentvec import parse_conv_layers
 from rvc_features.errors import WeightsFormatError, WeightsNotFoundError
@@ -59,6 +60,7 @@ def test_base_size_fast_forward_matches_upstream():
     fast path (GEMM convs, rational-erf GELU, NumPy attention) equals mlx-contentvec's forward."""
     import mlx.core as mx
     from mlx_contentvec import ContentvecModel
+
     from rvc_features._contentvec import _kwargs
 
     kw = _kwargs(None, {"contentvec_kwargs": json.dumps({"encoder_layers": 2})}, None)
@@ -83,8 +85,10 @@ def test_base_size_fast_forward_matches_upstream():
 
 
 def test_v1_needs_final_proj(extractors_dir):
-    cv = load_contentvec(extractors_dir / "contentvec_tiny.safetensors",
-                         kwargs=json.loads((extractors_dir / "contentvec_tiny.json").read_text()))
+    cv = load_contentvec(
+        extractors_dir / "contentvec_tiny.safetensors",
+        kwargs=json.loads((extractors_dir / "contentvec_tiny.json").read_text()),
+    )
     assert not cv.has_final_proj
     with pytest.raises(WeightsFormatError, match="import-hubert"):
         cv.embedder("v1")

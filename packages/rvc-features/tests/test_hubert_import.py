@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from rvc_features import import_hubert, load_contentvec
 from rvc_features.errors import OutputExistsError, WeightsFormatError, WeightsNotFoundError
 
@@ -42,7 +43,10 @@ class _Tensor:
     def __reduce_ex__(self, protocol):  # what torch.Tensor pickles as
         a = self.ref.array
         stride = tuple(s // a.itemsize for s in a.strides)
-        return (_FAKE["torch._utils"]._rebuild_tensor_v2, (self.ref, 0, a.shape, stride, False, collections.OrderedDict()))
+        return (
+            _FAKE["torch._utils"]._rebuild_tensor_v2,
+            (self.ref, 0, a.shape, stride, False, collections.OrderedDict()),
+        )
 
 
 _FAKE: dict[str, types.ModuleType] = {}
@@ -50,8 +54,19 @@ _FAKE: dict[str, types.ModuleType] = {}
 
 @contextlib.contextmanager
 def _fake_modules():
-    names = ["torch", "torch._utils", "omegaconf", "omegaconf.dictconfig", "omegaconf.nodes", "omegaconf.base",
-             "fairseq", "fairseq.data", "fairseq.data.dictionary", "fairseq.dataclass", "fairseq.dataclass.constants"]
+    names = [
+        "torch",
+        "torch._utils",
+        "omegaconf",
+        "omegaconf.dictconfig",
+        "omegaconf.nodes",
+        "omegaconf.base",
+        "fairseq",
+        "fairseq.data",
+        "fairseq.data.dictionary",
+        "fairseq.dataclass",
+        "fairseq.dataclass.constants",
+    ]
     saved = {n: sys.modules.get(n) for n in names}
     for n in names:
         _FAKE[n] = sys.modules[n] = types.ModuleType(n)
@@ -75,8 +90,11 @@ def _fake_modules():
     cls("omegaconf.base", "ContainerMetadata")
     cls("omegaconf.base", "Metadata")
     cls("fairseq.data.dictionary", "Dictionary")
-    mode = enum.Enum("EXTRACTOR_MODE_CHOICES", {"default": "default", "layer_norm": "layer_norm"},
-                     module="fairseq.dataclass.constants")
+    mode = enum.Enum(
+        "EXTRACTOR_MODE_CHOICES",
+        {"default": "default", "layer_norm": "layer_norm"},
+        module="fairseq.dataclass.constants",
+    )
     _FAKE["fairseq.dataclass.constants"].EXTRACTOR_MODE_CHOICES = mode
     try:
         yield _FAKE
@@ -101,11 +119,21 @@ def _dictconfig(content: dict) -> object:
         if isinstance(v, dict):
             node = _dictconfig(v)
         elif isinstance(v, enum.Enum):
-            node = _obj("omegaconf.nodes", "EnumNode", _val=v, _parent=cfg,
-                        _metadata=_obj("omegaconf.base", "Metadata", ref_type=type(v), key=k))
+            node = _obj(
+                "omegaconf.nodes",
+                "EnumNode",
+                _val=v,
+                _parent=cfg,
+                _metadata=_obj("omegaconf.base", "Metadata", ref_type=type(v), key=k),
+            )
         else:
-            node = _obj("omegaconf.nodes", "AnyNode", _val=v, _parent=cfg,
-                        _metadata=_obj("omegaconf.base", "Metadata", ref_type=typing.Any, key=k))
+            node = _obj(
+                "omegaconf.nodes",
+                "AnyNode",
+                _val=v,
+                _parent=cfg,
+                _metadata=_obj("omegaconf.base", "Metadata", ref_type=typing.Any, key=k),
+            )
         node.__dict__["_parent"] = cfg  # omegaconf's back references: cycles in the pickle
         cfg._content[k] = node
     return cfg
@@ -178,25 +206,49 @@ def fairseq_state(extractors_dir: Path, dtype=np.float32) -> collections.Ordered
 
 
 TINY_MODEL_CFG = {
-    "_name": "hubert", "label_rate": 50.0, "encoder_layers": 10, "encoder_embed_dim": 64,
-    "encoder_ffn_embed_dim": 128, "encoder_attention_heads": 4, "activation_fn": "gelu",
-    "conv_feature_layers": "[(32,10,5)] + [(32,3,2)] * 4 + [(32,2,2)] * 2", "conv_bias": False,
-    "conv_pos": 128, "conv_pos_groups": 16, "layer_norm_first": False, "final_dim": 256,
+    "_name": "hubert",
+    "label_rate": 50.0,
+    "encoder_layers": 10,
+    "encoder_embed_dim": 64,
+    "encoder_ffn_embed_dim": 128,
+    "encoder_attention_heads": 4,
+    "activation_fn": "gelu",
+    "conv_feature_layers": "[(32,10,5)] + [(32,3,2)] * 4 + [(32,2,2)] * 2",
+    "conv_bias": False,
+    "conv_pos": 128,
+    "conv_pos_groups": 16,
+    "layer_norm_first": False,
+    "final_dim": 256,
 }
 
 
 def _checkpoint(state, *, style: str):
     def build():
         fake = _FAKE
-        dictionary = _obj("fairseq.data.dictionary", "Dictionary", symbols=["<s>", "<pad>", "0"], count=[1, 1, 5],
-                          indices={"<s>": 0, "<pad>": 1, "0": 2}, nspecial=2)
+        dictionary = _obj(
+            "fairseq.data.dictionary",
+            "Dictionary",
+            symbols=["<s>", "<pad>", "0"],
+            count=[1, 1, 5],
+            indices={"<s>": 0, "<pad>": 1, "0": 2},
+            nspecial=2,
+        )
         mode = fake["fairseq.dataclass.constants"].EXTRACTOR_MODE_CHOICES.default
-        out = {"model": state, "task_state": {"dictionaries": [dictionary]}, "extra_state": {"epoch": 3},
-               "optimizer_history": [{"criterion_name": "HubertCriterion", "num_updates": 400000}]}
+        out = {
+            "model": state,
+            "task_state": {"dictionaries": [dictionary]},
+            "extra_state": {"epoch": 3},
+            "optimizer_history": [{"criterion_name": "HubertCriterion", "num_updates": 400000}],
+        }
         if style == "cfg":
             out["args"] = None
-            out["cfg"] = _dictconfig({"common": {"fp16": True}, "model": dict(TINY_MODEL_CFG, extractor_mode=mode),
-                                      "task": {"_name": "hubert_pretraining", "labels": ["km"]}})
+            out["cfg"] = _dictconfig(
+                {
+                    "common": {"fp16": True},
+                    "model": dict(TINY_MODEL_CFG, extractor_mode=mode),
+                    "task": {"_name": "hubert_pretraining", "labels": ["km"]},
+                }
+            )
         else:  # older fairseq: an argparse.Namespace
             out["args"] = argparse.Namespace(arch="hubert", extractor_mode="default", **TINY_MODEL_CFG)
         return out

@@ -35,7 +35,13 @@ def nlist(index: FeatureIndex) -> int:
 
 
 def test_public_api():
-    assert sorted(rvc_index.__all__) == ["FeatureIndex", "RVCIndexError", "build_index", "default_backend", "set_num_threads"]
+    assert sorted(rvc_index.__all__) == [
+        "FeatureIndex",
+        "RVCIndexError",
+        "build_index",
+        "default_backend",
+        "set_num_threads",
+    ]
     code = "import sys, rvc_index; assert not [m for m in sys.modules if m.split('.')[0] in ('mlx', 'torch')]"
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -246,7 +252,7 @@ def test_trained_only_renamed_sibling_and_ambiguous(tmp_path):
     added.rename(tmp_path / "added_something_else.index")
     assert FeatureIndex.load(trained).path == tmp_path / "added_something_else.index"
     _rvc_files(tmp_path, x, name="other")
-    (tmp_path / f"added_IVF2_Flat_nprobe_1_other_v2.index").rename(tmp_path / "added_z.index")
+    (tmp_path / "added_IVF2_Flat_nprobe_1_other_v2.index").rename(tmp_path / "added_z.index")
     with pytest.raises(IndexFileError, match="several added_"):
         FeatureIndex.load(trained)
 

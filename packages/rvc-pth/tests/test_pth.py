@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torchpickle
+
 from rvc_pth import (
     CheckpointFormatError,
     CheckpointNotFoundError,
@@ -235,7 +236,10 @@ def test_global_smuggled_through_persistent_load(tmp_path: Path) -> None:
     not_storage = b"}S'w'\n(S'module'\nS'os'\ntQs."
     with pytest.raises(CheckpointFormatError, match="unknown persistent id"):
         read_pth(_zip_with_pickle(tmp_path / "pid2.pth", not_storage))
-    name_only = b"}S'w'\nctorch._utils\n_rebuild_tensor_v2\n((S'storage'\nS'FloatStorage'\nS'0'\nS'cpu'\nI2\ntQI0\n(I2\nt(I1\ntI00\ntRs."
+    name_only = (
+        b"}S'w'\nctorch._utils\n_rebuild_tensor_v2\n"
+        b"((S'storage'\nS'FloatStorage'\nS'0'\nS'cpu'\nI2\ntQI0\n(I2\nt(I1\ntI00\ntRs."
+    )
     with pytest.raises(CheckpointFormatError, match="bad storage reference"):
         read_pth(_zip_with_pickle(tmp_path / "pid3.pth", name_only, {"0": raw}))
     assert not marker.exists()

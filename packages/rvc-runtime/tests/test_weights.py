@@ -12,6 +12,7 @@ import huggingface_hub
 import huggingface_hub.constants
 import numpy as np
 import pytest
+
 from rvc_runtime import WeightsSpec, check_keys, onednn, resolve_weights
 from rvc_runtime.errors import WeightsChecksumError, WeightsNotFoundError
 

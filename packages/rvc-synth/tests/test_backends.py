@@ -9,6 +9,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
+
 import rvc_synth
 from rvc_runtime import onednn as _dnnl
 from rvc_synth import backends

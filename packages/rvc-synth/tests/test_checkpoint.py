@@ -8,15 +8,15 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
+import torchpickle
 from mlx.utils import tree_flatten
 
 import rvc_synth
-import torchpickle
 from conftest import VARIANTS
+from rvc_pth import read_pth
 from rvc_synth import UnsupportedCheckpointError
 from rvc_synth.checkpoint import read_checkpoint
 from rvc_synth.model import sanitize
-from rvc_pth import read_pth
 
 
 @pytest.mark.parametrize("variant", VARIANTS + ["v2_f0_40k_fullsize"])
@@ -39,7 +39,10 @@ def test_info(ref_dir: Path, variant: str) -> None:
     assert info.feature_dim == (256 if version == "v1" else 768)
     assert info.metadata["info"] == f"random init seed=0 variant={variant}"
     manifest = json.loads((ref_dir / "synth_manifest.json").read_text())
-    assert read_checkpoint(ref_dir / "checkpoints" / f"{variant}.pth").config.to_list() == manifest["models"][variant]["config"]
+    assert (
+        read_checkpoint(ref_dir / "checkpoints" / f"{variant}.pth").config.to_list()
+        == manifest["models"][variant]["config"]
+    )
 
 
 def _variant_obj(ref_dir: Path, name: str = "v2_f0_32k") -> dict:

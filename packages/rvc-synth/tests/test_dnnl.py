@@ -24,13 +24,16 @@ def _layer(layer, cout: int, k: int, cin: int):
     return layer
 
 
-@pytest.mark.parametrize("cin, cout, k, stride, pad, dil", [
-    (64, 64, 11, 1, 25, 5),  # a dilated resblock conv
-    (32, 32, 3, 1, 1, 1),
-    (1, 128, 80, 40, 20, 1),  # an NSF noise conv
-    (192, 512, 7, 1, 3, 1),  # conv_pre
-    (32, 1, 7, 1, 3, 1),  # conv_post
-])
+@pytest.mark.parametrize(
+    "cin, cout, k, stride, pad, dil",
+    [
+        (64, 64, 11, 1, 25, 5),  # a dilated resblock conv
+        (32, 32, 3, 1, 1, 1),
+        (1, 128, 80, 40, 20, 1),  # an NSF noise conv
+        (192, 512, 7, 1, 3, 1),  # conv_pre
+        (32, 1, 7, 1, 3, 1),  # conv_post
+    ],
+)
 def test_conv_and_post_ops_match_mlx(cin: int, cout: int, k: int, stride: int, pad: int, dil: int) -> None:
     layer = _layer(Conv1d(cin, cout, k, stride=stride, padding=pad, dilation=dil), cout, k, cin)
     x = rng.standard_normal((1, 1000, cin)).astype(np.float32)

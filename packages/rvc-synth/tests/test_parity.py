@@ -184,8 +184,9 @@ def test_attention_query_blocks_are_exact(ref_dir: Path, monkeypatch: pytest.Mon
 
 
 @pytest.mark.parametrize("t, block", [(150, 32), (37, 256), (300, 256), (7, 256), (65, 32), (12, 5)])
-def test_numpy_attention_equals_mlx_attention(ref_dir: Path, t: int, block: int,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_numpy_attention_equals_mlx_attention(
+    ref_dir: Path, t: int, block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The CPU (NumPy) attention and the MLX one (GPUs) agree, relative terms at the edges included."""
     from rvc_synth import encoder
 
@@ -194,8 +195,13 @@ def test_numpy_attention_equals_mlx_attention(ref_dir: Path, t: int, block: int,
     rng = np.random.default_rng(1)
     h, d = attn.n_heads, attn.emb_rel_k.shape[-1]
     q, k, v = (rng.normal(size=(1, h, t, d)).astype(np.float32) for _ in range(3))
-    ref = np.concatenate([np.array(attn._attend(mx.array(q[:, :, i : i + block]), mx.array(k), mx.array(v), i))
-                          for i in range(0, t, block)], axis=2)
+    ref = np.concatenate(
+        [
+            np.array(attn._attend(mx.array(q[:, :, i : i + block]), mx.array(k), mx.array(v), i))
+            for i in range(0, t, block)
+        ],
+        axis=2,
+    )
     np.testing.assert_allclose(attn._attend_numpy(q, k, v), ref, rtol=1e-5, atol=1e-5)  # float32 rounding
 
 

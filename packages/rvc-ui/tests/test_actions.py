@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from rvc_ui import ConverterCache, actions
 
 OPTS = {"f0_method": "pm", "pitch": 3, "seed": 0}  # pm: cheap and deterministic

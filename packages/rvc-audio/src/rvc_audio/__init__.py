@@ -20,5 +20,14 @@ from ._dsp import highpass, mix_rms, normalize_peak, resample
 from ._io import load_audio, probe_audio, save_audio
 from .errors import RVCAudioError
 
-__all__ = ["RVCAudioError", "highpass", "load_audio", "mix_rms", "normalize_peak", "probe_audio", "resample", "save_audio"]
+__all__ = [
+    "RVCAudioError",
+    "highpass",
+    "load_audio",
+    "mix_rms",
+    "normalize_peak",
+    "probe_audio",
+    "resample",
+    "save_audio",
+]
 __version__ = "0.1.0"

@@ -7,7 +7,7 @@ import os
 import secrets
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, cast
 
 import av
 import numpy as np
@@ -216,12 +216,13 @@ def _decode_file(
     rate: int | None = None
     with container:
         if not container.streams.audio:
-            kinds = sorted({s.type for s in container.streams}) or ["no"]
+            kinds: list[str] = sorted({s.type for s in container.streams}) or ["no"]
             raise NoAudioStreamError(
                 f"{_fmt_path(p)} has no audio stream (it holds {', '.join(kinds)} streams only); "
                 "pass a file that contains sound"
             )
-        stream = container.streams.best("audio") or container.streams.audio[0]
+        best = container.streams.best("audio")
+        stream = best if isinstance(best, av.AudioStream) else container.streams.audio[0]
         declared = None
         if stream.duration and stream.time_base:
             declared = float(stream.duration * stream.time_base)
@@ -420,9 +421,10 @@ def _encode(
         data = np.repeat(data, 2, axis=1)
     layout = "mono" if data.shape[1] == 1 else "stereo"
     with av.open(fh, mode="w", format=muxer) as container:
-        stream = container.add_stream(codec_name, rate=rate, layout=layout)
-        if codec_name in _BIT_RATES and (bitrate or _BIT_RATES[codec_name]):
-            stream.bit_rate = bitrate or _BIT_RATES[codec_name]
+        stream = cast(av.AudioStream, container.add_stream(codec_name, rate=rate, layout=layout))  # an audio codec
+        bit_rate = (bitrate or _BIT_RATES[codec_name]) if codec_name in _BIT_RATES else None
+        if bit_rate:
+            stream.bit_rate = bit_rate
         if codec_name == "vorbis":
             stream.codec_context.options = {"strict": "experimental"}
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data).reshape(1, -1), format=sample_fmt, layout=layout)

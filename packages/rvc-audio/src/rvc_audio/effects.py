@@ -152,7 +152,7 @@ def split_on_silence(
     mse = np.mean(np.abs(frames) ** 2, axis=-1)
     db = 10 * np.log10(np.maximum(1e-10, mse)) - 10 * np.log10(np.maximum(1e-10, mse.max()))
     loud = (db > -top_db).astype(int)
-    edges = list(np.flatnonzero(np.diff(loud)) + 1)
+    edges: list[int] = (np.flatnonzero(np.diff(loud)) + 1).tolist()
     if loud[0]:
         edges.insert(0, 0)
     if loud[-1]:

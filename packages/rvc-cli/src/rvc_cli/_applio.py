@@ -67,7 +67,8 @@ EFFECT_PARAMS: dict[str, tuple[str, dict[str, tuple[float, str]]]] = {
 
 EXAMPLES = (
     "Examples:\n\n"
-    "  rvc convert in.wav out.wav -m voice.pth --f0-method 'hybrid\\[rmvpe+fcpe]' --autotune --autotune-strength 0.8\n\n"
+    "  rvc convert in.wav out.wav -m voice.pth --f0-method 'hybrid\\[rmvpe+fcpe]'"
+    " --autotune --autotune-strength 0.8\n\n"
     "  rvc convert in.wav out.wav -m voice.pth --proposed-pitch --proposed-pitch-threshold 255\n\n"
     "  rvc convert in.wav out.wav -m voice.pth --embedder spin-v2\n\n"
     "  rvc convert in.wav out.wav -m voice.pth --f0-method crepe --f0-weights full.pth\n\n"

@@ -7,11 +7,14 @@ import sys
 import time
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from . import _applio, _ui
+
+if TYPE_CHECKING:
+    from rvc_convert import VoiceConverter
 
 # Defaults are RVC WebUI's single conversion (= rvc_convert.ConvertOptions(); a test checks they agree).
 F0Method = Literal["rmvpe", "pm", "harvest", "dio", "crepe", "crepe-tiny", "fcpe"]  # = rvc_f0.METHODS
@@ -24,6 +27,7 @@ def _f0_method(value: str) -> str:
     if value in singles or (_HYBRID.match(value) and all(n.strip() in singles for n in value[7:-1].split("+"))):
         return value
     raise typer.BadParameter(f"{value!r} is not one of {', '.join(singles)}, nor hybrid[a+b(+c)] of them")
+
 
 Preset = Literal["cpu", "lowmem", "fp16"]
 Format = Literal["wav", "flac", "mp3", "ogg", "m4a"]
@@ -302,7 +306,13 @@ def convert(
             "preset": preset,
             **_applio.to_options(applio),
         }
-        weights = {"model": model, "index": index, "contentvec": contentvec, "rmvpe": rmvpe, "precision": precision}
+        weights: dict[str, Any] = {
+            "model": model,
+            "index": index,
+            "contentvec": contentvec,
+            "rmvpe": rmvpe,
+            "precision": precision,
+        }
         weights["embedder"] = _applio.embedder_arg(embedder)
         weights["f0_weights"] = _applio.f0_weights_arg(f0_method, f0_weights)
         existing = "skip" if skip_existing else "overwrite" if force else "refuse"
@@ -339,7 +349,7 @@ def use_precision(precision: str) -> str:
     return precision
 
 
-def _load(weights: dict, options: dict) -> object:
+def _load(weights: dict, options: dict) -> "VoiceConverter":
     dtype = use_precision(weights["precision"])
     import rvc_convert
 

@@ -264,6 +264,7 @@ def live(
                 seed=seed,
             )
         if input is not None:
+            assert output is not None  # --input and --output go together (checked above)
             _from_file(
                 stream,
                 input,

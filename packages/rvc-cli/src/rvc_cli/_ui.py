@@ -17,11 +17,11 @@ import traceback
 from collections.abc import Callable, Iterator
 
 import typer
-from typer.exceptions import TyperException
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
+from typer.exceptions import TyperException
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -67,7 +67,16 @@ def quiet() -> bool:
 def setup_logging() -> None:
     """Route the rvc packages' logging to stderr: WARNING (``--quiet``: ERROR; ``RVC_DEBUG``: DEBUG)."""
     level = logging.DEBUG if debug() else logging.ERROR if quiet() else logging.WARNING
-    for name in ("rvc_audio", "rvc_f0", "rvc_index", "rvc_synth", "rvc_features", "rvc_runtime", "rvc_convert", "rvc_cli"):
+    for name in (
+        "rvc_audio",
+        "rvc_f0",
+        "rvc_index",
+        "rvc_synth",
+        "rvc_features",
+        "rvc_runtime",
+        "rvc_convert",
+        "rvc_cli",
+    ):
         logger = logging.getLogger(name)
         logger.setLevel(level)
         logger.propagate = False

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from . import _ui
 from ._convert import PRECISION_HELP, Precision, use_precision
+
+if TYPE_CHECKING:
+    from rvc_convert.warmup import WarmupStep
 
 EPILOG = (
     "Examples:\n\n"
@@ -62,7 +65,7 @@ def warmup(
                     model, index=index, dtype=dtype, options=rvc_convert.ConvertOptions(preset=preset)
                 )
 
-        def report(done: int, total: int, step: object) -> None:
+        def report(done: int, total: int, step: WarmupStep) -> None:
             _ui.info(f"warm-up {done}/{total}: {step.seconds:g} s, synthesizer frames {list(step.frames)}")
 
         with _ui.status(f"warming up ({precision})..."):

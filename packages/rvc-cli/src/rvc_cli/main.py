@@ -100,8 +100,7 @@ app.command(
     "  rvc convert takes/ converted/ -m voice/ --format flac   (a folder: every audio file, one model load)\n\n"
     "  rvc convert long.wav out.wav -m voice.pth --preset lowmem --seed 0\n\n"
     "  rvc convert catalogue/ converted/ -m voice.pth --engine ray --address auto --gpus-per-worker 0.5"
-    "   (Ray actors, resumable)"
-    + APPLIO_EXAMPLES.replace("Examples:\n\n", "Applio's options:\n\n")
+    "   (Ray actors, resumable)" + APPLIO_EXAMPLES.replace("Examples:\n\n", "Applio's options:\n\n")
 )(convert)
 app.command(epilog=LIVE_EPILOG)(live)
 
@@ -206,7 +205,10 @@ def models_list(as_json: AsJson = False, quiet: Quiet = False) -> None:
                 table.add_section()
                 table.add_row(f"[bold]{kinds[kind]}[/]", "", "", "")
             if r.get("path"):
-                status, where = "[green]ok[/]", {"env": f"${r['env']}", "cache": "HF cache"}.get(r.get("source"), "?")
+                status, where = (
+                    "[green]ok[/]",
+                    {"env": f"${r['env']}", "cache": "HF cache"}.get(r.get("source") or "", "?"),
+                )
                 path = str(r["path"])
                 if r.get("random"):
                     status = "[yellow]random[/]"
@@ -240,13 +242,16 @@ EMBEDDER_NAMES = ("contentvec", "spin", "spin-v2", "chinese-hubert-base", "japan
 def models_download(
     name: Annotated[
         Literal["all", "contentvec", "rmvpe", "crepe", "crepe-tiny", "fcpe"] | None,
-        typer.Argument(help="Which weights to fetch; all = contentvec and rmvpe (what default conversion needs).",
-                       show_default=False),
+        typer.Argument(
+            help="Which weights to fetch; all = contentvec and rmvpe (what default conversion needs).",
+            show_default=False,
+        ),
     ] = None,
     embedder: Annotated[
         str | None,
-        typer.Option("--embedder", help=f"Fetch one of Applio's embedders: {', '.join(EMBEDDER_NAMES)}.",
-                     show_default=False),
+        typer.Option(
+            "--embedder", help=f"Fetch one of Applio's embedders: {', '.join(EMBEDDER_NAMES)}.", show_default=False
+        ),
     ] = None,
     quiet: Quiet = False,
 ) -> None:
@@ -305,8 +310,10 @@ def models_import_hubert(
 )
 def models_create_random(
     out_dir: Annotated[
-        Path, typer.Argument(help="Folder to write contentvec_random.safetensors and rmvpe_random.safetensors into.",
-                             show_default=False)
+        Path,
+        typer.Argument(
+            help="Folder to write contentvec_random.safetensors and rmvpe_random.safetensors into.", show_default=False
+        ),
     ],
     force: Force = False,
     quiet: Quiet = False,
@@ -354,7 +361,9 @@ def index_build(
         if not audio_dir.is_dir():
             raise _ui.CLIError(f"{audio_dir} is not a folder; expected a folder of the target voice's recordings")
         if output.is_dir():
-            raise _ui.CLIError(f"{output} is a folder; expected the .index file to write, e.g. {output / 'voice.index'}")
+            raise _ui.CLIError(
+                f"{output} is a folder; expected the .index file to write, e.g. {output / 'voice.index'}"
+            )
         if output.exists() and not force:
             raise _ui.CLIError(f"{output} already exists; pass --force to overwrite it")
         if not output.parent.is_dir():
@@ -383,14 +392,18 @@ def ui(
     port: Annotated[int, typer.Option(help="Port of the page.")] = 7865,
     models_dir: Annotated[
         Path | None,
-        typer.Option(help="Folder of voice models (.pth, exported folders, .index); default $RVC_MODELS_DIR or ./models.",
-                     show_default=False),
+        typer.Option(
+            help="Folder of voice models (.pth, exported folders, .index); default $RVC_MODELS_DIR or ./models.",
+            show_default=False,
+        ),
     ] = None,
     contentvec: ContentVec = None,
     rmvpe: Annotated[
         Path | None,
-        typer.Option(help="Local RMVPE weights (.safetensors), instead of $RVC_RMVPE_WEIGHTS or the HF cache.",
-                     show_default=False),
+        typer.Option(
+            help="Local RMVPE weights (.safetensors), instead of $RVC_RMVPE_WEIGHTS or the HF cache.",
+            show_default=False,
+        ),
     ] = None,
     quiet: Quiet = False,
 ) -> None:
@@ -400,19 +413,27 @@ def ui(
         try:
             import rvc_ui
         except ImportError as exc:
-            raise _ui.CLIError(f"the web page needs the rvc-ui package ({exc}); install it: pip install 'rvc-cli[ui]'")
+            raise _ui.CLIError(
+                f"the web page needs the rvc-ui package ({exc}); install it: pip install 'rvc-cli[ui]'"
+            ) from exc
 
         if not rvc_ui.is_local_host(host):
-            _ui.err.print(f"[yellow]warning:[/] listening on {host}: anyone on the network who can reach port {port} "
-                          "can use this page (upload files, run conversions, write to the models folder)")
-        settings = rvc_ui.Settings(contentvec=contentvec, rmvpe=rmvpe,
-                                   **({"models_dir": models_dir} if models_dir else {}))
+            _ui.err.print(
+                f"[yellow]warning:[/] listening on {host}: anyone on the network who can reach port {port} "
+                "can use this page (upload files, run conversions, write to the models folder)"
+            )
+        if models_dir:
+            settings = rvc_ui.Settings(models_dir=models_dir, contentvec=contentvec, rmvpe=rmvpe)
+        else:
+            settings = rvc_ui.Settings(contentvec=contentvec, rmvpe=rmvpe)
         rvc_ui.launch(settings, host=host, port=port, ready=lambda url: _ui.result(f"rvc ui: {url} (Ctrl+C stops)"))
 
 
-@app.command(epilog="Examples:\n\n  rvc bench\n\n  rvc bench --seconds 10 --seconds 60 --json\n\n"
-             "  rvc bench --options --seconds 30   (what each of Applio's options costs)\n\n"
-             "  rvc bench --precision float16   (each length runs in a fresh process)")
+@app.command(
+    epilog="Examples:\n\n  rvc bench\n\n  rvc bench --seconds 10 --seconds 60 --json\n\n"
+    "  rvc bench --options --seconds 30   (what each of Applio's options costs)\n\n"
+    "  rvc bench --precision float16   (each length runs in a fresh process)"
+)
 def bench(
     seconds: Annotated[
         list[float] | None,
@@ -475,10 +496,11 @@ def _bench_table(rows: list[dict]) -> object:
 
     stages = ("contentvec", "f0", "index", "synth", "other")
     where = ", ".join(sorted({f"{r['device']} {r.get('precision', '')}".strip() for r in rows if r.get("device")}))
-    table = Table(title="rvc bench: seconds of compute per second of audio (lower is better)"
-                  + (f" on {where}" if where else ""),
-                  caption="peak memory: RSS (the process), dev (MLX's allocator: GPU memory on a GPU); "
-                  "1st s: the first conversion at that length (kernels and plans built)")
+    table = Table(
+        title="rvc bench: seconds of compute per second of audio (lower is better)" + (f" on {where}" if where else ""),
+        caption="peak memory: RSS (the process), dev (MLX's allocator: GPU memory on a GPU); "
+        "1st s: the first conversion at that length (kernels and plans built)",
+    )
     table.add_column("audio", justify="right")
     for name in ("cvec", *stages[1:], "total"):  # ContentVec, F0, index, synthesizer, the rest
         table.add_column(name, justify="right")

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
+
 from rvc_f0 import postprocess_f0
 from rvc_f0.applio import autotune_f0, proposed_pitch_offset
 
@@ -89,7 +90,8 @@ def convert_post(
         logger.info("split audio: %d segment(s)", len(spans))
         if progress is not None:
             progress(0, len(spans))
-        pieces, sr = [], None
+        pieces: list[np.ndarray | None] = []
+        sr = None
         for i, (a, b) in enumerate(spans):
             if b - a >= min_samples:
                 y, sr = run(x[a:b], None, a)
@@ -102,8 +104,8 @@ def convert_post(
             y, sr = run(x, None)
             pieces, spans = [_guard(y)], [(0, len(x))]
         ratio = sr / SR
-        pieces = [np.zeros(int((b - a) * ratio), np.float32) if p is None else p for p, (a, b) in zip(pieces, spans)]
-        y = fx.join_segments(pieces, spans, n_samples=len(x), sample_rate_in=SR, sample_rate_out=sr)
+        filled = [np.zeros(int((b - a) * ratio), np.float32) if p is None else p for p, (a, b) in zip(pieces, spans)]
+        y = fx.join_segments(filled, spans, n_samples=len(x), sample_rate_in=SR, sample_rate_out=sr)
     else:
         y, sr = run(x, progress)
         y = _guard(y)

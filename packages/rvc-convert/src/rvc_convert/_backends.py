@@ -8,8 +8,9 @@ levels) 93/48 ms on MLX's ``conv2d``, 3.9/3.9 ms on oneDNN (~150 GFLOP/s).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -62,8 +62,9 @@ def build_models(synth_path: str | None = None, *, dtype: str = "float32") -> di
 
     rvc_runtime.configure_cpu()  # OpenBLAS and oneDNN, before MLX first loads
     import mlx.core as mx
-    import rvc_synth
     from mlx_contentvec import ContentvecModel
+
+    import rvc_synth
     from rvc_f0.bench import random_model
     from rvc_features import BASE_KWARGS, ContentVec
     from rvc_index import build_index
@@ -98,6 +99,7 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
     length itself (a first call at new shapes builds kernels and convolution plans, ~1 s and
     more; its wall time is reported as ``first_call_s``)."""
     import mlx.core as mx
+
     from rvc_f0 import extract_f0  # noqa: F401
 
     from .options import ConvertOptions
@@ -111,8 +113,15 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
         return np.pad(f0, (0, max(0, p_len - len(f0))))[:p_len]
 
     def call(audio: np.ndarray, timings: dict | None) -> None:
-        run_pipeline(audio, synth=models["synth"], embedder=lambda x: cv(x, version=version), f0_fn=f0_fn,
-                     index=models["index"], options=ConvertOptions(seed=0), timings=timings)
+        run_pipeline(
+            audio,
+            synth=models["synth"],
+            embedder=lambda x: cv(x, version=version),
+            f0_fn=f0_fn,
+            index=models["index"],
+            options=ConvertOptions(seed=0),
+            timings=timings,
+        )
 
     on_gpu = models["synth"].backend.device == "gpu"
     if warmup is None:
@@ -163,7 +172,9 @@ def _device_name(kind: str) -> str:
     return f"{kind} ({name})" if name else kind
 
 
-def run(seconds: tuple[float, ...] = (10, 60), *, isolate: bool = True, precision: str = "float32") -> list[dict[str, Any]]:
+def run(
+    seconds: tuple[float, ...] = (10, 60), *, isolate: bool = True, precision: str = "float32"
+) -> list[dict[str, Any]]:
     """One row per length: ``seconds``, the stage seconds (``contentvec``, ``f0``, ``index``,
     ``synth``, ``other``), ``total``, ``rtf`` (total seconds per second of audio),
     ``peak_rss_mb`` (peak resident memory of the process), ``rss_before_mb`` (after loading
@@ -183,14 +194,16 @@ def run(seconds: tuple[float, ...] = (10, 60), *, isolate: bool = True, precisio
     for s in seconds:
         proc = subprocess.run(
             [sys.executable, "-m", "rvc_convert.bench", "--one", str(float(s)), "--dtype", dtype],
-            capture_output=True, text=True, check=False, env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
         )
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
             raise RuntimeError(f"benchmark of {s:g} s failed: {tail}")
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return rows
-
 
 
 def options(seconds: float = 10.0, *, sample_rate: int = 40000) -> list[dict[str, Any]]:
@@ -228,6 +241,7 @@ def options(seconds: float = 10.0, *, sample_rate: int = 40000) -> list[dict[str
         rows.append({"option": name, "seconds": round(dt, 4), "rtf": round(dt / seconds, 5)})
     return rows
 
+
 def main(argv: list[str]) -> None:
     if "--one" in argv:
         synth = argv[argv.index("--synth") + 1] if "--synth" in argv else None
@@ -235,7 +249,7 @@ def main(argv: list[str]) -> None:
         print(json.dumps(measure(float(argv[argv.index("--one") + 1]), build_models(synth, dtype=dtype))))
         return
     precision = argv[argv.index("--precision") + 1] if "--precision" in argv else "float32"
-    secs = (10.0, 60.0)
+    secs: tuple[float, ...] = (10.0, 60.0)
     if "--seconds" in argv:
         rest = argv[argv.index("--seconds") + 1 :]
         secs = tuple(float(a) for a in rest[: next((i for i, a in enumerate(rest) if a.startswith("--")), len(rest))])
@@ -244,12 +258,19 @@ def main(argv: list[str]) -> None:
         print(json.dumps(rows, indent=2))
         return
     print(f"{rows[0]['device']}, {rows[0]['precision']}")
-    print(f"{'audio':>7} " + " ".join(f"{k:>10}" for k in (*STAGES, "total")) + f" {'peak RSS':>10} {'peak dev':>10}   (s per s of audio)")
+    print(
+        f"{'audio':>7} "
+        + " ".join(f"{k:>10}" for k in (*STAGES, "total"))
+        + f" {'peak RSS':>10} {'peak dev':>10}   (s per s of audio)"
+    )
     for r in rows:
         d = r["seconds"]
-        print(f"{d:6.0f}s " + " ".join(f"{r[k] / d:10.3f}" for k in (*STAGES, "total"))
-              + f" {r['peak_rss_mb']:8.0f}MB {r['peak_device_mb']:8.0f}MB"
-              + (f"   first call {r['first_call_s']:.2f} s" if "first_call_s" in r else ""))
+        print(
+            f"{d:6.0f}s "
+            + " ".join(f"{r[k] / d:10.3f}" for k in (*STAGES, "total"))
+            + f" {r['peak_rss_mb']:8.0f}MB {r['peak_device_mb']:8.0f}MB"
+            + (f"   first call {r['first_call_s']:.2f} s" if "first_call_s" in r else "")
+        )
 
 
 if __name__ == "__main__":

@@ -101,14 +101,20 @@ class VoiceConverter:
             for method in self._f0_networks(options.f0_method):
                 self._f0_weights(method)
         self.options = options
-        self.synth = (model if isinstance(model, rvc_synth.Synthesizer)
-                      else rvc_synth.load(model, dtype=dtype, backend=backend, tf32=tf32))
+        self.synth = (
+            model
+            if isinstance(model, rvc_synth.Synthesizer)
+            else rvc_synth.load(model, dtype=dtype, backend=backend, tf32=tf32)
+        )
         from ._backends import plan
 
         self.backends = plan(self.synth)
         if dtype != "float32" and self.backends.device == "cpu":
-            logger.warning("%s on the CPU: MLX has no fast half-precision convolutions there (the "
-                           "synthesizer runs ~50x slower than in float32); half precision is for GPUs", dtype)
+            logger.warning(
+                "%s on the CPU: MLX has no fast half-precision convolutions there (the "
+                "synthesizer runs ~50x slower than in float32); half precision is for GPUs",
+                dtype,
+            )
         info = self.synth.info
         self.index = self._load_index(index, info)
         self._contentvec_arg, self._rmvpe_arg = contentvec, rmvpe
@@ -134,6 +140,7 @@ class VoiceConverter:
                 )
         else:
             from rvc_features import load_contentvec
+
             from .weights import resolve_weights
 
             self.contentvec = load_contentvec(resolve_weights("contentvec", contentvec))
@@ -159,9 +166,10 @@ class VoiceConverter:
         idx = index if isinstance(index, FeatureIndex) else FeatureIndex.load(index)
         if idx.dim != info.feature_dim:
             name = getattr(idx, "path", None) or "the index"
+            kind = {256: "v1", 768: "v2"}.get(idx.dim, "?")
             raise ModelMismatchError(
-                f"index {name} holds {idx.dim}-d features ({'v1' if idx.dim == 256 else 'v2' if idx.dim == 768 else '?'}), "
-                f"but the model is {info.version} with {info.feature_dim}-d features: use the index trained with this model"
+                f"index {name} holds {idx.dim}-d features ({kind}), but the model is {info.version} with "
+                f"{info.feature_dim}-d features: use the index trained with this model"
             )
         return idx
 
@@ -191,7 +199,9 @@ class VoiceConverter:
             from .weights import resolve_weights
 
             path = resolve_weights("rmvpe", self._rmvpe_arg)
-            lend_cpu_kernels(load_rmvpe(path), self.backends.conv2d)  # load now (cached by rvc_f0 per file), so errors surface here
+            lend_cpu_kernels(
+                load_rmvpe(path), self.backends.conv2d
+            )  # load now (cached by rvc_f0 per file), so errors surface here
             self._rmvpe_path = path
         return self._rmvpe_path
 
@@ -233,8 +243,9 @@ class VoiceConverter:
             weights = {**nets, **({"rmvpe": self._ensure_rmvpe()} if "rmvpe" in hybrid else {})}
 
         def estimate(audio_pad: np.ndarray, p_len: int) -> np.ndarray:
-            return extract_f0(audio_pad, method=opts.f0_method, p_len=p_len, filter_radius=opts.filter_radius,
-                              weights=weights)
+            return extract_f0(
+                audio_pad, method=opts.f0_method, p_len=p_len, filter_radius=opts.filter_radius, weights=weights
+            )
 
         return estimate
 
@@ -283,15 +294,27 @@ class VoiceConverter:
 
                 def run(seg: np.ndarray, prog: Progress | None, start: int = 0) -> tuple[np.ndarray, int]:
                     return run_pipeline(
-                        seg, synth=self.synth, embedder=self.embedder, f0_fn=self._f0_fn(opts, start) if info.has_f0
-                        else None, index=self.index, options=opts, noise_scale=DEFAULT_NOISE_SCALE, progress=prog,
+                        seg,
+                        synth=self.synth,
+                        embedder=self.embedder,
+                        f0_fn=self._f0_fn(opts, start) if info.has_f0 else None,
+                        index=self.index,
+                        options=opts,
+                        noise_scale=DEFAULT_NOISE_SCALE,
+                        progress=prog,
                         float_output=True,
                     )
 
                 return _applio.convert_post(run, x, opts, progress, MIN_SAMPLES)
             return run_pipeline(
-                x, synth=self.synth, embedder=self.embedder, f0_fn=self._f0_fn(opts) if info.has_f0 else None,
-                index=self.index, options=opts, noise_scale=DEFAULT_NOISE_SCALE, progress=progress,
+                x,
+                synth=self.synth,
+                embedder=self.embedder,
+                f0_fn=self._f0_fn(opts) if info.has_f0 else None,
+                index=self.index,
+                options=opts,
+                noise_scale=DEFAULT_NOISE_SCALE,
+                progress=progress,
                 backends=self.backends,
             )
 
@@ -323,14 +346,37 @@ class VoiceConverter:
         out, sr = self.convert(audio, sample_rate=SR, progress=progress, **overrides)
         return save_audio(dst, out, sr, format=format, overwrite=overwrite)
 
-    def stream(self, *, sample_rate: int = 48000, block: float = 0.25, crossfade: float = 0.05, extra: float = 2.5,
-               threshold_db: float = -60.0, f0_method: str = "rmvpe", pitch: float = 0.0, formant: float = 0.0,
-               index_rate: float = 0.0, rms_mix_rate: float = 0.0, **kwargs: Any) -> Any:
+    def stream(
+        self,
+        *,
+        sample_rate: int = 48000,
+        block: float = 0.25,
+        crossfade: float = 0.05,
+        extra: float = 2.5,
+        threshold_db: float = -60.0,
+        f0_method: str = "rmvpe",
+        pitch: float = 0.0,
+        formant: float = 0.0,
+        index_rate: float = 0.0,
+        rms_mix_rate: float = 0.0,
+        **kwargs: Any,
+    ) -> Any:
         """A live :class:`rvc_convert.stream.Stream` on this converter's models (RVC WebUI's realtime
         defaults): ``stream.process(block) -> block``. See :mod:`rvc_convert.stream` for the
         settings and ``kwargs`` (``speaker``, ``noise_scale``, ``seed``, ``f0_fn``)."""
         from .stream import Stream
 
-        return Stream(self, sample_rate=sample_rate, block=block, crossfade=crossfade, extra=extra,
-                      threshold_db=threshold_db, f0_method=f0_method, pitch=pitch, formant=formant,
-                      index_rate=index_rate, rms_mix_rate=rms_mix_rate, **kwargs)
+        return Stream(
+            self,
+            sample_rate=sample_rate,
+            block=block,
+            crossfade=crossfade,
+            extra=extra,
+            threshold_db=threshold_db,
+            f0_method=f0_method,
+            pitch=pitch,
+            formant=formant,
+            index_rate=index_rate,
+            rms_mix_rate=rms_mix_rate,
+            **kwargs,
+        )

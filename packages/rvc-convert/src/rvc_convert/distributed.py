@@ -285,7 +285,8 @@ def _run_on_ray(
     ctx.enable_progress_bars, ctx.print_on_execution_start = progress, False
     try:
         items = [{"src": str(s), "dst": str(d)} for s, d in todo.items()]
-        ds = ray.data.from_items(items, override_num_blocks=len(items))  # one file per block: per-file retries
+        # one file per block: per-file retries
+        ds: ray.data.Dataset = ray.data.from_items(items, override_num_blocks=len(items))
         size = workers or _pool_size(ray, len(items), cpus_per_worker, gpus_per_worker)
         with warnings.catch_warnings():
             # Ray 2.60 deprecates **ray_remote_args, with no named max_task_retries yet (<2.64 pinned)

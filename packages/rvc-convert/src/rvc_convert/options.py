@@ -104,7 +104,9 @@ class ConvertOptions:
     effects: Any = ()
 
     def __post_init__(self) -> None:
-        p = _number(self.pitch, "pitch", f"semitones between -{PITCH_RANGE:g} and {PITCH_RANGE:g}, e.g. 12 = one octave up")
+        p = _number(
+            self.pitch, "pitch", f"semitones between -{PITCH_RANGE:g} and {PITCH_RANGE:g}, e.g. 12 = one octave up"
+        )
         if abs(p) > PITCH_RANGE:
             raise ConvertInputError(
                 f"pitch={p!r} semitones; expected -{PITCH_RANGE:g}..{PITCH_RANGE:g} (four octaves; 12 = one octave up)"
@@ -152,7 +154,9 @@ class ConvertOptions:
         ):
             v = _number(getattr(self, name), name, f"a number in [{lo}, {hi}]")
             if not lo <= v <= hi or (name == "formant_timbre" and v == 0):
-                raise ConvertInputError(f"{name}={v!r}; expected a number in {'(' if name == 'formant_timbre' else '['}{lo}, {hi}]")
+                raise ConvertInputError(
+                    f"{name}={v!r}; expected a number in {'(' if name == 'formant_timbre' else '['}{lo}, {hi}]"
+                )
         effects = self.effects
         try:
             if isinstance(effects, dict):
@@ -174,7 +178,11 @@ class ConvertOptions:
     def applio(self) -> bool:
         """True when any of Applio's options is on (the reference pipeline is then not run as is)."""
         return bool(
-            self.f0_autotune or self.proposed_pitch or self.formant_shifting or self.split_audio or self.clean_audio
+            self.f0_autotune
+            or self.proposed_pitch
+            or self.formant_shifting
+            or self.split_audio
+            or self.clean_audio
             or self.effects
         )
 

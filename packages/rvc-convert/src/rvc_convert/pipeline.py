@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
+
 from rvc_audio import highpass, mix_rms, resample
 
 from ._applio import adjust_f0
@@ -171,10 +172,10 @@ _BLAS: Any = None
 
 
 def _one_blas_thread(on: bool) -> contextlib.AbstractContextManager:
-    """On a GPU (``on``, the plan's ``one_blas_thread``) the pipeline's own BLAS work is small (mel, index blending), and OpenBLAS's
-    spinning worker threads slow FAISS's OpenMP search. Measured on an H100 host (16 cores)
-    with ``OPENBLAS_NUM_THREADS=1``: index stage 42 -> 18 ms per 10 s, 100 files of 3 s 16.2 ->
-    11.5 s. On the CPU, MLX's matmuls need those threads: nothing changes there."""
+    """On a GPU (``on``, the plan's ``one_blas_thread``) the pipeline's own BLAS work is small
+    (mel, index blending), and OpenBLAS's spinning worker threads slow FAISS's OpenMP search.
+    Measured on an H100 host (16 cores) with ``OPENBLAS_NUM_THREADS=1``: index stage 42 -> 18 ms
+    per 10 s, 100 files of 3 s 16.2 -> 11.5 s. On the CPU, MLX's matmuls need those threads: nothing changes there."""
     global _BLAS
     if not on:
         return contextlib.nullcontext()
@@ -290,13 +291,17 @@ def run_pipeline(
                 f"(frames, {info.feature_dim}) features ({'v1: 256-d' if info.version == 'v1' else 'v2: 768-d'})"
             )
         cp = cf = None
-        if pitch is not None:
+        if pitch is not None and pitchf is not None:
             cp, cf = pitch[c.f0_start : c.f0_end], pitchf[c.f0_start : c.f0_end]
         feats100, n = prepare_features(
-            feats, index=index, index_rate=options.index_rate, pitchf=cf, protect=options.protect,
+            feats,
+            index=index,
+            index_rate=options.index_rate,
+            pitchf=cf,
+            protect=options.protect,
             p_len=len(seg) // WINDOW,
         )
-        if cp is not None:
+        if cp is not None and cf is not None:
             n = min(n, len(cp))
             cp, cf, feats100 = cp[:n], cf[:n], feats100[:n]
         t0 = clock.add("index", t0)

@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 import rvc_runtime
 import rvc_runtime.errors
+from rvc_features import import_hubert
 from rvc_runtime import WeightsSpec
 
-from rvc_features import import_hubert
 from .errors import ConvertInputError, OutputExistsError, WeightsDownloadError, WeightsNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -55,12 +56,24 @@ WeightSpec = WeightsSpec  # the former name
 
 WEIGHTS: dict[str, WeightsSpec] = {
     "contentvec": WeightsSpec(
-        "contentvec", "lexandstuff/mlx-contentvec", "contentvec_base.safetensors", "RVC_CONTENTVEC_WEIGHTS",
-        option="contentvec", cli="--contentvec", expected="an mlx contentvec .safetensors file", fetch="contentvec",
+        "contentvec",
+        "lexandstuff/mlx-contentvec",
+        "contentvec_base.safetensors",
+        "RVC_CONTENTVEC_WEIGHTS",
+        option="contentvec",
+        cli="--contentvec",
+        expected="an mlx contentvec .safetensors file",
+        fetch="contentvec",
     ),
     "rmvpe": WeightsSpec(
-        "rmvpe", "lexandstuff/mlx-rmvpe", "rmvpe.safetensors", "RVC_RMVPE_WEIGHTS",
-        option="rmvpe", cli="--rmvpe", expected="an mlx rmvpe .safetensors file", fetch="rmvpe",
+        "rmvpe",
+        "lexandstuff/mlx-rmvpe",
+        "rmvpe.safetensors",
+        "RVC_RMVPE_WEIGHTS",
+        option="rmvpe",
+        cli="--rmvpe",
+        expected="an mlx rmvpe .safetensors file",
+        fetch="rmvpe",
     ),
 }
 
@@ -189,13 +202,22 @@ def weights_status(*, every: bool = False) -> list[dict[str, Any]]:
     for name, spec in specs.items():
         hub = _cached(spec)
         env = os.environ.get(spec.env)
+        source: str | None
         if env:
             source, path = "env", (Path(env).expanduser() if Path(env).expanduser().is_file() else None)
         else:
             source, path = ("cache", hub) if hub else (None, None)
-        row = {"name": name, "repo": spec.repo, "file": spec.filename, "env": spec.env,
-               "source": source, "path": path, "cached": path is not None, "hub_cached": hub is not None,
-               "random": path is not None and is_random_weights(path)}
+        row = {
+            "name": name,
+            "repo": spec.repo,
+            "file": spec.filename,
+            "env": spec.env,
+            "source": source,
+            "path": path,
+            "cached": path is not None,
+            "hub_cached": hub is not None,
+            "random": path is not None and is_random_weights(path),
+        }
         if every:
             row.update(kind="f0" if name not in WEIGHTS else "extractor", fetch=spec.fetch)
         rows.append(row)
@@ -215,9 +237,20 @@ def _embedder_rows() -> list[dict[str, Any]]:
         found = [_cached(spec) for spec in embedder_specs(name)]
         ok = all(p is not None for p in found)
         path = found[0].parent if ok else None  # type: ignore[union-attr]
-        rows.append({"name": name, "repo": HF_REPO, "file": f"Resources/embedders/{folder}/", "env": None,
-                     "source": "cache" if ok else None, "path": path, "cached": ok, "hub_cached": ok,
-                     "kind": "embedder", "fetch": f"--embedder {name}"})
+        rows.append(
+            {
+                "name": name,
+                "repo": HF_REPO,
+                "file": f"Resources/embedders/{folder}/",
+                "env": None,
+                "source": "cache" if ok else None,
+                "path": path,
+                "cached": ok,
+                "hub_cached": ok,
+                "kind": "embedder",
+                "fetch": f"--embedder {name}",
+            }
+        )
     return rows
 
 
@@ -289,6 +322,7 @@ def _random_contentvec() -> tuple[dict[str, np.ndarray], dict[str, str]]:
 def _random_rmvpe() -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """The full-width RMVPE of ``rvc_f0.bench.random_model`` (MLX seed 0), under mlx-rmvpe's ``model.`` prefix."""
     from mlx.utils import tree_flatten
+
     from rvc_f0.bench import random_model
 
     net = random_model("rmvpe").net  # type: ignore[attr-defined]
@@ -309,7 +343,21 @@ def _save_atomic(arrays: dict[str, np.ndarray], metadata: dict[str, str], dst: P
             tmp.unlink()
 
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".webm", ".wma", ".aiff", ".aif")
+AUDIO_SUFFIXES = (
+    ".wav",
+    ".flac",
+    ".mp3",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".m4a",
+    ".aac",
+    ".mp4",
+    ".webm",
+    ".wma",
+    ".aiff",
+    ".aif",
+)
 
 
 def build_voice_index(
@@ -339,9 +387,8 @@ def build_voice_index(
         rvc_audio errors for unreadable files.
     """
     from rvc_audio import highpass, load_audio
-    from rvc_index import build_index
-
     from rvc_features import load_contentvec
+    from rvc_index import build_index
 
     rvc_runtime.configure_cpu()  # OpenBLAS and oneDNN for ContentVec on the CPU, before MLX first loads
     if version not in ("v1", "v2"):

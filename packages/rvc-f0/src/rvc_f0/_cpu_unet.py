@@ -15,7 +15,8 @@ A backend is a factory ``conv2d(weight (O, kh, kw, I), bias (O,), padding) -> ru
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -61,8 +62,9 @@ class CpuUnet:
     def __init__(self, net: Any, conv2d: Conv2dBackend) -> None:
         unet = net.unet
         self.bn = unet.encoder.bn
-        self.encoder = [([_block(b, conv2d) for b in layer.conv_blocks], tuple(layer.kernel_size))
-                        for layer in unet.encoder.layers]
+        self.encoder = [
+            ([_block(b, conv2d) for b in layer.conv_blocks], tuple(layer.kernel_size)) for layer in unet.encoder.layers
+        ]
         self.intermediate = [_block(b, conv2d) for layer in unet.intermediate.layers for b in layer.conv_blocks]
         self.decoder = [(layer, [_block(b, conv2d) for b in layer.conv_blocks]) for layer in unet.decoder.layers]
         self.cnn = conv2d(np.array(net.cnn.weight, dtype=np.float32), np.array(net.cnn.bias, dtype=np.float32), 1)
@@ -82,8 +84,9 @@ class CpuUnet:
             up = np.array(nn.relu(layer.bn(layer.conv_transpose(mx.array(h)))), dtype=np.float32)
             if up.shape[1:3] != skip.shape[1:3]:  # mlx-rmvpe's crop/pad (only without the decoder fix)
                 th, tw = skip.shape[1:3]
-                up = np.pad(up[:, :th, :tw], ((0, 0), (0, th - min(th, up.shape[1])), (0, tw - min(tw, up.shape[2])),
-                                             (0, 0)))
+                up = np.pad(
+                    up[:, :th, :tw], ((0, 0), (0, th - min(th, up.shape[1])), (0, tw - min(tw, up.shape[2])), (0, 0))
+                )
             h = np.concatenate([up, skip], axis=-1)
             for run in blocks:
                 h = run(h)

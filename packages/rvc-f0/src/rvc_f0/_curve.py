@@ -26,7 +26,9 @@ def read_curve(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     try:
         text = p.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise CurveFileError(f"F0 curve file {p}: cannot be read as text ({exc}); expected a CSV of time_seconds,hz")
+        raise CurveFileError(
+            f"F0 curve file {p}: cannot be read as text ({exc}); expected a CSV of time_seconds,hz"
+        ) from exc
     rows: list[tuple[float, float]] = []
     header_allowed = True
     for n, line in enumerate(text.splitlines(), start=1):
@@ -43,7 +45,8 @@ def read_curve(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
             if first and not any(_is_number(f) for f in fields):
                 continue  # a header such as "time_seconds,hz"
             raise CurveFileError(
-                f"F0 curve file {p}, line {n}: {line[:60]!r} is not 'time_seconds,hz' (two numbers separated by a comma)"
+                f"F0 curve file {p}, line {n}: {line[:60]!r} is not 'time_seconds,hz' "
+                "(two numbers separated by a comma)"
             ) from None
         if not (np.isfinite(t) and np.isfinite(hz)) or t < 0 or hz < 0:
             raise CurveFileError(
@@ -51,7 +54,8 @@ def read_curve(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
             )
         if rows and t <= rows[-1][0]:
             raise CurveFileError(
-                f"F0 curve file {p}, line {n}: time {t} s does not come after {rows[-1][0]} s; times must increase strictly"
+                f"F0 curve file {p}, line {n}: time {t} s does not come after {rows[-1][0]} s; "
+                "times must increase strictly"
             )
         rows.append((t, hz))
     if not rows:

@@ -38,17 +38,29 @@ def expected_shapes(state: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
         "output_proj.bias": (BINS,),
         "cent_table": (BINS,),
     }
-    for name in ("input_stack.0.bias", "input_stack.1.weight", "input_stack.1.bias", "input_stack.3.bias",
-                 "norm.weight", "norm.bias"):
+    for name in (
+        "input_stack.0.bias",
+        "input_stack.1.weight",
+        "input_stack.1.bias",
+        "input_stack.3.bias",
+        "norm.weight",
+        "norm.bias",
+    ):
         out[name] = (HIDDEN,)
     for i in range(LAYERS):
         p = f"net.encoder_layers.{i}.conformer.net."
-        out.update({
-            p + "0.weight": (HIDDEN,), p + "0.bias": (HIDDEN,),
-            p + "2.weight": (2 * INNER, HIDDEN, 1), p + "2.bias": (2 * INNER,),
-            p + "4.conv.weight": (INNER, 1, KERNEL), p + "4.conv.bias": (INNER,),
-            p + "6.weight": (HIDDEN, INNER, 1), p + "6.bias": (HIDDEN,),
-        })
+        out.update(
+            {
+                p + "0.weight": (HIDDEN,),
+                p + "0.bias": (HIDDEN,),
+                p + "2.weight": (2 * INNER, HIDDEN, 1),
+                p + "2.bias": (2 * INNER,),
+                p + "4.conv.weight": (INNER, 1, KERNEL),
+                p + "4.conv.bias": (INNER,),
+                p + "6.weight": (HIDDEN, INNER, 1),
+                p + "6.bias": (HIDDEN,),
+            }
+        )
     return out
 
 
@@ -126,12 +138,18 @@ class FCPENet:
         self.blocks = []
         for i in range(LAYERS):
             p = f"net.encoder_layers.{i}.conformer.net."
-            self.blocks.append((
-                f32(state[p + "0.weight"]), f32(state[p + "0.bias"]),
-                f32(state[p + "2.weight"][:, :, 0].T), f32(state[p + "2.bias"]),
-                f32(state[p + "4.conv.weight"][:, 0, :].T), f32(state[p + "4.conv.bias"]),  # (31, 1024)
-                f32(state[p + "6.weight"][:, :, 0].T), f32(state[p + "6.bias"]),
-            ))
+            self.blocks.append(
+                (
+                    f32(state[p + "0.weight"]),
+                    f32(state[p + "0.bias"]),
+                    f32(state[p + "2.weight"][:, :, 0].T),
+                    f32(state[p + "2.bias"]),
+                    f32(state[p + "4.conv.weight"][:, 0, :].T),
+                    f32(state[p + "4.conv.bias"]),  # (31, 1024)
+                    f32(state[p + "6.weight"][:, :, 0].T),
+                    f32(state[p + "6.bias"]),
+                )
+            )
         self.norm_w, self.norm_b = f32(state["norm.weight"]), f32(state["norm.bias"])
         v = state["output_proj.weight_v"].astype(np.float64)
         w = state["output_proj.weight_g"] * v / np.linalg.norm(v, axis=1, keepdims=True)  # per output row
@@ -139,8 +157,17 @@ class FCPENet:
         self.cent_table = np.asarray(state["cent_table"], np.float32)
 
     def parameters(self) -> list[mx.array]:
-        return [self.in0_w, self.in0_b, self.in3_w, self.in3_b, self.norm_w, self.norm_b, self.out_w, self.out_b,
-                *[a for block in self.blocks for a in block]]
+        return [
+            self.in0_w,
+            self.in0_b,
+            self.in3_w,
+            self.in3_b,
+            self.norm_w,
+            self.norm_b,
+            self.out_w,
+            self.out_b,
+            *[a for block in self.blocks for a in block],
+        ]
 
     def __call__(self, mel: np.ndarray) -> np.ndarray:
         t = len(mel)

@@ -13,6 +13,8 @@ alone. Same equations as :func:`rvc_f0._mlx_net._gru_step` in float32 (only the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import mlx.core as mx
 
@@ -121,7 +123,7 @@ _SOURCE_SPLIT = """
     }
 """
 
-_kernels: dict[str, object] = {}
+_kernels: dict[str, Callable[..., Any]] = {}
 _failed = False  # neither kernel can run here: the caller steps the GRU in MLX
 _split_failed = False  # the split kernel's blocks could not all be resident: one block per sequence
 SPLIT = (8, 8)  # blocks per sequence, row slices per column (H100: 2.2 ms per 1,000 steps, one block 11.6)
@@ -148,8 +150,11 @@ def gru_sequences(proj: mx.array, wh: mx.array, bhn: mx.array) -> mx.array | Non
             if out is not None:
                 return out
             _split_failed = True
-            log.warning("RMVPE BiGRU: the %d blocks of the split kernel could not all run at once; "
-                        "using one block per direction", 2 * blocks)
+            log.warning(
+                "RMVPE BiGRU: the %d blocks of the split kernel could not all run at once; "
+                "using one block per direction",
+                2 * blocks,
+            )
         return _run_one_block(proj, wh, bhn)
     except Exception as exc:  # noqa: BLE001 (a JIT or launch failure: fall back for good, once)
         _failed = True
@@ -157,18 +162,24 @@ def gru_sequences(proj: mx.array, wh: mx.array, bhn: mx.array) -> mx.array | Non
         return None
 
 
-def _kernel(name: str, source: str, outputs: list[str]) -> object:
+def _kernel(name: str, source: str, outputs: list[str]) -> Callable[..., Any]:
     if name not in _kernels:
-        _kernels[name] = mx.fast.cuda_kernel(name=name, input_names=["proj", "wh", "bhn", "steps"],
-                                             output_names=outputs, source=source)
+        _kernels[name] = mx.fast.cuda_kernel(
+            name=name, input_names=["proj", "wh", "bhn", "steps"], output_names=outputs, source=source
+        )
     return _kernels[name]
 
 
 def _run_one_block(proj: mx.array, wh: mx.array, bhn: mx.array) -> mx.array:
     d, t, g = proj.shape
     (out,) = _kernel("rvc_bigru", _SOURCE, ["out"])(
-        inputs=[proj, wh, bhn, mx.array([t], dtype=mx.int32)], template=[("NH", g // 3)],
-        grid=(d * g, 1, 1), threadgroup=(g, 1, 1), output_shapes=[(d, t, g // 3)], output_dtypes=[mx.float32])
+        inputs=[proj, wh, bhn, mx.array([t], dtype=mx.int32)],
+        template=[("NH", g // 3)],
+        grid=(d * g, 1, 1),
+        threadgroup=(g, 1, 1),
+        output_shapes=[(d, t, g // 3)],
+        output_dtypes=[mx.float32],
+    )
     mx.eval(out)
     return out
 
@@ -179,8 +190,13 @@ def _run_split(proj: mx.array, wh: mx.array, bhn: mx.array, *, blocks: int, slic
     h = g // 3
     threads = 3 * (h // blocks) * slices
     out, bar = _kernel("rvc_bigru_split", _SOURCE_SPLIT, ["out", "bar"])(
-        inputs=[proj, wh, bhn, mx.array([t], dtype=mx.int32)], template=[("NH", h), ("NB", blocks), ("KS", slices)],
-        grid=(d * blocks * threads, 1, 1), threadgroup=(threads, 1, 1), output_shapes=[(d, t, h), (d + 1,)],
-        output_dtypes=[mx.float32, mx.int32], init_value=0)
+        inputs=[proj, wh, bhn, mx.array([t], dtype=mx.int32)],
+        template=[("NH", h), ("NB", blocks), ("KS", slices)],
+        grid=(d * blocks * threads, 1, 1),
+        threadgroup=(threads, 1, 1),
+        output_shapes=[(d, t, h), (d + 1,)],
+        output_dtypes=[mx.float32, mx.int32],
+        init_value=0,
+    )
     mx.eval(out, bar)
     return None if int(bar[d]) else out

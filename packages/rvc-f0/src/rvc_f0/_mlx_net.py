@@ -15,11 +15,12 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
-from rvc_runtime import check_keys
 from mlx_rmvpe import E2E
 
-from .errors import RVCF0Error, WeightsFormatError
+from rvc_runtime import check_keys
+
 from . import _gru_cuda
+from .errors import RVCF0Error, WeightsFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,8 @@ def _e2e_kwargs(path: Path, meta: dict[str, str]) -> dict[str, Any]:
         raise WeightsFormatError(f"RMVPE weights {path}: metadata e2e_kwargs is not JSON ({exc})") from exc
     if not isinstance(kw, dict) or not set(kw) <= _E2E_KEYS:
         raise WeightsFormatError(
-            f"RMVPE weights {path}: metadata e2e_kwargs={raw[:200]}; expected a JSON object with keys among {sorted(_E2E_KEYS)}"
+            f"RMVPE weights {path}: metadata e2e_kwargs={raw[:200]}; "
+            f"expected a JSON object with keys among {sorted(_E2E_KEYS)}"
         )
     if "kernel_size" in kw:
         kw["kernel_size"] = tuple(kw["kernel_size"])
@@ -84,9 +86,11 @@ def _check_keys(path: Path, arrays: dict[str, mx.array], params: dict[str, mx.ar
     problems = check_keys(expected, got)
     if problems:
         raise WeightsFormatError(
-            f"RMVPE weights {path} do not match the network ({len(got)} tensors in the file, {len(expected)} expected): "
+            f"RMVPE weights {path} do not match the network "
+            f"({len(got)} tensors in the file, {len(expected)} expected): "
             + problems
-            + ". Use an mlx-rmvpe safetensors file (rmvpe.safetensors from lexandstuff/mlx-rmvpe, or a converter's output)"
+            + ". Use an mlx-rmvpe safetensors file "
+            "(rmvpe.safetensors from lexandstuff/mlx-rmvpe, or a converter's output)"
         )
 
 

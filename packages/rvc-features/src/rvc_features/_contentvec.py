@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from rvc_runtime import check_keys
 
 from .errors import WeightsFormatError
@@ -97,7 +98,9 @@ def _kwargs(path: Path, meta: dict[str, str] | None, override: dict[str, Any] | 
         try:
             given = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise WeightsFormatError(f"ContentVec weights {path}: metadata contentvec_kwargs is not JSON ({exc})") from None
+            raise WeightsFormatError(
+                f"ContentVec weights {path}: metadata contentvec_kwargs is not JSON ({exc})"
+            ) from None
     if override:
         given = {**given, **override}
     if not isinstance(given, dict):
@@ -115,7 +118,8 @@ def _kwargs(path: Path, meta: dict[str, str] | None, override: dict[str, Any] | 
         kw[key] = value
     if kw["activation_fn"] != "gelu" or kw["extractor_mode"] not in ("default", "group_norm_masked", "layer_norm"):
         raise WeightsFormatError(
-            f"ContentVec weights {path}: activation_fn={kw['activation_fn']!r}, extractor_mode={kw['extractor_mode']!r}; "
+            f"ContentVec weights {path}: activation_fn={kw['activation_fn']!r}, "
+            f"extractor_mode={kw['extractor_mode']!r}; "
             "expected gelu and default/layer_norm (HuBERT/ContentVec)"
         )
     layers = parse_conv_layers(kw["conv_feature_layers"])
@@ -136,8 +140,13 @@ class ContentVec:
     Frames: ``n = (N - 400) // 320 + 1`` at 50 Hz. Thread-safe (one clip at a time).
     """
 
-    def __init__(self, model: Any, kwargs: dict[str, Any], final_proj: tuple[np.ndarray, np.ndarray] | None,
-                 path: Path | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        kwargs: dict[str, Any],
+        final_proj: tuple[np.ndarray, np.ndarray] | None,
+        path: Path | None = None,
+    ) -> None:
         from ._cv_fast import FastContentvec
 
         self.model, self.kwargs, self.path = model, kwargs, path
@@ -145,8 +154,11 @@ class ContentVec:
         self.n_layers = int(kwargs["encoder_layers"])
         self.final_proj = final_proj
         self._fast = FastContentvec(
-            model, parse_conv_layers(kwargs["conv_feature_layers"]), mode=kwargs["extractor_mode"],
-            layer_norm_first=kwargs["layer_norm_first"], heads=kwargs["encoder_attention_heads"],
+            model,
+            parse_conv_layers(kwargs["conv_feature_layers"]),
+            mode=kwargs["extractor_mode"],
+            layer_norm_first=kwargs["layer_norm_first"],
+            heads=kwargs["encoder_attention_heads"],
             pos_groups=kwargs["conv_pos_groups"],
         )
         self._lock = threading.Lock()
@@ -157,8 +169,10 @@ class ContentVec:
         return self.final_proj is not None
 
     def __repr__(self) -> str:
-        return (f"ContentVec(path={str(self.path)!r}, dim={self.dim}, layers={self.n_layers}, "
-                f"final_proj={self.has_final_proj})")
+        return (
+            f"ContentVec(path={str(self.path)!r}, dim={self.dim}, layers={self.n_layers}, "
+            f"final_proj={self.has_final_proj})"
+        )
 
     def hidden(self, audio_16k: Any, *, output_layer: int | None = None, fast: bool = True) -> np.ndarray:
         """(N,) float 16 kHz -> (n, dim) float32 output of transformer layer ``output_layer``
@@ -221,7 +235,9 @@ def load_contentvec(path: str | Path, *, kwargs: dict[str, Any] | None = None) -
     from .errors import WeightsNotFoundError
 
     if not path.is_file():
-        raise WeightsNotFoundError(f"ContentVec weights file {path} does not exist; expected an mlx-contentvec .safetensors")
+        raise WeightsNotFoundError(
+            f"ContentVec weights file {path} does not exist; expected an mlx-contentvec .safetensors"
+        )
     st = path.stat()
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size) if kwargs is None else None
     with _CACHE_LOCK:
@@ -247,9 +263,15 @@ def _load(path: Path, override: dict[str, Any] | None) -> ContentVec:
     return build(arrays, kw, path)
 
 
-def build(arrays: dict[str, Any], kw: dict[str, Any], path: Path | None, *, what: str = "ContentVec weights",
-          hint: str = "use mlx-contentvec safetensors (constructor kwargs for other sizes go in the metadata key "
-          "contentvec_kwargs)") -> ContentVec:
+def build(
+    arrays: dict[str, Any],
+    kw: dict[str, Any],
+    path: Path | None,
+    *,
+    what: str = "ContentVec weights",
+    hint: str = "use mlx-contentvec safetensors (constructor kwargs for other sizes go in the metadata key "
+    "contentvec_kwargs)",
+) -> ContentVec:
     """A :class:`ContentVec` from mlx-contentvec tensors (MLX or NumPy arrays, ``final_proj.*``
     optional) and checked constructor kwargs; strict names and shapes, float32."""
     import mlx.core as mx
@@ -285,6 +307,12 @@ def build(arrays: dict[str, Any], kw: dict[str, Any], path: Path | None, *, what
                 f"expected (n, {kw['encoder_embed_dim']}) / (n,), n = 256 for RVC v1"
             )
         final_proj = (np.array(fp_w.astype(mx.float32)), np.array(fp_b.astype(mx.float32)))
-    logger.info("loaded %s %s (%d layers x %d, final_proj: %s)", what, path, kw["encoder_layers"],
-                kw["encoder_embed_dim"], final_proj is not None)
+    logger.info(
+        "loaded %s %s (%d layers x %d, final_proj: %s)",
+        what,
+        path,
+        kw["encoder_layers"],
+        kw["encoder_embed_dim"],
+        final_proj is not None,
+    )
     return ContentVec(model, kw, final_proj, path)

@@ -26,10 +26,22 @@ import mlx.core as mx
 import numpy as np
 
 # Rational approximation of erf on [-4, 4] (Eigen / XLA's float32 erf): erf(x) = x P(x^2) / Q(x^2).
-_ERF_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
-          -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02)
-_ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
-          -1.42647390514189e-02)
+_ERF_P = (
+    -2.72614225801306e-10,
+    2.77068142495902e-08,
+    -2.10102402082508e-06,
+    -5.69250639462346e-05,
+    -7.34990630326855e-04,
+    -2.95459980854025e-03,
+    -1.60960333262415e-02,
+)
+_ERF_Q = (
+    -1.45660718464996e-05,
+    -2.13374055278905e-04,
+    -1.68282697438203e-03,
+    -7.37332916720468e-03,
+    -1.42647390514189e-02,
+)
 
 
 def _erf(x: mx.array) -> mx.array:
@@ -73,8 +85,16 @@ def _taps(w2: mx.array, k: int) -> np.ndarray:
 class FastContentvec:
     """Runs a loaded ``ContentvecModel`` (eval mode, ``encoder_layers_1 = 0``) on one clip."""
 
-    def __init__(self, model: Any, conv_layers: list[tuple[int, int, int]], *, mode: str, layer_norm_first: bool,
-                 heads: int, pos_groups: int) -> None:
+    def __init__(
+        self,
+        model: Any,
+        conv_layers: list[tuple[int, int, int]],
+        *,
+        mode: str,
+        layer_norm_first: bool,
+        heads: int,
+        pos_groups: int,
+    ) -> None:
         self.model = model
         self.mode = mode
         self.layer_norm_first = layer_norm_first
@@ -103,9 +123,20 @@ class FastContentvec:
             a = layer.self_attn
             wqkv = mx.concatenate([a.q_proj.weight * a.scaling, a.k_proj.weight, a.v_proj.weight], axis=0).T
             bqkv = mx.concatenate([a.q_proj.bias * a.scaling, a.k_proj.bias, a.v_proj.bias])
-            self.layers.append((wqkv, bqkv, a.out_proj.weight.T, a.out_proj.bias, layer.self_attn_layer_norm,
-                                layer.fc1.weight.T, layer.fc1.bias, layer.fc2.weight.T, layer.fc2.bias,
-                                layer.final_layer_norm))
+            self.layers.append(
+                (
+                    wqkv,
+                    bqkv,
+                    a.out_proj.weight.T,
+                    a.out_proj.bias,
+                    layer.self_attn_layer_norm,
+                    layer.fc1.weight.T,
+                    layer.fc1.bias,
+                    layer.fc2.weight.T,
+                    layer.fc2.bias,
+                    layer.final_layer_norm,
+                )
+            )
         mx.eval(self.pos_w, [c[2] for c in self.convs], [lay[:4] + lay[5:9] for lay in self.layers])
 
     # --- stages ---------------------------------------------------------------------------
@@ -121,7 +152,7 @@ class FastContentvec:
         stride, field = 1, 1
         for k, s, *_ in reversed(self.convs):
             field = (field - 1) * s + k
-        for k, s, *_ in self.convs:
+        for _k, s, *_ in self.convs:
             stride *= s
         n = len(audio)
         for k, s, *_ in self.convs:
@@ -132,7 +163,9 @@ class FastContentvec:
             w0, b0 = self._fold_group_norm(audio, k0, s0, w0, norm0)
         dnnl = self._dnnl_convs() if group_norm else []
         if dnnl and n > 0:
-            return self._features_dnnl(audio, dnnl, _taps(w0, k0), None if b0 is None else np.array(b0), n, stride, field)
+            return self._features_dnnl(
+                audio, dnnl, _taps(w0, k0), None if b0 is None else np.array(b0), n, stride, field
+            )
         outs = []
         for f0 in range(0, max(n, 0), block):
             f1 = min(n, f0 + block)
@@ -141,7 +174,11 @@ class FastContentvec:
             for i, (k, s, w2, bias, norm) in enumerate(self.convs):
                 if i == 0:
                     x = _conv_gemm(x, w0, k, s, b0)
-                    x = gelu(x) if norm is None or group_norm else gelu(mx.fast.layer_norm(x, norm.weight, norm.bias, norm.eps))
+                    x = (
+                        gelu(x)
+                        if norm is None or group_norm
+                        else gelu(mx.fast.layer_norm(x, norm.weight, norm.bias, norm.eps))
+                    )
                     continue
                 x = _conv_gemm(x, w2, k, s, bias)
                 if norm is not None and not group_norm:
@@ -154,8 +191,9 @@ class FastContentvec:
             return mx.zeros((0, self.convs[-1][2].shape[1]))
         return outs[0] if len(outs) == 1 else mx.concatenate(outs, axis=0)
 
-    def _features_dnnl(self, audio: np.ndarray, convs: list, w0: np.ndarray, b0: np.ndarray | None, n: int,
-                       stride: int, field: int) -> mx.array:
+    def _features_dnnl(
+        self, audio: np.ndarray, convs: list, w0: np.ndarray, b0: np.ndarray | None, n: int, stride: int, field: int
+    ) -> mx.array:
         """:meth:`features` on oneDNN, GELU fused: blocks of 256, 64 or 16 frames (the last one
         zero-padded), so that the primitives (whose creation costs up to ~0.2 s each) are made
         once per process, whatever the input length; the first layer's weights, which carry this
@@ -181,9 +219,14 @@ class FastContentvec:
         if getattr(self, "_dnnl", None) is None:
             from rvc_runtime import onednn as _dnnl
 
-            self._dnnl = [] if not _dnnl.available() else [
-                _dnnl.Conv(_taps(w2, k), None if bias is None else np.array(bias), stride=s)
-                for k, s, w2, bias, _ in self.convs]
+            self._dnnl = (
+                []
+                if not _dnnl.available()
+                else [
+                    _dnnl.Conv(_taps(w2, k), None if bias is None else np.array(bias), stride=s)
+                    for k, s, w2, bias, _ in self.convs
+                ]
+            )
         return self._dnnl
 
     @staticmethod
@@ -207,12 +250,15 @@ class FastContentvec:
         g, k = self.pos_groups, self.pos_k
         ig = c // g
         xp = mx.pad(x, ((k // 2, k // 2), (0, 0))).reshape(-1, g, ig).transpose(1, 0, 2)  # (G, T+K, Ig)
-        y = None
-        for k0 in range(0, k, block):
+
+        def taps(k0: int) -> mx.array:  # taps k0 .. k0+block-1, as one matmul per group
             nb = min(block, k - k0)
             cols = mx.concatenate([xp[:, k0 + j : k0 + j + t] for j in range(nb)], axis=-1)  # (G, T, nb*Ig)
-            part = cols @ self.pos_w[:, k0 : k0 + nb].reshape(g, nb * ig, -1)
-            y = part if y is None else y + part
+            return cols @ self.pos_w[:, k0 : k0 + nb].reshape(g, nb * ig, -1)
+
+        y = taps(0)
+        for k0 in range(block, k, block):
+            y = y + taps(k0)
         y = y.transpose(1, 0, 2).reshape(t, -1) + self.pos_b  # SamePad: the extra last frame is never made
         return gelu(y)
 
@@ -297,4 +343,3 @@ class FastContentvec:
         if self.layer_norm_first and output_layer is None:
             x = mx.fast.layer_norm(x, enc.layer_norm.weight, enc.layer_norm.bias, enc.layer_norm.eps)
         return x
-

@@ -47,9 +47,32 @@ logger = logging.getLogger(__name__)
 
 # Globals a fairseq checkpoint pickles besides tensors: config and bookkeeping objects. They are
 # turned into inert placeholders (data only; nothing named here is ever imported or called).
-_INERT_ROOTS = ("omegaconf", "fairseq", "argparse", "typing", "enum", "collections", "numpy", "pathlib", "copyreg",
-                "copy_reg")
-_INERT_BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "int", "float", "str", "bool", "object", "type", "slice"}
+_INERT_ROOTS = (
+    "omegaconf",
+    "fairseq",
+    "argparse",
+    "typing",
+    "enum",
+    "collections",
+    "numpy",
+    "pathlib",
+    "copyreg",
+    "copy_reg",
+)
+_INERT_BUILTINS = {
+    "dict",
+    "list",
+    "tuple",
+    "set",
+    "frozenset",
+    "int",
+    "float",
+    "str",
+    "bool",
+    "object",
+    "type",
+    "slice",
+}
 
 
 def _inert(module: str, name: str) -> bool:
@@ -124,8 +147,10 @@ def fairseq_to_mlx(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if key.startswith("encoder.pos_conv.0."):
             pos[key[len("encoder.pos_conv.0.") :]] = v
             continue
-        if _LAYER.match(key) or key.split(".")[0] in ("layer_norm", "post_extract_proj", "final_proj") or key.startswith(
-            "encoder.layer_norm."
+        if (
+            _LAYER.match(key)
+            or key.split(".")[0] in ("layer_norm", "post_extract_proj", "final_proj")
+            or key.startswith("encoder.layer_norm.")
         ):
             out[key] = v
             continue
@@ -156,8 +181,14 @@ def fairseq_to_mlx(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def infer_kwargs(weights: dict[str, np.ndarray], cfg: dict[str, Any]) -> dict[str, Any]:
     """ContentvecModel kwargs: the checkpoint's config where it has one, checked against the shapes."""
     kw = dict(BASE_KWARGS)
-    for key in ("encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads",
-                "conv_pos", "conv_pos_groups"):
+    for key in (
+        "encoder_layers",
+        "encoder_embed_dim",
+        "encoder_ffn_embed_dim",
+        "encoder_attention_heads",
+        "conv_pos",
+        "conv_pos_groups",
+    ):
         if isinstance(cfg.get(key), int) and not isinstance(cfg.get(key), bool):
             kw[key] = cfg[key]
     for key in ("conv_bias", "layer_norm_first"):
@@ -172,14 +203,20 @@ def infer_kwargs(weights: dict[str, np.ndarray], cfg: dict[str, Any]) -> dict[st
     embed = weights["encoder.layers.0.fc1.weight"].shape[1] if n_layers else kw["encoder_embed_dim"]
     ffn = weights["encoder.layers.0.fc1.weight"].shape[0] if n_layers else kw["encoder_ffn_embed_dim"]
     v = weights["encoder.pos_conv.layers.0.v"]
-    kw.update(encoder_layers=n_layers, encoder_embed_dim=int(embed), encoder_ffn_embed_dim=int(ffn),
-              conv_pos=int(v.shape[1]), conv_pos_groups=int(embed // v.shape[2]))
+    kw.update(
+        encoder_layers=n_layers,
+        encoder_embed_dim=int(embed),
+        encoder_ffn_embed_dim=int(ffn),
+        conv_pos=int(v.shape[1]),
+        conv_pos_groups=int(embed // v.shape[2]),
+    )
     if "encoder_attention_heads" not in cfg and embed != 768:
         raise WeightsFormatError(
             f"the checkpoint's config does not say how many attention heads its {embed}-wide encoder has"
         )
-    convs = sorted((int(m.group(1)), w) for k, w in weights.items()
-                   if (m := _CONV.match(k)) and m.group(2) == "conv.weight")
+    convs = sorted(
+        (int(m.group(1)), w) for k, w in weights.items() if (m := _CONV.match(k)) and m.group(2) == "conv.weight"
+    )
     from ._contentvec import parse_conv_layers
 
     layers = parse_conv_layers(kw["conv_feature_layers"])
@@ -193,7 +230,9 @@ def infer_kwargs(weights: dict[str, np.ndarray], cfg: dict[str, Any]) -> dict[st
     return kw
 
 
-def import_hubert(pt_path: str | os.PathLike[str], out_path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+def import_hubert(
+    pt_path: str | os.PathLike[str], out_path: str | os.PathLike[str], *, overwrite: bool = False
+) -> Path:
     """Convert RVC's ``hubert_base.pt`` (fairseq HuBERT/ContentVec) to mlx-contentvec safetensors.
 
     The output holds the mlx-contentvec tensors, ``final_proj.weight``/``final_proj.bias`` (what
@@ -206,8 +245,9 @@ def import_hubert(pt_path: str | os.PathLike[str], out_path: str | os.PathLike[s
         WeightsFormatError: not a fairseq HuBERT checkpoint (or unsafe: it names code to run).
         OutputExistsError: ``out_path`` exists and ``overwrite`` is False.
     """
-    from rvc_pth import CheckpointNotFoundError, PthError, read_pth
     from safetensors.numpy import save_file
+
+    from rvc_pth import CheckpointNotFoundError, PthError, read_pth
 
     src, dst = Path(pt_path).expanduser(), Path(out_path).expanduser()
     if dst.exists() and not overwrite:

@@ -8,7 +8,7 @@ import re
 import sys
 import uuid
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import faiss
 import numpy as np
@@ -20,6 +20,9 @@ from .errors import (
     IndexInputError,
     IndexNotFoundError,
 )
+
+if TYPE_CHECKING:
+    from ._mlx_search import MLXIVFSearcher
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +196,7 @@ class FeatureIndex:
         self._vectors: np.ndarray | None = None
         self._mlx = self._make_backend(backend, where)
 
-    def _make_backend(self, backend: object, where: str) -> object:
+    def _make_backend(self, backend: object, where: str) -> MLXIVFSearcher | None:
         """The MLX searcher for backend "mlx" (or "auto" on a GPU), None for FAISS."""
         if backend not in ("auto", "faiss", "mlx"):
             raise IndexInputError(f"backend must be 'auto', 'faiss' or 'mlx', got {backend!r}")
@@ -385,16 +388,16 @@ class FeatureIndex:
         out = np.float32(rate) * retrieved + np.float32(1.0 - rate) * flat
         return out.reshape(feats.shape)
 
-    def _blend_mx(self, features: object, *, rate: float, k: int) -> object:
+    def _blend_mx(self, features: Any, *, rate: float, k: int) -> Any:
         import mlx.core as mx
 
-        shape = features.shape  # type: ignore[attr-defined]
+        shape = features.shape
         if len(shape) not in (2, 3):
             raise IndexInputError(f"features must be (T, D) or (B, T, D), got shape {tuple(shape)}")
         if self._mlx is None:
             return mx.array(self.blend(np.array(features, dtype=np.float32), rate=rate, k=k))
         r = _check_rate(rate)
-        flat = features.reshape(-1, shape[-1]).astype(mx.float32)  # type: ignore[attr-defined]
+        flat = features.reshape(-1, shape[-1]).astype(mx.float32)
         if r == 0:
             return flat.reshape(shape)
         self.check_dim(int(shape[-1]))

@@ -19,7 +19,7 @@ queries (no per-query Python loop):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import faiss
 import numpy as np
@@ -65,10 +65,12 @@ class MLXIVFSearcher:
     def __init__(self, index: faiss.Index) -> None:
         import mlx.core as mx
 
-        ivf = faiss.downcast_index(index)
+        ivf = cast(faiss.IndexIVFFlat, faiss.downcast_index(index))  # ivf_flat_supported() said so
         self._ivf = ivf
         d, nlist = int(ivf.d), int(ivf.nlist)
         inv = ivf.invlists
+        if inv is None:
+            raise ValueError("it has no inverted lists")
         sizes = np.array([inv.list_size(i) for i in range(nlist)], dtype=np.int64)
         n = int(sizes.sum())
         store = np.zeros((n + 1, d), dtype=np.float32)

@@ -52,7 +52,7 @@ class DnnlError(RuntimeError):
     pass
 
 
-_lib = None
+_lib: ctypes.CDLL | None = None
 _engine = _P()
 _stream = _P()
 _lock = threading.RLock()  # one user at a time: shared scratchpad, reused memory objects
@@ -100,17 +100,44 @@ def _setup(lib: ctypes.CDLL) -> None:
     lib.dnnl_primitive_desc_query_md.restype = _P
     lib.dnnl_primitive_desc_query_md.argtypes = [_P, ctypes.c_int, ctypes.c_int]
     lib.dnnl_memory_desc_create_with_tag.argtypes = [
-        ctypes.POINTER(_P), ctypes.c_int, _DIMS, ctypes.c_int, ctypes.c_int]
+        ctypes.POINTER(_P),
+        ctypes.c_int,
+        _DIMS,
+        ctypes.c_int,
+        ctypes.c_int,
+    ]
     lib.dnnl_memory_create.argtypes = [ctypes.POINTER(_P), _P, _P, _P]
     lib.dnnl_primitive_execute.argtypes = [_P, _P, ctypes.c_int, ctypes.POINTER(_Arg)]
     lib.dnnl_post_ops_append_eltwise.argtypes = [_P, ctypes.c_int, ctypes.c_float, ctypes.c_float]
     lib.dnnl_post_ops_append_sum.argtypes = [_P, ctypes.c_float, ctypes.c_int32, ctypes.c_int]
     lib.dnnl_post_ops_append_binary.argtypes = [_P, ctypes.c_int, _P]
     lib.dnnl_primitive_attr_set_post_ops.argtypes = [_P, _P]
-    conv_args = [ctypes.POINTER(_P), _P, ctypes.c_int, ctypes.c_int, _P, _P, _P, _P, _DIMS, _DIMS, _DIMS, _DIMS, _P]
-    lib.dnnl_convolution_forward_primitive_desc_create.argtypes = conv_args
+    lib.dnnl_convolution_forward_primitive_desc_create.argtypes = [
+        ctypes.POINTER(_P),
+        _P,
+        ctypes.c_int,
+        ctypes.c_int,
+        _P,
+        _P,
+        _P,
+        _P,
+        _DIMS,
+        _DIMS,
+        _DIMS,
+        _DIMS,
+        _P,
+    ]
     lib.dnnl_eltwise_forward_primitive_desc_create.argtypes = [
-        ctypes.POINTER(_P), _P, ctypes.c_int, ctypes.c_int, _P, _P, ctypes.c_float, ctypes.c_float, _P]
+        ctypes.POINTER(_P),
+        _P,
+        ctypes.c_int,
+        ctypes.c_int,
+        _P,
+        _P,
+        ctypes.c_float,
+        ctypes.c_float,
+        _P,
+    ]
     lib.dnnl_reorder_primitive_desc_create.argtypes = [ctypes.POINTER(_P), _P, _P, _P, _P, _P]
     lib.dnnl_primitive_create.argtypes = [ctypes.POINTER(_P), _P]
     lib.dnnl_memory_destroy.argtypes = [_P]
@@ -118,12 +145,24 @@ def _setup(lib: ctypes.CDLL) -> None:
     lib.dnnl_stream_wait.argtypes = [_P]
     lib.dnnl_memory_desc_equal.argtypes = [_P, _P]
     lib.dnnl_memory_desc_clone.argtypes = [ctypes.POINTER(_P), _P]
-    for name in ("dnnl_primitive_destroy", "dnnl_primitive_attr_destroy", "dnnl_post_ops_destroy",
-                 "dnnl_primitive_desc_destroy", "dnnl_memory_desc_destroy"):
+    for name in (
+        "dnnl_primitive_destroy",
+        "dnnl_primitive_attr_destroy",
+        "dnnl_post_ops_destroy",
+        "dnnl_primitive_desc_destroy",
+        "dnnl_memory_desc_destroy",
+    ):
         getattr(lib, name).argtypes = [_P]
     lib.dnnl_primitive_attr_set_scratchpad_mode.argtypes = [_P, ctypes.c_int]
     lib.dnnl_memory_desc_get_size.argtypes = [_P]
     lib.dnnl_memory_desc_get_size.restype = ctypes.c_size_t
+
+
+def _dnnl() -> ctypes.CDLL:
+    """The loaded library (the functions below run only once :func:`available` said yes)."""
+    if _lib is None:
+        raise DnnlError("oneDNN is not loaded; check rvc_runtime.onednn.available() first")
+    return _lib
 
 
 def _check(status: int, what: str) -> None:
@@ -133,56 +172,58 @@ def _check(status: int, what: str) -> None:
 
 def _md(dims: tuple[int, ...], tag: int) -> _P:
     md = _P()
-    _check(_lib.dnnl_memory_desc_create_with_tag(ctypes.byref(md), len(dims), _DIMS(*dims), _F32, tag), "memory desc")
+    _check(
+        _dnnl().dnnl_memory_desc_create_with_tag(ctypes.byref(md), len(dims), _DIMS(*dims), _F32, tag), "memory desc"
+    )
     return md
 
 
 def _free_mds(*mds: _P) -> None:
     """Descriptors are copied by whatever is built from them (memories, primitive descs)."""
     for md in mds:
-        _lib.dnnl_memory_desc_destroy(md)
+        _dnnl().dnnl_memory_desc_destroy(md)
 
 
 def _mem(md: _P, array: np.ndarray | None, *, empty: bool = False) -> _P:
     m = _P()
     handle = _P(array.ctypes.data) if array is not None else _P(None) if empty else _ALLOCATE
-    _check(_lib.dnnl_memory_create(ctypes.byref(m), md, _engine, handle), "memory")
+    _check(_dnnl().dnnl_memory_create(ctypes.byref(m), md, _engine, handle), "memory")
     return m
 
 
 def _execute(prim: _P, args: list[tuple[int, _P]]) -> None:
     arr = (_Arg * len(args))(*[_Arg(a, m) for a, m in args])
-    _check(_lib.dnnl_primitive_execute(prim, _stream, len(args), arr), "execute")
-    _check(_lib.dnnl_stream_wait(_stream), "wait")
+    _check(_dnnl().dnnl_primitive_execute(prim, _stream, len(args), arr), "execute")
+    _check(_dnnl().dnnl_stream_wait(_stream), "wait")
 
 
 def _attr(post_ops: tuple, dst_dims: tuple[int, ...]) -> _P:
     """Post-ops: ("relu", slope) | ("tanh",) | ("gelu",) | ("linear", a, b) | ("sum",) | ("add",)."""
     attr, po = _P(), _P()
-    _check(_lib.dnnl_primitive_attr_create(ctypes.byref(attr)), "attr")
-    _check(_lib.dnnl_post_ops_create(ctypes.byref(po)), "post ops")
+    _check(_dnnl().dnnl_primitive_attr_create(ctypes.byref(attr)), "attr")
+    _check(_dnnl().dnnl_post_ops_create(ctypes.byref(po)), "post ops")
     for op in post_ops:
         if op[0] == "relu":
-            _check(_lib.dnnl_post_ops_append_eltwise(po, _RELU, op[1], 0.0), "relu")
+            _check(_dnnl().dnnl_post_ops_append_eltwise(po, _RELU, op[1], 0.0), "relu")
         elif op[0] == "tanh":
-            _check(_lib.dnnl_post_ops_append_eltwise(po, _TANH, 0.0, 0.0), "tanh")
+            _check(_dnnl().dnnl_post_ops_append_eltwise(po, _TANH, 0.0, 0.0), "tanh")
         elif op[0] == "gelu":  # exact (erf) GELU
-            _check(_lib.dnnl_post_ops_append_eltwise(po, _GELU_ERF, 0.0, 0.0), "gelu")
+            _check(_dnnl().dnnl_post_ops_append_eltwise(po, _GELU_ERF, 0.0, 0.0), "gelu")
         elif op[0] == "linear":
-            _check(_lib.dnnl_post_ops_append_eltwise(po, _LINEAR, op[1], op[2]), "linear")
+            _check(_dnnl().dnnl_post_ops_append_eltwise(po, _LINEAR, op[1], op[2]), "linear")
         elif op[0] == "sum":
-            _check(_lib.dnnl_post_ops_append_sum(po, 1.0, 0, 0), "sum")
+            _check(_dnnl().dnnl_post_ops_append_sum(po, 1.0, 0, 0), "sum")
         elif op[0] == "add":
             md = _md(dst_dims, _TAG_NWC if len(dst_dims) == 3 else _TAG_NHWC)
-            _check(_lib.dnnl_post_ops_append_binary(po, _BINARY_ADD, md), "add")
+            _check(_dnnl().dnnl_post_ops_append_binary(po, _BINARY_ADD, md), "add")
             _free_mds(md)
         else:  # pragma: no cover
             raise ValueError(op)
-    _check(_lib.dnnl_primitive_attr_set_post_ops(attr, po), "set post ops")
-    _lib.dnnl_post_ops_destroy(po)  # the attribute keeps its own copy
+    _check(_dnnl().dnnl_primitive_attr_set_post_ops(attr, po), "set post ops")
+    _dnnl().dnnl_post_ops_destroy(po)  # the attribute keeps its own copy
     # one scratchpad shared by every primitive (library-managed ones are kept per primitive:
     # gigabytes across a decoder's ~100 layers)
-    _check(_lib.dnnl_primitive_attr_set_scratchpad_mode(attr, _SCRATCHPAD_USER), "scratchpad mode")
+    _check(_dnnl().dnnl_primitive_attr_set_scratchpad_mode(attr, _SCRATCHPAD_USER), "scratchpad mode")
     return attr
 
 
@@ -190,8 +231,8 @@ _scratch = np.empty(0, np.uint8)
 
 
 def _scratchpad(pd: _P) -> tuple[_P, int]:
-    md = _P(_lib.dnnl_primitive_desc_query_md(pd, _Q_SCRATCHPAD_MD, 0))
-    return md, _lib.dnnl_memory_desc_get_size(md)
+    md = _P(_dnnl().dnnl_primitive_desc_query_md(pd, _Q_SCRATCHPAD_MD, 0))
+    return md, _dnnl().dnnl_memory_desc_get_size(md)
 
 
 def _scratch_ptr(size: int) -> int:
@@ -208,21 +249,23 @@ def _create(make, post_ops: tuple, dst_dims: tuple[int, ...]) -> tuple[_P, _P]:
     try:
         _check(make(ctypes.byref(pd), attr), "primitive desc")
     finally:
-        _lib.dnnl_primitive_attr_destroy(attr)  # the descriptor keeps its own copy
-    _check(_lib.dnnl_primitive_create(ctypes.byref(prim), pd), "primitive")
+        _dnnl().dnnl_primitive_attr_destroy(attr)  # the descriptor keeps its own copy
+    _check(_dnnl().dnnl_primitive_create(ctypes.byref(prim), pd), "primitive")
     return pd, prim
 
 
 def _reorder(src_md: _P, src: _P, dst_md: _P, dst: _P) -> None:
     """Copy one memory into another layout (weights, once per layout)."""
     rpd, rprim = _P(), _P()
-    _check(_lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), src_md, _engine, dst_md, _engine, None),
-           "reorder desc")
-    _check(_lib.dnnl_primitive_create(ctypes.byref(rprim), rpd), "reorder")
+    _check(
+        _dnnl().dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), src_md, _engine, dst_md, _engine, None),
+        "reorder desc",
+    )
+    _check(_dnnl().dnnl_primitive_create(ctypes.byref(rprim), rpd), "reorder")
     with _lock:
         _execute(rprim, [(_ARG_FROM, src), (_ARG_TO, dst)])
-    _lib.dnnl_primitive_destroy(rprim)
-    _lib.dnnl_primitive_desc_destroy(rpd)
+    _dnnl().dnnl_primitive_destroy(rprim)
+    _dnnl().dnnl_primitive_desc_destroy(rpd)
 
 
 MAX_SHAPES = 8  # primitives kept per layer: the tiled ones need 1-2, the others one per length
@@ -234,9 +277,10 @@ class Conv:
     primitives are cached per input shape and post-ops (the :data:`MAX_SHAPES` most recent),
     the weights reordered once per layout a primitive asks for."""
 
-    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, *, stride: int = 1, padding: int = 0,
-                 dilation: int = 1) -> None:
-        self.weight = np.ascontiguousarray(weight, dtype=np.float32)
+    def __init__(
+        self, weight: np.ndarray, bias: np.ndarray | None, *, stride: int = 1, padding: int = 0, dilation: int = 1
+    ) -> None:
+        self.weight: np.ndarray | None = np.ascontiguousarray(weight, dtype=np.float32)  # None once reordered
         if self.weight.ndim not in (3, 4):
             raise ValueError(f"weights of shape {self.weight.shape}: expected (out, k, in) or (out, kh, kw, in)")
         self.shape = self.weight.shape
@@ -263,15 +307,20 @@ class Conv:
         b_md = _md((self.cout,), _TAG_X)
         dims = [_DIMS(*[v] * nd) for v in (self.stride, self.dilation - 1, self.padding, self.padding)]
         w_any = _md((self.cout, self.cin, *self.ks), _TAG_ANY)
-        pd, prim = _create(lambda pd, attr: _lib.dnnl_convolution_forward_primitive_desc_create(
-            pd, _engine, _FWD_INFERENCE, _CONV_DIRECT, src_md, w_any, b_md, dst_md, *dims, attr), post_ops, dst_dims)
-        w_mem = self._reordered(_P(_lib.dnnl_primitive_desc_query_md(pd, _Q_WEIGHTS_MD, 0)))
+        pd, prim = _create(
+            lambda pd, attr: _dnnl().dnnl_convolution_forward_primitive_desc_create(
+                pd, _engine, _FWD_INFERENCE, _CONV_DIRECT, src_md, w_any, b_md, dst_md, *dims, attr
+            ),
+            post_ops,
+            dst_dims,
+        )
+        w_mem = self._reordered(_P(_dnnl().dnnl_primitive_desc_query_md(pd, _Q_WEIGHTS_MD, 0)))
         # memory objects made once; each call only points them at its buffers
         n_add = sum(op[0] == "add" for op in post_ops)
         scratch_md, scratch_size = _scratchpad(pd)
         mds = [src_md, dst_md, b_md] + [dst_md] * n_add + [scratch_md]
         mems = [_mem(md, None, empty=True) for md in mds]
-        _lib.dnnl_primitive_desc_destroy(pd)
+        _dnnl().dnnl_primitive_desc_destroy(pd)
         _free_mds(src_md, dst_md, b_md, w_any)
         ids = [_ARG_SRC, _ARG_DST, _ARG_BIAS]
         ids += [_ARG_POST_OP_BASE * (i + 1) | _ARG_SRC_1 for i, op in enumerate(post_ops) if op[0] == "add"]
@@ -280,9 +329,9 @@ class Conv:
         hit = (prim, mems, args, scratch_size)
         if len(self._prims) >= MAX_SHAPES:  # a folder of files of every length: forget the oldest
             old_prim, old_mems, *_ = self._prims.pop(next(iter(self._prims)))
-            _lib.dnnl_primitive_destroy(old_prim)
+            _dnnl().dnnl_primitive_destroy(old_prim)
             for m in old_mems:
-                _lib.dnnl_memory_destroy(m)
+                _dnnl().dnnl_memory_destroy(m)
         self._prims[key] = hit
         return hit
 
@@ -291,16 +340,16 @@ class Conv:
         exists the NumPy copy is dropped (later layouts are reordered from the first): a
         network's weights are then held once here, not twice."""
         for md, mem in self._weights:
-            if _lib.dnnl_memory_desc_equal(md, w_md):
+            if _dnnl().dnnl_memory_desc_equal(md, w_md):
                 return mem
         kept = _P()
-        _check(_lib.dnnl_memory_desc_clone(ctypes.byref(kept), w_md), "clone")  # w_md dies with its pd
+        _check(_dnnl().dnnl_memory_desc_clone(ctypes.byref(kept), w_md), "clone")  # w_md dies with its pd
         w_mem = _mem(w_md, None)
         if self.weight is not None:
             user_md = _md((self.cout, self.cin, *self.ks), _TAG_OWI if len(self.ks) == 1 else _TAG_OHWI)
             user = _mem(user_md, self.weight)
             _reorder(user_md, user, kept, w_mem)
-            _lib.dnnl_memory_destroy(user)
+            _dnnl().dnnl_memory_destroy(user)
             _free_mds(user_md)
             self.weight = None
         else:
@@ -322,12 +371,19 @@ class Conv:
         user = _mem(user_md, weight)
         for md, mem in self._weights:
             _reorder(user_md, user, md, mem)
-        _lib.dnnl_memory_destroy(user)
+        _dnnl().dnnl_memory_destroy(user)
         _free_mds(user_md)
 
-    def __call__(self, x: np.ndarray, *, post_ops: tuple = (), out: np.ndarray | None = None,
-                 add: tuple[np.ndarray, ...] = (), bias: np.ndarray | None = None,
-                 tile: int | None = None) -> np.ndarray:
+    def __call__(
+        self,
+        x: np.ndarray,
+        *,
+        post_ops: tuple = (),
+        out: np.ndarray | None = None,
+        add: tuple[np.ndarray, ...] = (),
+        bias: np.ndarray | None = None,
+        tile: int | None = None,
+    ) -> np.ndarray:
         """``x`` ``(N, W, in)`` (or ``(N, H, W, in)``) float32 -> ``(N, W', out)`` (``(N, H', W', out)``).
 
         ``out`` (C-contiguous) is written in place (and read first by a ``("sum",)``
@@ -358,8 +414,9 @@ class Conv:
             raise ValueError("tiles need one unpadded stride-1 sequence, a whole number of tiles long")
         span = self.dilation * (self.k - 1)
         for o in range(0, n_out, tile):
-            self._run(x[:, o : o + tile + span], out[:, o : o + tile], post_ops, [a[:, o : o + tile] for a in add],
-                      bias)
+            self._run(
+                x[:, o : o + tile + span], out[:, o : o + tile], post_ops, [a[:, o : o + tile] for a in add], bias
+            )
         return out
 
     def _run(self, x: np.ndarray, out: np.ndarray, post_ops: tuple, add, bias: np.ndarray) -> None:
@@ -377,18 +434,23 @@ def leaky_relu(x: np.ndarray, slope: float, *, out: np.ndarray | None = None) ->
     hit = _eltwise_cache.get(key)
     if hit is None:
         md = _md((b, c, n), _TAG_NWC)
-        pd, prim = _create(lambda pd, attr: _lib.dnnl_eltwise_forward_primitive_desc_create(
-            pd, _engine, _FWD_INFERENCE, _RELU, md, md, slope, 0.0, attr), (), ())
+        pd, prim = _create(
+            lambda pd, attr: _dnnl().dnnl_eltwise_forward_primitive_desc_create(
+                pd, _engine, _FWD_INFERENCE, _RELU, md, md, slope, 0.0, attr
+            ),
+            (),
+            (),
+        )
         scratch_md, scratch_size = _scratchpad(pd)
         mems = [_mem(md, None, empty=True), _mem(md, None, empty=True), _mem(scratch_md, None, empty=True)]
-        _lib.dnnl_primitive_desc_destroy(pd)
+        _dnnl().dnnl_primitive_desc_destroy(pd)
         _free_mds(md)
         args = (_Arg * 3)(*[_Arg(a, m) for a, m in zip((_ARG_SRC, _ARG_DST, _ARG_SCRATCHPAD), mems)])
         if len(_eltwise_cache) >= 4 * MAX_SHAPES:
             old_prim, old_mems, *_ = _eltwise_cache.pop(next(iter(_eltwise_cache)))
-            _lib.dnnl_primitive_destroy(old_prim)
+            _dnnl().dnnl_primitive_destroy(old_prim)
             for m in old_mems:
-                _lib.dnnl_memory_destroy(m)
+                _dnnl().dnnl_memory_destroy(m)
         hit = _eltwise_cache[key] = (prim, mems, args, scratch_size)
     if out is None:
         out = np.empty_like(x)
@@ -401,6 +463,6 @@ def _bind_and_run(hit: tuple, ptrs: list[int]) -> None:
     prim, mems, args, scratch_size = hit
     with _lock:
         for m, ptr in zip(mems, [*ptrs, _scratch_ptr(scratch_size)]):
-            _check(_lib.dnnl_memory_set_data_handle(m, ptr), "set handle")
-        _check(_lib.dnnl_primitive_execute(prim, _stream, len(args), args), "execute")
-        _check(_lib.dnnl_stream_wait(_stream), "wait")
+            _check(_dnnl().dnnl_memory_set_data_handle(m, ptr), "set handle")
+        _check(_dnnl().dnnl_primitive_execute(prim, _stream, len(args), args), "execute")
+        _check(_dnnl().dnnl_stream_wait(_stream), "wait")

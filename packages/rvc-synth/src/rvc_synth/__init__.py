@@ -11,7 +11,15 @@ from __future__ import annotations
 # decoder, call rvc_runtime.configure_cpu() before this import (rvc-convert and `rvc` do).
 from .errors import RVCSynthError, UnsafeCheckpointError, UnsupportedCheckpointError
 from .export import convert_checkpoint
-from .model import SynthInfo, Synthesizer, load
+from .model import Synthesizer, SynthInfo, load
 
-__all__ = ["load", "Synthesizer", "convert_checkpoint", "RVCSynthError", "UnsafeCheckpointError", "UnsupportedCheckpointError"]
+__all__ = [
+    "load",
+    "Synthesizer",
+    "SynthInfo",
+    "convert_checkpoint",
+    "RVCSynthError",
+    "UnsafeCheckpointError",
+    "UnsupportedCheckpointError",
+]
 __version__ = "0.1.0"

@@ -29,6 +29,23 @@ def _conv(layer) -> _dnnl.Conv:
     return _dnnl.Conv(_np(layer.weight), bias, stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
 
 
+class _PolyphaseConv(_dnnl.Conv):
+    """A transposed convolution run as a kernel-``m`` convolution with ``u * cout_signal``
+    output channels (see :func:`_polyphase`): the signal's kernel ``k_signal``, its cropping."""
+
+    m: int
+    u: int
+    k_signal: int
+    crop: int
+    cout_signal: int
+
+
+class _UnpaddedConv(_dnnl.Conv):
+    """A stride-1 convolution run on inputs that already carry its ``pad`` zeros each side."""
+
+    pad: int
+
+
 class _Pool:
     """Reused float32 buffers: all stages of a stretch need about the same bytes (the channels
     halve as the length doubles), and fresh 25-50 MB arrays per layer fragment the heap (the
@@ -75,12 +92,15 @@ class DnnlDecoder:
         self.conv_pre = _conv(gen.conv_pre)
         self.ups = [_polyphase(u) for u in gen.ups]
         self.noise_convs = [_conv(c) for c in gen.noise_convs] if "noise_convs" in gen else None
-        rbs = [list(zip(rb.convs1, rb.convs2)) if cfg.resblock == "1" else [(c, None) for c in rb.convs]
-               for rb in gen.resblocks]
+        rbs = [
+            list(zip(rb.convs1, rb.convs2)) if cfg.resblock == "1" else [(c, None) for c in rb.convs]
+            for rb in gen.resblocks
+        ]
         pads = [c.padding for pairs in rbs for pair in pairs for c in pair if c is not None]
         self.margin = max(pads + [gen.conv_post.padding] + [u.m - 1 for u in self.ups] + [u.crop for u in self.ups])
-        self.blocks = [[(_unpadded(c1), _unpadded(c2) if c2 is not None else None) for c1, c2 in pairs]
-                       for pairs in rbs]
+        self.blocks = [
+            [(_unpadded(c1), _unpadded(c2) if c2 is not None else None) for c1, c2 in pairs] for pairs in rbs
+        ]
         self.conv_post = _unpadded(gen.conv_post)
         self.pool = _Pool()
 
@@ -123,6 +143,7 @@ class DnnlDecoder:
             xp, n = self._upsample(up, t, n)
             self.pool.give(t)
             if self.noise_convs is not None:
+                assert har is not None, "an NSF decoder needs the harmonic source"
                 self.noise_convs[i](har, post_ops=(("sum",),), out=self._inner(xp, n))
             xp = self._stage(xp, n, self.blocks[i * self.nk : (i + 1) * self.nk])
         t = self._lrelu(xp, 0.01)  # zero stays zero
@@ -132,7 +153,7 @@ class DnnlDecoder:
         self.pool.give(xp, t, y)  # y stays readable until the next take
         return y[:, :n, 0]
 
-    def _upsample(self, up: _dnnl.Conv, t: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    def _upsample(self, up: _PolyphaseConv, t: np.ndarray, n: int) -> tuple[np.ndarray, int]:
         """The transposed convolution, polyphase (see :func:`_polyphase`), from the padded
         ``t`` of ``n`` samples straight into a new padded buffer."""
         m, tile = self.margin, tile_for(t.shape[2])
@@ -186,10 +207,11 @@ class DnnlDecoder:
             if xs is None:
                 xs = y
         self.pool.give(x, first)
+        assert xs is not None  # a stage has at least one resblock
         return xs
 
 
-def _polyphase(layer) -> _dnnl.Conv:
+def _polyphase(layer) -> _PolyphaseConv:
     """``ConvTranspose1d`` (stride ``u``, kernel ``k``, padding ``p``) as an ordinary conv.
 
     Output sample ``j = s*u + r`` of the uncropped transposed conv is
@@ -206,14 +228,15 @@ def _polyphase(layer) -> _dnnl.Conv:
     wp[:, :k] = w
     # conv tap q reads x[s - (m - 1 - q)]: weight index i = m - 1 - q
     taps = wp.reshape(cout, m, u, cin)[:, ::-1]  # (out, q, r, in)
-    conv = _dnnl.Conv(np.ascontiguousarray(taps.transpose(2, 0, 1, 3).reshape(u * cout, m, cin)),
-                      np.tile(_np(layer.bias), u))
+    conv = _PolyphaseConv(
+        np.ascontiguousarray(taps.transpose(2, 0, 1, 3).reshape(u * cout, m, cin)), np.tile(_np(layer.bias), u)
+    )
     conv.m, conv.u, conv.k_signal, conv.crop, conv.cout_signal = m, u, k, layer.padding, cout
     return conv
 
 
-def _unpadded(layer) -> _dnnl.Conv:
+def _unpadded(layer) -> _UnpaddedConv:
     """A stride-1 conv run on inputs that carry its zero padding (see :class:`DnnlDecoder`)."""
-    conv = _dnnl.Conv(_np(layer.weight), _np(layer.bias) if "bias" in layer else None, dilation=layer.dilation)
+    conv = _UnpaddedConv(_np(layer.weight), _np(layer.bias) if "bias" in layer else None, dilation=layer.dilation)
     conv.pad = layer.padding
     return conv

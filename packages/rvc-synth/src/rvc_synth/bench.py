@@ -46,8 +46,13 @@ def _peak_rss_mb() -> float:
     return r / 1024 / (1024 if sys.platform == "darwin" else 1)
 
 
-def run(seconds: tuple[float, ...] = (10, 60), *, model: Synthesizer | None = None, repeats: int = 3,
-        chunk_frames: int | None = None) -> list[dict[str, Any]]:
+def run(
+    seconds: tuple[float, ...] = (10, 60),
+    *,
+    model: Synthesizer | None = None,
+    repeats: int = 3,
+    chunk_frames: int | None = None,
+) -> list[dict[str, Any]]:
     """Time the synthesizer (zero noise) on ``seconds`` of input; one dict per length."""
     model = model or random_model()
     info = model.info
@@ -68,12 +73,19 @@ def run(seconds: tuple[float, ...] = (10, 60), *, model: Synthesizer | None = No
             mx.eval(model(*args, noise_scale=0, chunk_frames=chunk_frames))
             times.append(time.perf_counter() - start)
         wall = statistics.median(times)
-        rows.append({
-            "seconds": sec, "wall_s": wall, "rtf": wall / sec, "peak_rss_mb": _peak_rss_mb(),
-            "peak_device_mb": mx.get_peak_memory() / 2**20, "device": model.backend.device,
-            "dtype": str(model.dtype).split(".")[-1], "backend": model.backend.name,
-            "precision": model.backend.precision,
-        })
+        rows.append(
+            {
+                "seconds": sec,
+                "wall_s": wall,
+                "rtf": wall / sec,
+                "peak_rss_mb": _peak_rss_mb(),
+                "peak_device_mb": mx.get_peak_memory() / 2**20,
+                "device": model.backend.device,
+                "dtype": str(model.dtype).split(".")[-1],
+                "backend": model.backend.name,
+                "precision": model.backend.precision,
+            }
+        )
     return rows
 
 
@@ -90,7 +102,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"backend {model.backend}  blas {_CPU.blas or 'bundled'}  model {a.model or 'random v2 40k (full size)'}")
     print(f"{'input s':>8} {'dtype':>9} {'wall s':>8} {'RTF':>7} {'peak RSS MB':>12} {'peak dev MB':>12}")
     for r in run(tuple(a.seconds), model=model, repeats=a.repeats, chunk_frames=a.chunk_frames):
-        print(f"{r['seconds']:8.0f} {r['dtype']:>9} {r['wall_s']:8.3f} {r['rtf']:7.3f} {r['peak_rss_mb']:12.0f} {r['peak_device_mb']:12.0f}", flush=True)
+        print(
+            f"{r['seconds']:8.0f} {r['dtype']:>9} {r['wall_s']:8.3f} {r['rtf']:7.3f} "
+            f"{r['peak_rss_mb']:12.0f} {r['peak_device_mb']:12.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class SynthConfig:
         return int(np.prod(self.upsample_rates))
 
     @classmethod
-    def from_list(cls, cfg: Sequence[Any], *, version: str, has_f0: bool) -> "SynthConfig":
+    def from_list(cls, cfg: Sequence[Any], *, version: str, has_f0: bool) -> SynthConfig:
         """Parse RVC's positional config list (18 entries, sample rate last)."""
         if not isinstance(cfg, (list, tuple)) or len(cfg) != 18:
             n = len(cfg) if isinstance(cfg, (list, tuple)) else type(cfg).__name__
@@ -90,22 +91,32 @@ class SynthConfig:
     def to_list(self) -> list[Any]:
         """The RVC positional config list (inverse of :meth:`from_list`)."""
         return [
-            self.spec_channels, self.segment_size, self.inter_channels, self.hidden_channels,
-            self.filter_channels, self.n_heads, self.n_layers, self.kernel_size, self.p_dropout,
-            self.resblock, list(self.resblock_kernel_sizes),
-            [list(d) for d in self.resblock_dilation_sizes], list(self.upsample_rates),
-            self.upsample_initial_channel, list(self.upsample_kernel_sizes), self.n_speakers,
-            self.gin_channels, self.sample_rate,
+            self.spec_channels,
+            self.segment_size,
+            self.inter_channels,
+            self.hidden_channels,
+            self.filter_channels,
+            self.n_heads,
+            self.n_layers,
+            self.kernel_size,
+            self.p_dropout,
+            self.resblock,
+            list(self.resblock_kernel_sizes),
+            [list(d) for d in self.resblock_dilation_sizes],
+            list(self.upsample_rates),
+            self.upsample_initial_channel,
+            list(self.upsample_kernel_sizes),
+            self.n_speakers,
+            self.gin_channels,
+            self.sample_rate,
         ]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "SynthConfig":
-        return cls.from_list(
-            [d[f] for f in _FIELDS[:18]], version=str(d["version"]), has_f0=bool(d["has_f0"])
-        )
+    def from_dict(cls, d: Mapping[str, Any]) -> SynthConfig:
+        return cls.from_list([d[f] for f in _FIELDS[:18]], version=str(d["version"]), has_f0=bool(d["has_f0"]))
 
     def validate(self) -> None:
         if self.version not in ("v1", "v2"):
@@ -136,8 +147,7 @@ def _parse_sr(v: Any) -> int:
 
 
 def _cfg(spec: int, rates: list[int], kernels: list[int], sr: int) -> list[Any]:
-    return [spec, 32, 192, 192, 768, 2, 6, 3, 0, "1", [3, 7, 11], [[1, 3, 5]] * 3,
-            rates, 512, kernels, 109, 256, sr]
+    return [spec, 32, 192, 192, 768, 2, 6, 3, 0, "1", [3, 7, 11], [[1, 3, 5]] * 3, rates, 512, kernels, 109, 256, sr]
 
 
 # The reference's configs/{v1,v2}/*.json ("v2 40k" models are trained with the v1 40k config).
@@ -179,7 +189,7 @@ def derive_config(weights: Mapping[str, np.ndarray], *, sample_rate: int | None 
     proj = _shape(weights, "enc_p.proj.weight")
     emb_g = _shape(weights, "emb_g.weight")
     pre = _shape(weights, "dec.conv_pre.weight")
-    if None in (rel, ffn, proj, emb_g, pre) or n_layers == 0:
+    if rel is None or ffn is None or proj is None or emb_g is None or pre is None or n_layers == 0:
         raise UnsupportedCheckpointError("checkpoint lacks encoder/decoder tensors of an RVC synthesizer")
     n_ups = len({k.split(".")[2] for k in weights if k.startswith("dec.ups.")})
     ups_k = [(_shape(weights, f"dec.ups.{i}.weight") or (0, 0, 0))[2] for i in range(n_ups)]
@@ -212,5 +222,3 @@ def derive_config(weights: Mapping[str, np.ndarray], *, sample_rate: int | None 
 
 def with_speakers(cfg: SynthConfig, n: int) -> SynthConfig:
     return replace(cfg, n_speakers=n)
-
-

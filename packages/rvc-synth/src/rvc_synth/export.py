@@ -17,7 +17,9 @@ from .model import sanitize
 _DTYPES = {"float32": np.float32, "float16": np.float16}
 
 
-def convert_checkpoint(pth: str | Path, out_dir: str | Path, *, dtype: str = "float32", overwrite: bool = False) -> Path:
+def convert_checkpoint(
+    pth: str | Path, out_dir: str | Path, *, dtype: str = "float32", overwrite: bool = False
+) -> Path:
     """Convert an RVC checkpoint to a folder that :func:`rvc_synth.load` reads without pickle.
 
     The folder holds ``config.json`` (the :class:`SynthConfig` and the checkpoint's metadata)

@@ -20,9 +20,7 @@ class WN(nn.Module):
         super().__init__()
         self.hidden = hidden
         self.in_layers = [Conv1d(hidden, 2 * hidden, kernel, padding=(kernel - 1) // 2) for _ in range(n_layers)]
-        self.res_skip_layers = [
-            Conv1d(hidden, 2 * hidden if i < n_layers - 1 else hidden, 1) for i in range(n_layers)
-        ]
+        self.res_skip_layers = [Conv1d(hidden, 2 * hidden if i < n_layers - 1 else hidden, 1) for i in range(n_layers)]
         self.cond_layer = Conv1d(gin, 2 * hidden * n_layers, 1)
 
     def __call__(self, x: mx.array, g: mx.array) -> mx.array:

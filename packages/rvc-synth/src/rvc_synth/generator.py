@@ -160,8 +160,10 @@ class Generator(nn.Module):
         for u, k in zip(cfg.upsample_rates, cfg.upsample_kernel_sizes):
             frames += math.ceil(k / u) / rate  # transposed conv, in input samples of this stage
             rate *= u
-            rb = max(sum(d * (kk - 1) // 2 + (kk - 1) // 2 for d in ds)
-                     for kk, ds in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes))
+            rb = max(
+                sum(d * (kk - 1) // 2 + (kk - 1) // 2 for d in ds)
+                for kk, ds in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes)
+            )
             frames += rb / rate
         frames += 3 / rate  # conv_post
         return math.ceil(frames) + 1
@@ -183,9 +185,17 @@ class Generator(nn.Module):
         x = self.conv_post(nn.leaky_relu(x, 0.01))  # PyTorch's default slope here, not 0.1
         return mx.tanh(x)[..., 0]
 
-    def __call__(self, x: mx.array, f0: mx.array | None, g: mx.array, *, key: mx.array | None = None,
-                 chunk_frames: int | None = None, out_frames: tuple[int, int] | None = None,
-                 n_res: int | None = None) -> mx.array:
+    def __call__(
+        self,
+        x: mx.array,
+        f0: mx.array | None,
+        g: mx.array,
+        *,
+        key: mx.array | None = None,
+        chunk_frames: int | None = None,
+        out_frames: tuple[int, int] | None = None,
+        n_res: int | None = None,
+    ) -> mx.array:
         """Decode ``(B, T, inter)`` latents (+ ``(B, T)`` f0 in Hz) to ``(B, T*hop)`` audio.
 
         The harmonic source is computed over the whole input (its phase is global); the
@@ -245,13 +255,17 @@ class Generator(nn.Module):
             if (n + 1) % max(len(streams), 1) == 0:
                 # evaluate stretch by stretch (a pair on the CPU's two streams): built lazily, all
                 # stretches would be scheduled together and their activations live at once
-                mx.eval(pieces[-max(len(streams), 1):])
+                mx.eval(pieces[-max(len(streams), 1) :])
         return mx.concatenate(pieces, axis=1)
 
     def _dnnl(self):
         """The oneDNN decoder (the ``onednn`` backend, float32 weights), built once; else None."""
-        if (self.backend.decoder != "onednn" or getattr(self, "_dnnl_failed", False)
-                or self.conv_pre.weight.dtype != mx.float32 or not _dnnl.available()):
+        if (
+            self.backend.decoder != "onednn"
+            or getattr(self, "_dnnl_failed", False)
+            or self.conv_pre.weight.dtype != mx.float32
+            or not _dnnl.available()
+        ):
             return None
         weights = [w for _, w in tree_flatten(self.parameters())]
         cached = getattr(self, "_dnnl_cache", None)
@@ -270,8 +284,11 @@ class Generator(nn.Module):
         out = np.empty((xn.shape[0], xn.shape[1] * hop), np.float32)
         for i in range(xn.shape[0]):
             for a, b, lo, hi in stretches:
-                y = dec(xn[i : i + 1, lo:hi], hn[i : i + 1, lo * hop : hi * hop] if hn is not None else None,
-                        cond[i, 0] if cond is not None else None)
+                y = dec(
+                    xn[i : i + 1, lo:hi],
+                    hn[i : i + 1, lo * hop : hi * hop] if hn is not None else None,
+                    cond[i, 0] if cond is not None else None,
+                )
                 out[i, a * hop : b * hop] = y[0, (a - lo) * hop : (b - lo) * hop]
         return mx.array(out)
 

@@ -98,10 +98,9 @@ def conv_transpose1d_gemm(layer: ConvTranspose1d, x: mx.array) -> mx.array:
     if m * u != k:
         z = mx.pad(z, [(0, 0), (0, 0), (0, m * u - k), (0, 0)])
     z = z.reshape(b, t, m, u, cout)
-    y = None
-    for i in range(m):
-        zi = mx.pad(z[:, :, i], [(0, 0), (i, m - 1 - i), (0, 0), (0, 0)])
-        y = zi if y is None else y + zi
+    y = mx.pad(z[:, :, 0], [(0, 0), (0, m - 1), (0, 0), (0, 0)])
+    for i in range(1, m):
+        y = y + mx.pad(z[:, :, i], [(0, 0), (i, m - 1 - i), (0, 0), (0, 0)])
     y = y.reshape(b, (t + m - 1) * u, cout)
     n_out = (t - 1) * u - 2 * p + k
     return y[:, p : p + n_out] + layer.bias
@@ -140,8 +139,17 @@ class Conv1d(nn.Module):
 
     kernels = DEFAULT_KERNELS  # the model's, set by Synthesizer.set_backend
 
-    def __init__(self, cin: int, cout: int, kernel: int, *, stride: int = 1, padding: int = 0,
-                 dilation: int = 1, bias: bool = True) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        *,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self.weight = mx.zeros((cout, kernel, cin))
         if bias:

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
+from mlx.utils import tree_flatten, tree_map
 
-import mlx.core as mx  # noqa: E402
-import mlx.nn as nn  # noqa: E402
-from mlx.utils import tree_flatten, tree_map  # noqa: E402
-
-from .backends import Backend, choose  # noqa: E402
-from .checkpoint import Checkpoint, read_checkpoint  # noqa: E402
-from .config import SynthConfig  # noqa: E402
-from .encoder import TextEncoder  # noqa: E402
-from .errors import InputShapeError, UnsupportedCheckpointError  # noqa: E402
-from .flow import ResidualCouplingBlock  # noqa: E402
-from .generator import Generator  # noqa: E402
-from .layers import Kernels  # noqa: E402
+from .backends import Backend, choose
+from .checkpoint import Checkpoint, read_checkpoint
+from .config import SynthConfig
+from .encoder import TextEncoder
+from .errors import InputShapeError, UnsupportedCheckpointError
+from .flow import ResidualCouplingBlock
+from .generator import Generator
+from .layers import Kernels
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,9 @@ def _fuse_weight_norm(g: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``w = g * v / ||v||``, the norm over every axis but 0 of the stored tensor."""
     v64 = v.astype(np.float64)
     norm = np.sqrt((v64 * v64).reshape(v.shape[0], -1).sum(axis=1))
-    return (g.astype(np.float64).reshape(-1, *[1] * (v.ndim - 1)) * v64 / norm.reshape(-1, *[1] * (v.ndim - 1))).astype(np.float32)
+    return (g.astype(np.float64).reshape(-1, *[1] * (v.ndim - 1)) * v64 / norm.reshape(-1, *[1] * (v.ndim - 1))).astype(
+        np.float32
+    )
 
 
 _UPS = re.compile(r"^dec\.ups\.\d+\.weight$")
@@ -121,8 +123,14 @@ class Synthesizer(nn.Module):
     :func:`rvc_synth.backends.choose`); :meth:`set_backend` changes them later.
     """
 
-    def __init__(self, config: SynthConfig, *, metadata: Mapping[str, Any] | None = None,
-                 backend: str | Backend = "auto", tf32: bool | None = None) -> None:
+    def __init__(
+        self,
+        config: SynthConfig,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        backend: str | Backend = "auto",
+        tf32: bool | None = None,
+    ) -> None:
         super().__init__()
         self.config = config
         self.metadata = dict(metadata or {})
@@ -140,7 +148,7 @@ class Synthesizer(nn.Module):
         """Compute dtype of the network (float32, or float16/bfloat16 after :meth:`set_dtype`)."""
         return self.emb_g.weight.dtype
 
-    def set_dtype(self, dtype: mx.Dtype | str) -> "Synthesizer":
+    def set_dtype(self, dtype: mx.Dtype | str) -> Synthesizer:
         """Run in reduced precision (``"float16"``/``"bfloat16"``) or back in float32.
 
         Every weight and activation takes ``dtype``, except the NSF phase, which is always
@@ -158,7 +166,7 @@ class Synthesizer(nn.Module):
         """The kernels in use (:class:`~rvc_synth.backends.Backend`): name, device, precision."""
         return self.__dict__["_backend"]
 
-    def set_backend(self, backend: str | Backend = "auto", *, tf32: bool | None = None) -> "Synthesizer":
+    def set_backend(self, backend: str | Backend = "auto", *, tf32: bool | None = None) -> Synthesizer:
         """Choose the kernels: a backend name (resolved by :func:`rvc_synth.backends.choose`,
         ``$RVC_BACKEND`` included, for this model's dtype) or a :class:`Backend` as is."""
         if not isinstance(backend, Backend):
@@ -192,8 +200,19 @@ class Synthesizer(nn.Module):
         c = self.config
         n = sum(v.size for _, v in tree_flatten(self.parameters()))
         b = self.backend
-        return SynthInfo(c.version, c.has_f0, c.sample_rate, c.hop, c.n_speakers, c.feature_dim, n,
-                         dict(self.metadata), b.name, b.precision, self.stored_dtype)
+        return SynthInfo(
+            c.version,
+            c.has_f0,
+            c.sample_rate,
+            c.hop,
+            c.n_speakers,
+            c.feature_dim,
+            n,
+            dict(self.metadata),
+            b.name,
+            b.precision,
+            self.stored_dtype,
+        )
 
     def load_checkpoint_weights(self, ckpt: Checkpoint) -> None:
         """Strictly load (sanitized) weights: every parameter present, nothing extra, shapes equal;
@@ -318,12 +337,20 @@ class Synthesizer(nn.Module):
             z = z[:, dec_head : dec_head + length]
             if nsff0 is not None:
                 nsff0 = nsff0[:, head : head + length]
-        return self.dec(z, nsff0, g, key=k_nsf if noise_scale else None, chunk_frames=chunk_frames,
-                        out_frames=out_frames, n_res=decode_frames).astype(mx.float32)
+        return self.dec(
+            z,
+            nsff0,
+            g,
+            key=k_nsf if noise_scale else None,
+            chunk_frames=chunk_frames,
+            out_frames=out_frames,
+            n_res=decode_frames,
+        ).astype(mx.float32)
 
 
-def load(path: str | Path, *, dtype: str = "float32", backend: str | Backend = "auto",
-         tf32: bool | None = None) -> Synthesizer:
+def load(
+    path: str | Path, *, dtype: str = "float32", backend: str | Backend = "auto", tf32: bool | None = None
+) -> Synthesizer:
     """Load an RVC model: a ``.pth`` (inference or training format) or a converted folder.
 
     Untrusted files are read with a restricted unpickler (nothing in them runs).
