@@ -337,26 +337,15 @@ def _from_devices(
 ) -> None:
     import numpy as np
 
-    from rvc_convert.live import LiveLoop, summarize
+    from rvc_convert.live import LiveLoop, device_stream, summarize
 
     n = stream.block_size
-    out_info = sd.query_devices(out_dev, "output")
-    channels = max(1, min(2, int(out_info["max_output_channels"])))
-    mono = np.zeros(n, np.float32)
     played: list[np.ndarray] = []
     xruns = [0]
     loop = LiveLoop(stream, late=late)
 
-    def callback(indata: Any, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
-        if status:
-            xruns[0] += 1
-        if frames != n:  # PortAudio honours blocksize; anything else is played as silence
-            outdata[:] = 0
-            return
-        loop.callback(indata.mean(axis=1) if indata.shape[1] > 1 else indata[:, 0], mono)
-        outdata[:] = mono[:, None]
-        if record is not None:
-            played.append(mono.copy())
+    def count_xrun() -> None:
+        xruns[0] += 1
 
     def status() -> None:
         if loop.error is not None:
@@ -366,14 +355,12 @@ def _from_devices(
             _ui.err.print(line, end="\r", highlight=False)
 
     device_ms = 0.0
-    with sd.Stream(
-        samplerate=stream.sample_rate,
-        blocksize=n,
+    with device_stream(
+        sd,
+        loop,
         device=(in_dev, out_dev),
-        channels=(1, channels),
-        dtype="float32",
-        latency="low",
-        callback=callback,
+        on_status=count_xrun,
+        on_played=(lambda block: played.append(block.copy())) if record is not None else None,
     ) as dev:
         device_ms = 1000 * sum(dev.latency)
         _ui.info(f"live: {stream.sample_rate} Hz, block {1000 * n / stream.sample_rate:.0f} ms; Ctrl-C stops")

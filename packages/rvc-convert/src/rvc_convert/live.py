@@ -189,6 +189,46 @@ def summarize(loop: LiveLoop, stream: Any, *, pace: str) -> dict[str, Any]:
     }
 
 
+def device_stream(
+    sd: Any,
+    loop: LiveLoop,
+    *,
+    device: tuple[Any, Any],
+    on_status: Callable[[], None] | None = None,
+    on_played: Callable[[np.ndarray], None] | None = None,
+) -> Any:
+    """A sounddevice ``Stream`` (not started: use it as a context manager) whose callback feeds
+    ``loop`` one block per period: the microphone (mixed to mono) in, the previous block's
+    conversion out on every output channel (one or two). ``device`` ``(input, output)``;
+    ``on_status()`` is called for each over/underrun PortAudio reports, ``on_played(block)`` with
+    each block played (a buffer reused next period: copy it to keep it)."""
+    n = loop.block_size
+    out_info = sd.query_devices(device[1], "output")
+    channels = max(1, min(2, int(out_info["max_output_channels"])))
+    mono = np.zeros(n, np.float32)
+
+    def callback(indata: Any, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+        if status and on_status is not None:
+            on_status()
+        if frames != n:  # PortAudio honours blocksize; anything else is played as silence
+            outdata[:] = 0
+            return
+        loop.callback(indata.mean(axis=1) if indata.shape[1] > 1 else indata[:, 0], mono)
+        outdata[:] = mono[:, None]
+        if on_played is not None:
+            on_played(mono)
+
+    return sd.Stream(
+        samplerate=loop.stream.sample_rate,
+        blocksize=n,
+        device=device,
+        channels=(1, channels),
+        dtype="float32",
+        latency="low",
+        callback=callback,
+    )
+
+
 def run_file(
     stream: Any,
     audio: np.ndarray,

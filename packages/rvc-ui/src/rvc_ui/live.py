@@ -17,8 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .actions import UIInputError, _unique, error_message
 from .state import Settings
 
@@ -211,22 +209,13 @@ class LiveSession:
         late: str,
         options: dict[str, Any],
     ) -> None:
-        from rvc_convert.live import LiveLoop
+        from rvc_convert.live import LiveLoop, device_stream
 
         stream = self._stream_for(model, index, sample_rate, options)
         loop = LiveLoop(stream, late=late)
-        n = stream.block_size
-        channels = max(1, min(2, int(sd.query_devices(out_dev, "output")["max_output_channels"])))
-        mono = np.zeros(n, np.float32)
 
-        def callback(indata: Any, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
-            if status:
-                self._xruns += 1
-            if frames != n:  # PortAudio honours blocksize; anything else is played as silence
-                outdata[:] = 0
-                return
-            loop.callback(indata.mean(axis=1) if indata.shape[1] > 1 else indata[:, 0], mono)
-            outdata[:] = mono[:, None]
+        def count_xrun() -> None:
+            self._xruns += 1
 
         def tick() -> None:
             if loop.error is not None:
@@ -236,15 +225,7 @@ class LiveSession:
 
         if self._stop.is_set():
             return
-        with sd.Stream(
-            samplerate=stream.sample_rate,
-            blocksize=n,
-            device=(in_dev, out_dev),
-            channels=(1, channels),
-            dtype="float32",
-            latency="low",
-            callback=callback,
-        ) as dev:
+        with device_stream(sd, loop, device=(in_dev, out_dev), on_status=count_xrun) as dev:
             self._device_ms = 1000 * float(sum(dev.latency))
             with self._lock:  # stop() sees this loop (and finishes it), or this thread sees the flag
                 self._loop, self._stream, self._state = loop, stream, "running"
