@@ -158,7 +158,9 @@ class LiveLoop:
 
 
 def summarize(loop: LiveLoop, stream: Any, *, pace: str) -> dict[str, Any]:
-    """The figures of a run: latencies in ms, compute percentiles, late/dropped blocks."""
+    """The figures of a run: latencies in ms, compute percentiles, late/dropped blocks, and (a
+    :class:`~rvc_convert.stream.Stream`) ``stage_ms``: mean wall ms per block of content features,
+    index blending, pitch and the synthesizer."""
     comp = np.asarray(loop.compute) * 1000
     a2o = np.asarray(loop.arrival_to_output) * 1000
 
@@ -166,7 +168,9 @@ def summarize(loop: LiveLoop, stream: Any, *, pace: str) -> dict[str, Any]:
         return round(float(np.percentile(v, q)), 2) if v.size else None
 
     block_ms = 1000 * loop.block_size / stream.sample_rate
-    return {
+    stages = getattr(stream, "stage_seconds", None)
+    done = getattr(stream, "blocks", 0)
+    fig: dict[str, Any] = {
         "pace": pace,
         "sample_rate": stream.sample_rate,
         "block_ms": round(block_ms, 2),
@@ -187,6 +191,9 @@ def summarize(loop: LiveLoop, stream: Any, *, pace: str) -> dict[str, Any]:
         "late_blocks": loop.late,
         "dropped_blocks": loop.dropped,
     }
+    if stages and done:  # mean wall ms per block of each stage (Stream.stage_seconds)
+        fig["stage_ms"] = {k: round(1000 * v / done, 2) for k, v in stages.items()}
+    return fig
 
 
 def device_stream(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from .errors import ConvertInputError
+
+STAGES = ("features", "index", "f0", "synth")  # Stream.stage_seconds: seconds summed over the blocks
 
 __all__ = ["Stream", "StreamSettings"]
 
@@ -154,6 +157,7 @@ class Stream:
         self.raw: np.ndarray | None = None  # the last block's synthesizer output (model rate, before SOLA)
         self.sola_offset = 0
         self.blocks = 0
+        self.stage_seconds = dict.fromkeys(STAGES, 0.0)  # wall seconds per stage, summed over the blocks
         self._lock = threading.Lock()
 
     # --- settings -----------------------------------------------------------------------
@@ -198,6 +202,7 @@ class Stream:
         ):
             a[:] = 0
         self.raw, self.sola_offset, self.blocks = None, 0, 0
+        self.stage_seconds = dict.fromkeys(STAGES, 0.0)
 
     # --- one block ------------------------------------------------------------------------
 
@@ -290,7 +295,10 @@ class Stream:
         ``(return_length * zc,)`` float32."""
         info = self.vc.info
         p_len = self.frames
+        t0 = time.perf_counter()
         feats = np.asarray(self.vc.embedder(self.input_wav_res), np.float32)
+        t1 = time.perf_counter()
+        self.stage_seconds["features"] += t1 - t0
         if feats.ndim != 2 or feats.shape[1] != info.feature_dim or len(feats) == 0:
             raise ConvertInputError(
                 f"the content-feature extractor gave shape {feats.shape}; expected (frames, {info.feature_dim})"
@@ -305,8 +313,12 @@ class Stream:
         factor = 2 ** (s.formant / 12)
         length2 = math.ceil(self.return_length * factor)
         pitch = pitchf = None
+        t2 = time.perf_counter()
+        self.stage_seconds["index"] += t2 - t1
         if info.has_f0:
             pitch, pitchf = self._pitch(s, length2 / self.return_length)
+        t3 = time.perf_counter()
+        self.stage_seconds["f0"] += t3 - t2
         out = self.vc.synth(
             feats[None],
             None if pitch is None else pitch[None],
@@ -319,6 +331,7 @@ class Stream:
             decode_frames=length2 if length2 != self.return_length else None,
         )
         y = np.array(out[0], dtype=np.float32)
+        self.stage_seconds["synth"] += time.perf_counter() - t3
         hop = self.hop
         upp_res = math.floor(factor * self.tgt_sr // 100)
         if upp_res != hop:  # formant: back to return_length frames
