@@ -336,7 +336,7 @@ def _save_atomic(arrays: dict[str, np.ndarray], metadata: dict[str, str], dst: P
     tmp = dst.parent / f".{dst.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"
     try:
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp), metadata=metadata)
-        tmp.chmod(0o666 & ~_umask())  # safetensors writes 0600; give it what any other output gets
+        rvc_runtime.public_mode(tmp)  # safetensors writes 0600; give it what any other output gets
         os.replace(tmp, dst)
     finally:
         if tmp.exists():
@@ -439,16 +439,3 @@ def _training_pieces(audio: np.ndarray, *, sr: int = 16000, per: float = 3.7, ov
             continue
         out.append(p / peak * (0.9 * 0.75) + 0.25 * p)
     return out
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it where Linux shows it."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -9,13 +9,15 @@ huggingface-hub only; imports no stage, and importing it changes nothing in the 
   ``$RVC_..._WEIGHTS``, an installed package, the Hugging Face cache, a download; one offline
   message. Errors in :mod:`rvc_runtime.errors`.
 * :func:`check_keys` - the strict tensor-name/shape check every weights loader uses.
+* :func:`public_mode` - an output written through a private temp file or folder gets the user's umask.
 """
 
 from __future__ import annotations
 
 from . import onednn
 from ._cpu import configure_cpu
+from ._files import public_mode
 from ._weights import WeightsSpec, check_keys, resolve_weights
 
-__all__ = ["WeightsSpec", "check_keys", "configure_cpu", "onednn", "resolve_weights"]
+__all__ = ["WeightsSpec", "check_keys", "configure_cpu", "onednn", "public_mode", "resolve_weights"]
 __version__ = "0.1.0"

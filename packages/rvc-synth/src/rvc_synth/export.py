@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rvc_runtime import public_mode
+
 from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_checkpoint
 from .errors import OutputExistsError
 from .model import sanitize
@@ -43,7 +45,7 @@ def convert_checkpoint(
         save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": "mlx", "source": Path(pth).name})
         doc = {"config": ckpt.config.to_dict(), "metadata": ckpt.metadata, "dtype": dtype}
         (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=2))
-        _as_umask_allows(tmp)
+        public_mode(tmp)  # mkdtemp made it 0700 (and safetensors its files 0600)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
@@ -51,25 +53,3 @@ def convert_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
-
-
-def _umask() -> int:
-    """The process's umask (read without changing it where Linux shows it)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # elsewhere: the classic read-by-swapping
-    os.umask(mask)
-    return mask
-
-
-def _as_umask_allows(folder: Path) -> None:
-    """``mkdtemp`` makes a private (0700) folder; give it, and its files, the modes any other
-    output gets from the user's umask (typically 0755 and 0644)."""
-    mask = _umask()
-    for f in folder.iterdir():
-        f.chmod(0o666 & ~mask)
-    folder.chmod(0o777 & ~mask)
