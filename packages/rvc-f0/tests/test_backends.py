@@ -60,9 +60,9 @@ def test_lending_a_convolution_chooses_again(weights: Path) -> None:
 
 def test_invalid_backend_and_environment_override(weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENV_BACKEND, raising=False)
-    with pytest.raises(UnknownBackendError, match="backend='onednn' .*expected one of auto, mlx, cuda"):
+    with pytest.raises(UnknownBackendError, match="backend='onednn' .*expected one of auto, mlx, cuda, compiled"):
         load_rmvpe(weights, backend="onednn")
-    assert issubclass(UnknownBackendError, RVCF0Error) and BACKENDS == ("auto", "mlx", "cuda")
+    assert issubclass(UnknownBackendError, RVCF0Error) and BACKENDS == ("auto", "mlx", "cuda", "compiled")
     if not CUDA:
         with pytest.raises(UnknownBackendError, match="CUDA"):
             choose_backend("cuda")
@@ -72,3 +72,19 @@ def test_invalid_backend_and_environment_override(weights: Path, monkeypatch: py
     monkeypatch.setenv(ENV_BACKEND, "fast")
     with pytest.raises(UnknownBackendError, match=r"\$RVC_RMVPE_BACKEND='fast'"):
         choose_backend()
+
+
+def test_compiled_unet_backend_matches_mlx() -> None:
+    """backend="compiled": the MLX U-Net as one mx.compile'd graph per input shape (live blocks):
+    the same salience as MLX's eager U-Net, on any device."""
+    from rvc_f0._rmvpe import choose_backend
+    from rvc_f0.bench import random_model
+
+    m = random_model("rmvpe")
+    audio = (0.1 * np.random.default_rng(4).standard_normal(4960)).astype(np.float32)
+    eager = m.set_backend("mlx").salience(audio)
+    assert choose_backend("compiled").unet == "compiled"
+    compiled = m.set_backend("compiled")
+    assert compiled.backend.unet == "compiled"
+    np.testing.assert_allclose(compiled.salience(audio), eager, rtol=0, atol=1e-5)  # float32 fusion rounding
+    np.testing.assert_allclose(compiled.salience(audio), eager, rtol=0, atol=1e-5)  # cached graph, same shape

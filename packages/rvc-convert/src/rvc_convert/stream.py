@@ -285,9 +285,14 @@ class Stream:
         return pitch, pitchf
 
     def _estimate(self, audio: np.ndarray, n: int, s: StreamSettings) -> np.ndarray:
-        from rvc_f0 import extract_f0
+        from rvc_f0 import extract_f0, load_rmvpe
 
         weights = self.vc._ensure_rmvpe() if s.f0_method == "rmvpe" else None
+        if weights is not None and self.vc.backends.device == "gpu":
+            # GPUs: every block has one length, so RMVPE's U-Net runs as one compiled graph
+            # (fewer kernel launches; the CPU keeps its lent oneDNN convolutions)
+            f0 = load_rmvpe(weights, backend="compiled")(audio)
+            return np.pad(f0, (0, max(0, n - len(f0))))[:n]  # extract_f0's cut for rmvpe
         return extract_f0(audio, method=s.f0_method, p_len=n, weights=weights)
 
     def _infer(self, s: StreamSettings) -> np.ndarray:
