@@ -29,23 +29,6 @@ def clips(fixtures_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def contentvec_v1(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fixtures' tiny random ContentVec (64-d, 10 layers) with its v1 ``final_proj`` (64 -> 256)
-    and constructor kwargs in one file, the layout ``rvc models import-hubert`` writes."""
-    from safetensors.numpy import load_file, save_file
-
-    ex = fixtures_dir / "extractors"
-    tensors = load_file(str(ex / "contentvec_tiny.safetensors"))
-    fp = np.load(ex / "final_proj_tiny.npz")
-    tensors["final_proj.weight"] = fp["weight"].astype(np.float32)
-    tensors["final_proj.bias"] = fp["bias"].astype(np.float32)
-    kwargs = json.loads((ex / "contentvec_tiny.json").read_text())
-    out = tmp_path_factory.mktemp("weights") / "contentvec_tiny_v1.safetensors"
-    save_file(tensors, str(out), metadata={"format": "mlx-contentvec", "contentvec_kwargs": json.dumps(kwargs)})
-    return out
-
-
-@pytest.fixture(scope="session")
 def contentvec_v2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-initialised ContentVec whose last layer is 768-d, as v2 models need (the tiny
     fixture is 64-d): the fixture's narrow conv stack, 2 transformer layers, seeded (6.7 M parameters)."""

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 VOICE = "v1_f0_40k.pth"  # v1: the tiny ContentVec (64-d) + its final_proj give the 256-d features it takes
@@ -15,23 +13,6 @@ VOICE = "v1_f0_40k.pth"  # v1: the tiny ContentVec (64-d) + its final_proj give 
 @pytest.fixture(scope="session")
 def clips(fixtures_dir: Path) -> Path:
     return fixtures_dir / "audio"
-
-
-@pytest.fixture(scope="session")
-def contentvec_v1(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fixtures' tiny random ContentVec with its v1 ``final_proj`` and constructor kwargs in one
-    file (the layout ``rvc models import-hubert`` writes)."""
-    from safetensors.numpy import load_file, save_file
-
-    ex = fixtures_dir / "extractors"
-    tensors = load_file(str(ex / "contentvec_tiny.safetensors"))
-    fp = np.load(ex / "final_proj_tiny.npz")
-    tensors["final_proj.weight"] = fp["weight"].astype(np.float32)
-    tensors["final_proj.bias"] = fp["bias"].astype(np.float32)
-    kwargs = json.loads((ex / "contentvec_tiny.json").read_text())
-    out = tmp_path_factory.mktemp("weights") / "contentvec_tiny_v1.safetensors"
-    save_file(tensors, str(out), metadata={"format": "mlx-contentvec", "contentvec_kwargs": json.dumps(kwargs)})
-    return out
 
 
 @pytest.fixture(scope="session")
