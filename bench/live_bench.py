@@ -51,9 +51,6 @@ def main() -> None:
         options=ConvertOptions(f0_method="pm"),
     )  # RMVPE: the random full-width one below
 
-    if models["synth"].backend.device == "gpu":
-        rmvpe.set_backend("compiled")  # as Stream's own RMVPE on GPUs: one compiled U-Net per block length
-
     def f0_fn(audio: np.ndarray, n: int) -> np.ndarray:
         f0 = rmvpe(np.asarray(audio, np.float32))
         return np.pad(f0, (0, max(0, n - len(f0))))[:n]

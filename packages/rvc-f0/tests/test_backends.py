@@ -27,12 +27,12 @@ def golden(fixtures_dir):
 
 
 def test_auto_picks_the_same_kernels_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
-    """CUDA: the BiGRU kernel; CPU: the lent U-Net convolution when one is lent."""
+    """CUDA: the BiGRU kernel; GPUs: the compiled U-Net; CPU: the lent U-Net convolution when one is lent."""
     monkeypatch.delenv(ENV_BACKEND, raising=False)
     lent = object()
     gpu = mx.default_device() == mx.gpu
-    assert choose_backend() == RMVPEBackend("auto", "mlx", "cuda" if CUDA else "mlx")
-    assert choose_backend(conv2d=lent).unet == ("mlx" if gpu else "conv2d")
+    assert choose_backend() == RMVPEBackend("auto", "compiled" if gpu else "mlx", "cuda" if CUDA else "mlx")
+    assert choose_backend(conv2d=lent).unet == ("compiled" if gpu else "conv2d")
     assert choose_backend("mlx", conv2d=lent) == RMVPEBackend("mlx", "mlx", "mlx")
 
 
@@ -51,9 +51,10 @@ def test_lending_a_convolution_chooses_again(weights: Path) -> None:
     from rvc_f0._rmvpe import _load
 
     m = _load(weights)
-    assert m.backend.unet == "mlx" and m._unet() is None
+    gpu = mx.default_device() == mx.gpu
+    assert m.backend.unet == ("compiled" if gpu else "mlx") and (m._unet() is None) != gpu
     m.conv2d = lambda w, b, p: None  # a (never called) factory
-    assert m.backend.unet == ("conv2d" if mx.default_device() == mx.cpu else "mlx")
+    assert m.backend.unet == ("compiled" if gpu else "conv2d")
     m.set_backend("mlx")
     assert m.backend.unet == "mlx" and m._unet() is None and m.conv2d is not None
 

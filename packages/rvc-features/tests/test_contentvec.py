@@ -130,3 +130,31 @@ def test_conv_layer_spec_is_parsed_not_evaluated():
     for evil in ("__import__('os').system('echo pwned')", "[(1,2,3)] * 10**9", "[(1, 2)]", "[]"):
         with pytest.raises(WeightsFormatError):
             parse_conv_layers(evil)
+
+
+@pytest.mark.parametrize("static_shape", [False, True])
+def test_gpu_graph_equals_cpu_forward(tiny_contentvec_v1, golden, static_shape):
+    """The GPU forward (one lazy graph, compiled for repeated lengths), run here on MLX's CPU,
+    equals the CPU forward: last layer, layer 9 and v1's final_proj, through the embedder."""
+    cv = load_contentvec(tiny_contentvec_v1)
+    audio = golden["arctic_3s/audio"]
+    want = {v: cv(audio, version=v) for v in ("v1", "v2")}
+    emb = cv.embedder("v1")
+    fast = cv._fast
+    was = fast.cpu
+    fast.cpu, fast._dnnl = False, []  # the GPU path, on MLX's CPU device
+    try:
+        for v in ("v1", "v2"):
+            for _ in range(2):  # a compiled graph's second call too
+                got = np.array(cv.lazy(audio, version=v, static_shape=static_shape))
+                assert got.shape == want[v].shape
+                assert np.abs(got - want[v]).max() <= 1e-5 * max(1.0, np.abs(want[v]).max()), v
+        np.testing.assert_array_equal(
+            np.array(emb.lazy(audio, static_shape=static_shape)),
+            np.array(cv.lazy(audio, version="v1", static_shape=static_shape)),
+        )
+        np.testing.assert_allclose(cv(audio, version="v2"), want["v2"], rtol=0, atol=1e-5 * np.abs(want["v2"]).max())
+    finally:
+        fast.cpu = was
+        del fast._dnnl
+    assert np.abs(emb(audio) - want["v1"]).max() == 0

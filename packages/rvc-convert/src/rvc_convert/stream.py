@@ -159,6 +159,16 @@ class Stream:
         self.blocks = 0
         self.stage_seconds = dict.fromkeys(STAGES, 0.0)  # wall seconds per stage, summed over the blocks
         self._lock = threading.Lock()
+        # GPUs: the content features are queued (compiled for the block's one length) on a stream
+        # of their own and run while the pitch is estimated; the synthesizer's encoder and flow
+        # are compiled for the block's shapes too (static_shape)
+        self._gpu = converter.backends.device == "gpu"
+        self._lazy: Callable[..., Any] | None = getattr(converter.embedder, "lazy", None) if self._gpu else None
+        self._cv_stream: Any = None
+        if self._lazy is not None:
+            import mlx.core as mx
+
+            self._cv_stream = mx.new_stream(mx.default_device())
 
     # --- settings -----------------------------------------------------------------------
 
@@ -285,14 +295,9 @@ class Stream:
         return pitch, pitchf
 
     def _estimate(self, audio: np.ndarray, n: int, s: StreamSettings) -> np.ndarray:
-        from rvc_f0 import extract_f0, load_rmvpe
+        from rvc_f0 import extract_f0
 
         weights = self.vc._ensure_rmvpe() if s.f0_method == "rmvpe" else None
-        if weights is not None and self.vc.backends.device == "gpu":
-            # GPUs: every block has one length, so RMVPE's U-Net runs as one compiled graph
-            # (fewer kernel launches; the CPU keeps its lent oneDNN convolutions)
-            f0 = load_rmvpe(weights, backend="compiled")(audio)
-            return np.pad(f0, (0, max(0, n - len(f0))))[:n]  # extract_f0's cut for rmvpe
         return extract_f0(audio, method=s.f0_method, p_len=n, weights=weights)
 
     def _infer(self, s: StreamSettings) -> np.ndarray:
@@ -301,7 +306,19 @@ class Stream:
         info = self.vc.info
         p_len = self.frames
         t0 = time.perf_counter()
-        feats = np.asarray(self.vc.embedder(self.input_wav_res), np.float32)
+        early = None
+        if self._cv_stream is not None and self._lazy is not None:  # queued now, collected after the pitch
+            import mlx.core as mx
+
+            with mx.stream(self._cv_stream):
+                pending = self._lazy(self.input_wav_res, static_shape=True)
+                mx.async_eval(pending)
+            t_queued = time.perf_counter()
+            early = self._f0(s, t_queued)
+            t0 += time.perf_counter() - t_queued  # features: queueing + waiting, not the pitch
+            feats = np.array(pending, np.float32)
+        else:
+            feats = np.asarray(self.vc.embedder(self.input_wav_res), np.float32)
         t1 = time.perf_counter()
         self.stage_seconds["features"] += t1 - t0
         if feats.ndim != 2 or feats.shape[1] != info.feature_dim or len(feats) == 0:
@@ -315,15 +332,10 @@ class Stream:
         feats = np.repeat(feats, 2, axis=0)[:p_len]  # 50 -> 100 Hz
         if len(feats) < p_len:
             feats = np.pad(feats, ((0, p_len - len(feats)), (0, 0)), mode="edge")
-        factor = 2 ** (s.formant / 12)
-        length2 = math.ceil(self.return_length * factor)
-        pitch = pitchf = None
         t2 = time.perf_counter()
         self.stage_seconds["index"] += t2 - t1
-        if info.has_f0:
-            pitch, pitchf = self._pitch(s, length2 / self.return_length)
+        pitch, pitchf = early if early is not None else self._f0(s, t2)
         t3 = time.perf_counter()
-        self.stage_seconds["f0"] += t3 - t2
         out = self.vc.synth(
             feats[None],
             None if pitch is None else pitch[None],
@@ -333,12 +345,13 @@ class Stream:
             seed=None if self.seed is None else self.seed + self.blocks,
             skip_head=self.skip_head,
             return_length=self.return_length,
-            decode_frames=length2 if length2 != self.return_length else None,
+            decode_frames=self._length2(s) if self._length2(s) != self.return_length else None,
+            **({"static_shape": True} if self._gpu else {}),
         )
         y = np.array(out[0], dtype=np.float32)
         self.stage_seconds["synth"] += time.perf_counter() - t3
         hop = self.hop
-        upp_res = math.floor(factor * self.tgt_sr // 100)
+        upp_res = math.floor(2 ** (s.formant / 12) * self.tgt_sr // 100)
         if upp_res != hop:  # formant: back to return_length frames
             from rvc_audio import resample
 
@@ -352,6 +365,18 @@ class Stream:
 
             y = resample(y, self.tgt_sr, self.sample_rate)
         return _fit(y, self.return_length * self.zc)
+
+    def _length2(self, s: StreamSettings) -> int:
+        """Frames the decoder makes: ``return_length`` stretched by the formant shift."""
+        return math.ceil(self.return_length * 2 ** (s.formant / 12))
+
+    def _f0(self, s: StreamSettings, t0: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The pitch for this block (None, None for models without), timed as stage ``f0``."""
+        out: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+        if self.vc.info.has_f0:
+            out = self._pitch(s, self._length2(s) / self.return_length)
+        self.stage_seconds["f0"] += time.perf_counter() - t0
+        return out
 
     def _mix_rms(self, infer: np.ndarray, rate: float) -> np.ndarray:
         """The reference's realtime RMS mix: 40 ms frames, 10 ms hop, linear (align_corners)."""

@@ -54,7 +54,8 @@ def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend
     """Resolve an RMVPE backend on MLX's current device: the one device check of rvc-f0.
 
     ``"auto"`` (``$RVC_RMVPE_BACKEND`` may name another): the BiGRU kernel on CUDA, the U-Net
-    on ``conv2d`` (a lent convolution) on the CPU when one is given, MLX otherwise; ``"mlx"``:
+    compiled on GPUs and on ``conv2d`` (a lent convolution) on the CPU when one is given, MLX
+    otherwise; ``"mlx"``:
     MLX only; ``"cuda"``: the BiGRU kernel (MLX's CUDA backend required); ``"compiled"``: the
     U-Net ``mx.compile``d per input shape (any device; the BiGRU kernel on CUDA). Measured on an
     H200 (TF32): 0.31 s of audio 14.4 -> 8.2 ms, 10 s 22.6 -> 13.5 ms; salience within 4e-5.
@@ -74,7 +75,9 @@ def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend
         return RMVPEBackend("mlx", "mlx", "mlx")
     if name == "compiled":
         return RMVPEBackend("compiled", "compiled", "cuda" if cuda else "mlx")
-    unet = "conv2d" if name == "auto" and conv2d is not None and not gpu else "mlx"
+    unet = "mlx"
+    if name == "auto":
+        unet = "compiled" if gpu else "conv2d" if conv2d is not None else "mlx"
     return RMVPEBackend("cuda" if name == "cuda" else "auto", unet, "cuda" if cuda else "mlx")
 
 

@@ -138,6 +138,7 @@ class FastContentvec:
                 )
             )
         mx.eval(self.pos_w, [c[2] for c in self.convs], [lay[:4] + lay[5:9] for lay in self.layers])
+        self._graphs: dict[int, Any] = {}  # GPUs: compiled forwards per output layer (static_shape)
 
     # --- stages ---------------------------------------------------------------------------
 
@@ -229,8 +230,89 @@ class FastContentvec:
             )
         return self._dnnl
 
+    def _features_graph(self, x: mx.array, w0: mx.array, b0: mx.array | None, n: int, block: int = 256) -> mx.array:
+        """GPUs: :meth:`features` as one lazy graph (no evaluation between blocks): (N,) device
+        audio, the first layer's folded weights -> (n, C)."""
+        stride, field = self._stride(), self._field()
+        group_norm = self.mode != "layer_norm"
+        outs = []
+        for f0 in range(0, n, block):
+            f1 = min(n, f0 + block)
+            y = x[stride * f0 : stride * (f1 - 1) + field][:, None]
+            for i, (k, s, w2, bias, norm) in enumerate(self.convs):
+                y = _conv_gemm(y, w0 if i == 0 else w2, k, s, b0 if i == 0 else bias)
+                if norm is not None and not group_norm:
+                    y = mx.fast.layer_norm(y, norm.weight, norm.bias, norm.eps)
+                y = gelu(y)
+            outs.append(y)
+        return outs[0] if len(outs) == 1 else mx.concatenate(outs, axis=0)
+
+    def _graph(self, x: mx.array, w0: mx.array, b0: mx.array | None, n: int, n_layers: int, final: bool) -> mx.array:
+        """GPUs: the whole forward as one lazy graph: (N,) device audio -> (n, D)."""
+        m = self.model
+        y = self._features_graph(x, w0, b0, n)
+        y = mx.fast.layer_norm(y, m.layer_norm.weight, m.layer_norm.bias, m.layer_norm.eps)
+        if m.post_extract_proj is not None:
+            y = m.post_extract_proj(y)
+        y = y + self.pos_conv(y)
+        enc = m.encoder
+        if not self.layer_norm_first:
+            y = mx.fast.layer_norm(y, enc.layer_norm.weight, enc.layer_norm.bias, enc.layer_norm.eps)
+        for params in self.layers[:n_layers]:
+            y = self._layer(y, params)
+        if final:
+            y = mx.fast.layer_norm(y, enc.layer_norm.weight, enc.layer_norm.bias, enc.layer_norm.eps)
+        return y
+
+    def lazy(self, audio: np.ndarray, *, output_layer: int | None = None, static_shape: bool = False) -> mx.array:
+        """GPUs: the hidden states as an unevaluated array (the caller evaluates it, e.g. with
+        ``mx.async_eval`` while other work is queued). ``static_shape``: this input length repeats
+        (live blocks), so the graph is ``mx.compile``d (once per length and layer; fewer kernels).
+        On the CPU it is :meth:`__call__`'s (evaluated) result."""
+        audio = np.asarray(audio, dtype=np.float32)
+        if self.cpu:
+            return self(audio, output_layer=output_layer)
+        n = len(audio)
+        for k, s, *_ in self.convs:
+            n = (n - k) // s + 1
+        k0, s0, w0, b0, norm0 = self.convs[0]
+        if norm0 is not None and self.mode != "layer_norm":
+            w0, b0 = self._fold_group_norm(audio, k0, s0, self._w0_host(), norm0)
+        n_layers = len(self.layers) if output_layer is None else output_layer
+        final = self.layer_norm_first and output_layer is None
+        x = mx.array(audio)
+        if not static_shape:
+            return self._graph(x, w0, b0, n, n_layers, final)
+        fn = self._graphs.get(n_layers)
+        if fn is None:
+            fn = self._graphs[n_layers] = mx.compile(
+                lambda x, w0, b0: self._graph(
+                    x, w0, b0, (x.shape[0] - self._field()) // self._stride() + 1, n_layers, final
+                )
+            )  # retraced per input length
+        return fn(x, w0, b0 if b0 is not None else mx.zeros((w0.shape[1],)))
+
+    def _stride(self) -> int:
+        stride = 1
+        for _k, s, *_ in self.convs:
+            stride *= s
+        return stride
+
+    def _field(self) -> int:
+        field = 1
+        for k, s, *_ in reversed(self.convs):
+            field = (field - 1) * s + k
+        return field
+
+    def _w0_host(self) -> np.ndarray:
+        if getattr(self, "_w0_np", None) is None:
+            self._w0_np = np.array(self.convs[0][2], dtype=np.float64)
+        return self._w0_np
+
     @staticmethod
-    def _fold_group_norm(audio: np.ndarray, k: int, s: int, w2: mx.array, norm: Any) -> tuple[mx.array, mx.array]:
+    def _fold_group_norm(
+        audio: np.ndarray, k: int, s: int, w2: mx.array | np.ndarray, norm: Any
+    ) -> tuple[mx.array, mx.array]:
         """The first conv (1 -> C channels) followed by group norm (one group per channel, over
         time) is an affine map of the input frames: the conv output's per-channel mean and
         variance follow exactly from the k x k covariance of the input frames (float64). Returns
@@ -327,6 +409,10 @@ class FastContentvec:
     def __call__(self, audio: np.ndarray, *, output_layer: int | None = None) -> mx.array:
         """(N,) float32 16 kHz -> (T, D) hidden states of transformer layer ``output_layer``
         (1-indexed; None = the last, with the final LayerNorm when ``layer_norm_first``)."""
+        if not self.cpu:  # GPUs: one lazy graph, evaluated here
+            out = self.lazy(audio, output_layer=output_layer)
+            mx.eval(out)
+            return out
         m = self.model
         x = self.features(np.asarray(audio, dtype=np.float32))
         x = mx.fast.layer_norm(x, m.layer_norm.weight, m.layer_norm.bias, m.layer_norm.eps)
