@@ -14,6 +14,10 @@ The result is mixed to the input's loudness envelope (``rms_mix_rate``), then jo
 previous block by SOLA: the offset in ``[0, sola_search]`` with the highest normalised
 cross-correlation, a sin² crossfade over ``sola_buffer = min(crossfade, 40 ms)`` samples.
 
+On GPUs, where every block has the same shapes, the content features are compiled for the
+block's length and queued on an MLX stream of their own while the pitch is estimated, and the
+synthesizer's encoder and flow are compiled for the block's shapes (``static_shape``).
+
 Differences from the reference, on purpose: the pitch cache holds raw F0 and transposition is
 applied to the whole cache every block (a pitch change takes effect on the next block in full,
 where the reference transposes each frame once, when it is estimated); no noise reduction.
