@@ -169,15 +169,30 @@ class _SubpixelConvTranspose2d(nn.ConvTranspose2d):
 # --- forward ------------------------------------------------------------------------------
 
 
-def salience(net: E2E, mel: np.ndarray, *, unet: Any = None, cuda_gru: bool = False) -> np.ndarray:
+def log_mel_mx(audio: np.ndarray, *, frames: tuple[int, int] | None = None) -> mx.array:
+    """:func:`rvc_f0._rmvpe.log_mel` on MLX's device in float32 (as the reference's
+    ``torch.stft``): (N,) 16 kHz -> (128, T) unevaluated; ``frames=(a, b)``: frames a..b-1."""
+    from ._rmvpe import HOP, N_FFT, _mel_basis, _reflect_index, _window
+
+    n = len(audio)
+    a, b = frames if frames is not None else (0, n // HOP + 1)
+    x = mx.array(np.ascontiguousarray(audio[_reflect_index(n, a, b)], dtype=np.float32))
+    fr = mx.as_strided(x, (b - a, N_FFT), (HOP, 1)) * mx.array(_window().astype(np.float32))
+    mag = mx.abs(mx.fft.rfft(fr, axis=1))  # (T, 513)
+    return mx.log(mx.maximum(mx.array(_mel_basis()) @ mag.T, 1e-5))
+
+
+def salience(net: E2E, mel: np.ndarray | mx.array, *, unet: Any = None, cuda_gru: bool = False) -> np.ndarray:
     """(128, T) log-mel -> (T, 360) float32 salience, the reference's ``mel2hidden``:
     zero-pad the mel to a multiple of 32 frames, one pass over the whole clip, crop to T.
     ``unet`` replaces ``net.cnn(net.unet(.))`` (:class:`._cpu_unet.CpuUnet`); ``cuda_gru`` runs
     the BiGRU in one CUDA kernel (:mod:`._gru_cuda`; MLX CUDA backend only)."""
     t = mel.shape[1]
     tp = 32 * ((t - 1) // 32 + 1)
-    x = np.pad(mel, ((0, 0), (0, tp - t))).T[None, :, :, None]  # (1, time, mels, 1), channels last
-    x = mx.array(np.ascontiguousarray(x, dtype=np.float32))
+    if isinstance(mel, mx.array):
+        x = mx.pad(mel, ((0, 0), (0, tp - t))).T[None, :, :, None]  # (1, time, mels, 1), channels last
+    else:
+        x = mx.array(np.ascontiguousarray(np.pad(mel, ((0, 0), (0, tp - t))).T[None, :, :, None], dtype=np.float32))
     x = unet(x) if unet is not None else net.cnn(net.unet(x))  # (1, time, mels, 3)
     x = x.transpose(0, 1, 3, 2).reshape(1, tp, -1)  # PyTorch's transpose(1, 2).flatten(-2)
     x = _bigru(net.bigru, x, cuda=cuda_gru)

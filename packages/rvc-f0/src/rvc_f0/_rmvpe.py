@@ -42,12 +42,15 @@ class RMVPEBackend:
     ``unet``: ``"mlx"`` (MLX's ``conv2d``), ``"compiled"`` (the same, one ``mx.compile``d graph per
     input shape: fewer kernel launches for inputs of one length, e.g. live blocks) or ``"conv2d"``
     (the lent convolution, CPU);
-    ``gru``: ``"mlx"`` (the BiGRU stepped in MLX) or ``"cuda"`` (one CUDA kernel for all steps).
+    ``gru``: ``"mlx"`` (the BiGRU stepped in MLX) or ``"cuda"`` (one CUDA kernel for all steps);
+    ``mel``: ``"numpy"`` (the front end in float64 on the host) or ``"mlx"`` (float32 on the
+    device, as the reference's own ``torch.stft``: GPUs, where the host's FFT was ~10 ms per 10 s).
     """
 
     name: str
     unet: str
     gru: str
+    mel: str = "numpy"
 
 
 def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend:
@@ -55,7 +58,7 @@ def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend
 
     ``"auto"`` (``$RVC_RMVPE_BACKEND`` may name another): the BiGRU kernel on CUDA, the U-Net
     compiled on GPUs and on ``conv2d`` (a lent convolution) on the CPU when one is given, MLX
-    otherwise; ``"mlx"``:
+    otherwise; the mel front end on the device on GPUs; ``"mlx"``:
     MLX only; ``"cuda"``: the BiGRU kernel (MLX's CUDA backend required); ``"compiled"``: the
     U-Net ``mx.compile``d per input shape (any device; the BiGRU kernel on CUDA). Measured on an
     H200 (TF32): 0.31 s of audio 14.4 -> 8.2 ms, 10 s 22.6 -> 13.5 ms; salience within 4e-5.
@@ -71,14 +74,15 @@ def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend
     cuda = gpu and mx.cuda.is_available()
     if name == "cuda" and not cuda:
         raise UnknownBackendError(f"{source}'cuda' needs MLX's CUDA backend on a GPU; use 'auto' or 'mlx' here")
+    mel = "mlx" if gpu else "numpy"
     if name == "mlx":
         return RMVPEBackend("mlx", "mlx", "mlx")
     if name == "compiled":
-        return RMVPEBackend("compiled", "compiled", "cuda" if cuda else "mlx")
+        return RMVPEBackend("compiled", "compiled", "cuda" if cuda else "mlx", mel)
     unet = "mlx"
     if name == "auto":
         unet = "compiled" if gpu else "conv2d" if conv2d is not None else "mlx"
-    return RMVPEBackend("cuda" if name == "cuda" else "auto", unet, "cuda" if cuda else "mlx")
+    return RMVPEBackend("cuda" if name == "cuda" else "auto", unet, "cuda" if cuda else "mlx", mel)
 
 
 class RMVPEModel:
@@ -155,20 +159,21 @@ class RMVPEModel:
 
     def salience(self, audio_16k: Any) -> np.ndarray:
         """(N,) 16 kHz audio -> (N // 160 + 1, 360) float32 pitch salience (20-cent bins)."""
-        from ._mlx_net import salience
+        from ._mlx_net import log_mel_mx, salience
 
         audio = as_audio(audio_16k)
         n_frames = len(audio) // HOP + 1
+        mel = log_mel_mx if self.backend.mel == "mlx" else log_mel
         with self._lock:
             unet, cuda = self._unet(), self.backend.gru == "cuda"
             if n_frames <= self.max_frames:
-                return salience(self.net, log_mel(audio), unet=unet, cuda_gru=cuda)
+                return salience(self.net, mel(audio), unet=unet, cuda_gru=cuda)
             if self.window % 32 or self.context % 32 or self.window <= 0 or self.context < 0:
                 raise F0InputError(f"RMVPE window={self.window}, context={self.context}; expected multiples of 32")
             out = np.empty((n_frames, 360), np.float32)
             for c0 in range(0, n_frames, self.window):
                 a, b = max(0, c0 - self.context), min(n_frames, c0 + self.window + self.context)
-                sal = salience(self.net, log_mel(audio, frames=(a, b)), unet=unet, cuda_gru=cuda)
+                sal = salience(self.net, mel(audio, frames=(a, b)), unet=unet, cuda_gru=cuda)
                 c1 = min(n_frames, c0 + self.window)
                 out[c0:c1] = sal[c0 - a : c1 - a]
             return out
@@ -272,17 +277,20 @@ def log_mel(audio: np.ndarray, *, frames: tuple[int, int] | None = None, block: 
     out = np.empty((N_MELS, b - a), np.float32)
     for f0 in range(a, b, block):
         f1 = min(b, f0 + block)
-        # padded samples [f0*hop, (f1-1)*hop + n_fft) = input samples shifted by n_fft // 2, reflected
-        idx = np.abs(np.arange(f0 * HOP, (f1 - 1) * HOP + N_FFT) - N_FFT // 2)
-        if n > 1:
-            idx = (n - 1) - np.abs((n - 1) - idx % (2 * (n - 1)))  # numpy "reflect" (no edge repeat)
-        else:
-            idx = np.zeros_like(idx)
-        x = audio[idx].astype(np.float64)
+        x = audio[_reflect_index(n, f0, f1)].astype(np.float64)
         fr = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP]
         mag = np.abs(np.fft.rfft(fr * _window(), axis=1))  # (frames, 513)
         out[:, f0 - a : f1 - a] = np.log(np.maximum(basis @ mag.T, 1e-5))
     return out
+
+
+def _reflect_index(n: int, f0: int, f1: int) -> np.ndarray:
+    """Input sample indices of the centred STFT's padded samples ``[f0 * hop, (f1 - 1) * hop +
+    n_fft)``: shifted by ``n_fft // 2``, reflected at the ends (numpy's "reflect", no edge repeat)."""
+    idx = np.abs(np.arange(f0 * HOP, (f1 - 1) * HOP + N_FFT) - N_FFT // 2)
+    if n <= 1:
+        return np.zeros_like(idx)
+    return (n - 1) - np.abs((n - 1) - idx % (2 * (n - 1)))
 
 
 def decode(salience: np.ndarray, *, threshold: float) -> np.ndarray:
