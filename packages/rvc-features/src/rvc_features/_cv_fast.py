@@ -309,6 +309,18 @@ class FastContentvec:
             self._w0_np = np.array(self.convs[0][2], dtype=np.float64)
         return self._w0_np
 
+    def _cpu_encoder(self) -> Any:
+        """The transformer layers on oneDNN (:class:`._cv_cpu.CpuEncoder`), built once; None
+        unless MLX runs on the CPU and oneDNN is installed."""
+        if not self._dnnl_convs():
+            return None
+        if getattr(self, "_cpu_enc", None) is None:
+            from ._cv_cpu import CpuEncoder
+
+            mx.eval([(lay[4].parameters(), lay[9].parameters()) for lay in self.layers])
+            self._cpu_enc = CpuEncoder(self.layers, heads=self.heads, layer_norm_first=self.layer_norm_first)
+        return self._cpu_enc
+
     @staticmethod
     def _fold_group_norm(
         audio: np.ndarray, k: int, s: int, w2: mx.array | np.ndarray, norm: Any
@@ -423,7 +435,10 @@ class FastContentvec:
         if not self.layer_norm_first:
             x = mx.fast.layer_norm(x, enc.layer_norm.weight, enc.layer_norm.bias, enc.layer_norm.eps)
         n = len(self.layers) if output_layer is None else output_layer
-        for params in self.layers[:n]:
+        encoder = self._cpu_encoder()
+        if encoder is not None:  # the CPU with oneDNN: every layer in oneDNN (_cv_cpu)
+            x = mx.array(encoder(np.array(x), n))
+        for params in self.layers[:n] if encoder is None else ():
             x = self._layer(x, params)
             mx.eval(x)
         if self.layer_norm_first and output_layer is None:
