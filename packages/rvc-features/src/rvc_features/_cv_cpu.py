@@ -30,9 +30,22 @@ def _np(a: Any) -> np.ndarray:
 class CpuEncoder:
     """The transformer layers of a ``FastContentvec`` (its ``layers`` tuples) on oneDNN."""
 
-    def __init__(self, layers: list[tuple], *, heads: int, layer_norm_first: bool) -> None:
+    def __init__(
+        self,
+        layers: list[tuple],
+        *,
+        heads: int,
+        layer_norm_first: bool,
+        pos_conv: tuple[Any, Any, int],
+        layer_norm: Any,
+    ) -> None:
+        from rvc_runtime import onednn_ops as ops
+
         self._keep = layers  # the MLX arrays the views below read
         self.heads, self.layer_norm_first = heads, layer_norm_first
+        w, b, k = pos_conv  # (G, K, Ig, Og) weight-normed, (C,), K; SamePad drops the last frame of even K
+        self.pos_conv = ops.GroupedConv1d(np.array(w), np.array(b), padding=(k // 2, k // 2 - (k % 2 == 0)))
+        self.layer_norm = (np.array(layer_norm.weight), np.array(layer_norm.bias), float(layer_norm.eps))
         self.params = []
         for wqkv, bqkv, wo, bo, ln1, w1, b1, w2, b2, ln2 in layers:
             self.params.append(
@@ -51,18 +64,24 @@ class CpuEncoder:
             )
 
     def __call__(self, x: np.ndarray, n_layers: int) -> np.ndarray:
-        """``(T, D)`` float32 -> the output of layer ``n_layers`` (1-indexed), ``(T, D)``."""
+        """``(T, D)`` float32 projected features -> the encoder's layer ``n_layers`` (1-indexed):
+        ``x + gelu(pos_conv(x))``, the encoder's LayerNorm unless ``layer_norm_first``, the layers."""
         from rvc_runtime import onednn_ops as ops
 
         t, d = x.shape
-        x = np.array(x, dtype=np.float32)  # own buffers only: x and out swap roles per layer
-        if n_layers == 0 or t == 0:
-            return x
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if t == 0:
+            return np.zeros((0, d), np.float32)
+        h = np.empty((t, d), np.float32)
+        self.pos_conv(x, h, post_ops=(("gelu",), ("add",)), add=(x,))
+        if not self.layer_norm_first:
+            x = ops.layer_norm(h, *self.layer_norm[:2], self.layer_norm[2], np.empty_like(h))
+        else:
+            x, h = h, np.empty_like(h)
         f = self.params[0][5].shape[1]
         qkv = np.empty((t, 3 * d), np.float32)
         attn = np.empty((t, d), np.float32)
         y = np.empty((t, d), np.float32)
-        h = np.empty((t, d), np.float32)
         hidden = np.empty((t, f), np.float32)
         out = np.empty((t, d), np.float32)
         scores = np.empty((self._group(t), t, t), np.float32)

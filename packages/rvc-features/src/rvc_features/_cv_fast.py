@@ -318,7 +318,13 @@ class FastContentvec:
             from ._cv_cpu import CpuEncoder
 
             mx.eval([(lay[4].parameters(), lay[9].parameters()) for lay in self.layers])
-            self._cpu_enc = CpuEncoder(self.layers, heads=self.heads, layer_norm_first=self.layer_norm_first)
+            self._cpu_enc = CpuEncoder(
+                self.layers,
+                heads=self.heads,
+                layer_norm_first=self.layer_norm_first,
+                pos_conv=(self.pos_w, self.pos_b, self.pos_k),
+                layer_norm=self.model.encoder.layer_norm,
+            )
         return self._cpu_enc
 
     @staticmethod
@@ -430,14 +436,15 @@ class FastContentvec:
         x = mx.fast.layer_norm(x, m.layer_norm.weight, m.layer_norm.bias, m.layer_norm.eps)
         if m.post_extract_proj is not None:
             x = m.post_extract_proj(x)
-        x = x + self.pos_conv(x)
         enc = m.encoder
-        if not self.layer_norm_first:
-            x = mx.fast.layer_norm(x, enc.layer_norm.weight, enc.layer_norm.bias, enc.layer_norm.eps)
         n = len(self.layers) if output_layer is None else output_layer
         encoder = self._cpu_encoder()
-        if encoder is not None:  # the CPU with oneDNN: every layer in oneDNN (_cv_cpu)
+        if encoder is not None:  # the CPU with oneDNN: pos conv and layers in oneDNN (_cv_cpu)
             x = mx.array(encoder(np.array(x), n))
+        else:
+            x = x + self.pos_conv(x)
+            if not self.layer_norm_first:
+                x = mx.fast.layer_norm(x, enc.layer_norm.weight, enc.layer_norm.bias, enc.layer_norm.eps)
         for params in self.layers[:n] if encoder is None else ():
             x = self._layer(x, params)
             mx.eval(x)

@@ -120,12 +120,18 @@ def _build(key: tuple, make, mds: list, ids: list[int], post_ops: tuple, adds: l
     mems = [_o._mem(md, None, empty=True) for md in [*mds, scratch_md]]
     lib.dnnl_primitive_desc_destroy(pd)
     args = (_o._Arg * len(mems))(*[_o._Arg(a, m) for a, m in zip([*ids, _o._ARG_SCRATCHPAD], mems)])
+    return _store(key, (prim, mems, args, scratch_size))
+
+
+def _store(key: tuple, hit: tuple) -> tuple:
+    """Cache a primitive, forgetting the oldest beyond :data:`MAX_PRIMS`."""
+    lib = _setup()
     if len(_cache) >= MAX_PRIMS:
         old_prim, old_mems, *_ = _cache.pop(next(iter(_cache)))
         lib.dnnl_primitive_destroy(old_prim)
         for m in old_mems:
             lib.dnnl_memory_destroy(m)
-    hit = _cache[key] = (prim, mems, args, scratch_size)
+    _cache[key] = hit
     return hit
 
 
@@ -241,3 +247,105 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float, 
                 _o._free_mds(src, dst, c)
         _o._bind_and_run(hit, [x.ctypes.data, out.ctypes.data, weight.ctypes.data, bias.ctypes.data])
     return out
+
+
+class GroupedConv1d:
+    """A grouped 1-D convolution of one sequence, channels last: ``x`` ``(T, C)`` ->
+    ``post_ops(conv(x) + bias)`` ``(T', O)``, stride 1, zero padding ``(left, right)``.
+    ``weight`` ``(G, K, C/G, O/G)`` (tap-major per group), reordered once into the layout the
+    primitive wants; primitives cached per length (in the shared cache)."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, *, padding: tuple[int, int]) -> None:
+        self.weight = np.ascontiguousarray(weight, dtype=np.float32)
+        self.groups, self.k, self.cin_g, self.cout_g = self.weight.shape
+        self.bias = np.ascontiguousarray(bias, dtype=np.float32)
+        if self.bias.shape != (self.groups * self.cout_g,):
+            raise ValueError(f"bias of shape {self.bias.shape} for {self.groups * self.cout_g} outputs")
+        self.padding = padding
+        self._weights: list[tuple[_o._P, _o._P]] = []
+        self._prims: dict = {}  # per length (at most _o.MAX_SHAPES)
+
+    def out_len(self, n: int) -> int:
+        return n + sum(self.padding) - self.k + 1
+
+    def _reordered(self, w_md: _o._P) -> _o._P:
+        lib = _setup()
+        for md, mem in self._weights:
+            if lib.dnnl_memory_desc_equal(md, w_md):
+                return mem
+        kept = _o._P()
+        _o._check(lib.dnnl_memory_desc_clone(ctypes.byref(kept), w_md), "clone")
+        g, k, i, o = self.weight.shape
+        user_md = _md((g, o, i, k), (k * i * o, 1, o, i * o))  # dims (G, O/G, I/G, K) of this array
+        user, w_mem = _o._mem(user_md, self.weight), _o._mem(kept, None)
+        _o._reorder(user_md, user, kept, w_mem)
+        lib.dnnl_memory_destroy(user)
+        _o._free_mds(user_md)
+        self._weights.append((kept, w_mem))
+        return w_mem
+
+    def __call__(
+        self, x: np.ndarray, out: np.ndarray, *, post_ops: tuple = (), add: tuple[np.ndarray, ...] = ()
+    ) -> np.ndarray:
+        t, c = x.shape
+        o = self.groups * self.cout_g
+        if c != self.groups * self.cin_g or out.shape != (self.out_len(t), o) or not x.flags.c_contiguous:
+            raise ValueError(
+                f"grouped conv of {x.shape} into {out.shape}: C-contiguous (T, {self.groups * self.cin_g})"
+            )
+        if not out.flags.c_contiguous or any(a.shape != out.shape or not a.flags.c_contiguous for a in add):
+            raise ValueError("output and added arrays: C-contiguous float32, shaped as the output")
+        chw = lambda a: a.reshape(1, *a.shape).transpose(0, 2, 1)  # noqa: E731  (1, C, T) views
+        adds = [chw(a) for a in add]
+        key = (_sig(x, out), post_ops)
+        with _o._lock:
+            hit = self._prims.get(key)
+            if hit is None:
+                lib = _setup()
+                mds = [_md(chw(x).shape, _strides(chw(x))), _md(chw(out).shape, _strides(chw(out)))]
+                mds += [_md((o,), (1,))] + [_md(a.shape, _strides(a)) for a in adds]
+                w_any = _o._md((self.groups, self.cout_g, self.cin_g, self.k), _o._TAG_ANY)
+                dims = [_o._DIMS(v) for v in (1, 0, *self.padding)]
+                ids = [_o._ARG_SRC, _o._ARG_DST, _o._ARG_BIAS]
+                ids += [
+                    _o._ARG_POST_OP_BASE * (i + 1) | _o._ARG_SRC_1 for i, op in enumerate(post_ops) if op[0] == "add"
+                ]
+                try:
+                    pd, prim, attr = _o._P(), _o._P(), _attr(post_ops, adds)
+                    try:
+                        _o._check(
+                            lib.dnnl_convolution_forward_primitive_desc_create(
+                                ctypes.byref(pd),
+                                _o._engine,
+                                _o._FWD_INFERENCE,
+                                _o._CONV_DIRECT,
+                                mds[0],
+                                w_any,
+                                mds[2],
+                                mds[1],
+                                *dims,
+                                attr,
+                            ),
+                            "grouped conv desc",
+                        )
+                    finally:
+                        lib.dnnl_primitive_attr_destroy(attr)
+                    _o._check(lib.dnnl_primitive_create(ctypes.byref(prim), pd), "primitive")
+                    w_mem = self._reordered(_o._P(lib.dnnl_primitive_desc_query_md(pd, _o._Q_WEIGHTS_MD, 0)))
+                    scratch_md, scratch_size = _o._scratchpad(pd)
+                    mems = [_o._mem(md, None, empty=True) for md in [*mds, scratch_md]]
+                    lib.dnnl_primitive_desc_destroy(pd)
+                finally:
+                    _o._free_mds(*mds, w_any)
+                args = [_o._Arg(a, m) for a, m in zip([*ids, _o._ARG_SCRATCHPAD], mems)]
+                args.append(_o._Arg(_o._ARG_WEIGHTS, w_mem))
+                if len(self._prims) >= _o.MAX_SHAPES:
+                    old_prim, old_mems, *_ = self._prims.pop(next(iter(self._prims)))
+                    lib.dnnl_primitive_destroy(old_prim)
+                    for m in old_mems:
+                        lib.dnnl_memory_destroy(m)
+                hit = self._prims[key] = (prim, mems, (_o._Arg * len(args))(*args), scratch_size)
+            _o._bind_and_run(
+                hit, [x.ctypes.data, out.ctypes.data, self.bias.ctypes.data, *[a.ctypes.data for a in add]]
+            )
+        return out
