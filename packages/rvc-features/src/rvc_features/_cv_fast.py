@@ -14,6 +14,8 @@ positional conv (kernel 128, 16 groups) is slow, and transcendental element-wise
   faster than ``nn.gelu`` here;
 * attention projects q, k, v with one GEMM (MLX), then runs on groups of heads in NumPy (SIMD
   ``exp``; at most ~64 MB of scores at a time); LayerNorm is ``mx.fast.layer_norm``.
+* on the CPU with oneDNN the positional conv and the transformer layers run as oneDNN
+  primitives instead (:mod:`._cv_cpu`).
 
 Imported lazily (imports mlx).
 """
