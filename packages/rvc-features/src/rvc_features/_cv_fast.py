@@ -76,7 +76,6 @@ def _conv_gemm(x: mx.array, w2: mx.array, k: int, s: int, bias: mx.array | None)
 
 
 DNNL_BLOCKS = (256, 64, 16)  # frames per oneDNN feature-extractor call
-FFN_TILE = 128  # frames per oneDNN feed-forward call
 
 
 def _taps(w2: mx.array, k: int) -> np.ndarray:
@@ -402,29 +401,10 @@ class FastContentvec:
         return mx.fast.layer_norm(self._ffn(x, x, params), ln2.weight, ln2.bias, ln2.eps)
 
     def _ffn(self, h: mx.array, res: mx.array, params: tuple) -> mx.array:
-        """``res + gelu(h @ w1 + b1) @ w2 + b2``; on the CPU with oneDNN as two 1x1 convolutions,
-        GELU and the residual fused (12 s of audio: ~58 -> ~42 ms per layer on 2 cores)."""
+        """``res + gelu(h @ w1 + b1) @ w2 + b2`` (GPUs, or the CPU without oneDNN: with it the
+        whole layer runs in :mod:`._cv_cpu`)."""
         w1, b1, w2, b2 = params[5:9]
-        if not self._dnnl_convs():  # (GPUs, or no oneDNN)
-            return res + gelu(h @ w1 + b1) @ w2 + b2
-        from rvc_runtime import onednn as _dnnl
-
-        convs = self.__dict__.setdefault("_dnnl_ffn", {})
-        key = id(params[5])
-        if key not in convs:
-            convs[key] = tuple(_dnnl.Conv(np.array(w).T[:, None, :], np.array(b)) for w, b in ((w1, b1), (w2, b2)))
-        c1, c2 = convs[key]
-        t = h.shape[0]
-        tp = -(-t // FFN_TILE) * FFN_TILE  # whole tiles: one primitive shape for every length
-        hn = np.zeros((1, tp, h.shape[1]), np.float32)
-        hn[0, :t] = np.array(h)
-        if res is h:
-            rn = hn
-        else:
-            rn = np.zeros_like(hn)
-            rn[0, :t] = np.array(res)
-        y = c2(c1(hn, post_ops=(("gelu",),), tile=FFN_TILE), post_ops=(("add",),), add=(rn,), tile=FFN_TILE)
-        return mx.array(y[0, :t])
+        return res + gelu(h @ w1 + b1) @ w2 + b2
 
     def __call__(self, audio: np.ndarray, *, output_layer: int | None = None) -> mx.array:
         """(N,) float32 16 kHz -> (T, D) hidden states of transformer layer ``output_layer``
