@@ -27,11 +27,14 @@ def golden(fixtures_dir):
 
 
 def test_auto_picks_the_same_kernels_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
-    """CUDA: the BiGRU kernel; GPUs: the compiled U-Net; CPU: the lent U-Net convolution when one is lent."""
+    """CUDA: the BiGRU kernel; GPUs: the compiled U-Net; CPU: the lent U-Net convolution when one is
+    lent, the BiGRU in NumPy."""
     monkeypatch.delenv(ENV_BACKEND, raising=False)
     lent = object()
     gpu = mx.default_device() == mx.gpu
-    want = RMVPEBackend("auto", "compiled" if gpu else "mlx", "cuda" if CUDA else "mlx", "mlx" if gpu else "numpy")
+    want = RMVPEBackend(
+        "auto", "compiled" if gpu else "mlx", "cuda" if CUDA else "mlx" if gpu else "numpy", "mlx" if gpu else "numpy"
+    )
     assert choose_backend() == want
     assert choose_backend(conv2d=lent).unet == ("compiled" if gpu else "conv2d")
     assert choose_backend("mlx", conv2d=lent) == RMVPEBackend("mlx", "mlx", "mlx")

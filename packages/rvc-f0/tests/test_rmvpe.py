@@ -165,7 +165,7 @@ def numpy_conv2d(weight: np.ndarray, bias: np.ndarray, padding: int):
     w = weight.reshape(o, -1).T.astype(np.float64)
 
     def run(x: np.ndarray, *, relu: bool = False, add: np.ndarray | None = None) -> np.ndarray:
-        h, wd = x.shape[1:3]
+        h, wd = x.shape[1] + 2 * padding - kh + 1, x.shape[2] + 2 * padding - kw + 1
         xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
         cols = np.concatenate([xp[:, a : a + h, d : d + wd] for a in range(kh) for d in range(kw)], axis=-1)
         y = cols @ w + bias
@@ -189,6 +189,7 @@ def test_cpu_unet_backend_meets_goldens(weights, golden):
     m.conv2d = lambda w, b, p: shapes.append(w.shape) or numpy_conv2d(w, b, p)
     sal = m.salience(audio)
     assert len(shapes) > 20 and (16, 1, 1, 32) in shapes  # every conv block, shortcuts included
+    assert sum(s[1:3] == (2, 2) for s in shapes) == 5  # and the decoder's up-sampling (4 parities)
     assert np.max(np.abs(sal - golden["vocadito_5s/salience"])) <= 5e-4
     assert np.max(np.abs(sal - plain)) <= 1e-5
     n = len(shapes)

@@ -158,3 +158,35 @@ def test_gpu_graph_equals_cpu_forward(tiny_contentvec_v1, golden, static_shape):
         fast.cpu = was
         del fast._dnnl
     assert np.abs(emb(audio) - want["v1"]).max() == 0
+
+
+@pytest.mark.parametrize("layer_norm_first", [False, True])
+def test_cpu_encoder_matches_upstream(layer_norm_first, monkeypatch):
+    """On the CPU with oneDNN the positional conv and the layers run as oneDNN primitives
+    (_cv_cpu); both layer orders, and attention split into groups of heads, equal
+    mlx-contentvec's forward."""
+    import mlx.core as mx
+    from mlx_contentvec import ContentvecModel
+
+    from rvc_features import _cv_cpu
+    from rvc_features._contentvec import _kwargs
+    from rvc_runtime import onednn as _dnnl
+
+    if not (_dnnl.available() and mx.default_device() == mx.cpu):
+        pytest.skip("needs oneDNN and MLX on the CPU")
+    kw = _kwargs(None, {"contentvec_kwargs": json.dumps({"encoder_layers": 2})}, None)
+    kw["layer_norm_first"] = layer_norm_first
+    mx.random.seed(4)
+    m = ContentvecModel(**kw)
+    m.eval()
+    cv = ContentVec(m, kw, None)
+    audio = (np.random.default_rng(1).standard_normal(24000) * 0.3).astype(np.float32)
+    ref = cv.hidden(audio, fast=False)
+    for scores in (_cv_cpu.SCORES, 4 * 74 * 74):  # all 12 heads at once; 4 at a time
+        monkeypatch.setattr(_cv_cpu, "SCORES", scores)
+        fast = cv.hidden(audio)
+        assert cv._fast._cpu_encoder() is not None and fast.shape == ref.shape == (74, 768)
+        assert np.abs(fast - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
+    assert np.abs(cv.hidden(audio, output_layer=1) - cv.hidden(audio, output_layer=1, fast=False)).max() <= 1e-4 * max(
+        1.0, np.abs(ref).max()
+    )

@@ -9,8 +9,9 @@ their weights and the ReLUs and the residual add fused; pooling, the decoder's u
 BatchNorm stay in MLX/NumPy. Results equal the MLX forward to float32 rounding.
 
 A backend is a factory ``conv2d(weight (O, kh, kw, I), bias (O,), padding) -> run`` with
-``run(x (1, H, W, I), *, relu=False, add=None) -> (1, H, W, O)``: float32 NumPy, stride 1,
-``relu(conv(x) + bias) + add``.
+``run(x (1, H, W, I), *, relu=False, add=None) -> (1, H', W', O)``: float32 NumPy, stride 1,
+zero padding ``padding`` on every side (``H' = H + 2 padding - kh + 1``: the 3x3 and 1x1 layers
+keep the size; the decoder's up-sampling is a 2x2 one), ``relu(conv(x) + bias) + add``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,48 @@ def _block(block: Any, conv2d: Conv2dBackend) -> Callable[[np.ndarray], np.ndarr
     return run
 
 
+def _upsample(layer: Any, conv2d: Conv2dBackend) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``relu(bn(conv_transpose(x)))`` of a decoder layer whose up-sampling is rvc-f0's corrected
+    ``ConvTranspose2d(k=3, stride=2, padding=1, output_padding=1)`` (``_SubpixelConvTranspose2d``)
+    as one lent 2x2 convolution to the four output parities (4 x O channels; the taps as that
+    layer's matrix, BatchNorm folded, ReLU fused) and a pixel shuffle. None for other layers
+    (they stay on MLX)."""
+    from ._mlx_net import _SubpixelConvTranspose2d
+
+    ct = layer.conv_transpose
+    if not isinstance(ct, _SubpixelConvTranspose2d) or tuple(ct.weight.shape[1:3]) != (3, 3):
+        return None
+    wt = np.array(ct.weight, dtype=np.float64)  # (O, 3, 3, I); tap (kh, kw) maps input i to output 2i - 1 + k
+    o, _, _, c = wt.shape
+    tap = lambda kh, kw: wt[:, kh, kw, :].T  # noqa: E731  (I, O)
+    z = np.zeros((c, o))
+    # rows: inputs (m, n), (m, n+1), (m+1, n), (m+1, n+1); columns: output parities (0,0) (0,1) (1,0) (1,1)
+    mat = np.block(
+        [
+            [tap(1, 1), tap(1, 2), tap(2, 1), tap(2, 2)],
+            [z, tap(1, 0), z, tap(2, 0)],
+            [z, z, tap(0, 1), tap(0, 2)],
+            [z, z, z, tap(0, 0)],
+        ]
+    )
+    bn = layer.bn
+    scale = np.array(bn.weight, dtype=np.float64) / np.sqrt(np.array(bn.running_var, dtype=np.float64) + bn.eps)
+    shift = np.array(bn.bias, dtype=np.float64) - np.array(bn.running_mean, dtype=np.float64) * scale
+    b = np.array(ct.bias, dtype=np.float64) if "bias" in ct else np.zeros(o)
+    w = mat.reshape(2, 2, c, 4, o) * scale  # (dm, dn, I, parity, O), BatchNorm folded
+    w = w.transpose(3, 4, 0, 1, 2).reshape(4 * o, 2, 2, c).astype(np.float32)
+    conv = conv2d(w, np.tile(b * scale + shift, 4).astype(np.float32), 0)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        _, h, wd, _ = x.shape
+        y = conv(np.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0))), relu=True)  # (1, h, w, 4 O)
+        return np.ascontiguousarray(
+            y.reshape(1, h, wd, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(1, 2 * h, 2 * wd, o)
+        )
+
+    return run
+
+
 def _pool(x: np.ndarray, k: tuple[int, int]) -> np.ndarray:
     """``nn.AvgPool2d(k)`` (stride k, trailing rows/columns that do not fill a window dropped)."""
     b, h, w, c = x.shape
@@ -66,7 +109,10 @@ class CpuUnet:
             ([_block(b, conv2d) for b in layer.conv_blocks], tuple(layer.kernel_size)) for layer in unet.encoder.layers
         ]
         self.intermediate = [_block(b, conv2d) for layer in unet.intermediate.layers for b in layer.conv_blocks]
-        self.decoder = [(layer, [_block(b, conv2d) for b in layer.conv_blocks]) for layer in unet.decoder.layers]
+        self.decoder = [
+            (layer, _upsample(layer, conv2d), [_block(b, conv2d) for b in layer.conv_blocks])
+            for layer in unet.decoder.layers
+        ]
         self.cnn = conv2d(np.array(net.cnn.weight, dtype=np.float32), np.array(net.cnn.bias, dtype=np.float32), 1)
 
     def __call__(self, x: mx.array) -> mx.array:
@@ -80,8 +126,11 @@ class CpuUnet:
             h = _pool(h, k)
         for run in self.intermediate:
             h = run(h)
-        for (layer, blocks), skip in zip(self.decoder, reversed(skips)):
-            up = np.array(nn.relu(layer.bn(layer.conv_transpose(mx.array(h)))), dtype=np.float32)
+        for (layer, upsample, blocks), skip in zip(self.decoder, reversed(skips)):
+            if upsample is not None:
+                up = upsample(h)
+            else:
+                up = np.array(nn.relu(layer.bn(layer.conv_transpose(mx.array(h)))), dtype=np.float32)
             if up.shape[1:3] != skip.shape[1:3]:  # mlx-rmvpe's crop/pad (only without the decoder fix)
                 th, tw = skip.shape[1:3]
                 up = np.pad(

@@ -182,11 +182,19 @@ def log_mel_mx(audio: np.ndarray, *, frames: tuple[int, int] | None = None) -> m
     return mx.log(mx.maximum(mx.array(_mel_basis()) @ mag.T, 1e-5))
 
 
-def salience(net: E2E, mel: np.ndarray | mx.array, *, unet: Any = None, cuda_gru: bool = False) -> np.ndarray:
+def salience(
+    net: E2E,
+    mel: np.ndarray | mx.array,
+    *,
+    unet: Any = None,
+    cuda_gru: bool = False,
+    numpy_gru: bool = False,
+) -> np.ndarray:
     """(128, T) log-mel -> (T, 360) float32 salience, the reference's ``mel2hidden``:
     zero-pad the mel to a multiple of 32 frames, one pass over the whole clip, crop to T.
     ``unet`` replaces ``net.cnn(net.unet(.))`` (:class:`._cpu_unet.CpuUnet`); ``cuda_gru`` runs
-    the BiGRU in one CUDA kernel (:mod:`._gru_cuda`; MLX CUDA backend only)."""
+    the BiGRU in one CUDA kernel (:mod:`._gru_cuda`; MLX CUDA backend only); ``numpy_gru``
+    steps it in NumPy (:func:`_bigru_numpy`, the CPU)."""
     t = mel.shape[1]
     tp = 32 * ((t - 1) // 32 + 1)
     if isinstance(mel, mx.array):
@@ -195,7 +203,7 @@ def salience(net: E2E, mel: np.ndarray | mx.array, *, unet: Any = None, cuda_gru
         x = mx.array(np.ascontiguousarray(np.pad(mel, ((0, 0), (0, tp - t))).T[None, :, :, None], dtype=np.float32))
     x = unet(x) if unet is not None else net.cnn(net.unet(x))  # (1, time, mels, 3)
     x = x.transpose(0, 1, 3, 2).reshape(1, tp, -1)  # PyTorch's transpose(1, 2).flatten(-2)
-    x = _bigru(net.bigru, x, cuda=cuda_gru)
+    x = _bigru_numpy(net.bigru, x) if numpy_gru else _bigru(net.bigru, x, cuda=cuda_gru)
     x = mx.sigmoid(net.linear(x))  # dropout is the identity in eval mode
     out = np.array(x[0, :t])
     return out
@@ -222,6 +230,44 @@ def _bigru(bigru: nn.Module, x: mx.array, *, cuda: bool = False) -> mx.array:
             outs.append(h)
         out = mx.concatenate(outs, axis=1)  # (2, T, H)
     return mx.concatenate([out[0], out[1, ::-1]], axis=-1)[None]
+
+
+def _bigru_numpy(bigru: nn.Module, x: mx.array) -> mx.array:
+    """:func:`_bigru` stepped in NumPy, the same equations on preallocated buffers: on the CPU
+    a step of MLX's compiled graph costs ~0.2 ms, of these NumPy calls ~0.06 (12 s of audio,
+    1216 steps: ~0.24 -> ~0.08 s)."""
+    f, b = bigru.gru_forward, bigru.gru_backward
+    hs = f.hidden_size
+    seq = np.array(x[0], dtype=np.float32)  # (T, I)
+    t = seq.shape[0]
+    proj = np.empty((t, 2, 3 * hs), np.float32)  # the input projections of both directions
+    proj[:, 0] = seq @ np.array(f.Wx).T + np.array(f.b)
+    proj[:, 1] = seq[::-1] @ np.array(b.Wx).T + np.array(b.b)
+    wh = np.ascontiguousarray(np.stack([np.array(f.Wh).T, np.array(b.Wh).T]))  # (2, H, 3H)
+    bhn = np.stack([np.array(f.bhn), np.array(b.bhn)])  # (2, H)
+    out = np.empty((t, 2, hs), np.float32)
+    h = np.zeros((2, 1, hs), np.float32)
+    hp = np.empty((2, 1, 3 * hs), np.float32)
+    rz = np.empty((2, 2 * hs), np.float32)
+    n = np.empty((2, hs), np.float32)
+    hh = h[:, 0]
+    for i in range(t):
+        np.matmul(h, wh, out=hp)
+        xt = proj[i]
+        np.add(xt[:, : 2 * hs], hp[:, 0, : 2 * hs], out=rz)
+        np.negative(rz, out=rz)  # sigmoid(a) = 1 / (1 + exp(-a))
+        np.exp(rz, out=rz)
+        rz += 1
+        np.reciprocal(rz, out=rz)
+        np.add(hp[:, 0, 2 * hs :], bhn, out=n)
+        n *= rz[:, :hs]
+        n += xt[:, 2 * hs :]
+        np.tanh(n, out=n)
+        hh -= n  # h' = (1 - z) n + z h = n + z (h - n)
+        hh *= rz[:, hs:]
+        hh += n
+        out[i] = hh
+    return mx.array(np.concatenate([out[:, 0], out[::-1, 1]], axis=-1)[None])
 
 
 @mx.compile

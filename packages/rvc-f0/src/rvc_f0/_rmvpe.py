@@ -42,7 +42,8 @@ class RMVPEBackend:
     ``unet``: ``"mlx"`` (MLX's ``conv2d``), ``"compiled"`` (the same, one ``mx.compile``d graph per
     input shape: fewer kernel launches for inputs of one length, e.g. live blocks) or ``"conv2d"``
     (the lent convolution, CPU);
-    ``gru``: ``"mlx"`` (the BiGRU stepped in MLX) or ``"cuda"`` (one CUDA kernel for all steps);
+    ``gru``: ``"mlx"`` (the BiGRU stepped in MLX), ``"numpy"`` (stepped in NumPy: the CPU, ~3x
+    faster there) or ``"cuda"`` (one CUDA kernel for all steps);
     ``mel``: ``"numpy"`` (the front end in float64 on the host) or ``"mlx"`` (float32 on the
     device, as the reference's own ``torch.stft``: GPUs, where the host's FFT was ~10 ms per 10 s).
     """
@@ -58,7 +59,8 @@ def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend
 
     ``"auto"`` (``$RVC_RMVPE_BACKEND`` may name another): the BiGRU kernel on CUDA, the U-Net
     compiled on GPUs and on ``conv2d`` (a lent convolution) on the CPU when one is given, MLX
-    otherwise; the mel front end on the device on GPUs; ``"mlx"``:
+    otherwise; the mel front end on the device on GPUs; the BiGRU stepped in NumPy on the CPU;
+    ``"mlx"``:
     MLX only; ``"cuda"``: the BiGRU kernel (MLX's CUDA backend required); ``"compiled"``: the
     U-Net ``mx.compile``d per input shape (any device; the BiGRU kernel on CUDA). Measured on an
     H200 (TF32): 0.31 s of audio 14.4 -> 8.2 ms, 10 s 22.6 -> 13.5 ms; salience within 4e-5.
@@ -82,7 +84,8 @@ def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend
     unet = "mlx"
     if name == "auto":
         unet = "compiled" if gpu else "conv2d" if conv2d is not None else "mlx"
-    return RMVPEBackend("cuda" if name == "cuda" else "auto", unet, "cuda" if cuda else "mlx", mel)
+    gru = "cuda" if cuda else "mlx" if gpu else "numpy"
+    return RMVPEBackend("cuda" if name == "cuda" else "auto", unet, gru, mel)
 
 
 class RMVPEModel:
@@ -165,15 +168,16 @@ class RMVPEModel:
         n_frames = len(audio) // HOP + 1
         mel = log_mel_mx if self.backend.mel == "mlx" else log_mel
         with self._lock:
-            unet, cuda = self._unet(), self.backend.gru == "cuda"
+            unet = self._unet()
+            gru = {"cuda_gru": self.backend.gru == "cuda", "numpy_gru": self.backend.gru == "numpy"}
             if n_frames <= self.max_frames:
-                return salience(self.net, mel(audio), unet=unet, cuda_gru=cuda)
+                return salience(self.net, mel(audio), unet=unet, **gru)
             if self.window % 32 or self.context % 32 or self.window <= 0 or self.context < 0:
                 raise F0InputError(f"RMVPE window={self.window}, context={self.context}; expected multiples of 32")
             out = np.empty((n_frames, 360), np.float32)
             for c0 in range(0, n_frames, self.window):
                 a, b = max(0, c0 - self.context), min(n_frames, c0 + self.window + self.context)
-                sal = salience(self.net, mel(audio, frames=(a, b)), unet=unet, cuda_gru=cuda)
+                sal = salience(self.net, mel(audio, frames=(a, b)), unet=unet, **gru)
                 c1 = min(n_frames, c0 + self.window)
                 out[c0:c1] = sal[c0 - a : c1 - a]
             return out

@@ -14,6 +14,8 @@ positional conv (kernel 128, 16 groups) is slow, and transcendental element-wise
   faster than ``nn.gelu`` here;
 * attention projects q, k, v with one GEMM (MLX), then runs on groups of heads in NumPy (SIMD
   ``exp``; at most ~64 MB of scores at a time); LayerNorm is ``mx.fast.layer_norm``.
+* on the CPU with oneDNN the positional conv and the transformer layers run as oneDNN
+  primitives instead (:mod:`._cv_cpu`).
 
 Imported lazily (imports mlx).
 """
@@ -74,7 +76,6 @@ def _conv_gemm(x: mx.array, w2: mx.array, k: int, s: int, bias: mx.array | None)
 
 
 DNNL_BLOCKS = (256, 64, 16)  # frames per oneDNN feature-extractor call
-FFN_TILE = 128  # frames per oneDNN feed-forward call
 
 
 def _taps(w2: mx.array, k: int) -> np.ndarray:
@@ -309,6 +310,24 @@ class FastContentvec:
             self._w0_np = np.array(self.convs[0][2], dtype=np.float64)
         return self._w0_np
 
+    def _cpu_encoder(self) -> Any:
+        """The transformer layers on oneDNN (:class:`._cv_cpu.CpuEncoder`), built once; None
+        unless MLX runs on the CPU and oneDNN is installed."""
+        if not self._dnnl_convs():
+            return None
+        if getattr(self, "_cpu_enc", None) is None:
+            from ._cv_cpu import CpuEncoder
+
+            mx.eval([(lay[4].parameters(), lay[9].parameters()) for lay in self.layers])
+            self._cpu_enc = CpuEncoder(
+                self.layers,
+                heads=self.heads,
+                layer_norm_first=self.layer_norm_first,
+                pos_conv=(self.pos_w, self.pos_b, self.pos_k),
+                layer_norm=self.model.encoder.layer_norm,
+            )
+        return self._cpu_enc
+
     @staticmethod
     def _fold_group_norm(
         audio: np.ndarray, k: int, s: int, w2: mx.array | np.ndarray, norm: Any
@@ -382,29 +401,10 @@ class FastContentvec:
         return mx.fast.layer_norm(self._ffn(x, x, params), ln2.weight, ln2.bias, ln2.eps)
 
     def _ffn(self, h: mx.array, res: mx.array, params: tuple) -> mx.array:
-        """``res + gelu(h @ w1 + b1) @ w2 + b2``; on the CPU with oneDNN as two 1x1 convolutions,
-        GELU and the residual fused (12 s of audio: ~58 -> ~42 ms per layer on 2 cores)."""
+        """``res + gelu(h @ w1 + b1) @ w2 + b2`` (GPUs, or the CPU without oneDNN: with it the
+        whole layer runs in :mod:`._cv_cpu`)."""
         w1, b1, w2, b2 = params[5:9]
-        if not self._dnnl_convs():  # (GPUs, or no oneDNN)
-            return res + gelu(h @ w1 + b1) @ w2 + b2
-        from rvc_runtime import onednn as _dnnl
-
-        convs = self.__dict__.setdefault("_dnnl_ffn", {})
-        key = id(params[5])
-        if key not in convs:
-            convs[key] = tuple(_dnnl.Conv(np.array(w).T[:, None, :], np.array(b)) for w, b in ((w1, b1), (w2, b2)))
-        c1, c2 = convs[key]
-        t = h.shape[0]
-        tp = -(-t // FFN_TILE) * FFN_TILE  # whole tiles: one primitive shape for every length
-        hn = np.zeros((1, tp, h.shape[1]), np.float32)
-        hn[0, :t] = np.array(h)
-        if res is h:
-            rn = hn
-        else:
-            rn = np.zeros_like(hn)
-            rn[0, :t] = np.array(res)
-        y = c2(c1(hn, post_ops=(("gelu",),), tile=FFN_TILE), post_ops=(("add",),), add=(rn,), tile=FFN_TILE)
-        return mx.array(y[0, :t])
+        return res + gelu(h @ w1 + b1) @ w2 + b2
 
     def __call__(self, audio: np.ndarray, *, output_layer: int | None = None) -> mx.array:
         """(N,) float32 16 kHz -> (T, D) hidden states of transformer layer ``output_layer``
@@ -418,12 +418,16 @@ class FastContentvec:
         x = mx.fast.layer_norm(x, m.layer_norm.weight, m.layer_norm.bias, m.layer_norm.eps)
         if m.post_extract_proj is not None:
             x = m.post_extract_proj(x)
-        x = x + self.pos_conv(x)
         enc = m.encoder
-        if not self.layer_norm_first:
-            x = mx.fast.layer_norm(x, enc.layer_norm.weight, enc.layer_norm.bias, enc.layer_norm.eps)
         n = len(self.layers) if output_layer is None else output_layer
-        for params in self.layers[:n]:
+        encoder = self._cpu_encoder()
+        if encoder is not None:  # the CPU with oneDNN: pos conv and layers in oneDNN (_cv_cpu)
+            x = mx.array(encoder(np.array(x), n))
+        else:
+            x = x + self.pos_conv(x)
+            if not self.layer_norm_first:
+                x = mx.fast.layer_norm(x, enc.layer_norm.weight, enc.layer_norm.bias, enc.layer_norm.eps)
+        for params in self.layers[:n] if encoder is None else ():
             x = self._layer(x, params)
             mx.eval(x)
         if self.layer_norm_first and output_layer is None:
