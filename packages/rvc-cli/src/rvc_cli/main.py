@@ -506,7 +506,7 @@ def _bench_table(rows: list[dict]) -> object:
         table.add_column(name, justify="right")
     table.add_column("RSS MB", justify="right")  # peaks
     table.add_column("dev MB", justify="right")
-    first = any(r.get("first_call_s") is not None for r in rows)  # GPUs: the warm-up at this length
+    first = any(r.get("first_call_s") is not None for r in rows)  # the warm-up at this length
     if first:
         table.add_column("1st s", justify="right")
     for r in rows:

@@ -6,8 +6,9 @@ Per input length, in a fresh process (so peak RSS is that length's): a v2 40 kHz
 of the real size (the fixture ``v2_f0_40k_fullsize.pth`` when ``../shared/fixtures`` is there,
 else the same configuration randomly initialised), ContentVec at its real base size (12 x 768),
 a full-width RMVPE and a 20,000 x 768 IVF index, all random. The input is a deterministic
-voice-like signal (harmonic glides, noise, pauses). One warm-up conversion first: 2 s on the CPU,
-the measured length on a GPU (whose time is reported as ``first_call_s``).
+voice-like signal (harmonic glides, noise, pauses). One warm-up conversion of the measured length
+first (its time is reported as ``first_call_s``): the measured conversion is a warm one, as the
+PyTorch reference's timings (``torch_ref.py``: medians of warm calls).
 Reported per stage: seconds of compute (``contentvec``, ``f0``, ``index``, ``synth``,
 ``other`` = high-pass, splitting, RMS mix, int16), ``total``, ``rtf`` (total / audio seconds) and
 ``peak_rss_mb``, ``peak_device_mb`` (MLX's allocator during the measured conversion, the
@@ -95,9 +96,9 @@ def build_models(synth_path: str | None = None, *, dtype: str = "float32") -> di
 def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = None) -> dict[str, Any]:
     """Convert ``seconds`` of the test signal once (after a warm-up); per-stage seconds and RTF.
 
-    The warm-up converts ``warmup`` seconds: by default 2 on the CPU and, on a GPU, the measured
-    length itself (a first call at new shapes builds kernels and convolution plans, ~1 s and
-    more; its wall time is reported as ``first_call_s``)."""
+    The warm-up converts ``warmup`` seconds: by default the measured length itself (a first
+    call at new shapes builds kernels, convolution plans and oneDNN primitives: on a GPU ~1 s
+    and more, on a 2-core CPU ~0.2-0.3 s; its wall time is reported as ``first_call_s``)."""
     import mlx.core as mx
 
     from rvc_f0 import extract_f0  # noqa: F401
@@ -125,7 +126,7 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
 
     on_gpu = models["synth"].backend.device == "gpu"
     if warmup is None:
-        warmup = seconds if on_gpu else 2.0
+        warmup = seconds
     first = time.perf_counter()
     call(signal(warmup, seed=1), None)
     first = time.perf_counter() - first
@@ -178,7 +179,7 @@ def run(
     """One row per length: ``seconds``, the stage seconds (``contentvec``, ``f0``, ``index``,
     ``synth``, ``other``), ``total``, ``rtf`` (total seconds per second of audio),
     ``peak_rss_mb`` (peak resident memory of the process), ``rss_before_mb`` (after loading
-    the models and the warm-up), ``peak_device_mb``, ``device``, ``precision`` and, on a GPU,
+    the models and the warm-up), ``peak_device_mb``, ``device``, ``precision`` and
     ``first_call_s`` (the warm-up at the measured length: kernel and plan building included).
     ``isolate=True`` measures each length in a fresh process (``precision="tf32"`` needs it:
     MLX reads ``MLX_ENABLE_TF32`` once, when it is imported)."""

@@ -151,11 +151,7 @@ class FastContentvec:
         the 512-channel intermediate layers of a long chunk out of memory. The group norm of the
         first layer needs statistics over the whole input: they are computed first and folded
         into the first layer's weights."""
-        stride, field = 1, 1
-        for k, s, *_ in reversed(self.convs):
-            field = (field - 1) * s + k
-        for _k, s, *_ in self.convs:
-            stride *= s
+        stride, field = self._stride(), self._field()
         n = len(audio)
         for k, s, *_ in self.convs:
             n = (n - k) // s + 1
