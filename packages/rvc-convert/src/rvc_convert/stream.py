@@ -340,6 +340,7 @@ class Stream:
         self.stage_seconds["index"] += t2 - t1
         pitch, pitchf = early if early is not None else self._f0(s, t2)
         t3 = time.perf_counter()
+        length2 = self._length2(s)
         out = self.vc.synth(
             feats[None],
             None if pitch is None else pitch[None],
@@ -349,7 +350,7 @@ class Stream:
             seed=None if self.seed is None else self.seed + self.blocks,
             skip_head=self.skip_head,
             return_length=self.return_length,
-            decode_frames=self._length2(s) if self._length2(s) != self.return_length else None,
+            decode_frames=length2 if length2 != self.return_length else None,
             **({"static_shape": True} if self._gpu else {}),
         )
         y = np.array(out[0], dtype=np.float32)
