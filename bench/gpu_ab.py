@@ -15,9 +15,8 @@ import rvc_runtime
 rvc_runtime.configure_cpu()  # OpenBLAS/oneDNN for MLX's CPU paths: must run before MLX is first imported
 
 import mlx.core as mx  # noqa: E402
-import numpy as np  # noqa: E402
 
-from rvc_convert.bench import STAGES, build_models, signal  # noqa: E402
+from rvc_convert.bench import STAGES, build_models, f0_function, signal  # noqa: E402
 from rvc_convert.options import ConvertOptions  # noqa: E402
 from rvc_convert.pipeline import run_pipeline  # noqa: E402
 from rvc_synth import generator  # noqa: E402
@@ -29,9 +28,7 @@ def main() -> None:
     synth, cv, rmvpe = random_model(), models["contentvec"], models["rmvpe"]
     hidden = cv.hidden
 
-    def f0_fn(audio_pad: np.ndarray, p_len: int) -> np.ndarray:
-        f0 = rmvpe(audio_pad.astype(np.float32))
-        return np.pad(f0, (0, max(0, p_len - len(f0))))[:p_len]
+    f0_fn = f0_function(rmvpe)
 
     def call(audio, timings=None):
         run_pipeline(

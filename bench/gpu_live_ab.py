@@ -22,7 +22,7 @@ import numpy as np
 
 from rvc_audio import load_audio, resample
 from rvc_convert import ConvertOptions, VoiceConverter
-from rvc_convert.bench import build_models, signal
+from rvc_convert.bench import build_models, f0_function, signal
 
 
 def main() -> None:
@@ -43,9 +43,7 @@ def main() -> None:
     cv, rmvpe, version = models["contentvec"], models["rmvpe"], synth.info.version
     vc = VoiceConverter(synth, embedder=cv.embedder(version), options=ConvertOptions(f0_method="pm"))
 
-    def f0_fn(audio: np.ndarray, n: int) -> np.ndarray:
-        f0 = rmvpe(np.asarray(audio, np.float32))
-        return np.pad(f0, (0, max(0, n - len(f0))))[:n]
+    f0_fn = f0_function(rmvpe)
 
     sr = 48000
     if args.input:

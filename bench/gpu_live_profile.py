@@ -97,7 +97,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from rvc_convert import ConvertOptions, VoiceConverter
-    from rvc_convert.bench import build_models
+    from rvc_convert.bench import build_models, f0_function
 
     models = build_models(dtype=args.dtype)
     synth = models["synth"]
@@ -105,12 +105,10 @@ def main() -> None:
         synth.set_backend(synth.backend, tf32=True)
     cv, rmvpe = models["contentvec"], models["rmvpe"]
     version = synth.info.version
-    vc = VoiceConverter(synth, embedder=lambda x: cv(x, version=version), options=ConvertOptions(f0_method="pm"))
+    vc = VoiceConverter(synth, embedder=cv.embedder(version), options=ConvertOptions(f0_method="pm"))
     rmvpe.set_backend("compiled")
 
-    def f0_fn(audio: np.ndarray, n: int) -> np.ndarray:
-        f0 = rmvpe(np.asarray(audio, np.float32))
-        return np.pad(f0, (0, max(0, n - len(f0))))[:n]
+    f0_fn = f0_function(rmvpe)
 
     st = vc.stream(sample_rate=48000, block=args.block, crossfade=args.crossfade, extra=args.extra, seed=0, f0_fn=f0_fn)
     rng = np.random.default_rng(0)

@@ -17,7 +17,7 @@ import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
 from rvc_audio import highpass  # noqa: E402
-from rvc_convert.bench import STAGES, build_models, signal  # noqa: E402
+from rvc_convert.bench import STAGES, build_models, f0_function, signal  # noqa: E402
 from rvc_convert.options import PRESETS, ConvertOptions  # noqa: E402
 from rvc_convert.pipeline import SR, chunk_plan, run_pipeline, split_points  # noqa: E402
 from rvc_synth.bench import random_model  # noqa: E402
@@ -34,9 +34,7 @@ def main() -> None:
     models["synth"] = random_model().set_dtype(a.dtype)
     cv, rmvpe, synth = models["contentvec"], models["rmvpe"], models["synth"]
 
-    def f0_fn(audio_pad: np.ndarray, p_len: int) -> np.ndarray:
-        f0 = rmvpe(audio_pad.astype(np.float32))
-        return np.pad(f0, (0, max(0, p_len - len(f0))))[:p_len]
+    f0_fn = f0_function(rmvpe)
 
     def call(audio: np.ndarray, timings: dict | None) -> np.ndarray:
         out, _ = run_pipeline(

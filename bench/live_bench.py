@@ -20,7 +20,7 @@ import numpy as np
 
 from rvc_audio import load_audio, resample
 from rvc_convert import ConvertOptions, VoiceConverter
-from rvc_convert.bench import _device_name, build_models, signal
+from rvc_convert.bench import _device_name, build_models, f0_function, signal
 from rvc_convert.live import run_file
 
 
@@ -47,13 +47,11 @@ def main() -> None:
     vc = VoiceConverter(
         models["synth"],
         index=models["index"],
-        embedder=lambda x: cv(x, version=version),
+        embedder=cv.embedder(version),  # with its `lazy`: the stream queues it on GPUs
         options=ConvertOptions(f0_method="pm"),
     )  # RMVPE: the random full-width one below
 
-    def f0_fn(audio: np.ndarray, n: int) -> np.ndarray:
-        f0 = rmvpe(np.asarray(audio, np.float32))
-        return np.pad(f0, (0, max(0, n - len(f0))))[:n]
+    f0_fn = f0_function(rmvpe)
 
     sr = 48000
     if args.input:

@@ -15,17 +15,6 @@ from rvc_f0.errors import RVCF0Error, UnknownBackendError
 CUDA = mx.default_device() == mx.gpu and mx.cuda.is_available()
 
 
-@pytest.fixture(scope="module")
-def weights(fixtures_dir) -> Path:
-    return fixtures_dir / "extractors" / "rmvpe_random.safetensors"
-
-
-@pytest.fixture(scope="module")
-def golden(fixtures_dir):
-    g = np.load(fixtures_dir / "extractors" / "rmvpe_golden.npz")
-    return {k: g[k] for k in g.files}
-
-
 def test_auto_picks_the_same_kernels_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
     """CUDA: the BiGRU kernel; GPUs: the compiled U-Net; CPU: the lent U-Net convolution when one is
     lent, the BiGRU in NumPy."""

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,17 +17,6 @@ from rvc_f0._rmvpe import ENV_WEIGHTS, _load, decode
 from rvc_f0.errors import RVCF0Error, WeightsFormatError, WeightsNotFoundError
 
 INPUTS = ("synth_1s", "vocadito_5s")
-
-
-@pytest.fixture(scope="module")
-def weights(fixtures_dir) -> Path:
-    return fixtures_dir / "extractors" / "rmvpe_random.safetensors"
-
-
-@pytest.fixture(scope="module")
-def golden(fixtures_dir):
-    g = np.load(fixtures_dir / "extractors" / "rmvpe_golden.npz")
-    return {k: g[k] for k in g.files}
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,41 @@ def build_models(synth_path: str | None = None, *, dtype: str = "float32") -> di
     return {"synth": synth, "contentvec": ContentVec(cvm, kw, None), "rmvpe": rmvpe, "index": build_index(rows)}
 
 
+def f0_function(rmvpe: Any) -> Callable[[np.ndarray, int], np.ndarray]:
+    """A loaded RMVPE as the pipeline's and ``Stream``'s ``f0_fn``: ``(16 kHz audio, n)`` ->
+    ``(n,)`` Hz, the estimate cut or zero-padded to ``n`` frames (``extract_f0``'s rule)."""
+
+    def f0_fn(audio: np.ndarray, n: int) -> np.ndarray:
+        f0 = rmvpe(np.asarray(audio, np.float32))
+        return np.pad(f0, (0, max(0, n - len(f0))))[:n]
+
+    return f0_fn
+
+
+def pipeline_call(models: dict[str, Any]) -> Callable[..., None]:
+    """``call(audio_16k, timings=None)``: one conversion of :func:`build_models`'s models through
+    the pipeline (seed 0, the default preset), as ``rvc bench`` times it."""
+    from .options import ConvertOptions
+    from .pipeline import run_pipeline
+
+    synth = models["synth"]
+    embedder = models["contentvec"].embedder(synth.info.version)
+    f0_fn = f0_function(models["rmvpe"])
+
+    def call(audio: np.ndarray, timings: dict | None = None) -> None:
+        run_pipeline(
+            audio,
+            synth=synth,
+            embedder=embedder,
+            f0_fn=f0_fn,
+            index=models["index"],
+            options=ConvertOptions(seed=0),
+            timings=timings,
+        )
+
+    return call
+
+
 def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = None) -> dict[str, Any]:
     """Convert ``seconds`` of the test signal once (after a warm-up); per-stage seconds and RTF.
 
@@ -101,29 +137,7 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
     and more, on a 2-core CPU ~0.2-0.3 s; its wall time is reported as ``first_call_s``)."""
     import mlx.core as mx
 
-    from rvc_f0 import extract_f0  # noqa: F401
-
-    from .options import ConvertOptions
-    from .pipeline import run_pipeline
-
-    cv, rmvpe = models["contentvec"], models["rmvpe"]
-    version = models["synth"].info.version
-
-    def f0_fn(audio_pad: np.ndarray, p_len: int) -> np.ndarray:
-        f0 = rmvpe(audio_pad.astype(np.float32))
-        return np.pad(f0, (0, max(0, p_len - len(f0))))[:p_len]
-
-    def call(audio: np.ndarray, timings: dict | None) -> None:
-        run_pipeline(
-            audio,
-            synth=models["synth"],
-            embedder=lambda x: cv(x, version=version),
-            f0_fn=f0_fn,
-            index=models["index"],
-            options=ConvertOptions(seed=0),
-            timings=timings,
-        )
-
+    call = pipeline_call(models)
     on_gpu = models["synth"].backend.device == "gpu"
     if warmup is None:
         warmup = seconds

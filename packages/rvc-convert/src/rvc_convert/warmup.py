@@ -122,28 +122,10 @@ def warmup(
 
 def _random_models(precision: str) -> tuple[Callable[[np.ndarray], None], str]:
     """A conversion function over ``bench``'s random full-size models, and its preset."""
-    from .bench import build_models
+    from .bench import build_models, pipeline_call
     from .options import ConvertOptions
-    from .pipeline import run_pipeline
 
     dtype = "float32" if precision == "tf32" else precision
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"precision={precision!r}; expected float32, tf32, float16 or bfloat16")
-    models = build_models(dtype=dtype)
-    cv, rmvpe, version = models["contentvec"], models["rmvpe"], models["synth"].info.version
-
-    def f0_fn(audio_pad: np.ndarray, p_len: int) -> np.ndarray:
-        f0 = rmvpe(audio_pad.astype(np.float32))
-        return np.pad(f0, (0, max(0, p_len - len(f0))))[:p_len]
-
-    def call(audio: np.ndarray) -> None:
-        run_pipeline(
-            audio,
-            synth=models["synth"],
-            embedder=lambda x: cv(x, version=version),
-            f0_fn=f0_fn,
-            index=models["index"],
-            options=ConvertOptions(seed=0),
-        )
-
-    return call, ConvertOptions().preset
+    return pipeline_call(build_models(dtype=dtype)), ConvertOptions().preset

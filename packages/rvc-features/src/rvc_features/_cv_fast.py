@@ -139,7 +139,8 @@ class FastContentvec:
                 )
             )
         mx.eval(self.pos_w, [c[2] for c in self.convs], [lay[:4] + lay[5:9] for lay in self.layers])
-        self._graphs: dict[int, Any] = {}  # GPUs: compiled forwards per output layer (static_shape)
+        self._graphs: dict[tuple[int, bool], Any] = {}  # GPUs: compiled forwards (static_shape)
+        self._w0_np = np.array(self.convs[0][2], dtype=np.float64)  # the first layer, for the group-norm fold
 
     # --- stages ---------------------------------------------------------------------------
 
@@ -158,7 +159,7 @@ class FastContentvec:
         k0, s0, w0, b0, norm0 = self.convs[0]
         group_norm = self.mode != "layer_norm"
         if norm0 is not None and group_norm:
-            w0, b0 = self._fold_group_norm(audio, k0, s0, w0, norm0)
+            w0, b0 = self._fold_group_norm(audio, k0, s0, self._w0_np, norm0)
         dnnl = self._dnnl_convs() if group_norm else []
         if dnnl and n > 0:
             return self._features_dnnl(
@@ -274,15 +275,15 @@ class FastContentvec:
             n = (n - k) // s + 1
         k0, s0, w0, b0, norm0 = self.convs[0]
         if norm0 is not None and self.mode != "layer_norm":
-            w0, b0 = self._fold_group_norm(audio, k0, s0, self._w0_host(), norm0)
+            w0, b0 = self._fold_group_norm(audio, k0, s0, self._w0_np, norm0)
         n_layers = len(self.layers) if output_layer is None else output_layer
         final = self.layer_norm_first and output_layer is None
         x = mx.array(audio)
         if not static_shape:
             return self._graph(x, w0, b0, n, n_layers, final)
-        fn = self._graphs.get(n_layers)
+        fn = self._graphs.get((n_layers, final))
         if fn is None:
-            fn = self._graphs[n_layers] = mx.compile(
+            fn = self._graphs[(n_layers, final)] = mx.compile(
                 lambda x, w0, b0: self._graph(
                     x, w0, b0, (x.shape[0] - self._field()) // self._stride() + 1, n_layers, final
                 )
@@ -300,11 +301,6 @@ class FastContentvec:
         for k, s, *_ in reversed(self.convs):
             field = (field - 1) * s + k
         return field
-
-    def _w0_host(self) -> np.ndarray:
-        if getattr(self, "_w0_np", None) is None:
-            self._w0_np = np.array(self.convs[0][2], dtype=np.float64)
-        return self._w0_np
 
     def _cpu_encoder(self) -> Any:
         """The transformer layers on oneDNN (:class:`._cv_cpu.CpuEncoder`), built once; None
@@ -325,9 +321,7 @@ class FastContentvec:
         return self._cpu_enc
 
     @staticmethod
-    def _fold_group_norm(
-        audio: np.ndarray, k: int, s: int, w2: mx.array | np.ndarray, norm: Any
-    ) -> tuple[mx.array, mx.array]:
+    def _fold_group_norm(audio: np.ndarray, k: int, s: int, w2: np.ndarray, norm: Any) -> tuple[mx.array, mx.array]:
         """The first conv (1 -> C channels) followed by group norm (one group per channel, over
         time) is an affine map of the input frames: the conv output's per-channel mean and
         variance follow exactly from the k x k covariance of the input frames (float64). Returns
@@ -336,7 +330,7 @@ class FastContentvec:
         cols = np.lib.stride_tricks.sliding_window_view(audio, k)[::s][:t_out].astype(np.float64)  # (T, k)
         mean = cols.mean(axis=0)
         cov = cols.T @ cols / t_out - np.outer(mean, mean)
-        w = np.array(w2, dtype=np.float64)  # (k, C)
+        w = np.asarray(w2, dtype=np.float64)  # (k, C)
         var = np.einsum("kc,kl,lc->c", w, cov, w)
         scale = np.array(norm.weight, dtype=np.float64) / np.sqrt(np.maximum(var, 0.0) + norm.eps)
         shift = np.array(norm.bias, dtype=np.float64) - (mean @ w) * scale

@@ -89,12 +89,15 @@ _DEFAULTS: dict[str, Any] = {
 }
 # settings of other HuBERT/wav2vec2 variants that the network here does not implement
 _SUPPORTED: dict[str, Any] = {
-    "feat_extract_norm": "group",
-    "feat_extract_activation": "gelu",
-    "hidden_act": "gelu",
-    "feat_proj_layer_norm": True,
-    "do_stable_layer_norm": False,
-    "conv_pos_batch_norm": False,
+    k: _DEFAULTS[k]
+    for k in (
+        "feat_extract_norm",
+        "feat_extract_activation",
+        "hidden_act",
+        "feat_proj_layer_norm",
+        "do_stable_layer_norm",
+        "conv_pos_batch_norm",
+    )
 }
 
 
