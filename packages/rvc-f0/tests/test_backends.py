@@ -21,19 +21,35 @@ def test_auto_picks_the_same_kernels_as_before(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv(ENV_BACKEND, raising=False)
     lent = object()
     gpu = mx.default_device() == mx.gpu
+    frames = (8000, 4096) if gpu else (3200, 2048)  # GPUs: fewer windows, fewer convolution plans
     want = RMVPEBackend(
-        "auto", "compiled" if gpu else "mlx", "cuda" if CUDA else "mlx" if gpu else "numpy", "mlx" if gpu else "numpy"
+        "auto",
+        "compiled" if gpu else "mlx",
+        "cuda" if CUDA else "mlx" if gpu else "numpy",
+        "mlx" if gpu else "numpy",
+        *frames,
     )
     assert choose_backend() == want
     assert choose_backend(conv2d=lent).unet == ("compiled" if gpu else "conv2d")
-    assert choose_backend("mlx", conv2d=lent) == RMVPEBackend("mlx", "mlx", "mlx")
+    assert choose_backend("mlx", conv2d=lent) == RMVPEBackend("mlx", "mlx", "mlx", "numpy", *frames)
+
+
+def test_the_backend_sets_the_one_pass_limit(weights: Path) -> None:
+    """The model's ``max_frames`` / ``window`` come from its backend (and may be changed after)."""
+    from rvc_f0._rmvpe import _load
+
+    m = _load(weights)
+    assert (m.max_frames, m.window) == (m.backend.max_frames, m.backend.window)
+    m.max_frames = 100
+    m.set_backend("mlx")
+    assert m.max_frames == m.backend.max_frames
 
 
 def test_mlx_backend_meets_the_goldens_and_is_cached_apart(weights: Path, golden: dict) -> None:
     auto = load_rmvpe(weights)
     plain = load_rmvpe(weights, backend="mlx")
     assert plain is not auto and load_rmvpe(weights, backend="mlx") is plain
-    assert plain.backend == RMVPEBackend("mlx", "mlx", "mlx")
+    assert (plain.backend.name, plain.backend.unet, plain.backend.gru) == ("mlx", "mlx", "mlx")
     audio = golden["vocadito_5s/audio"]
     sal = plain.salience(audio)
     assert np.max(np.abs(sal - golden["vocadito_5s/salience"])) <= 5e-4

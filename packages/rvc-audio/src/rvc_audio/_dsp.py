@@ -158,10 +158,8 @@ def _interp_linear(values: np.ndarray, size: int, start: int = 0, stop: int | No
     n = values.shape[0]
     stop = size if stop is None else stop
     src = np.maximum((np.arange(start, stop, dtype=np.float64) + 0.5) * (n / size) - 0.5, 0.0)
-    i0 = np.minimum(src.astype(np.int64), n - 1)
-    i1 = np.minimum(i0 + 1, n - 1)
-    w = src - i0
-    return values[i0] * (1.0 - w) + values[i1] * w
+    # np.interp: v[i0] + w (v[i1] - v[i0]) with i0 = floor(src), the last value past the end
+    return np.interp(src, np.arange(n, dtype=np.float64), values)
 
 
 def mix_rms(source: ArrayLike, source_sr: int, target: ArrayLike, target_sr: int, rate: float) -> NDArray[np.floating]:
@@ -196,11 +194,20 @@ def mix_rms(source: ArrayLike, source_sr: int, target: ArrayLike, target_sr: int
     if tgt.shape[0] == 0:
         return np.zeros(0, out_dtype)
     n = tgt.shape[0]
+    if rate == 1.0:  # both factors are x**0 = 1
+        return tgt.astype(out_dtype, copy=True)
     frames1, frames2 = _frame_rms(src, source_sr), _frame_rms(tgt, target_sr)
     out = np.empty(n, out_dtype)
-    for a in range(0, n, _BLOCK):  # element-wise from here: blocks give the same numbers
-        b = min(n, a + _BLOCK)
-        rms1 = _interp_linear(frames1, n, a, b)
-        rms2 = np.maximum(_interp_linear(frames2, n, a, b), 1e-6)
-        out[a:b] = tgt[a:b].astype(np.float64) * (rms1 ** (1.0 - rate) * rms2 ** (rate - 1.0))
+    with np.errstate(divide="ignore"):  # log(0) = -inf: silent source frames give gain 0
+        for a in range(0, n, _BLOCK):  # element-wise from here: blocks give the same numbers
+            b = min(n, a + _BLOCK)
+            rms1 = _interp_linear(frames1, n, a, b)
+            rms2 = np.maximum(_interp_linear(frames2, n, a, b), 1e-6)
+            # rms1**(1 - rate) * rms2**(rate - 1) as one exp of logs: vectorised exp/log, not pow
+            gain = np.log(rms1)
+            gain -= np.log(rms2)
+            gain *= 1.0 - rate
+            np.exp(gain, out=gain)
+            gain *= tgt[a:b]
+            out[a:b] = gain
     return out

@@ -45,13 +45,20 @@ class RMVPEBackend:
     ``gru``: ``"mlx"`` (the BiGRU stepped in MLX), ``"numpy"`` (stepped in NumPy: the CPU, ~3x
     faster there) or ``"cuda"`` (one CUDA kernel for all steps);
     ``mel``: ``"numpy"`` (the front end in float64 on the host) or ``"mlx"`` (float32 on the
-    device, as the reference's own ``torch.stft``: GPUs, where the host's FFT was ~10 ms per 10 s).
+    device, as the reference's own ``torch.stft``: GPUs, where the host's FFT was ~10 ms per 10 s);
+    ``max_frames`` / ``window``: the longest input run in one pass, and the window of longer
+    ones (:class:`RMVPEModel`): 3200 / 2048 frames on the CPU, 8000 / 4096 on GPUs, where each
+    window's shape is another set of convolution plans (H200, 62 s: windows 132 ms, one pass 73
+    alone; in the pipeline the windows' plans and the other stages' overflowed MLX's CUDA
+    convolution-plan cache, ``MLX_CUDA_CONV_CACHE_SIZE``: 467 ms against 65).
     """
 
     name: str
     unet: str
     gru: str
     mel: str = "numpy"
+    max_frames: int = 3200
+    window: int = 2048
 
 
 def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend:
@@ -77,15 +84,16 @@ def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend
     if name == "cuda" and not cuda:
         raise UnknownBackendError(f"{source}'cuda' needs MLX's CUDA backend on a GPU; use 'auto' or 'mlx' here")
     mel = "mlx" if gpu else "numpy"
+    frames = (8000, 4096) if gpu else (3200, 2048)
     if name == "mlx":
-        return RMVPEBackend("mlx", "mlx", "mlx")
+        return RMVPEBackend("mlx", "mlx", "mlx", "numpy", *frames)
     if name == "compiled":
-        return RMVPEBackend("compiled", "compiled", "cuda" if cuda else "mlx", mel)
+        return RMVPEBackend("compiled", "compiled", "cuda" if cuda else "mlx", mel, *frames)
     unet = "mlx"
     if name == "auto":
         unet = "compiled" if gpu else "conv2d" if conv2d is not None else "mlx"
     gru = "cuda" if cuda else "mlx" if gpu else "numpy"
-    return RMVPEBackend("cuda" if name == "cuda" else "auto", unet, gru, mel)
+    return RMVPEBackend("cuda" if name == "cuda" else "auto", unet, gru, mel, *frames)
 
 
 class RMVPEModel:
@@ -97,11 +105,12 @@ class RMVPEModel:
     ``max_frames`` / ``window`` / ``context`` (long inputs, below).
     Thread-safe; one forward pass at a time.
 
-    Long inputs: up to ``max_frames`` frames (default 3200 = 32 s) the network runs in one pass
-    over the whole clip, as the reference does. Longer inputs (whose one-pass activations would
-    grow by ~28 MB per second of audio at full width) run in windows of ``window`` frames
-    (2048) with ``context`` frames (256 = 2.56 s) of real neighbouring input on each side, whose
-    outputs are dropped; the mel is computed in blocks too. This deviates from the reference
+    Long inputs: up to ``max_frames`` frames (the backend's: 3200 = 32 s on the CPU, 8000 on
+    GPUs) the network runs in one pass over the whole clip, as the reference does. Longer inputs
+    (whose one-pass activations would grow by ~28 MB per second of audio at full width) run in
+    windows of ``window`` frames (2048; 4096 on GPUs) with ``context`` frames (256 = 2.56 s) of
+    real neighbouring input on each side, whose outputs are dropped; the mel is computed in
+    blocks too. This deviates from the reference
     only near window seams (see the README for measured differences).
     """
 
@@ -120,6 +129,7 @@ class RMVPEModel:
         """Choose the kernels now (:func:`choose_backend`, with the lent :attr:`conv2d`)."""
         self._asked = backend
         self.backend = choose_backend(backend, conv2d=self._conv2d)
+        self.max_frames, self.window = self.backend.max_frames, self.backend.window
         self._cpu_unet = None
         return self
 

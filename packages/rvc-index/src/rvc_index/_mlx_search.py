@@ -25,7 +25,8 @@ import faiss
 import numpy as np
 
 _FLT_MAX = np.float32(np.finfo(np.float32).max)
-_BLOCK_BYTES = 256 << 20  # the largest gathered (B, candidates, D) block, bytes
+_BLOCK_BYTES = 256 << 20
+_GROUPS = 8  # query groups by list size in a search  # the largest gathered (B, candidates, D) block, bytes
 
 
 def _bits_key(dist: Any, tie: Any) -> Any:
@@ -124,22 +125,42 @@ class MLXIVFSearcher:
     def search(self, q: Any, k: int) -> tuple[Any, Any, Any]:
         """q (Q, D) float32 mx.array -> (scores (Q, k) float32, ids (Q, k) int32, rows (Q, k) int32).
 
-        rows index the device store (the padding row where the id is -1).
+        rows index the device store (the padding row where the id is -1). Queries are grouped
+        by the size of their largest probed list (at most ``_GROUPS`` widths): a query scans its
+        lists padded to its group's width, not to the largest list of the index (list sizes
+        are skewed: a 20,000-vector index of 512 lists has lists of 39 on average, up to 600+).
         """
         import mlx.core as mx
 
         nprobe = min(self.nprobe, self.nlist)
-        width = max(self.max_len, -(-k // nprobe))
+        kmin = -(-k // nprobe)
+        if q.shape[0] == 0:
+            return mx.zeros((0, k), mx.float32), mx.zeros((0, k), mx.int32), mx.zeros((0, k), mx.int32)
+        lists = mx.concatenate([self._coarse(q[b : b + 4096], nprobe) for b in range(0, q.shape[0], 4096)])
+        need = np.array(mx.max(self._sizes[lists], axis=1)).astype(np.int64)  # one small host copy
+        step = max(32, -(-self.max_len // _GROUPS))  # at most _GROUPS widths (kernel launches)
+        width = np.maximum(-(-need // step) * step, kmin)
+        groups = [(int(w), np.flatnonzero(width == w)) for w in np.unique(width)]
+        if len(groups) == 1:
+            return self._scan(q, lists, k, groups[0][0])
+        parts = [self._scan(q[mx.array(ix)], lists[mx.array(ix)], k, w) for w, ix in groups]
+        inv = mx.array(np.argsort(np.concatenate([ix for _, ix in groups])).astype(np.int32))
+        return tuple(mx.concatenate([p[j] for p in parts])[inv] for j in range(3))  # type: ignore[return-value]
+
+    def _scan(self, q: Any, lists: Any, k: int, width: int) -> tuple[Any, Any, Any]:
+        """The k nearest of each query among its probed ``lists`` (Q, P), each padded to ``width``."""
+        import mlx.core as mx
+
+        nprobe = lists.shape[1]
         cand = nprobe * width
         block = max(1, min(4096, _BLOCK_BYTES // (4 * cand * self.dim)))
         step = mx.arange(width, dtype=mx.int32)
         pad_row = self._store.shape[0] - 1
         out_s, out_i, out_r = [], [], []
         for b0 in range(0, q.shape[0], block):  # blocks of queries, bounded memory
-            qb = q[b0 : b0 + block]
-            lists = self._coarse(qb, nprobe)  # (B, P)
-            valid = step < self._sizes[lists][..., None]  # (B, P, W)
-            rows = mx.where(valid, self._offsets[lists][..., None] + step, pad_row).reshape(qb.shape[0], cand)
+            qb, lb = q[b0 : b0 + block], lists[b0 : b0 + block]
+            valid = step < self._sizes[lb][..., None]  # (B, P, W)
+            rows = mx.where(valid, self._offsets[lb][..., None] + step, pad_row).reshape(qb.shape[0], cand)
             valid = valid.reshape(qb.shape[0], cand)
             diff = self._store[rows] - qb[:, None, :]
             dist = mx.where(valid, _sum_squares(diff), mx.inf)
