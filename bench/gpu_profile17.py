@@ -1,3 +1,4 @@
+# ruff: noqa: B023  (each lambda is timed at once, in the iteration that made it)
 """Issue 17: where a whole-pipeline conversion's time goes on a GPU, stage by stage and inside
 each stage (median of warm calls, ``mx.synchronize`` around each), with peak device memory,
 and the host's hot spots (cProfile of one warm conversion). Not a test.
@@ -19,6 +20,7 @@ import time
 import rvc_runtime
 
 rvc_runtime.configure_cpu()
+rvc_runtime.configure_gpu()  # MLX CUDA: convolution-plan cache, kernels kept on disk
 
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
@@ -73,6 +75,7 @@ def main() -> None:
         ms._GROUPS = a.groups
     trace: list = []
     if a.pipeline_only:  # every stage call synchronised and timed inside the pipeline, with its peak memory
+
         def traced(name, fn):
             def run(*args, **kw):
                 mx.synchronize()

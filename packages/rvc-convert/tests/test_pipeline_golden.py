@@ -156,3 +156,31 @@ def test_one_blas_thread_during_gpu_conversions(ref_dir, make_signal, gpu: bool,
     assert len(out) > 0 and seen
     assert all(t == ([1] * len(before) if gpu else before) for t in seen)
     assert blas_threads() == before
+
+
+@pytest.mark.parametrize("case", ["index_protect", "noindex_protect", "nof0_index"])
+def test_features_on_the_device_equal_the_host_path(ref_dir, case: str) -> None:
+    """GPU pipelines keep the features on the device (MLX arrays in, MLX out): the same numbers."""
+    import mlx.core as mx
+
+    from rvc_index import FeatureIndex
+
+    g = np.load(ref_dir / "pipeline" / "features.npz")
+    uses_f0 = bool(g[f"{case}_uses_f0"])
+    outs = []
+    for backend in ("faiss", "mlx"):
+        index = FeatureIndex.load(ref_dir / "pipeline" / "index_v1_IVF.index", backend=backend)
+        for feats in (g["query"][0], mx.array(g["query"][0])):
+            out, p_len = prepare_features(
+                feats,
+                index=index,
+                index_rate=float(g[f"{case}_index_rate"]),
+                pitchf=g["pitchf"][0] if uses_f0 else None,
+                protect=float(g[f"{case}_protect"]),
+                p_len=80,
+            )
+            assert isinstance(out, mx.array) == isinstance(feats, mx.array)
+            outs.append((np.array(out), p_len))
+    for out, p_len in outs[1:]:
+        assert p_len == outs[0][1]
+        np.testing.assert_allclose(out, outs[0][0], rtol=0, atol=2e-6 * np.abs(outs[0][0]).max())

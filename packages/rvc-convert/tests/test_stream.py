@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rvc_audio import load_audio, resample
-from rvc_convert import VoiceConverter
+from rvc_convert import ConvertOptions, VoiceConverter
 from rvc_convert.errors import ConvertInputError
 from rvc_convert.live import run_file
 from rvc_convert.stub import StubEmbedder
@@ -265,3 +265,48 @@ def test_gpu_wiring_gives_the_same_blocks(ckpt, tiny_contentvec_v1, extractors_d
     print(f"GPU wiring vs plain: max |d| {err:.2e} of peak {peak:.3f}")
     # float32 rounding only: v1's final_proj is an MLX GEMM there and a NumPy one here
     assert peak > 0.01 and err <= 1e-5 * peak
+
+
+def test_gpu_pipeline_keeps_features_on_the_device(ckpt, tiny_contentvec_v1, extractors_dir, fixtures_dir):
+    """A GPU plan runs the file pipeline with the features as MLX arrays from ContentVec to the
+    synthesizer (``embedder.lazy``; blend, x2 and protect on the device). Forced here on the CPU
+    (the plan's device), with an index, it gives the host path's samples."""
+    from dataclasses import replace
+
+    from rvc_convert.pipeline import run_pipeline
+
+    vc = VoiceConverter(
+        ckpt("v1_f0_32k"),
+        contentvec=tiny_contentvec_v1,
+        rmvpe=extractors_dir / "rmvpe_random.safetensors",
+        index=fixtures_dir / "reference" / "pipeline" / "index_v1_IVF.index",
+    )
+    x = load_audio(fixtures_dir / "audio" / "arctic_a0007.wav", sample_rate=16000)[: 16000 * 2]
+    calls = []
+
+    class Lazy:  # the embedder, recording which entry the pipeline used
+        def __call__(self, a):
+            calls.append("host")
+            return vc.embedder(a)
+
+        def lazy(self, a):
+            calls.append("device")
+            return vc.embedder.lazy(a)
+
+    outs = []
+    for device in ("cpu", "gpu"):
+        out, sr = run_pipeline(
+            x,
+            synth=vc.synth,
+            embedder=Lazy(),
+            f0_fn=local_f0,
+            index=vc.index,
+            options=ConvertOptions(seed=0, index_rate=0.75, protect=0.33),
+            noise_scale=0,
+            backends=replace(vc.backends, device=device, one_blas_thread=False),
+        )
+        outs.append(out.astype(np.int32))
+    assert calls == ["host", "device"]
+    peak = np.abs(outs[0]).max()
+    print(f"device features vs host: max |d| {np.abs(outs[0] - outs[1]).max()} of peak {peak}")
+    assert peak > 300 and np.abs(outs[0] - outs[1]).max() <= 2  # int16 steps: float32 rounding only

@@ -110,7 +110,8 @@ def prepare_features(
     """What ``Pipeline.vc`` does to the content features before the synthesizer.
 
     Args:
-        feats: (n, C) float32 features at 50 Hz.
+        feats: (n, C) float32 features at 50 Hz; an ``mlx.core.array`` stays on its device (GPU
+            pipelines: no host round trip between the stages) and an MLX array is returned.
         index: an ``rvc_index.FeatureIndex`` (or anything with ``blend(feats, rate=)``) or None.
         index_rate: retrieval blend rate; 0 skips the search (as the reference).
         pitchf: (p,) f0 in Hz for pitch models (None for models without pitch).
@@ -121,6 +122,10 @@ def prepare_features(
     Returns:
         ``(feats100 (p_len', C) float32, p_len')`` with ``p_len' = min(p_len, 2n)``.
     """
+    if type(feats).__module__.startswith("mlx"):
+        return _prepare_features_mx(
+            feats, index=index, index_rate=index_rate, pitchf=pitchf, protect=protect, p_len=p_len
+        )
     feats = np.asarray(feats, dtype=np.float32)
     use_protect = protect < 0.5 and pitchf is not None
     feats0 = feats
@@ -135,6 +140,29 @@ def prepare_features(
         mask = np.where(f0 < 1, np.float32(protect), mask)[:, None]
         feats0 = np.repeat(feats0, 2, axis=0)[:p_len]
         feats = (feats * mask + feats0 * (1 - mask)).astype(np.float32)
+    return feats, p_len
+
+
+def _prepare_features_mx(
+    feats: Any, *, index: Any, index_rate: float, pitchf: np.ndarray | None, protect: float, p_len: int
+) -> tuple[Any, int]:
+    """:func:`prepare_features` on MLX arrays, the same float32 arithmetic on the device."""
+    import mlx.core as mx
+
+    feats = feats.astype(mx.float32)
+    use_protect = protect < 0.5 and pitchf is not None
+    feats0 = feats
+    if index is not None and index_rate != 0:
+        feats = index.blend(feats, rate=index_rate)  # FeatureIndex: MLX in, MLX out
+    feats = mx.repeat(feats, 2, axis=0)
+    p_len = min(p_len, feats.shape[0])
+    feats = feats[:p_len]
+    if use_protect:
+        f0 = mx.array(np.asarray(pitchf)[:p_len].astype(np.float32))
+        mask = mx.where(f0 > 0, 1.0, f0)
+        mask = mx.where(f0 < 1, protect, mask)[:, None]
+        feats0 = mx.repeat(feats0, 2, axis=0)[:p_len]
+        feats = feats * mask + feats0 * (1 - mask)
     return feats, p_len
 
 
@@ -280,10 +308,17 @@ def run_pipeline(
     if progress is not None:
         progress(0, len(chunks))
     pieces = []
+    lazy = getattr(embedder, "lazy", None) if backends.device == "gpu" else None
+    if lazy is not None:
+        import mlx.core as mx
     for k, c in enumerate(chunks):
         seg = audio_pad[c.start : c.end].astype(np.float32)
         t0 = clock.add("other", t0)
-        feats = np.asarray(embedder(seg))
+        if lazy is not None:  # GPUs: the features stay on the device until the synthesizer
+            feats = lazy(seg)
+            mx.eval(feats)
+        else:
+            feats = np.asarray(embedder(seg))
         t0 = clock.add("contentvec", t0)
         if feats.ndim != 2 or feats.shape[1] != info.feature_dim:
             raise ModelMismatchError(
@@ -304,6 +339,8 @@ def run_pipeline(
         if cp is not None and cf is not None:
             n = min(n, len(cp))
             cp, cf, feats100 = cp[:n], cf[:n], feats100[:n]
+        if lazy is not None:
+            mx.eval(feats100)  # (timed as the index stage)
         t0 = clock.add("index", t0)
         # the t_pad frames each side are context the reference synthesizes and then drops: the
         # decoder computes only the kept frames (same samples; the encoder still sees them all)
@@ -318,19 +355,36 @@ def run_pipeline(
             seed=_chunk_seed(options.seed, k),
             out_frames=keep,
         )
-        y = np.array(out[0], dtype=np.float32)
+        if lazy is not None:  # GPUs: the audio stays on the device for the last steps
+            y = out[0].astype(mx.float32)
+            mx.eval(y)
+        else:
+            y = np.array(out[0], dtype=np.float32)
         del out, feats100, feats, seg
-        pieces.append(y if keep is not None else y[t_pad_tgt : len(y) - t_pad_tgt])
+        pieces.append(y if keep is not None else y[t_pad_tgt : y.shape[0] - t_pad_tgt])
         t0 = clock.add("synth", t0)
         logger.debug("chunk %d/%d: %d samples in", k + 1, len(chunks), c.end - c.start)
         if progress is not None:
             progress(k + 1, len(chunks))
 
-    y = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-    del pieces
     sr = info.sample_rate
-    if options.rms_mix_rate != 1:
-        y = mix_rms(hp, SR, y, sr, options.rms_mix_rate)
+    if lazy is not None:
+        from . import _output
+
+        y = mx.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+        del pieces
+        if options.rms_mix_rate != 1:
+            y = _output.mix_rms(hp, SR, y, sr, options.rms_mix_rate)
+        if not float_output and not (options.resample_sr and options.resample_sr != sr):
+            out16 = _output.to_int16(y)
+            clock.add("other", t0)
+            return out16, sr
+        y = np.array(y, dtype=np.float32)
+    else:
+        y = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+        del pieces
+        if options.rms_mix_rate != 1:
+            y = mix_rms(hp, SR, y, sr, options.rms_mix_rate)
     del audio_pad, hp
     if options.resample_sr and options.resample_sr != sr:
         y = resample(y, sr, options.resample_sr)

@@ -143,7 +143,10 @@ class MLXIVFSearcher:
         groups = [(int(w), np.flatnonzero(width == w)) for w in np.unique(width)]
         if len(groups) == 1:
             return self._scan(q, lists, k, groups[0][0])
-        parts = [self._scan(q[mx.array(ix)], lists[mx.array(ix)], k, w) for w, ix in groups]
+        parts = []
+        for w, ix in groups:
+            parts.append(self._scan(q[mx.array(ix)], lists[mx.array(ix)], k, w))
+            mx.eval(parts[-1])  # one group's candidates in memory at a time
         inv = mx.array(np.argsort(np.concatenate([ix for _, ix in groups])).astype(np.int32))
         return tuple(mx.concatenate([p[j] for p in parts])[inv] for j in range(3))  # type: ignore[return-value]
 
@@ -175,6 +178,8 @@ class MLXIVFSearcher:
             out_s.append(mx.where(ok, mx.take_along_axis(dist, top, axis=1), _FLT_MAX))
             out_i.append(mx.where(ok, self._ids[r], -1))
             out_r.append(r)
+            if q.shape[0] > block:
+                mx.eval(out_s[-1], out_i[-1], out_r[-1])  # one block's candidates in memory at a time
         if len(out_s) == 1:
             return out_s[0], out_i[0], out_r[0]
         return mx.concatenate(out_s), mx.concatenate(out_i), mx.concatenate(out_r)
