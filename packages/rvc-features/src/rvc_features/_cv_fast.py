@@ -228,9 +228,11 @@ class FastContentvec:
             )
         return self._dnnl
 
-    def _features_graph(self, x: mx.array, w0: mx.array, b0: mx.array | None, n: int, block: int = 256) -> mx.array:
+    def _features_graph(self, x: mx.array, w0: mx.array, b0: mx.array | None, n: int, block: int = 4096) -> mx.array:
         """GPUs: :meth:`features` as one lazy graph (no evaluation between blocks): (N,) device
-        audio, the first layer's folded weights -> (n, C)."""
+        audio, the first layer's folded weights -> (n, C). ``block`` frames per pass (4096 =
+        82 s: a chunk in one pass; H200, TF32, a 36.7 s chunk's whole forward 45.8 ms with
+        blocks of 256, 38.4 with one, peak memory 3.0 -> 2.9 GB)."""
         stride, field = self._stride(), self._field()
         group_norm = self.mode != "layer_norm"
         outs = []
