@@ -19,8 +19,9 @@ EPILOG = (
     "  rvc warmup                      (random full-size models, as rvc bench)\n\n"
     "  rvc warmup -m voice.pth --precision float16 --preset fp16\n\n"
     "  rvc warmup --precision tf32 --seconds 10 --seconds 60 --json\n\n"
-    "On NVIDIA GPUs the driver keeps the compiled kernels in ~/.nv/ComputeCache (raise "
-    "CUDA_CACHE_MAXSIZE if it is small): run this once in the image build."
+    "On NVIDIA GPUs MLX's compiled kernels are kept in $XDG_CACHE_HOME/rvc/mlx-kernels (MLX_PTX_CACHE_DIR) "
+    "and the driver's in ~/.nv/ComputeCache (raise CUDA_CACHE_MAXSIZE if it is small): run this once in "
+    "the image build (H200: a first 10 s conversion 106 s on a fresh machine, 4.1 s after)."
 )
 
 
