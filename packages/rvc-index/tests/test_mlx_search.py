@@ -96,6 +96,25 @@ def test_built_index_same_neighbours(n, dim, nprobe):
     assert_same_search(ref, got, _queries(ref, 300, seed=1))
 
 
+def test_groups_and_blocks_give_the_same_neighbours(monkeypatch):
+    """Queries grouped by list size (several widths) and scanned in small blocks: FAISS's results."""
+    import rvc_index._mlx_search as ms
+
+    rng = np.random.default_rng(7)
+    built = build_index(rng.standard_normal((4000, 256)).astype(np.float32), seed=5)
+    ref = FeatureIndex(built.faiss_index, backend="faiss")
+    got = FeatureIndex(built.faiss_index, backend="mlx")
+    q = _queries(ref, 300, seed=2)
+    seen = []
+    scan = ms.MLXIVFSearcher._scan
+    monkeypatch.setattr(
+        ms.MLXIVFSearcher, "_scan", lambda self, q, lists, k, w: seen.append(w) or scan(self, q, lists, k, w)
+    )
+    monkeypatch.setattr(ms, "_BLOCK_BYTES", 64 * 1024)  # blocks of a few queries
+    assert_same_search(ref, got, q)
+    assert len(set(seen)) > 1  # several widths were used
+
+
 def test_exact_ties_ordered_by_id():
     """Duplicated vectors: equal distances; ours are ordered (distance, id) as FAISS's heap orders them."""
     rng = np.random.default_rng(3)

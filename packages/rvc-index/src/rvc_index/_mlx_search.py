@@ -11,7 +11,9 @@ queries (no per-query Python loop):
    matmul precision (TF32 on NVIDIA GPUs with ``MLX_ENABLE_TF32=1``): x and c are split
    into three bfloat16-exact parts whose products are exact in TF32 and float32; the
    ``nprobe`` nearest centroids, ties to the lower list number (FAISS's strict ``<``);
-2. the probed lists gathered per query (B, nprobe * max_len, D), squared L2 summed from
+2. the probed lists gathered per query (B, nprobe * width, D), with queries grouped by the
+   size of their largest probed list (``width``: at most ``_GROUPS`` widths up to the largest
+   list), squared L2 summed from
    the differences (FAISS's ``fvec_L2sqr`` form, the same in any matmul precision);
 3. the k smallest by (distance, id), as FAISS's result heap orders them; slots past the
    list end are -1 / 3.4e38 (FAISS's padding).
@@ -25,8 +27,8 @@ import faiss
 import numpy as np
 
 _FLT_MAX = np.float32(np.finfo(np.float32).max)
-_BLOCK_BYTES = 256 << 20
-_GROUPS = 8  # query groups by list size in a search  # the largest gathered (B, candidates, D) block, bytes
+_BLOCK_BYTES = 256 << 20  # the largest gathered (B, candidates, D) block, bytes
+_GROUPS = 8  # query groups by list size in a search
 
 
 def _bits_key(dist: Any, tie: Any) -> Any:
