@@ -265,6 +265,9 @@ def run_pipeline(
         float_output: return the float32 output before the int16 conversion (for Applio's
             post-processing: clean audio, effects, split audio).
         backends: the device plan (``VoiceConverter.backends``); None: made from ``synth``.
+            On a GPU plan, with an embedder that has ``lazy`` (ContentVec's), the features stay
+            on the device from the extractor to the synthesizer (blend, x2 and protect in MLX)
+            and so does the audio until its int16 copy (RMS mix and int16 in :mod:`._output`).
 
     Returns:
         ``(int16 (M,), sample_rate)`` (float32 with ``float_output``).
