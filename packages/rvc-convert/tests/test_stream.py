@@ -267,6 +267,47 @@ def test_gpu_wiring_gives_the_same_blocks(ckpt, tiny_contentvec_v1, extractors_d
     assert peak > 0.01 and err <= 1e-5 * peak
 
 
+@pytest.mark.parametrize(
+    ("model", "extra"),
+    [
+        ("v1_nof0_32k", {}),
+        ("v1_f0_32k", {"resample_sr": 44100}),
+        ("v1_f0_32k", {"float_output": True}),
+        ("v1_f0_32k", {"rms_mix_rate": 1.0, "index_rate": 0.0}),
+    ],
+)
+def test_gpu_pipeline_device_path_variants(ckpt, tiny_contentvec_v1, extractors_dir, fixtures_dir, model, extra):
+    """The device path with a model without pitch, output resampling, float output (Applio's
+    post-processing) and no RMS mix or index: the host path's samples."""
+    from dataclasses import replace
+
+    from rvc_convert.pipeline import run_pipeline
+
+    vc = VoiceConverter(ckpt(model), contentvec=tiny_contentvec_v1, rmvpe=extractors_dir / "rmvpe_random.safetensors")
+    x = load_audio(fixtures_dir / "audio" / "arctic_a0007.wav", sample_rate=16000)[: 16000 * 2]
+    float_output = extra.pop("float_output", False)
+    opts = ConvertOptions(seed=0, **extra)
+    outs = []
+    for device in ("cpu", "gpu"):
+        out, sr = run_pipeline(
+            x,
+            synth=vc.synth,
+            embedder=vc.embedder,
+            f0_fn=local_f0,
+            options=opts,
+            noise_scale=0,
+            float_output=float_output,
+            backends=replace(vc.backends, device=device, one_blas_thread=False),
+        )
+        outs.append((np.asarray(out, np.float64), sr, out.dtype))
+    (a, sr_a, dt_a), (b, sr_b, dt_b) = outs
+    assert (sr_a, dt_a, a.shape) == (sr_b, dt_b, b.shape)
+    assert dt_a == (np.float32 if float_output else np.int16)
+    peak = np.abs(a).max()
+    tol = 2e-5 * peak if float_output else 2  # float32 rounding (int16: a step or two)
+    assert peak > 0 and np.abs(a - b).max() <= tol
+
+
 def test_gpu_pipeline_keeps_features_on_the_device(ckpt, tiny_contentvec_v1, extractors_dir, fixtures_dir):
     """A GPU plan runs the file pipeline with the features as MLX arrays from ContentVec to the
     synthesizer (``embedder.lazy``; blend, x2 and protect on the device). Forced here on the CPU
