@@ -6,6 +6,9 @@
 #   run(carry=[".gpu/p2"], command="bash bench/gpu_session.sh stash")
 #   run(carry=[".gpu/p3"], command="bash bench/gpu_session.sh ref")     # torch_ref + rvc bench (issue 17)
 #   run(command="bash bench/gpu_session.sh live")                      # live (issue 16)
+#   run(command="bash bench/gpu_session.sh trace")                     # each stage call traced in the pipeline
+#   run(command="bash bench/gpu_session.sh first")                     # first conversion: cold, then cached
+# (after the first call, .gpu/p3 stays in /tmp/stash: later calls need no carry while the machine is warm)
 # JSON and logs come back under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +40,16 @@ live)
         python3 bench/live_bench.py --blocks 0.05 --crossfade 0.03 --extra 1.0 --seconds 60 --pace realtime $prec \
             --json --input "$S/speech.wav" 2>>"$OUT/log.txt" | tee -a "$OUT/live.jsonl"
     done ;;
+trace)
+    for prec in "--tf32" "--dtype float16"; do
+        env MLX_ENABLE_TF32=$([ "$prec" = "--tf32" ] && echo 1 || echo 0) python3 bench/gpu_profile17.py \
+            --seconds 10 60 --pipeline-only --json --reps 3 $prec 2>>"$OUT/log.txt" | tee -a "$OUT/trace.jsonl"
+    done ;;
+first)
+    for i in cold cached; do
+        rvc bench --precision float16 --seconds 10 --json -q 2>>"$OUT/log.txt" | tee "$OUT/first_$i.json"
+    done
+    du -sh ~/.cache/rvc/mlx-kernels ~/.nv 2>&1 | tee -a "$OUT/env.txt" ;;
 *)
-    echo "usage: gpu_session.sh stash|ref|live"; exit 2 ;;
+    echo "usage: gpu_session.sh stash|ref|live|trace|first"; exit 2 ;;
 esac
