@@ -54,3 +54,14 @@ def test_measure_labels_a_cpu_tf32_run_float32(models: dict, monkeypatch: pytest
     row = bench.measure(0.5, models, warmup=0.5)
     expected = "tf32" if mx.default_device() == mx.gpu else "float32 (tf32 has no effect on the CPU)"
     assert row["precision"] == expected
+
+
+def test_bench_environment_per_precision() -> None:
+    """float32 is exact and tf32 is TF32 whatever the caller set; half precisions keep the
+    caller's choice for the float32 stages (default exact)."""
+    env = bench._bench_env
+    assert env("float32", {"MLX_ENABLE_TF32": "1"})["MLX_ENABLE_TF32"] == "0"
+    assert env("tf32", {})["MLX_ENABLE_TF32"] == "1"
+    assert env("float16", {})["MLX_ENABLE_TF32"] == "0"
+    assert env("float16", {"MLX_ENABLE_TF32": "1", "X": "y"}) == {"MLX_ENABLE_TF32": "1", "X": "y"}
+    assert env("bfloat16", {"MLX_ENABLE_TF32": "0"})["MLX_ENABLE_TF32"] == "0"

@@ -167,6 +167,7 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
     synth_dtype = str(models["synth"].dtype).rsplit(".", 1)[-1]
     tf32 = models["synth"].info.precision == "tf32" or os.environ.get("MLX_ENABLE_TF32") == "1"
     row["precision"] = precision_label(synth_dtype, tf32=tf32, on_gpu=on_gpu)
+    row["tf32_float32_stages"] = on_gpu and os.environ.get("MLX_ENABLE_TF32") == "1"  # ContentVec, RMVPE
     return row
 
 
@@ -198,15 +199,16 @@ def run(
     the models and the warm-up), ``peak_device_mb``, ``device``, ``precision`` and
     ``first_call_s`` (the warm-up at the measured length: kernel and plan building included).
     ``isolate=True`` measures each length in a fresh process (``precision="tf32"`` needs it:
-    MLX reads ``MLX_ENABLE_TF32`` once, when it is imported)."""
+    MLX reads ``MLX_ENABLE_TF32`` once, when it is imported); with ``float16``/``bfloat16`` a
+    ``MLX_ENABLE_TF32=1`` already set runs the float32 stages in TF32 (row key
+    ``tf32_float32_stages``)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}; expected one of {', '.join(PRECISIONS)}")
     dtype = "float32" if precision == "tf32" else precision
     if not isolate:
         models = build_models(dtype=dtype)
         return [measure(s, models) for s in seconds]
-    env = dict(os.environ)
-    env["MLX_ENABLE_TF32"] = "1" if precision == "tf32" else "0"  # float32 means exact here
+    env = _bench_env(precision, os.environ)
     rows = []
     for s in seconds:
         proc = subprocess.run(
@@ -221,6 +223,16 @@ def run(
             raise RuntimeError(f"benchmark of {s:g} s failed: {tail}")
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return rows
+
+
+def _bench_env(precision: str, environ: Any) -> dict[str, str]:
+    """The measuring process's environment: ``MLX_ENABLE_TF32`` is 1 for ``tf32`` and 0 for
+    ``float32`` (exact); half precisions keep a value the caller set (1: the float32 stages,
+    ContentVec and RMVPE, in TF32, as the reference's default), else 0."""
+    env = dict(environ)
+    if precision in ("float32", "tf32") or "MLX_ENABLE_TF32" not in env:
+        env["MLX_ENABLE_TF32"] = "1" if precision == "tf32" else "0"
+    return env
 
 
 def options(seconds: float = 10.0, *, sample_rate: int = 40000) -> list[dict[str, Any]]:
