@@ -41,6 +41,7 @@ __all__ = [
 SR = 16000  # analysis rate
 WINDOW = 160  # samples per 10 ms frame at 16 kHz
 DEFAULT_NOISE_SCALE = 0.66666  # the reference's prior noise scale (0 = its zero-noise goldens)
+_SUM_BLOCK = 32768  # split_points' running sums per block: 256 KiB of float64 (2-core AMD, 60 s: 5.8 -> 4.1 ms)
 MIN_SAMPLES = 800  # 0.05 s at 16 kHz: shorter inputs give no output after the t_pad trimming
 
 Embedder = Callable[[np.ndarray], Any]  # (N,) float32 16 kHz -> (n, C) frames at 50 Hz
@@ -79,8 +80,11 @@ def split_points(audio: np.ndarray, preset: Preset) -> list[int]:
         idx = np.where(idx >= n, 2 * (n - 1) - idx, idx)
         seg = np.abs(audio[idx])
         acc = np.zeros(hi - lo, dtype=np.float64)
-        for i in range(WINDOW):  # audio_sum += np.abs(audio_pad[i : i - window]), in this order
-            acc += seg[i : i + hi - lo]
+        for b0 in range(0, hi - lo, _SUM_BLOCK):  # cache-sized blocks; each element's sum in its order
+            b1 = min(b0 + _SUM_BLOCK, hi - lo)
+            blk = acc[b0:b1]
+            for i in range(WINDOW):  # audio_sum += np.abs(audio_pad[i : i - window]), in this order
+                blk += seg[b0 + i : b1 + i]
         out.append(lo + int(np.argmin(acc)))
     return out
 
