@@ -414,10 +414,12 @@ ROWS = [
 def test_bench_table_and_json(monkeypatch):
     bench = pytest.importorskip("rvc_convert.bench")
     calls = []
-    monkeypatch.setattr(bench, "run", lambda seconds, precision: calls.append((seconds, precision)) or ROWS)
-    result = run("bench", "--seconds", "10", "--seconds", "60", "--precision", "float16")
+    monkeypatch.setattr(
+        bench, "run", lambda seconds, precision, repeats: calls.append((seconds, precision, repeats)) or ROWS
+    )
+    result = run("bench", "--seconds", "10", "--seconds", "60", "--precision", "float16", "--repeats", "3")
     assert result.exit_code == 0, result.output
-    assert calls == [((10.0, 60.0), "float16")]
+    assert calls == [((10.0, 60.0), "float16", 3)]
     lines = result.stdout.splitlines()
     ten = next(line for line in lines if "10 s" in line)
     for cell in ("0.070", "0.030", "0.005", "0.300", "0.410", "812", "3361", "1.23"):  # per-stage s / audio s
@@ -432,7 +434,7 @@ def test_bench_table_and_json(monkeypatch):
 def test_bench_failure_is_one_line(monkeypatch):
     bench = pytest.importorskip("rvc_convert.bench")
 
-    def fail(seconds, precision):
+    def fail(seconds, precision, repeats):
         raise RuntimeError("benchmark of 10 s failed: MemoryError")
 
     monkeypatch.setattr(bench, "run", fail)

@@ -65,3 +65,10 @@ def test_bench_environment_per_precision() -> None:
     assert env("float16", {})["MLX_ENABLE_TF32"] == "0"
     assert env("float16", {"MLX_ENABLE_TF32": "1", "X": "y"}) == {"MLX_ENABLE_TF32": "1", "X": "y"}
     assert env("bfloat16", {"MLX_ENABLE_TF32": "0"})["MLX_ENABLE_TF32"] == "0"
+
+
+def test_measure_reports_medians_of_repeats(models: dict) -> None:
+    row = bench.measure(0.5, models, warmup=0.5, repeats=3)
+    assert row["repeats"] == 3 and row["total"] >= max(row[k] for k in bench.STAGES)
+    with pytest.raises(ValueError, match="repeats=0"):
+        bench.measure(0.5, models, repeats=0)

@@ -446,6 +446,9 @@ def bench(
         ),
     ] = None,
     precision: Annotated[Precision, typer.Option("--precision", help=PRECISION_HELP)] = "float32",
+    repeats: Annotated[
+        int, typer.Option("--repeats", "-r", min=1, help="Timed conversions per length; the median is reported.")
+    ] = 1,
     options: Annotated[
         bool,
         typer.Option(
@@ -482,7 +485,7 @@ def bench(
 
         with _ui.status(f"benchmarking {', '.join(f'{s:g} s' for s in seconds)} of audio ({precision})..."):
             try:
-                rows = _bench.run(seconds=tuple(seconds), precision=precision)
+                rows = _bench.run(seconds=tuple(seconds), precision=precision, repeats=repeats)
             except RuntimeError as exc:  # a measurement subprocess failed; its last line says why
                 raise _ui.CLIError(str(exc)) from exc
         if as_json:

@@ -1,6 +1,7 @@
 """Speed and memory of the whole pipeline with full-size models (random weights; no files needed).
 
-    uv run python -m rvc_convert.bench [--seconds 10 60] [--precision float32|tf32|float16|bfloat16] [--json]
+    uv run python -m rvc_convert.bench [--seconds 10 60] [--precision float32|tf32|float16|bfloat16]
+        [--repeats N] [--json]
 
 Per input length, in a fresh process (so peak RSS is that length's): a v2 40 kHz synthesizer
 of the real size (the fixture ``v2_f0_40k_fullsize.pth`` when ``../shared/fixtures`` is there,
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -130,8 +132,9 @@ def pipeline_call(models: dict[str, Any]) -> Callable[..., None]:
     return call
 
 
-def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = None) -> dict[str, Any]:
-    """Convert ``seconds`` of the test signal once (after a warm-up); per-stage seconds and RTF.
+def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = None, repeats: int = 1) -> dict[str, Any]:
+    """Convert ``seconds`` of the test signal ``repeats`` times (after a warm-up); per-stage
+    seconds and RTF, each the median over the repeats (``torch_ref.py`` reports medians too).
 
     The warm-up converts ``warmup`` seconds: by default the measured length itself (a first
     call at new shapes builds kernels, convolution plans and oneDNN primitives: on a GPU ~1 s
@@ -147,14 +150,22 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
     first = time.perf_counter() - first
     mx.reset_peak_memory()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    timings: dict[str, float] = {}
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats!r}; expected at least 1")
     audio = signal(seconds)  # made before the clock starts (60 s of it took ~0.2 s on a GPU host)
-    t, cpu = time.perf_counter(), time.process_time()
-    call(audio, timings)
-    total, cpu = time.perf_counter() - t, time.process_time() - cpu
+    runs = []
+    for _ in range(repeats):
+        timings: dict[str, float] = {}
+        t, cpu = time.perf_counter(), time.process_time()
+        call(audio, timings)
+        timings["total"], timings["cpu"] = time.perf_counter() - t, time.process_time() - cpu
+        runs.append(timings)
+    med = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in (*STAGES, "total", "cpu")}
+    total, cpu = med["total"], med["cpu"]
     row: dict[str, Any] = {"seconds": float(seconds)}
-    row.update({k: round(timings.get(k, 0.0), 3) for k in STAGES})
+    row.update({k: round(med[k], 3) for k in STAGES})
     row["total"] = round(total, 3)
+    row["repeats"] = repeats
     row["rtf"] = round(total / seconds, 4)
     row["cpu_seconds"] = round(cpu, 3)  # all threads; wall time above suffers from other processes, this less
     row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -191,7 +202,7 @@ def _device_name(kind: str) -> str:
 
 
 def run(
-    seconds: tuple[float, ...] = (10, 60), *, isolate: bool = True, precision: str = "float32"
+    seconds: tuple[float, ...] = (10, 60), *, isolate: bool = True, precision: str = "float32", repeats: int = 1
 ) -> list[dict[str, Any]]:
     """One row per length: ``seconds``, the stage seconds (``contentvec``, ``f0``, ``index``,
     ``synth``, ``other``), ``total``, ``rtf`` (total seconds per second of audio),
@@ -207,12 +218,22 @@ def run(
     dtype = "float32" if precision == "tf32" else precision
     if not isolate:
         models = build_models(dtype=dtype)
-        return [measure(s, models) for s in seconds]
+        return [measure(s, models, repeats=repeats) for s in seconds]
     env = _bench_env(precision, os.environ)
     rows = []
     for s in seconds:
         proc = subprocess.run(
-            [sys.executable, "-m", "rvc_convert.bench", "--one", str(float(s)), "--dtype", dtype],
+            [
+                sys.executable,
+                "-m",
+                "rvc_convert.bench",
+                "--one",
+                str(float(s)),
+                "--dtype",
+                dtype,
+                "--repeats",
+                str(repeats),
+            ],
             capture_output=True,
             text=True,
             check=False,
@@ -275,14 +296,16 @@ def main(argv: list[str]) -> None:
     if "--one" in argv:
         synth = argv[argv.index("--synth") + 1] if "--synth" in argv else None
         dtype = argv[argv.index("--dtype") + 1] if "--dtype" in argv else "float32"
-        print(json.dumps(measure(float(argv[argv.index("--one") + 1]), build_models(synth, dtype=dtype))))
+        reps = int(argv[argv.index("--repeats") + 1]) if "--repeats" in argv else 1
+        print(json.dumps(measure(float(argv[argv.index("--one") + 1]), build_models(synth, dtype=dtype), repeats=reps)))
         return
     precision = argv[argv.index("--precision") + 1] if "--precision" in argv else "float32"
+    repeats = int(argv[argv.index("--repeats") + 1]) if "--repeats" in argv else 1
     secs: tuple[float, ...] = (10.0, 60.0)
     if "--seconds" in argv:
         rest = argv[argv.index("--seconds") + 1 :]
         secs = tuple(float(a) for a in rest[: next((i for i, a in enumerate(rest) if a.startswith("--")), len(rest))])
-    rows = run(secs, precision=precision)
+    rows = run(secs, precision=precision, repeats=repeats)
     if "--json" in argv:
         print(json.dumps(rows, indent=2))
         return
