@@ -51,3 +51,21 @@ def test_to_int16_on_the_device_equals_the_host(peak: float) -> None:
     assert got.dtype == np.int16
     np.testing.assert_array_equal(got, to_int16(y))
     assert _output.to_int16(mx.zeros((0,))).shape == (0,)
+
+
+@pytest.mark.parametrize(("n", "block"), [(300_001, 50_000), (17_000_001, None)])
+def test_blocks_and_long_signals_match_the_host(n: int, block: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks (here small ones) give the host's numbers; so does a signal longer than float32
+    counts exactly (2**24 samples: 7 minutes at 40 kHz), whose positions are block-local."""
+    if block is not None:
+        monkeypatch.setattr(_output, "BLOCK", block)
+    rng = np.random.default_rng(3)
+    t = np.arange(n) / 40000
+    y = (np.sin(2 * np.pi * 0.05 * t) * rng.standard_normal(n) * 0.3).astype(np.float32)
+    src = (np.cos(2 * np.pi * 0.03 * np.arange(n * 2 // 5) / 16000) + 1.2) * rng.standard_normal(n * 2 // 5) * 0.1
+    host = mix_rms(src, 16000, y, 40000, 0.25)
+    dev = np.array(_output.mix_rms(src, 16000, mx.array(y), 40000, 0.25))
+    rel = np.abs(dev.astype(np.float64) - host).max() / np.abs(host).max()
+    print(f"n={n}: device vs host {rel:.1e}")
+    assert rel <= 1e-5
+    np.testing.assert_array_equal(_output.to_int16(mx.array(host)), to_int16(host))
