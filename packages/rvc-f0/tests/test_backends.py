@@ -21,7 +21,7 @@ def test_auto_picks_the_same_kernels_as_before(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv(ENV_BACKEND, raising=False)
     lent = object()
     gpu = mx.default_device() == mx.gpu
-    frames = (8000, 4096) if gpu else (3200, 2048)  # GPUs: fewer windows, fewer convolution plans
+    frames = (8000, 4096) if CUDA else (3200, 2048)  # CUDA: fewer windows, fewer convolution plans
     want = RMVPEBackend(
         "auto",
         "compiled" if gpu else "mlx",

@@ -47,7 +47,8 @@ class RMVPEBackend:
     ``mel``: ``"numpy"`` (the front end in float64 on the host) or ``"mlx"`` (float32 on the
     device, as the reference's own ``torch.stft``: GPUs, where the host's FFT was ~10 ms per 10 s);
     ``max_frames`` / ``window``: the longest input run in one pass, and the window of longer
-    ones (:class:`RMVPEModel`): 3200 / 2048 frames on the CPU, 8000 / 4096 on GPUs, where each
+    ones (:class:`RMVPEModel`): 3200 / 2048 frames on the CPU and Apple GPUs, 8000 / 4096 on
+    NVIDIA GPUs (MLX's CUDA backend), where each
     window's shape is another set of convolution plans (H200, 62 s: windows 132 ms, one pass 73
     alone; in the pipeline the windows' plans and the other stages' overflowed MLX's CUDA
     convolution-plan cache, ``MLX_CUDA_CONV_CACHE_SIZE``: 467 ms against 65).
@@ -84,7 +85,7 @@ def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend
     if name == "cuda" and not cuda:
         raise UnknownBackendError(f"{source}'cuda' needs MLX's CUDA backend on a GPU; use 'auto' or 'mlx' here")
     mel = "mlx" if gpu else "numpy"
-    frames = (8000, 4096) if gpu else (3200, 2048)
+    frames = (8000, 4096) if cuda else (3200, 2048)  # Apple GPUs: unmeasured there, unchanged
     if name == "mlx":
         return RMVPEBackend("mlx", "mlx", "mlx", "numpy", *frames)
     if name == "compiled":
@@ -105,10 +106,10 @@ class RMVPEModel:
     ``max_frames`` / ``window`` / ``context`` (long inputs, below).
     Thread-safe; one forward pass at a time.
 
-    Long inputs: up to ``max_frames`` frames (the backend's: 3200 = 32 s on the CPU, 8000 on
-    GPUs) the network runs in one pass over the whole clip, as the reference does. Longer inputs
+    Long inputs: up to ``max_frames`` frames (the backend's: 3200 = 32 s; 8000 on NVIDIA GPUs)
+    the network runs in one pass over the whole clip, as the reference does. Longer inputs
     (whose one-pass activations would grow by ~28 MB per second of audio at full width) run in
-    windows of ``window`` frames (2048; 4096 on GPUs) with ``context`` frames (256 = 2.56 s) of
+    windows of ``window`` frames (2048; 4096 on NVIDIA GPUs) with ``context`` frames (256 = 2.56 s) of
     real neighbouring input on each side, whose outputs are dropped; the mel is computed in
     blocks too. This deviates from the reference
     only near window seams (see the README for measured differences).
