@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .pipeline import _int16_scale
+
 BLOCK = 1 << 22  # samples per block (16 MB of float32)
 
 
@@ -89,11 +91,7 @@ def to_int16(audio: Any) -> np.ndarray:
     if n == 0:
         return np.zeros(0, np.int16)
     peak = max(mx.max(mx.abs(audio[a : a + BLOCK])).item() for a in range(0, n, BLOCK))
-    audio_max = np.float32(peak) / 0.99  # float32, as NumPy computes it
-    max_int16: Any = 32768
-    if audio_max > 1:
-        max_int16 /= audio_max
-    scale = mx.array(np.float32(max_int16))
+    scale = mx.array(np.float32(_int16_scale(peak)))
     out = np.empty(n, np.int16)
     for a in range(0, n, BLOCK):
         out[a : a + BLOCK] = np.array((audio[a : a + BLOCK] * scale).astype(mx.int16))

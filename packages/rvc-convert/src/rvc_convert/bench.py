@@ -141,6 +141,8 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
     and more, on a 2-core CPU ~0.2-0.3 s; its wall time is reported as ``first_call_s``)."""
     import mlx.core as mx
 
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats!r}; expected at least 1")
     call = pipeline_call(models)
     on_gpu = models["synth"].backend.device == "gpu"
     if warmup is None:
@@ -150,8 +152,6 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
     first = time.perf_counter() - first
     mx.reset_peak_memory()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if repeats < 1:
-        raise ValueError(f"repeats={repeats!r}; expected at least 1")
     audio = signal(seconds)  # made before the clock starts (60 s of it took ~0.2 s on a GPU host)
     runs = []
     for _ in range(repeats):

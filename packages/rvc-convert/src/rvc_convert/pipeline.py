@@ -176,11 +176,14 @@ def to_int16(audio: np.ndarray) -> np.ndarray:
     audio = np.asarray(audio, dtype=np.float32)
     if audio.size == 0:
         return np.zeros(0, np.int16)
-    audio_max = np.abs(audio).max() / 0.99
-    max_int16 = 32768
-    if audio_max > 1:
-        max_int16 /= audio_max
-    return (audio * max_int16).astype(np.int16)
+    return (audio * _int16_scale(np.abs(audio).max())).astype(np.int16)
+
+
+def _int16_scale(peak: Any) -> Any:
+    """:func:`to_int16`'s factor for a float32 ``peak`` (max ``|audio|``): 32768, divided by
+    ``peak / 0.99`` when that exceeds 1, in NumPy's float32 arithmetic as the reference."""
+    audio_max = np.float32(peak) / 0.99
+    return 32768 / audio_max if audio_max > 1 else 32768
 
 
 def _chunk_seed(seed: int | None, k: int) -> int | None:

@@ -60,19 +60,8 @@ def _upsample(layer: Any, conv2d: Conv2dBackend) -> Callable[[np.ndarray], np.nd
     ct = layer.conv_transpose
     if not isinstance(ct, _SubpixelConvTranspose2d) or tuple(ct.weight.shape[1:3]) != (3, 3):
         return None
-    wt = np.array(ct.weight, dtype=np.float64)  # (O, 3, 3, I); tap (kh, kw) maps input i to output 2i - 1 + k
-    o, _, _, c = wt.shape
-    tap = lambda kh, kw: wt[:, kh, kw, :].T  # noqa: E731  (I, O)
-    z = np.zeros((c, o))
-    # rows: inputs (m, n), (m, n+1), (m+1, n), (m+1, n+1); columns: output parities (0,0) (0,1) (1,0) (1,1)
-    mat = np.block(
-        [
-            [tap(1, 1), tap(1, 2), tap(2, 1), tap(2, 2)],
-            [z, tap(1, 0), z, tap(2, 0)],
-            [z, z, tap(0, 1), tap(0, 2)],
-            [z, z, z, tap(0, 0)],
-        ]
-    )
+    o, c = ct.weight.shape[0], ct.weight.shape[-1]
+    mat = np.array(ct.matrix(), dtype=np.float64)  # (4 I, 4 O): the layer's own tap matrix
     bn = layer.bn
     scale = np.array(bn.weight, dtype=np.float64) / np.sqrt(np.array(bn.running_var, dtype=np.float64) + bn.eps)
     shift = np.array(bn.bias, dtype=np.float64) - np.array(bn.running_mean, dtype=np.float64) * scale

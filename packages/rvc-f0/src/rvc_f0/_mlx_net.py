@@ -143,16 +143,14 @@ class _SubpixelConvTranspose2d(nn.ConvTranspose2d):
     pixels (m, n), (m, n+1), (m+1, n), (m+1, n+1) through fixed kernel taps (o = 2i - 1 + k).
     """
 
-    def __call__(self, x: mx.array) -> mx.array:
-        b, h, w, c = x.shape
+    def matrix(self) -> mx.array:
+        """(4 I, 4 O): rows the inputs x[m,n], x[m,n+1], x[m+1,n], x[m+1,n+1], columns the output
+        parities (0,0) (0,1) (1,0) (1,1), each block the kernel tap that joins them."""
         wt = self.weight  # (O, 3, 3, I); tap (kh, kw) maps input i to output 2i - 1 + k
-        o = wt.shape[0]
-        xp = mx.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))  # the zero row/column beyond the edge
-        cols = mx.concatenate([xp[:, :h, :w], xp[:, :h, 1:], xp[:, 1:, :w], xp[:, 1:, 1:]], axis=-1)
+        o, c = wt.shape[0], wt.shape[-1]
         tap = lambda kh, kw: wt[:, kh, kw, :].T  # (I, O)  # noqa: E731
         z = mx.zeros((c, o), dtype=wt.dtype)
-        # rows: x[m,n], x[m,n+1], x[m+1,n], x[m+1,n+1]; columns: output parities (0,0) (0,1) (1,0) (1,1)
-        mat = mx.concatenate(
+        return mx.concatenate(
             [
                 mx.concatenate([tap(1, 1), tap(1, 2), tap(2, 1), tap(2, 2)], axis=1),
                 mx.concatenate([z, tap(1, 0), z, tap(2, 0)], axis=1),
@@ -161,7 +159,13 @@ class _SubpixelConvTranspose2d(nn.ConvTranspose2d):
             ],
             axis=0,
         )
-        y = (cols.reshape(-1, 4 * c) @ mat).reshape(b, h, w, 2, 2, o)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        b, h, w, c = x.shape
+        o = self.weight.shape[0]
+        xp = mx.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))  # the zero row/column beyond the edge
+        cols = mx.concatenate([xp[:, :h, :w], xp[:, :h, 1:], xp[:, 1:, :w], xp[:, 1:, 1:]], axis=-1)
+        y = (cols.reshape(-1, 4 * c) @ self.matrix()).reshape(b, h, w, 2, 2, o)
         y = y.transpose(0, 1, 3, 2, 4, 5).reshape(b, 2 * h, 2 * w, o)
         return y + self.bias if "bias" in self else y
 

@@ -153,9 +153,7 @@ class FastContentvec:
         first layer needs statistics over the whole input: they are computed first and folded
         into the first layer's weights."""
         stride, field = self._stride(), self._field()
-        n = len(audio)
-        for k, s, *_ in self.convs:
-            n = (n - k) // s + 1
+        n = self._frames(len(audio))
         k0, s0, w0, b0, norm0 = self.convs[0]
         group_norm = self.mode != "layer_norm"
         if norm0 is not None and group_norm:
@@ -272,9 +270,7 @@ class FastContentvec:
         audio = np.asarray(audio, dtype=np.float32)
         if self.cpu:
             return self(audio, output_layer=output_layer)
-        n = len(audio)
-        for k, s, *_ in self.convs:
-            n = (n - k) // s + 1
+        n = self._frames(len(audio))
         k0, s0, w0, b0, norm0 = self.convs[0]
         if norm0 is not None and self.mode != "layer_norm":
             w0, b0 = self._fold_group_norm(audio, k0, s0, self._w0_np, norm0)
@@ -286,11 +282,15 @@ class FastContentvec:
         fn = self._graphs.get((n_layers, final))
         if fn is None:
             fn = self._graphs[(n_layers, final)] = mx.compile(
-                lambda x, w0, b0: self._graph(
-                    x, w0, b0, (x.shape[0] - self._field()) // self._stride() + 1, n_layers, final
-                )
+                lambda x, w0, b0: self._graph(x, w0, b0, self._frames(x.shape[0]), n_layers, final)
             )  # retraced per input length
         return fn(x, w0, b0 if b0 is not None else mx.zeros((w0.shape[1],)))
+
+    def _frames(self, n: int) -> int:
+        """Output frames of the feature extractor for ``n`` samples (valid convolutions)."""
+        for k, s, *_ in self.convs:
+            n = (n - k) // s + 1
+        return n
 
     def _stride(self) -> int:
         stride = 1
