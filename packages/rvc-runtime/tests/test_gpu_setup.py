@@ -13,9 +13,14 @@ import rvc_runtime
 def test_sets_defaults_and_creates_the_kernel_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLX_CUDA_CONV_CACHE_SIZE", raising=False)
     monkeypatch.delenv("MLX_PTX_CACHE_DIR", raising=False)
+    monkeypatch.delenv("MLX_USE_CUDA_GRAPHS", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     got = rvc_runtime.configure_gpu()
-    want = {"MLX_CUDA_CONV_CACHE_SIZE": "1024", "MLX_PTX_CACHE_DIR": str(tmp_path / "rvc" / "mlx-kernels")}
+    want = {
+        "MLX_CUDA_CONV_CACHE_SIZE": "1024",
+        "MLX_PTX_CACHE_DIR": str(tmp_path / "rvc" / "mlx-kernels"),
+        "MLX_USE_CUDA_GRAPHS": "0",
+    }
     assert got == want and {k: os.environ[k] for k in want} == want
     assert (tmp_path / "rvc" / "mlx-kernels").is_dir()
 
@@ -23,15 +28,45 @@ def test_sets_defaults_and_creates_the_kernel_folder(tmp_path: Path, monkeypatch
 def test_keeps_what_the_user_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLX_CUDA_CONV_CACHE_SIZE", "64")
     monkeypatch.setenv("MLX_PTX_CACHE_DIR", str(tmp_path / "mine"))
-    got = rvc_runtime.configure_gpu(conv_cache=4096, kernel_dir=tmp_path / "other")
-    assert got == {"MLX_CUDA_CONV_CACHE_SIZE": "64", "MLX_PTX_CACHE_DIR": str(tmp_path / "mine")}
+    monkeypatch.setenv("MLX_USE_CUDA_GRAPHS", "1")
+    got = rvc_runtime.configure_gpu(conv_cache=4096, kernel_dir=tmp_path / "other", cuda_graphs=False)
+    assert got == {
+        "MLX_CUDA_CONV_CACHE_SIZE": "64",
+        "MLX_PTX_CACHE_DIR": str(tmp_path / "mine"),
+        "MLX_USE_CUDA_GRAPHS": "1",
+    }
     assert not (tmp_path / "other").exists()
 
 
 def test_explicit_values_and_a_bad_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLX_CUDA_CONV_CACHE_SIZE", raising=False)
     monkeypatch.delenv("MLX_PTX_CACHE_DIR", raising=False)
-    got = rvc_runtime.configure_gpu(conv_cache=2048, kernel_dir=tmp_path / "k")
-    assert got == {"MLX_CUDA_CONV_CACHE_SIZE": "2048", "MLX_PTX_CACHE_DIR": str(tmp_path / "k")}
+    monkeypatch.delenv("MLX_USE_CUDA_GRAPHS", raising=False)
+    got = rvc_runtime.configure_gpu(conv_cache=2048, kernel_dir=tmp_path / "k", cuda_graphs=True)
+    assert got == {
+        "MLX_CUDA_CONV_CACHE_SIZE": "2048",
+        "MLX_PTX_CACHE_DIR": str(tmp_path / "k"),
+        "MLX_USE_CUDA_GRAPHS": "1",
+    }
     with pytest.raises(ValueError, match="conv_cache=0"):
         rvc_runtime.configure_gpu(conv_cache=0)
+    with pytest.raises(ValueError, match="memory_limit=0"):
+        rvc_runtime.configure_gpu(memory_limit=0)
+
+
+def test_memory_limit_only_with_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit is MLX's, lowered only with CUDA and never raised (a lower one is kept)."""
+    import mlx.core as mx
+
+    before = mx.get_memory_limit()
+    calls: list[int] = []
+    monkeypatch.setattr(mx, "set_memory_limit", lambda n: calls.append(n) or before)
+    monkeypatch.setattr(mx.cuda, "is_available", lambda: False)
+    rvc_runtime.configure_gpu(memory_limit=0.5)
+    assert calls == []  # the CPU and Apple GPUs: untouched
+    monkeypatch.setattr(mx.cuda, "is_available", lambda: True)
+    rvc_runtime.configure_gpu(memory_limit=0.5)
+    assert calls == [2**29]
+    monkeypatch.setattr(mx, "get_memory_limit", lambda: 2**28)
+    rvc_runtime.configure_gpu(memory_limit=0.5)
+    assert calls == [2**29]  # already lower: kept
