@@ -62,7 +62,7 @@ def test_bench_environment_per_precision() -> None:
     env = bench._bench_env
     assert env("float32", {"MLX_ENABLE_TF32": "1"})["MLX_ENABLE_TF32"] == "0"
     assert env("tf32", {})["MLX_ENABLE_TF32"] == "1"
-    assert env("float16", {})["MLX_ENABLE_TF32"] == "0"
+    assert env("float16", {})["MLX_ENABLE_TF32"] == "1"
     assert env("float16", {"MLX_ENABLE_TF32": "1", "X": "y"}) == {"MLX_ENABLE_TF32": "1", "X": "y"}
     assert env("bfloat16", {"MLX_ENABLE_TF32": "0"})["MLX_ENABLE_TF32"] == "0"
 

@@ -134,6 +134,11 @@ def test_tf32_setting(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCapture
     monkeypatch.delenv(env, raising=False)
     assert backends._tf32(None) is False and os.environ[env] == "0"  # exact by default
     monkeypatch.delenv(env)
+    assert backends._tf32(None, half=True) is True and os.environ[env] == "1"  # half: TF32 float32 stages
+    assert backends._tf32(None, half=True) is True  # (then kept)
+    monkeypatch.setenv(env, "0")
+    assert backends._tf32(None, half=True) is False  # the caller's exact float32 is kept
+    monkeypatch.delenv(env)
     assert backends._tf32(True) is True and os.environ[env] == "1"
     assert backends._tf32(None) is True  # the caller's value is kept
     with caplog.at_level(logging.WARNING, logger="rvc_synth.backends"):

@@ -210,8 +210,8 @@ def run(
     the models and the warm-up), ``peak_device_mb``, ``device``, ``precision`` and
     ``first_call_s`` (the warm-up at the measured length: kernel and plan building included).
     ``isolate=True`` measures each length in a fresh process (``precision="tf32"`` needs it:
-    MLX reads ``MLX_ENABLE_TF32`` once, when it is imported); with ``float16``/``bfloat16`` a
-    ``MLX_ENABLE_TF32=1`` already set runs the float32 stages in TF32 (row key
+    MLX reads ``MLX_ENABLE_TF32`` once, when it is imported); with ``float16``/``bfloat16``
+    the float32 stages run in TF32 unless ``MLX_ENABLE_TF32=0`` is set (row key
     ``tf32_float32_stages``)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}; expected one of {', '.join(PRECISIONS)}")
@@ -248,11 +248,12 @@ def run(
 
 def _bench_env(precision: str, environ: Any) -> dict[str, str]:
     """The measuring process's environment: ``MLX_ENABLE_TF32`` is 1 for ``tf32`` and 0 for
-    ``float32`` (exact); half precisions keep a value the caller set (1: the float32 stages,
-    ContentVec and RMVPE, in TF32, as the reference's default), else 0."""
+    ``float32`` (exact); half precisions keep a value the caller set, else 1 (the float32
+    stages, ContentVec and RMVPE, in TF32, as the reference's default and the synthesizer's
+    default with a half dtype; 0 runs them in exact float32)."""
     env = dict(environ)
     if precision in ("float32", "tf32") or "MLX_ENABLE_TF32" not in env:
-        env["MLX_ENABLE_TF32"] = "1" if precision == "tf32" else "0"
+        env["MLX_ENABLE_TF32"] = "0" if precision == "float32" else "1"
     return env
 
 

@@ -121,7 +121,8 @@ def convert_folder(
         model, index, contentvec, rmvpe, options: as :class:`rvc_convert.VoiceConverter`
             (paths every worker can read; ``None`` weights resolve on the worker).
         precision: ``float32`` (exact), ``tf32`` (``MLX_ENABLE_TF32=1`` in the workers), ``float16``
-            or ``bfloat16`` (the synthesizer's dtype).
+            or ``bfloat16`` (the synthesizer's dtype; on NVIDIA GPUs ContentVec and RMVPE then
+            run in TF32, ``rvc_synth.backends``' default for half precision).
         fmt: output format, ``wav`` (default), ``flac``, ``mp3``, ``ogg``, ``opus``, ``m4a``.
         force: convert every file again, replacing existing outputs (default: skip them).
         address: ``None`` starts a local Ray on this machine (stopped at the end); ``"auto"`` or

@@ -371,7 +371,8 @@ def load(
             ``"numpy"`` or ``"onednn"``, or a :class:`~rvc_synth.backends.Backend`; chosen here,
             once (see :mod:`rvc_synth.backends`). ``model.info.backend`` says which.
         tf32: NVIDIA GPUs: float32 matmuls/convolutions in TF32 (``True``) or exact
-            (``False``); ``None`` keeps ``MLX_ENABLE_TF32`` if the caller set it, else exact.
+            (``False``); ``None`` keeps ``MLX_ENABLE_TF32`` if the caller set it, else exact
+            float32 with a float32 ``dtype`` and TF32 (for ContentVec and RMVPE) with a half one.
 
     Raises:
         BackendError: an unknown backend name, or ``"onednn"`` without the library.
