@@ -65,7 +65,7 @@ def build_models(synth_path: str | None = None, *, dtype: str = "float32") -> di
     import rvc_runtime
 
     rvc_runtime.configure_cpu()  # OpenBLAS and oneDNN, before MLX first loads
-    rvc_runtime.configure_gpu()  # MLX CUDA: convolution-plan cache, kernels kept on disk
+    rvc_runtime.configure_gpu()  # MLX CUDA: plan cache, kernels on disk, graphs off, memory limit
     import mlx.core as mx
     from mlx_contentvec import ContentvecModel
 

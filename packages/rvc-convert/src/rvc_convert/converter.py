@@ -88,7 +88,7 @@ class VoiceConverter:
         import rvc_runtime
 
         rvc_runtime.configure_cpu()  # OpenBLAS for MLX's CPU matmuls, oneDNN: before MLX first loads
-        rvc_runtime.configure_gpu()  # MLX CUDA: convolution-plan cache, kernels kept on disk
+        rvc_runtime.configure_gpu()  # MLX CUDA: plan cache, kernels on disk, graphs off, memory limit
         import rvc_synth
 
         if not isinstance(options, ConvertOptions):

@@ -391,7 +391,7 @@ def build_voice_index(
     from rvc_index import build_index
 
     rvc_runtime.configure_cpu()  # OpenBLAS and oneDNN for ContentVec on the CPU, before MLX first loads
-    rvc_runtime.configure_gpu()  # MLX CUDA: convolution-plan cache, kernels kept on disk
+    rvc_runtime.configure_gpu()  # MLX CUDA: plan cache, kernels on disk, graphs off, memory limit
     if version not in ("v1", "v2"):
         raise ConvertInputError(f"version={version!r}; expected 'v1' (256-d features) or 'v2' (768-d)")
     folder, dst = Path(audio_dir).expanduser(), Path(out_path).expanduser()
