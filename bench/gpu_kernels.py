@@ -22,6 +22,7 @@ rvc_runtime.configure_cpu()
 rvc_runtime.configure_gpu()
 
 import mlx.core as mx  # noqa: E402
+from gpu_profile17 import wrap_stages  # noqa: E402  (this folder)
 
 from rvc_convert.bench import build_models, pipeline_call, signal  # noqa: E402
 
@@ -64,50 +65,7 @@ def main() -> None:
 
         return run
 
-    class Cv:
-        def __init__(self, e):
-            self.e = e
-
-        def embedder(self, v):
-            emb = self.e.embedder(v)
-
-            class E:
-                def __init__(self):
-                    self.lazy = traced("contentvec", emb.lazy)
-
-                def __call__(self, x):
-                    return emb(x)
-
-            return E()
-
-    class Ix:
-        def __init__(self, i):
-            self.i = i
-
-        def blend(self, f, **kw):
-            return traced("index", self.i.blend)(f, **kw)
-
-    class Sy:
-        def __init__(self, s):
-            self.s, self.info, self.backend, self.dtype = s, s.info, s.backend, s.dtype
-
-        def __call__(self, *args, **kw):
-            return traced("synth", self.s)(*args, **kw)
-
-    class Rm:
-        def __init__(self, r):
-            self.r = r
-            self.backend = r.backend
-
-        def __getattr__(self, k):
-            return getattr(self.r, k)
-
-        def __call__(self, *args, **kw):
-            return traced("f0", self.r)(*args, **kw)
-
-    synth = models["synth"]
-    tm = dict(models, contentvec=Cv(models["contentvec"]), index=Ix(models["index"]), synth=Sy(synth))
-    tm["rmvpe"] = Rm(models["rmvpe"])
+    tm = wrap_stages(models, traced)
     call = pipeline_call(tm)
     for sec in a.seconds:
         x = signal(sec)

@@ -45,6 +45,57 @@ def med(fn, reps: int) -> tuple[float, float]:
     return round(1000 * statistics.median(ts), 2), round(mx.get_peak_memory() / 2**20, 1)
 
 
+def wrap_stages(models: dict, traced) -> dict:
+    """:func:`build_models`'s models with every stage call inside the pipeline going through
+    ``traced(name, fn)`` (names ``contentvec``, ``index``, ``synth``, ``f0``); ContentVec keeps
+    its ``lazy`` form, so GPU pipelines take their device path."""
+
+    class Cv:
+        def __init__(self, e):
+            self.e = e
+
+        def embedder(self, v):
+            emb = self.e.embedder(v)
+
+            class E:
+                def __init__(self):
+                    self.lazy = traced("contentvec", emb.lazy)
+
+                def __call__(self, x):
+                    return traced("contentvec", emb)(x)
+
+            return E()
+
+    class Ix:
+        def __init__(self, i):
+            self.i = i
+
+        def blend(self, f, **kw):
+            return traced("index", self.i.blend)(f, **kw)
+
+    class Sy:
+        def __init__(self, s):
+            self.s, self.info, self.backend, self.dtype = s, s.info, s.backend, s.dtype
+
+        def __call__(self, *args, **kw):
+            return traced("synth", self.s)(*args, **kw)
+
+    class Rm:
+        def __init__(self, r):
+            self.r = r
+
+        def __call__(self, *args, **kw):
+            return traced("f0", self.r)(*args, **kw)
+
+    return dict(
+        models,
+        contentvec=Cv(models["contentvec"]),
+        index=Ix(models["index"]),
+        synth=Sy(models["synth"]),
+        rmvpe=Rm(models["rmvpe"]),
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, nargs="+", default=[10, 60])
@@ -90,35 +141,7 @@ def main() -> None:
 
             return run
 
-        class Cv:
-            def __init__(self, e):
-                self.e = e
-
-            def embedder(self, v):
-                return traced("contentvec", self.e.embedder(v))
-
-        class Ix:
-            def __init__(self, i):
-                self.i = i
-
-            def blend(self, f, **kw):
-                return traced("index", self.i.blend)(f, **kw)
-
-        class Sy:
-            def __init__(self, s):
-                self.s, self.info, self.backend, self.dtype = s, s.info, s.backend, s.dtype
-
-            def __call__(self, *args, **kw):
-                return traced("synth", self.s)(*args, **kw)
-
-        class Rm:
-            def __init__(self, r):
-                self.r = r
-
-            def __call__(self, *args, **kw):
-                return traced("f0", self.r)(*args, **kw)
-
-        tm = dict(models, contentvec=Cv(cv), index=Ix(index), synth=Sy(synth), rmvpe=Rm(rmvpe))
+        tm = wrap_stages(models, traced)
         call = pipeline_call(tm)
     else:
         call = pipeline_call(models)
