@@ -55,18 +55,31 @@ def test_explicit_values_and_a_bad_size(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_memory_limit_only_with_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The limit is MLX's, lowered only with CUDA and never raised (a lower one is kept)."""
+    """The limit is MLX's, lowered only with CUDA, never raised (a lower one is kept), and the
+    first call's choice is kept by later ones (an app's ``memory_limit=None`` before
+    ``VoiceConverter``'s default call)."""
     import mlx.core as mx
+
+    from rvc_runtime import _gpu
 
     before = mx.get_memory_limit()
     calls: list[int] = []
     monkeypatch.setattr(mx, "set_memory_limit", lambda n: calls.append(n) or before)
     monkeypatch.setattr(mx.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(_gpu, "_limit_chosen", False)
     rvc_runtime.configure_gpu(memory_limit=0.5)
     assert calls == []  # the CPU and Apple GPUs: untouched
     monkeypatch.setattr(mx.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(_gpu, "_limit_chosen", False)
     rvc_runtime.configure_gpu(memory_limit=0.5)
     assert calls == [2**29]
+    rvc_runtime.configure_gpu()  # a later call (VoiceConverter's) keeps the first choice
+    assert calls == [2**29]
+    monkeypatch.setattr(_gpu, "_limit_chosen", False)
     monkeypatch.setattr(mx, "get_memory_limit", lambda: 2**28)
     rvc_runtime.configure_gpu(memory_limit=0.5)
     assert calls == [2**29]  # already lower: kept
+    monkeypatch.setattr(_gpu, "_limit_chosen", False)
+    rvc_runtime.configure_gpu(memory_limit=None)
+    rvc_runtime.configure_gpu()
+    assert calls == [2**29]  # None first: MLX's limit stays

@@ -8,6 +8,7 @@ from pathlib import Path
 
 CONV_CACHE = 1024  # cuDNN convolution plans kept by MLX (MLX_CUDA_CONV_CACHE_SIZE)
 MEMORY_LIMIT = 3.0  # GiB: MLX's evaluation guideline on CUDA (work in flight is waited for above it)
+_limit_chosen = False  # the first call's memory_limit is the one applied (later calls keep it)
 
 
 def _cache_root() -> Path:
@@ -42,7 +43,10 @@ def configure_gpu(
       it. Launched directly, the work of a whole evaluation is queued at once and its
       temporaries live until it completes (60 s, float16: peak 3.3 -> 6.2 GB); above the
       limit, an evaluation waits for work in flight before queueing more (a guideline for
-      MLX's scheduler, not an allocation cap).
+      MLX's scheduler, not an allocation cap). The limit is process-wide: in a process that
+      holds other MLX models, call ``configure_gpu(memory_limit=None)`` (or a larger limit)
+      yourself before making a ``VoiceConverter``: the first call's ``memory_limit`` is the
+      one applied, later calls (``VoiceConverter``'s) keep it.
 
     Harmless on Apple GPUs and CPUs (the variables are CUDA's; the limit is set only with
     CUDA). Returns the variables in effect. ``VoiceConverter`` and the ``rvc`` command call
@@ -61,12 +65,14 @@ def configure_gpu(
             os.environ["MLX_PTX_CACHE_DIR"] = str(ptx)
         except OSError:  # a read-only home: MLX compiles in every process, as without this
             pass
-    if memory_limit is not None:
+    global _limit_chosen
+    if not _limit_chosen and memory_limit is not None:
         import mlx.core as mx
 
         if mx.cuda.is_available():
             limit = int(memory_limit * 2**30)
             if mx.get_memory_limit() > limit:  # a lower limit already set is kept
                 mx.set_memory_limit(limit)
+    _limit_chosen = True
     keys = ("MLX_CUDA_CONV_CACHE_SIZE", "MLX_PTX_CACHE_DIR", "MLX_USE_CUDA_GRAPHS")
     return {k: os.environ[k] for k in keys if k in os.environ}
