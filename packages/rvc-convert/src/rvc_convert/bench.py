@@ -179,6 +179,9 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
     tf32 = models["synth"].info.precision == "tf32" or os.environ.get("MLX_ENABLE_TF32") == "1"
     row["precision"] = precision_label(synth_dtype, tf32=tf32, on_gpu=on_gpu)
     row["tf32_float32_stages"] = on_gpu and os.environ.get("MLX_ENABLE_TF32") == "1"  # ContentVec, RMVPE
+    if mx.cuda.is_available():  # rvc_runtime.configure_gpu's settings, as this run had them
+        row["cuda_graphs"] = os.environ.get("MLX_USE_CUDA_GRAPHS", "1") != "0"
+        row["memory_limit_gb"] = round(mx.get_memory_limit() / 2**30, 2)
     return row
 
 
@@ -208,11 +211,12 @@ def run(
     ``synth``, ``other``), ``total``, ``rtf`` (total seconds per second of audio),
     ``peak_rss_mb`` (peak resident memory of the process), ``rss_before_mb`` (after loading
     the models and the warm-up), ``peak_device_mb``, ``device``, ``precision`` and
-    ``first_call_s`` (the warm-up at the measured length: kernel and plan building included).
-    ``isolate=True`` measures each length in a fresh process (``precision="tf32"`` needs it:
-    MLX reads ``MLX_ENABLE_TF32`` once, when it is imported); with ``float16``/``bfloat16``
-    the float32 stages run in TF32 unless ``MLX_ENABLE_TF32=0`` is set (row key
-    ``tf32_float32_stages``)."""
+    ``first_call_s`` (the warm-up at the measured length: kernel and plan building included);
+    with CUDA also ``cuda_graphs`` and ``memory_limit_gb`` (MLX's settings the run had, see
+    ``rvc_runtime.configure_gpu``). ``isolate=True`` measures each length in a fresh process
+    (``precision="tf32"`` needs it: MLX reads ``MLX_ENABLE_TF32`` once, when it is imported);
+    with ``float16``/``bfloat16`` the float32 stages run in TF32 unless ``MLX_ENABLE_TF32=0``
+    is set (row key ``tf32_float32_stages``)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}; expected one of {', '.join(PRECISIONS)}")
     dtype = "float32" if precision == "tf32" else precision
