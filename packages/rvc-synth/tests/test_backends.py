@@ -149,3 +149,18 @@ def test_tf32_setting(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCapture
     )
     assert (b.precision, b.chunk_frames) == ("tf32", 500)
     assert b.__class__(**{**b.__dict__, "tf32": False}).chunk_frames == 200
+
+
+def test_info_counts_the_parameters_once(ref_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``info.n_params`` is the network's parameter count, counted at the first access only (a
+    live stream reads ``info`` every block; the walk took ~3 ms), and a dtype change keeps it."""
+    from mlx.utils import tree_flatten
+
+    m = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_40k.pth")
+    want = sum(v.size for _, v in tree_flatten(m.parameters()))
+    assert m.info.n_params == want > 0
+    monkeypatch.setattr(m, "parameters", lambda: pytest.fail("info walked the parameters again"))
+    assert m.info.n_params == want
+    monkeypatch.undo()
+    m.set_dtype("float16")
+    assert m.info.n_params == want and m.info.precision == "float16"

@@ -32,7 +32,8 @@ run as the reference's PyTorch defaults run them; in exact float32 they took 5.7
 and 7.3 GB (ContentVec) on a 60 s input against 1.9 and 3.0 GB in TF32 (H200), and the whole
 float16 conversion of 60 s 431 -> 335 ms. It applies process-wide (ContentVec and RMVPE too)
 and cannot change once MLX has read it; a conflicting request is logged and
-:attr:`Backend.tf32` reports the value in force. Nothing here runs at import; on the CPU and on Metal nothing is written.
+:attr:`Backend.tf32` reports the value in force. Nothing here runs at import; on the CPU and on
+Metal nothing is written.
 
 For experiments, a :class:`Backend` can be edited and handed back:
 ``m.set_backend(dataclasses.replace(m.backend, conv="native", compile="all"))``.
