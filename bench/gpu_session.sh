@@ -8,7 +8,10 @@
 #   run(command="bash bench/gpu_session.sh live")                      # live (issue 16)
 #   run(command="bash bench/gpu_session.sh trace")                     # each stage call traced in the pipeline
 #   run(command="bash bench/gpu_session.sh first")                     # first conversion: cold, then cached
-# (after the first call, .gpu/p3 stays in /tmp/stash: later calls need no carry while the machine is warm)
+#   run(carry=[".gpu/p3"], command="BUDGET=560 bash bench/gpu_final17.sh")  # issue 17 in one call (after p1, p2)
+#   MLX_ENABLE_TF32=1 python3 bench/gpu_kernels.py --seconds 10 60 [--dtype float16]  # CUPTI kernels per stage
+# (after the first call, .gpu/p3 stays in /tmp/stash: later calls need no carry while the machine is warm;
+# gpu_final17.sh reads .gpu/p3 itself, so it needs the carry)
 # JSON and logs come back under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
