@@ -3,6 +3,7 @@ memory bound of its evaluations."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -66,8 +67,8 @@ def configure_gpu(
         except OSError:  # a read-only home: MLX compiles in every process, as without this
             pass
     global _limit_chosen
-    if not _limit_chosen and memory_limit is not None:
-        import mlx.core as mx
+    if not _limit_chosen and memory_limit is not None and importlib.util.find_spec("mlx") is not None:
+        import mlx.core as mx  # (rvc-runtime does not need MLX; the stages that use it do)
 
         if mx.cuda.is_available():
             limit = int(memory_limit * 2**30)
