@@ -298,14 +298,14 @@ def options(seconds: float = 10.0, *, sample_rate: int = 40000) -> list[dict[str
 
 
 def main(argv: list[str]) -> None:
+    repeats = int(argv[argv.index("--repeats") + 1]) if "--repeats" in argv else 1
     if "--one" in argv:
         synth = argv[argv.index("--synth") + 1] if "--synth" in argv else None
         dtype = argv[argv.index("--dtype") + 1] if "--dtype" in argv else "float32"
-        reps = int(argv[argv.index("--repeats") + 1]) if "--repeats" in argv else 1
-        print(json.dumps(measure(float(argv[argv.index("--one") + 1]), build_models(synth, dtype=dtype), repeats=reps)))
+        models = build_models(synth, dtype=dtype)
+        print(json.dumps(measure(float(argv[argv.index("--one") + 1]), models, repeats=repeats)))
         return
     precision = argv[argv.index("--precision") + 1] if "--precision" in argv else "float32"
-    repeats = int(argv[argv.index("--repeats") + 1]) if "--repeats" in argv else 1
     secs: tuple[float, ...] = (10.0, 60.0)
     if "--seconds" in argv:
         rest = argv[argv.index("--seconds") + 1 :]

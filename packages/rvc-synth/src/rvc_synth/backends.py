@@ -174,7 +174,7 @@ def _tf32(want: bool | None, *, half: bool = False) -> bool:
     have = os.environ.get(ENV_TF32)
     if want is None:
         if have is None:
-            os.environ[ENV_TF32] = "1" if half else "0"  # faithful float32 unless asked otherwise
+            os.environ[ENV_TF32] = "1" if half else "0"  # exact float32 unless asked or half precision
             return half
         return have != "0"
     if have is None:
