@@ -38,12 +38,17 @@ def main() -> None:
     ap.add_argument("--input", help="real speech (any format), looped to --seconds; default: the bench signal")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     ap.add_argument("--tf32", action="store_true", help="NVIDIA: float32 in TF32")
+    ap.add_argument("--rmvpe-backend", default="auto", help="A/B: e.g. 'compiled' (the U-Net without direct kernels)")
+    ap.add_argument("--plain-synth", action="store_true", help="A/B: the decoder outside the compiled block graph")
     args = ap.parse_args()
 
     models = build_models(dtype=args.dtype)
     if args.tf32:
         models["synth"].set_backend(models["synth"].backend, tf32=True)
     cv, rmvpe, version = models["contentvec"], models["rmvpe"], models["synth"].info.version
+    rmvpe.set_backend(args.rmvpe_backend)
+    if args.plain_synth:
+        models["synth"].dec.traceable = lambda *_: False
     vc = VoiceConverter(
         models["synth"],
         index=models["index"],
@@ -84,6 +89,8 @@ def main() -> None:
             device=_device_name(models["synth"].backend.device),
             precision=models["synth"].info.precision,
             input=args.input or "bench signal",
+            rmvpe_unet=rmvpe.backend.unet,
+            plain_synth=args.plain_synth,
         )
         if args.json:
             print(json.dumps(fig), flush=True)

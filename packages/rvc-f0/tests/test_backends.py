@@ -16,21 +16,22 @@ CUDA = mx.default_device() == mx.gpu and mx.cuda.is_available()
 
 
 def test_auto_picks_the_same_kernels_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
-    """CUDA: the BiGRU kernel; GPUs: the compiled U-Net; CPU: the lent U-Net convolution when one is
-    lent, the BiGRU in NumPy."""
+    """CUDA: the BiGRU kernel and the direct-convolution U-Net for short inputs; other GPUs: the
+    compiled U-Net; CPU: the lent U-Net convolution when one is lent, the BiGRU in NumPy."""
     monkeypatch.delenv(ENV_BACKEND, raising=False)
     lent = object()
     gpu = mx.default_device() == mx.gpu
     frames = (8000, 4096) if CUDA else (3200, 2048)  # CUDA: fewer windows, fewer convolution plans
+    gpu_unet = "direct" if CUDA else "compiled"
     want = RMVPEBackend(
         "auto",
-        "compiled" if gpu else "mlx",
+        gpu_unet if gpu else "mlx",
         "cuda" if CUDA else "mlx" if gpu else "numpy",
         "mlx" if gpu else "numpy",
         *frames,
     )
     assert choose_backend() == want
-    assert choose_backend(conv2d=lent).unet == ("compiled" if gpu else "conv2d")
+    assert choose_backend(conv2d=lent).unet == (gpu_unet if gpu else "conv2d")
     assert choose_backend("mlx", conv2d=lent) == RMVPEBackend("mlx", "mlx", "mlx", "numpy", *frames)
 
 
@@ -61,9 +62,10 @@ def test_lending_a_convolution_chooses_again(weights: Path) -> None:
 
     m = _load(weights)
     gpu = mx.default_device() == mx.gpu
-    assert m.backend.unet == ("compiled" if gpu else "mlx") and (m._unet() is None) != gpu
+    gpu_unet = "direct" if CUDA else "compiled"
+    assert m.backend.unet == (gpu_unet if gpu else "mlx") and (m._unet() is None) != gpu
     m.conv2d = lambda w, b, p: None  # a (never called) factory
-    assert m.backend.unet == ("compiled" if gpu else "conv2d")
+    assert m.backend.unet == (gpu_unet if gpu else "conv2d")
     m.set_backend("mlx")
     assert m.backend.unet == "mlx" and m._unet() is None and m.conv2d is not None
 
@@ -98,6 +100,74 @@ def test_compiled_unet_backend_matches_mlx() -> None:
     assert compiled.backend.unet == "compiled"
     np.testing.assert_allclose(compiled.salience(audio), eager, rtol=0, atol=1e-5)  # float32 fusion rounding
     np.testing.assert_allclose(compiled.salience(audio), eager, rtol=0, atol=1e-5)  # cached graph, same shape
+
+
+def test_direct_unet_walk_matches_mlx(weights: Path) -> None:
+    """The "direct" U-Net (CUDA, short inputs): BatchNorms folded, ReLU, residual adds and 1x1
+    shortcuts fused into the second convolution of each block, the decoder's up-sampling as a 2x2
+    convolution to four parities. Walked here with MLX's conv2d in the kernel's place (the same
+    fused arguments): MLX's U-Net's output to float32 rounding, every block covered."""
+    from rvc_f0._cuda_unet import DeviceUnet, conv_mlx
+    from rvc_f0._rmvpe import _load
+
+    net = _load(weights).net
+    calls: list[tuple] = []
+
+    def spy(x: mx.array, w: mx.array, b: mx.array, **kw) -> mx.array:
+        calls.append((kw["k"], "res" if kw.get("res") is not None else "short" if kw.get("short") is not None else ""))
+        return conv_mlx(x, w, b, **kw)
+
+    unet = DeviceUnet(net, spy)
+    x = mx.array(np.random.default_rng(5).standard_normal((1, 64, 128, 1)).astype(np.float32))
+    want = np.array(net.cnn(net.unet(x)))
+    got = np.array(unet(x))
+    assert np.abs(got - want).max() <= 2e-6 * np.abs(want).max()
+    n_blocks = sum(len(layer.conv_blocks) for part in (net.unet.encoder, net.unet.intermediate, net.unet.decoder)
+                   for layer in part.layers)
+    assert calls.count((3, "res")) + calls.count((3, "short")) == n_blocks and calls.count((3, "short")) >= 10
+    assert calls.count((2, "")) == 5 and len(calls) == 2 * n_blocks + 5 + 1  # up-samplings, the output conv
+
+
+def test_short_inputs_fall_back_for_good_when_the_kernels_fail(caplog: pytest.LogCaptureFixture) -> None:
+    """The "direct" U-Net serves inputs up to its frame limit; longer ones, and every one after
+    the kernels failed to build or run (one warning), go to the compiled MLX U-Net."""
+    from rvc_f0._cuda_unet import ShortInputs
+
+    seen = []
+    ok = ShortInputs(lambda: lambda x: seen.append("direct") or x + 1, lambda x: seen.append("mlx") or x - 1, 64)
+    assert np.array(ok(mx.zeros((1, 32, 4, 1)))).max() == 1 and np.array(ok(mx.zeros((1, 96, 4, 1)))).max() == -1
+    assert seen == ["direct", "mlx"] and not ok.failed
+
+    def broken() -> mx.array:
+        raise RuntimeError("nvrtc: error")
+
+    bad = ShortInputs(lambda: lambda x: broken(), lambda x: x - 1, 64)
+    with caplog.at_level("WARNING", logger="rvc_f0"):
+        assert np.array(bad(mx.zeros((1, 32, 4, 1)))).max() == -1
+        assert np.array(bad(mx.zeros((1, 32, 4, 1)))).max() == -1
+    assert bad.failed and sum("direct-convolution kernels unavailable" in r.message for r in caplog.records) == 1
+
+
+@pytest.mark.skipif(not CUDA, reason="the direct-convolution kernel needs MLX's CUDA backend")
+def test_direct_convolution_kernel_matches_mlx(weights: Path) -> None:
+    """The CUDA kernel against MLX's conv2d: every fusion mode, odd sizes, and the whole U-Net."""
+    from rvc_f0._cuda_unet import DeviceUnet, conv_cuda, conv_mlx
+    from rvc_f0._rmvpe import _load
+
+    rng = np.random.default_rng(6)
+    arr = lambda *s: mx.array(rng.standard_normal(s).astype(np.float32))  # noqa: E731
+    for n, h, w, cin, cout, k, pad in [(1, 3, 5, 16, 9, 3, 1), (1, 32, 128, 1, 16, 3, 1), (2, 4, 6, 70, 40, 3, 1),
+                                       (1, 1, 4, 512, 512, 3, 1), (1, 3, 3, 6, 20, 2, 0)]:
+        x, wt, b = arr(n, h, w, cin), arr(k * k * cin, cout), arr(cout)
+        for kw in ({}, {"res": arr(n, h, w, cout)}, {"short": (x, arr(cin, cout), arr(cout))}):
+            for relu in (False, True):
+                want = np.array(conv_mlx(x, wt, b, k=k, pad=pad, relu=relu, **kw))
+                got = np.array(conv_cuda(x, wt, b, k=k, pad=pad, relu=relu, **kw))
+                assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max()), (n, h, w, cin, cout, kw.keys())
+    net = _load(weights).net
+    x = arr(1, 32, 128, 1)
+    want = np.array(net.cnn(net.unet(x)))
+    assert np.abs(np.array(DeviceUnet(net, conv_cuda)(x)) - want).max() <= 1e-4 * np.abs(want).max()
 
 
 def test_device_mel_front_end_meets_the_goldens(weights: Path, golden: dict, fixtures_dir: Path) -> None:

@@ -252,18 +252,22 @@ def _check_out_frames(m: rvc_synth.Synthesizer, conv: str) -> None:
         m(*args, noise_scale=0, out_frames=(200, 100))
 
 
-def test_static_shape_compiles_encoder_and_flow_same_audio(ref_dir: Path) -> None:
-    """``static_shape=True`` (live blocks) compiles the encoder and flow where the backend
-    compiles (GPUs; here the MLX backend told to compile its decoder on the CPU): the streaming
-    golden still holds and the audio equals the uncompiled call's."""
+def test_static_shape_compiles_the_whole_call_same_audio(ref_dir: Path) -> None:
+    """``static_shape=True`` (live blocks) compiles the whole call (encoder, prior noise, flow,
+    decoder) as one graph where the backend compiles (GPUs; here the MLX backend told to compile
+    on the CPU): the streaming golden still holds, and the audio equals the uncompiled call's,
+    with and without noise, with a formant stretch (``decode_frames``) too."""
     g = np.load(ref_dir / "synth" / "v2_f0_40k_T64.npz")
     m = model(ref_dir, "v2_f0_40k")
     m.set_backend(replace(rvc_synth.backends.choose("mlx"), compile="decoder"))
     phone, pitch, f0 = inputs(g)
-    kw = dict(noise_scale=0, skip_head=int(g["skip_head"]), return_length=int(g["return_length"]))
-    plain = np.array(m(phone, pitch, f0, **kw)[0])
-    for _ in range(2):
-        got = np.array(m(phone, pitch, f0, static_shape=True, **kw)[0])
-        close(got, g["audio_skip"][0, 0], TINY, "streaming audio, compiled")
-        assert np.abs(got - plain).max() <= 1e-6
-    assert {name for name, _ in m.__dict__["_graphs"]} == {"enc", "flow"}
+    kw = dict(skip_head=int(g["skip_head"]), return_length=int(g["return_length"]))
+    for extra in ({"noise_scale": 0}, {"noise_scale": 0.66666, "seed": 3}, {"noise_scale": 0, "decode_frames": 30}):
+        plain = np.array(m(phone, pitch, f0, **kw, **extra)[0])
+        for _ in range(2):
+            got = np.array(m(phone, pitch, f0, static_shape=True, **kw, **extra)[0])
+            if extra == {"noise_scale": 0}:
+                close(got, g["audio_skip"][0, 0], TINY, "streaming audio, compiled")
+            assert got.shape == plain.shape and np.abs(got - plain).max() <= 1e-6, extra
+    assert {name for name, _ in m.__dict__["_graphs"]} == {"whole"}
+    assert len(m.__dict__["_graphs"]) == 3  # one graph per (noise, geometry)

@@ -31,6 +31,7 @@ HF_FILENAME = "rmvpe.safetensors"  # = mlx_rmvpe.HF_WEIGHTS_FILE
 N_FFT, N_MELS, FMIN, FMAX = 1024, 128, 30.0, 8000.0
 BACKENDS = ("auto", "mlx", "cuda", "compiled")
 ENV_BACKEND = "RVC_RMVPE_BACKEND"
+DIRECT_FRAMES = 128  # the "direct" U-Net's longest input (frames; live blocks up to ~1 s)
 _CENTS = np.pad(20 * np.arange(360) + 1997.3794084376191, (4, 4))  # (368,), bin centres in cents
 
 
@@ -40,8 +41,10 @@ class RMVPEBackend:
 
     ``name``: what was asked for (``"auto"``, ``"mlx"``, ``"cuda"``; ``"auto"`` resolves per part);
     ``unet``: ``"mlx"`` (MLX's ``conv2d``), ``"compiled"`` (the same, one ``mx.compile``d graph per
-    input shape: fewer kernel launches for inputs of one length, e.g. live blocks) or ``"conv2d"``
-    (the lent convolution, CPU);
+    input shape: fewer kernel launches for inputs of one length, e.g. live blocks), ``"direct"``
+    (NVIDIA: inputs up to ``DIRECT_FRAMES`` frames, live blocks, on direct-convolution CUDA
+    kernels, :mod:`._cuda_unet`, two launches per residual block; longer ones compiled) or
+    ``"conv2d"`` (the lent convolution, CPU);
     ``gru``: ``"mlx"`` (the BiGRU stepped in MLX), ``"numpy"`` (stepped in NumPy: the CPU, ~3x
     faster there) or ``"cuda"`` (one CUDA kernel for all steps);
     ``mel``: ``"numpy"`` (the front end in float64 on the host) or ``"mlx"`` (float32 on the
@@ -72,6 +75,7 @@ def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend
     MLX only; ``"cuda"``: the BiGRU kernel (MLX's CUDA backend required); ``"compiled"``: the
     U-Net ``mx.compile``d per input shape (any device; the BiGRU kernel on CUDA). Measured on an
     H200 (TF32): 0.31 s of audio 14.4 -> 8.2 ms, 10 s 22.6 -> 13.5 ms; salience within 4e-5.
+    On CUDA, ``"auto"`` and ``"cuda"`` run short inputs' U-Net on direct convolutions (``"direct"``).
     """
     name, source = backend, "backend="
     if name == "auto" and os.environ.get(ENV_BACKEND):
@@ -92,7 +96,9 @@ def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend
         return RMVPEBackend("compiled", "compiled", "cuda" if cuda else "mlx", mel, *frames)
     unet = "mlx"
     if name == "auto":
-        unet = "compiled" if gpu else "conv2d" if conv2d is not None else "mlx"
+        unet = "direct" if cuda else "compiled" if gpu else "conv2d" if conv2d is not None else "mlx"
+    elif name == "cuda":
+        unet = "direct"
     gru = "cuda" if cuda else "mlx" if gpu else "numpy"
     return RMVPEBackend("cuda" if name == "cuda" else "auto", unet, gru, mel, *frames)
 
@@ -149,12 +155,17 @@ class RMVPEModel:
     def _unet(self) -> Any:
         """The U-Net over the lent ``conv2d`` or compiled (built once per backend), or None for
         MLX's own."""
-        if self.backend.unet == "compiled":
+        if self.backend.unet in ("compiled", "direct"):
             if self._cpu_unet is None:
                 import mlx.core as mx
 
                 net = self.net
-                self._cpu_unet = mx.compile(lambda x: net.cnn(net.unet(x)))  # retraced per input shape
+                compiled = mx.compile(lambda x: net.cnn(net.unet(x)))  # retraced per input shape
+                if self.backend.unet == "direct":
+                    from ._cuda_unet import DeviceUnet, ShortInputs, conv_cuda
+
+                    compiled = ShortInputs(lambda: DeviceUnet(net, conv_cuda), compiled, DIRECT_FRAMES)
+                self._cpu_unet = compiled
             return self._cpu_unet
         if self.backend.unet != "conv2d":
             return None

@@ -258,6 +258,13 @@ class Generator(nn.Module):
                 mx.eval(pieces[-max(len(streams), 1) :])
         return mx.concatenate(pieces, axis=1)
 
+    def traceable(self, t: int, chunk_frames: int | None) -> bool:
+        """Whether decoding ``t`` frames can be traced into an ``mx.compile``d graph: this
+        backend compiles, the frames make one stretch and no host (oneDNN) decoder runs."""
+        if self.backend.compile == "off" or self._dnnl() is not None:
+            return False
+        return _chunking(t, chunk_frames, self.backend) + 2 * self.receptive_radius() >= t
+
     def _dnnl(self):
         """The oneDNN decoder (the ``onednn`` backend, float32 weights), built once; else None."""
         if (

@@ -329,18 +329,52 @@ class Synthesizer(nn.Module):
         if noise_scale:
             keys = mx.random.split(mx.random.key(seed) if seed is not None else mx.random.key(np.random.randint(2**31)))
             k_prior, k_nsf = keys[0], keys[1]
+        else:
+            k_prior = k_nsf = None
         g = self.emb_g(mx.array([speaker] * b))[:, None, :]  # (B, 1, gin)
+        geometry = (flow_head, dec_head, head, length, streaming, chunk_frames, out_frames, decode_frames)
+        if static_shape and streaming and self.dec.traceable(decode_frames or length, chunk_frames):
+            # live blocks: the whole call (encoder, prior noise, flow, decoder) as one compiled
+            # graph: fewer kernels (element-wise ops fused) and no graph building in Python
+            args = (x, p, nsff0, g, k_prior, k_nsf)
+            given = tuple(a is not None for a in args)  # a compiled graph takes arrays only
+
+            def whole(*arrays: mx.array) -> mx.array:
+                it = iter(arrays)
+                full = [next(it) if has else None for has in given]
+                return self._forward(*full, noise_scale=noise_scale, geometry=geometry, whole=True)
+
+            fn = self._compiled("whole", whole, given, noise_scale, geometry, static=True)
+            return fn(*(a for a in args if a is not None))
+        return self._forward(x, p, nsff0, g, k_prior, k_nsf, noise_scale=noise_scale, geometry=geometry)
+
+    def _forward(
+        self,
+        x: mx.array,
+        p: mx.array | None,
+        nsff0: mx.array | None,
+        g: mx.array,
+        k_prior: mx.array | None,
+        k_nsf: mx.array | None,
+        *,
+        noise_scale: float,
+        geometry: tuple,
+        whole: bool = False,
+    ) -> mx.array:
+        """Encoder, prior noise, flow and decoder (:meth:`__call__`'s arguments, checked);
+        ``whole``: traced into one compiled graph (no evaluation inside)."""
+        flow_head, dec_head, head, length, streaming, chunk_frames, out_frames, decode_frames = geometry
         if p is None:
             enc0 = lambda x: self.enc_p(x, None, skip_head=flow_head)  # noqa: E731
-            m_p, logs_p = self._compiled("enc0", enc0, flow_head, static=static_shape)(x)
+            m_p, logs_p = self._compiled("enc0", enc0, flow_head, static=False)(x)
         else:
             enc = lambda x, p: self.enc_p(x, p, skip_head=flow_head)  # noqa: E731
-            m_p, logs_p = self._compiled("enc", enc, flow_head, static=static_shape)(x, p)
+            m_p, logs_p = self._compiled("enc", enc, flow_head, static=False)(x, p)
         z_p = m_p
-        if noise_scale:
+        if k_prior is not None:
             z_p = m_p + mx.exp(logs_p) * mx.random.normal(m_p.shape, key=k_prior).astype(m_p.dtype) * noise_scale
-        z = self._compiled("flow", self.flow.reverse, static=static_shape)(z_p, g)
-        if self.backend.device != "cpu":
+        z = self._compiled("flow", self.flow.reverse, static=False)(z_p, g)
+        if self.backend.device != "cpu" and not whole:
             mx.eval(z)  # GPUs: the encoder's and flow's transient memory is freed before the decoder
         if streaming:
             z = z[:, dec_head : dec_head + length]
@@ -350,7 +384,7 @@ class Synthesizer(nn.Module):
             z,
             nsff0,
             g,
-            key=k_nsf if noise_scale else None,
+            key=k_nsf,
             chunk_frames=chunk_frames,
             out_frames=out_frames,
             n_res=decode_frames,

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Issue 16 on the lent H200, one call after `gpu_session.sh stash` (p1, p2; p3 carried here):
+# the direct-convolution RMVPE U-Net against cuDNN's (gpu_unet_direct.py), the live stream at
+# block 0.25 s (new wiring, then the old one: compiled cuDNN U-Net, decoder outside the block
+# graph), the 90 ms setting in real time, and the CUPTI kernels of one block. JSON under $OUT.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/rvc-gpu}
+mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/p3/*.whl >/dev/null 2>&1
+export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
+for p in packages/*/src; do export PYTHONPATH=$PWD/$p:$PYTHONPATH; done
+start=$SECONDS
+left() { echo $((${BUDGET:-570} - (SECONDS - start))); }
+run() { timeout "$(left)" "$@" 2>>"$OUT/log.txt"; }
+S=.gpu/p3/speech.wav
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >"$OUT/env.txt"; git log -1 --format=%h >>"$OUT/env.txt"
+echo "== direct U-Net =="; MLX_ENABLE_TF32=0 run python3 bench/gpu_unet_direct.py | tee "$OUT/unet.jsonl"
+live() { run python3 bench/live_bench.py --dtype float16 --json --input $S "$@" | tee -a "$OUT/live.jsonl"; }
+echo "== live 0.25 new =="; live --blocks 0.25 --extra 2.5 --seconds 20 --pace fast
+echo "== live 0.25 old =="; live --blocks 0.25 --extra 2.5 --seconds 20 --pace fast --rmvpe-backend compiled --plain-synth
+echo "== live 90 ms =="; live --blocks 0.05 --crossfade 0.03 --extra 1.0 --seconds 30 --pace realtime
+echo "== block kernels =="; (cd bench && run python3 gpu_live_kernels.py --dtype float16 --input ../$S) | tee "$OUT/live_kernels.jsonl"
+echo "left $(left) s"; tail -5 "$OUT/log.txt"
