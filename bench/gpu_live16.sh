@@ -18,7 +18,8 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >"$OUT/env.txt"
 echo "== direct U-Net =="; MLX_ENABLE_TF32=0 run python3 bench/gpu_unet_direct.py | tee "$OUT/unet.jsonl"
 live() { run python3 bench/live_bench.py --dtype float16 --json --input $S "$@" | tee -a "$OUT/live.jsonl"; }
 echo "== live 0.25 new =="; live --blocks 0.25 --extra 2.5 --seconds 20 --pace fast
+echo "== live 0.25 cuDNN U-Net =="; live --blocks 0.25 --extra 2.5 --seconds 20 --pace fast --rmvpe-backend compiled
 echo "== live 0.25 old =="; live --blocks 0.25 --extra 2.5 --seconds 20 --pace fast --rmvpe-backend compiled --plain-synth
-echo "== live 90 ms =="; live --blocks 0.05 --crossfade 0.03 --extra 1.0 --seconds 30 --pace realtime
+echo "== live 90 ms =="; live --blocks 0.05 --crossfade 0.03 --extra 1.0 --seconds 60 --pace realtime
 echo "== block kernels =="; (cd bench && run python3 gpu_live_kernels.py --dtype float16 --input ../$S) | tee "$OUT/live_kernels.jsonl"
 echo "left $(left) s"; tail -5 "$OUT/log.txt"

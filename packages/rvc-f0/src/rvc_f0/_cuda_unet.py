@@ -117,12 +117,15 @@ def _pow2_floor(n: int) -> int:
 def plan(npix: int, cin: int, cout: int) -> tuple[int, int, int]:
     """``(OT, KS, PX)``: output channels per block, input-channel slices, pixels per block.
 
-    Up to 32 channels per block; the input channels split so that each thread sums ~8 of them
-    (at most 512 threads); 4 pixels per block where there are many pixels, up to 8 where a
-    level has few pixels and wide weights (the weight read once serves them all)."""
+    4 pixels per block (8 where a level has few pixels and wide weights: a weight read once
+    serves them all); up to 32 channels per block, fewer where that leaves under 128 blocks
+    (the deep levels: a few pixels, 512 channels); the input channels split so that each thread
+    sums ~8 of them, at most 256 threads a block (the registers of 8 pixels' sums must fit)."""
+    px = min(8 if npix <= 64 else 4, 1 << max(0, (npix - 1).bit_length()))
     ot = min(32, 1 << max(0, (cout - 1).bit_length()))
-    ks = min(512 // ot, _pow2_floor(cin // 8))
-    px = 8 if npix <= 64 else 4
+    while ot > 8 and -(-npix // px) * -(-cout // ot) < 128:
+        ot //= 2
+    ks = min(256 // ot, _pow2_floor(cin // 8))
     return ot, ks, px
 
 
