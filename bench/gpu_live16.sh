@@ -15,11 +15,13 @@ left() { echo $((${BUDGET:-570} - (SECONDS - start))); }
 run() { timeout "$(left)" "$@" 2>>"$OUT/log.txt"; }
 S=.gpu/p3/speech.wav
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >"$OUT/env.txt"; git log -1 --format=%h >>"$OUT/env.txt"
-echo "== direct U-Net =="; MLX_ENABLE_TF32=0 run python3 bench/gpu_unet_direct.py | tee "$OUT/unet.jsonl"
+echo "== direct U-Net =="; MLX_ENABLE_TF32=${UNET_TF32:-0} run python3 bench/gpu_unet_direct.py --frames 32 160 256 512 --reps 20 | tee "$OUT/unet.jsonl"
 live() { run python3 bench/live_bench.py --dtype float16 --json --input $S "$@" | tee -a "$OUT/live.jsonl"; }
 echo "== live 0.25 new =="; live --blocks 0.25 --extra 2.5 --seconds 20 --pace fast
 echo "== live 0.25 cuDNN U-Net =="; live --blocks 0.25 --extra 2.5 --seconds 20 --pace fast --rmvpe-backend compiled
-echo "== live 0.25 old =="; live --blocks 0.25 --extra 2.5 --seconds 20 --pace fast --rmvpe-backend compiled --plain-synth
+[ -z "${SHORT:-}" ] && { echo "== live 0.25 old =="; live --blocks 0.25 --extra 2.5 --seconds 20 --pace fast --rmvpe-backend compiled --plain-synth; }
+echo "== live 0.25 new, again =="; live --blocks 0.25 --extra 2.5 --seconds 20 --pace fast
 echo "== live 90 ms =="; live --blocks 0.05 --crossfade 0.03 --extra 1.0 --seconds 60 --pace realtime
-echo "== block kernels =="; (cd bench && run python3 gpu_live_kernels.py --dtype float16 --input ../$S) | tee "$OUT/live_kernels.jsonl"
+echo "== live 100 ms =="; live --blocks 0.06 --crossfade 0.03 --extra 1.0 --seconds 60 --pace realtime
+[ -z "${SHORT:-}" ] && { echo "== block kernels =="; (cd bench && run python3 gpu_live_kernels.py --dtype float16 --input ../$S) | tee "$OUT/live_kernels.jsonl"; }
 echo "left $(left) s"; tail -5 "$OUT/log.txt"
