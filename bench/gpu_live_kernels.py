@@ -52,7 +52,11 @@ def main() -> None:
     cv, version = models["contentvec"], synth.info.version
     vc = VoiceConverter(synth, embedder=cv.embedder(version), options=ConvertOptions(f0_method="pm"))
     st = vc.stream(
-        sample_rate=48000, block=a.block, crossfade=a.crossfade, extra=a.extra, seed=0,
+        sample_rate=48000,
+        block=a.block,
+        crossfade=a.crossfade,
+        extra=a.extra,
+        seed=0,
         f0_fn=f0_function(models["rmvpe"]),
     )
     sr = 48000
@@ -70,8 +74,15 @@ def main() -> None:
         "features": lambda: mx.eval(vc.embedder.lazy(st.input_wav_res, static_shape=True)),
         "f0": lambda: st.f0_fn(st.input_wav_res[-fe:], fe // 160 + 1),
         "synth": lambda: mx.eval(
-            vc.synth(feats, pitch[None], pitchf[None], seed=1, skip_head=st.skip_head,
-                     return_length=st.return_length, static_shape=True)
+            vc.synth(
+                feats,
+                pitch[None],
+                pitchf[None],
+                seed=1,
+                skip_head=st.skip_head,
+                return_length=st.return_length,
+                static_shape=True,
+            )
         ),
     }
     it = itertools.cycle(blocks)

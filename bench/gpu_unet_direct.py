@@ -46,8 +46,13 @@ def main() -> None:
     rng = np.random.default_rng(0)
     arr = lambda *s: mx.array(rng.standard_normal(s).astype(np.float32))  # noqa: E731
     checks = []
-    for n, h, w, cin, cout, k, pad in [(1, 3, 5, 16, 9, 3, 1), (1, 32, 128, 1, 16, 3, 1), (2, 4, 6, 70, 40, 3, 1),
-                                       (1, 1, 4, 512, 512, 3, 1), (1, 3, 3, 6, 20, 2, 0)]:
+    for n, h, w, cin, cout, k, pad in [
+        (1, 3, 5, 16, 9, 3, 1),
+        (1, 32, 128, 1, 16, 3, 1),
+        (2, 4, 6, 70, 40, 3, 1),
+        (1, 1, 4, 512, 512, 3, 1),
+        (1, 3, 3, 6, 20, 2, 0),
+    ]:
         x, wt, b = arr(n, h, w, cin), arr(k * k * cin, cout), arr(cout)
         for kw in ({}, {"res": arr(n, h, w, cout)}, {"short": (x, arr(cin, cout), arr(cout))}):
             want = np.array(conv_mlx(x, wt, b, k=k, pad=pad, relu=True, **kw))
@@ -69,11 +74,11 @@ def main() -> None:
         x = arr(1, t, 128, 1)
         want = np.array(cudnn(x))
         rec: dict = {"frames": t, "maxdiff_rel": float(np.abs(np.array(du(x)) - want).max() / np.abs(want).max())}
-        rec["cudnn_compiled_ms"] = med(lambda: cudnn(x), a.reps)
-        rec["direct_ms"] = med(lambda: du(x), a.reps)
+        rec["cudnn_compiled_ms"] = med(lambda x=x: cudnn(x), a.reps)
+        rec["direct_ms"] = med(lambda x=x: du(x), a.reps)
         try:
             rec["direct_compiled_diff"] = float(np.abs(np.array(duc(x)) - want).max() / np.abs(want).max())
-            rec["direct_compiled_ms"] = med(lambda: duc(x), a.reps)
+            rec["direct_compiled_ms"] = med(lambda x=x: duc(x), a.reps)
         except Exception as exc:  # noqa: BLE001
             rec["direct_compiled"] = f"{type(exc).__name__}: {str(exc)[:300]}"
         print(json.dumps(rec), flush=True)
@@ -83,9 +88,16 @@ def main() -> None:
         rmvpe.set_backend(backend)
         out[backend] = rmvpe(audio)
         out[f"{backend}_ms"] = med(lambda: mx.array(rmvpe(audio)), a.reps)
-    print(json.dumps({"rmvpe_block_ms": {k: v for k, v in out.items() if k.endswith("_ms")},
-                      "unet": rmvpe.backend.unet,
-                      "f0_maxdiff_hz": float(np.abs(out["compiled"] - out["auto"]).max())}), flush=True)
+    print(
+        json.dumps(
+            {
+                "rmvpe_block_ms": {k: v for k, v in out.items() if k.endswith("_ms")},
+                "unet": rmvpe.backend.unet,
+                "f0_maxdiff_hz": float(np.abs(out["compiled"] - out["auto"]).max()),
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

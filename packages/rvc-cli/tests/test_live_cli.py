@@ -28,25 +28,32 @@ class FakeStream:
 
     def __init__(self, sample_rate: int, block: float) -> None:
         self.sample_rate, self.block_size = sample_rate, round(block * 100) * sample_rate // 100
+        self.warmed = 0
 
     def process(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(x, np.float32) * 0.5
 
+    def warmup(self) -> None:
+        self.warmed += 1
+
 
 class FakeConverter:
     made: list[dict] = []  # noqa: RUF012
+    streams: list[FakeStream] = []  # noqa: RUF012
 
     def __init__(self, model, **kwargs) -> None:
         self.model = model
 
     def stream(self, **kw) -> FakeStream:
         FakeConverter.made.append(kw)
-        return FakeStream(kw["sample_rate"], kw["block"])
+        FakeConverter.streams.append(FakeStream(kw["sample_rate"], kw["block"]))
+        return FakeConverter.streams[-1]
 
 
 @pytest.fixture
 def fake_vc(monkeypatch):
     FakeConverter.made.clear()
+    FakeConverter.streams.clear()
     monkeypatch.setattr(rvc_convert, "VoiceConverter", FakeConverter)
     return FakeConverter
 
@@ -119,6 +126,7 @@ def test_device_loop_with_fake_sounddevice(monkeypatch, fake_vc, model, tmp_path
     assert r.exit_code == 0, (r.output, r.exception)
     assert sd.opened == {"samplerate": 16000, "blocksize": 800, "device": (0, "speakers"), "channels": (1, 2)}
     assert fake_vc.made[0]["pitch"] == 3 and fake_vc.made[0]["block"] == 0.05
+    assert fake_vc.streams[0].warmed == 1  # kernels built before the device starts
     assert len(played) == 12 and not np.isnan(np.concatenate(played)).any()
     # each callback plays the previous block's conversion (0.5 x), or silence when it was not ready
     for k in range(1, 12):

@@ -161,6 +161,19 @@ def test_one_block_per_block_and_settings_between_blocks(vc_stub, speech):
     assert fig["algorithmic_latency_ms"] == pytest.approx(1000 * (0.1 + 0.03 + 0.01))
 
 
+def test_warmup_leaves_a_fresh_stream(vc_stub, speech):
+    """``warmup()`` (rvc live and the web page run it before the device starts) converts quiet
+    noise, then resets: the blocks that follow are a fresh stream's, sample for sample."""
+    kw = {"sample_rate": 16000, "block": 0.1, "crossfade": 0.03, "extra": 0.4, "seed": 3, "f0_fn": local_f0}
+    fresh, warmed = vc_stub.stream(**kw), vc_stub.stream(**kw)
+    warmed.warmup()
+    assert warmed.blocks == 0 and not any(warmed.stage_seconds.values()) and warmed.raw is None
+    n = fresh.block_size
+    for k in range(4):
+        blk = speech[k * n : (k + 1) * n]
+        assert np.array_equal(fresh.process(blk), warmed.process(blk))
+
+
 def test_silence_below_threshold_stays_silent(vc_stub, speech):
     rng = np.random.default_rng(1)
     quiet = (10 ** (-75 / 20) * rng.standard_normal(16000)).astype(np.float32)  # -75 dB noise

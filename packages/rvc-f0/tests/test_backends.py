@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import mlx.core as mx
@@ -29,6 +30,7 @@ def test_auto_picks_the_same_kernels_as_before(monkeypatch: pytest.MonkeyPatch) 
         "cuda" if CUDA else "mlx" if gpu else "numpy",
         "mlx" if gpu else "numpy",
         *frames,
+        (64 if os.environ.get("MLX_ENABLE_TF32") != "0" else 256) if CUDA else 0,
     )
     assert choose_backend() == want
     assert choose_backend(conv2d=lent).unet == (gpu_unet if gpu else "conv2d")
@@ -122,8 +124,11 @@ def test_direct_unet_walk_matches_mlx(weights: Path) -> None:
     want = np.array(net.cnn(net.unet(x)))
     got = np.array(unet(x))
     assert np.abs(got - want).max() <= 2e-6 * np.abs(want).max()
-    n_blocks = sum(len(layer.conv_blocks) for part in (net.unet.encoder, net.unet.intermediate, net.unet.decoder)
-                   for layer in part.layers)
+    n_blocks = sum(
+        len(layer.conv_blocks)
+        for part in (net.unet.encoder, net.unet.intermediate, net.unet.decoder)
+        for layer in part.layers
+    )
     assert calls.count((3, "res")) + calls.count((3, "short")) == n_blocks and calls.count((3, "short")) >= 10
     assert calls.count((2, "")) == 5 and len(calls) == 2 * n_blocks + 5 + 1  # up-samplings, the output conv
 
@@ -156,8 +161,13 @@ def test_direct_convolution_kernel_matches_mlx(weights: Path) -> None:
 
     rng = np.random.default_rng(6)
     arr = lambda *s: mx.array(rng.standard_normal(s).astype(np.float32))  # noqa: E731
-    for n, h, w, cin, cout, k, pad in [(1, 3, 5, 16, 9, 3, 1), (1, 32, 128, 1, 16, 3, 1), (2, 4, 6, 70, 40, 3, 1),
-                                       (1, 1, 4, 512, 512, 3, 1), (1, 3, 3, 6, 20, 2, 0)]:
+    for n, h, w, cin, cout, k, pad in [
+        (1, 3, 5, 16, 9, 3, 1),
+        (1, 32, 128, 1, 16, 3, 1),
+        (2, 4, 6, 70, 40, 3, 1),
+        (1, 1, 4, 512, 512, 3, 1),
+        (1, 3, 3, 6, 20, 2, 0),
+    ]:
         x, wt, b = arr(n, h, w, cin), arr(k * k * cin, cout), arr(cout)
         for kw in ({}, {"res": arr(n, h, w, cout)}, {"short": (x, arr(cin, cout), arr(cout))}):
             for relu in (False, True):

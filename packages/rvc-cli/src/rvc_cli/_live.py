@@ -263,6 +263,8 @@ def live(
                 speaker=speaker,
                 seed=seed,
             )
+        with _ui.status("building kernels (two blocks of quiet noise)..."):
+            stream.warmup()  # the first real block would otherwise play late (GPUs: seconds)
         if input is not None:
             assert output is not None  # --input and --output go together (checked above)
             _from_file(

@@ -218,6 +218,15 @@ class Stream:
         self.raw, self.sola_offset, self.blocks = None, 0, 0
         self.stage_seconds = dict.fromkeys(STAGES, 0.0)
 
+    def warmup(self, blocks: int = 2) -> None:
+        """Convert ``blocks`` blocks of quiet noise, then :meth:`reset` (settings stay): the first
+        real block then finds its kernels built, its graphs compiled and its plans cached (on a
+        GPU the first block of a process takes seconds and would play late)."""
+        rng = np.random.default_rng(0)
+        for _ in range(max(1, int(blocks))):
+            self.process((0.01 * rng.standard_normal(self.block_frame)).astype(np.float32))
+        self.reset()
+
     # --- one block ------------------------------------------------------------------------
 
     def process(self, block: np.ndarray) -> np.ndarray:

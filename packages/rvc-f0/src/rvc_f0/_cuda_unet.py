@@ -173,8 +173,16 @@ def conv_cuda(
     blocks = -(-npix // px) * -(-cout // ot)
     (out,) = _kernel(
         inputs=[x, w, b, x0, ws, bs, dims],
-        template=[("KH", k), ("KW", k), ("PAD", pad), ("RELU", int(relu)), ("MODE", mode),
-                  ("OT", ot), ("KS", ks), ("PX", px)],
+        template=[
+            ("KH", k),
+            ("KW", k),
+            ("PAD", pad),
+            ("RELU", int(relu)),
+            ("MODE", mode),
+            ("OT", ot),
+            ("KS", ks),
+            ("PX", px),
+        ],
         grid=(blocks * ot * ks, 1, 1),
         threadgroup=(ot * ks, 1, 1),
         output_shapes=[(n, h, wd, cout)],
@@ -222,26 +230,39 @@ class DeviceUnet:
     corrected one): the caller keeps MLX's U-Net."""
 
     def __init__(self, net: Any, conv: Conv) -> None:
-        from ._cpu_unet import _upsample
-
         self.conv = conv
         unet = net.unet
         self.bn = unet.encoder.bn
-        self.encoder = [([self._block(b) for b in layer.conv_blocks], tuple(layer.kernel_size)) for layer in unet.encoder.layers]
+        self.encoder = [
+            ([self._block(b) for b in layer.conv_blocks], tuple(layer.kernel_size)) for layer in unet.encoder.layers
+        ]
         self.intermediate = [self._block(b) for layer in unet.intermediate.layers for b in layer.conv_blocks]
         self.decoder = []
         for layer in unet.decoder.layers:
-            taps: dict[str, Any] = {}
-
-            def grab(w: np.ndarray, b: np.ndarray, pad: int, taps: dict = taps) -> None:
-                taps["w"], taps["b"] = w, b
-
-            if _upsample(layer, grab) is None:  # the weights of the 2x2 parity convolution
-                raise ValueError("RMVPE's decoder up-sampling is not the corrected one")
+            wu, bu = self._parity_conv(layer)
             o = layer.conv_transpose.weight.shape[0]
-            self.decoder.append(((_mat(taps["w"]), mx.array(taps["b"]), o), [self._block(b) for b in layer.conv_blocks]))
-        self.cnn = (_mat(np.array(net.cnn.weight, dtype=np.float32)), mx.array(np.array(net.cnn.bias, dtype=np.float32)))
+            self.decoder.append(((wu, bu, o), [self._block(b) for b in layer.conv_blocks]))
+        self.cnn = (
+            _mat(np.array(net.cnn.weight, dtype=np.float32)),
+            mx.array(np.array(net.cnn.bias, dtype=np.float32)),
+        )
         mx.eval(self.__dict__)
+
+    @staticmethod
+    def _parity_conv(layer: Any) -> tuple[mx.array, mx.array]:
+        """A decoder layer's up-sampling as the 2x2 convolution to the four output parities
+        (``_cpu_unet._upsample``'s weights: the layer's tap matrix, BatchNorm folded)."""
+        from ._cpu_unet import _upsample
+
+        taps: list[np.ndarray] = []
+
+        def grab(w: np.ndarray, b: np.ndarray, pad: int) -> Callable[..., np.ndarray]:
+            taps.extend((w, b))
+            return lambda *_, **__: np.empty(0)  # never run
+
+        if _upsample(layer, grab) is None:
+            raise ValueError("RMVPE's decoder up-sampling is not the corrected one")
+        return _mat(taps[0]), mx.array(taps[1])
 
     @staticmethod
     def _block(block: Any) -> tuple:

@@ -31,9 +31,10 @@ HF_FILENAME = "rmvpe.safetensors"  # = mlx_rmvpe.HF_WEIGHTS_FILE
 N_FFT, N_MELS, FMIN, FMAX = 1024, 128, 30.0, 8000.0
 BACKENDS = ("auto", "mlx", "cuda", "compiled")
 ENV_BACKEND = "RVC_RMVPE_BACKEND"
-# the "direct" U-Net's longest input in frames (every live block, up to 1.5 s + 50 ms = 160). H200,
-# exact float32, compiled: 32 frames 2.7 ms against cuDNN's 9.3, 256: 6.3 against 9.6, 512: level
-DIRECT_FRAMES = 256
+# the "direct" U-Net's longest input in frames, with float32 convolutions exact / in TF32. H200,
+# compiled, 32 / 160 / 256 / 512 frames: direct 2.7 / 5.2 / 6.3 / 10.4 ms; cuDNN exact 9.3 / - /
+# 9.6 / 10.5, cuDNN TF32 3.7 / 3.8 / 4.0 / 3.9 (live blocks: 0.25 s = 32 frames, 1.5 s = 160)
+DIRECT_FRAMES = {"exact": 256, "tf32": 64}
 _CENTS = np.pad(20 * np.arange(360) + 1997.3794084376191, (4, 4))  # (368,), bin centres in cents
 
 
@@ -44,9 +45,9 @@ class RMVPEBackend:
     ``name``: what was asked for (``"auto"``, ``"mlx"``, ``"cuda"``; ``"auto"`` resolves per part);
     ``unet``: ``"mlx"`` (MLX's ``conv2d``), ``"compiled"`` (the same, one ``mx.compile``d graph per
     input shape: fewer kernel launches for inputs of one length, e.g. live blocks), ``"direct"``
-    (NVIDIA: inputs up to ``DIRECT_FRAMES`` frames, live blocks, on direct-convolution CUDA
-    kernels, :mod:`._cuda_unet`, two launches per residual block; longer ones compiled) or
-    ``"conv2d"`` (the lent convolution, CPU);
+    (NVIDIA: inputs up to ``direct_frames`` frames, live blocks, on direct-convolution CUDA
+    kernels, :mod:`._cuda_unet`, two launches per residual block, exact float32; longer ones
+    compiled) or ``"conv2d"`` (the lent convolution, CPU);
     ``gru``: ``"mlx"`` (the BiGRU stepped in MLX), ``"numpy"`` (stepped in NumPy: the CPU, ~3x
     faster there) or ``"cuda"`` (one CUDA kernel for all steps);
     ``mel``: ``"numpy"`` (the front end in float64 on the host) or ``"mlx"`` (float32 on the
@@ -65,6 +66,7 @@ class RMVPEBackend:
     mel: str = "numpy"
     max_frames: int = 3200
     window: int = 2048
+    direct_frames: int = 0
 
 
 def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend:
@@ -77,7 +79,8 @@ def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend
     MLX only; ``"cuda"``: the BiGRU kernel (MLX's CUDA backend required); ``"compiled"``: the
     U-Net ``mx.compile``d per input shape (any device; the BiGRU kernel on CUDA). Measured on an
     H200 (TF32): 0.31 s of audio 14.4 -> 8.2 ms, 10 s 22.6 -> 13.5 ms; salience within 4e-5.
-    On CUDA, ``"auto"`` and ``"cuda"`` run short inputs' U-Net on direct convolutions (``"direct"``).
+    On CUDA, ``"auto"`` and ``"cuda"`` run short inputs' U-Net on direct convolutions (``"direct"``:
+    up to 64 frames, or 256 where ``MLX_ENABLE_TF32=0`` keeps cuDNN's convolutions exact).
     """
     name, source = backend, "backend="
     if name == "auto" and os.environ.get(ENV_BACKEND):
@@ -102,7 +105,10 @@ def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend
     elif name == "cuda":
         unet = "direct"
     gru = "cuda" if cuda else "mlx" if gpu else "numpy"
-    return RMVPEBackend("cuda" if name == "cuda" else "auto", unet, gru, mel, *frames)
+    direct = 0
+    if unet == "direct":  # cuDNN in TF32 (MLX's default) overtakes the direct kernels sooner
+        direct = DIRECT_FRAMES["exact" if os.environ.get("MLX_ENABLE_TF32") == "0" else "tf32"]
+    return RMVPEBackend("cuda" if name == "cuda" else "auto", unet, gru, mel, *frames, direct)
 
 
 class RMVPEModel:
@@ -167,7 +173,7 @@ class RMVPEModel:
                     from ._cuda_unet import DeviceUnet, ShortInputs, conv_cuda
 
                     direct = lambda: mx.compile(DeviceUnet(net, conv_cuda).__call__)  # noqa: E731
-                    compiled = ShortInputs(direct, compiled, DIRECT_FRAMES)
+                    compiled = ShortInputs(direct, compiled, self.backend.direct_frames)
                 self._cpu_unet = compiled
             return self._cpu_unet
         if self.backend.unet != "conv2d":

@@ -163,7 +163,9 @@ class LiveSession:
         if unknown:
             raise UIInputError(f"unknown live setting(s) {', '.join(unknown)}; expected any of {', '.join(known)}")
         vc = self._load(model, index, options.get("f0_method", "rmvpe"))
-        return vc.stream(sample_rate=int(sample_rate), **options)
+        stream = vc.stream(sample_rate=int(sample_rate), **options)
+        stream.warmup()  # kernels built before the first real block (GPUs: seconds, it would play late)
+        return stream
 
     # --- devices ----------------------------------------------------------------------------
 
