@@ -16,7 +16,9 @@ cross-correlation, a sin² crossfade over ``sola_buffer = min(crossfade, 40 ms)`
 
 On GPUs, where every block has the same shapes, the content features are compiled for the
 block's length and queued on an MLX stream of their own while the pitch is estimated, and the
-synthesizer's encoder and flow are compiled for the block's shapes (``static_shape``).
+synthesizer's whole call is compiled for the block's shapes (``static_shape``); RMVPE picks its
+direct-convolution U-Net for such short inputs on NVIDIA (rvc-f0's backend). :meth:`Stream.warmup`
+builds all of it before the first real block.
 
 Differences from the reference, on purpose: the pitch cache holds raw F0 and transposition is
 applied to the whole cache every block (a pitch change takes effect on the next block in full,
@@ -164,8 +166,8 @@ class Stream:
         self.stage_seconds = dict.fromkeys(STAGES, 0.0)  # wall seconds per stage, summed over the blocks
         self._lock = threading.Lock()
         # GPUs: the content features are queued (compiled for the block's one length) on a stream
-        # of their own and run while the pitch is estimated; the synthesizer's encoder and flow
-        # are compiled for the block's shapes too (static_shape)
+        # of their own and run while the pitch is estimated; the synthesizer's whole call is
+        # compiled for the block's shapes too (static_shape)
         self._gpu = converter.backends.device == "gpu"
         self._lazy: Callable[..., Any] | None = getattr(converter.embedder, "lazy", None) if self._gpu else None
         self._cv_stream: Any = None

@@ -69,8 +69,8 @@ def _conv_gemm(x: mx.array, w2: mx.array, k: int, s: int, bias: mx.array | None)
     t_out = (x.shape[0] - k) // s + 1
     if k == s:
         cols = x[: t_out * s].reshape(t_out, k * x.shape[1])
-    else:
-        cols = mx.concatenate([x[j : j + s * (t_out - 1) + 1 : s] for j in range(k)], axis=1)
+    else:  # rows x[s t : s t + k] as one strided view (overlapping): one copy, not k slices joined
+        cols = mx.as_strided(mx.contiguous(x), (t_out, k * x.shape[1]), (s * x.shape[1], 1))
     y = cols @ w2
     return y if bias is None else y + bias
 
@@ -354,10 +354,13 @@ class FastContentvec:
         g, k = self.pos_groups, self.pos_k
         ig = c // g
         xp = mx.pad(x, ((k // 2, k // 2), (0, 0))).reshape(-1, g, ig).transpose(1, 0, 2)  # (G, T+K, Ig)
+        xp = mx.contiguous(xp)
+        n = xp.shape[1]
 
         def taps(k0: int) -> mx.array:  # taps k0 .. k0+block-1, as one matmul per group
             nb = min(block, k - k0)
-            cols = mx.concatenate([xp[:, k0 + j : k0 + j + t] for j in range(nb)], axis=-1)  # (G, T, nb*Ig)
+            # (G, T, nb*Ig): frame t's row is xp[:, t + k0 : t + k0 + nb] flattened, a strided view
+            cols = mx.as_strided(xp, (g, t, nb * ig), (n * ig, ig, 1), k0 * ig)
             return cols @ self.pos_w[:, k0 : k0 + nb].reshape(g, nb * ig, -1)
 
         y = taps(0)
