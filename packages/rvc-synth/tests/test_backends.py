@@ -164,3 +164,18 @@ def test_info_counts_the_parameters_once(ref_dir: Path, monkeypatch: pytest.Monk
     monkeypatch.undo()
     m.set_dtype("float16")
     assert m.info.n_params == want and m.info.precision == "float16"
+
+
+def test_set_dtype_casts_now(ref_dir: Path) -> None:
+    """``set_dtype`` evaluates the cast weights: compiled graphs (the decoder's stretches, live
+    blocks) capture the weights as they are, and a lazy cast would be repeated at every call."""
+    import io
+
+    from mlx.utils import tree_flatten
+
+    m = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_40k.pth")
+    m.set_dtype("float16")
+    for name, w in tree_flatten(m.parameters()):
+        dot = io.StringIO()
+        mx.export_to_dot(dot, w)
+        assert w.dtype == mx.float16 and "AsType" not in dot.getvalue(), name

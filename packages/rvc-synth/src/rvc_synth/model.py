@@ -158,6 +158,9 @@ class Synthesizer(nn.Module):
         if dt not in (mx.float32, mx.float16, mx.bfloat16):
             raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype}")
         self.update(tree_map(lambda a: a.astype(dt), self.parameters()))
+        # cast now: a compiled graph (decoder stretches, live blocks) captures its weights as they
+        # are, and would repeat lazy casts at every call (H200 live block: 45 cast kernels)
+        mx.eval(self.parameters())
         self.set_backend(replace(self.backend, dtype=str(dt).rsplit(".", 1)[-1]))
         return self
 
