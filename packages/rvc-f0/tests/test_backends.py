@@ -202,3 +202,18 @@ def test_device_mel_front_end_meets_the_goldens(weights: Path, golden: dict, fix
     sal = m.salience(audio)
     assert np.max(np.abs(sal - golden["vocadito_5s/salience"])) <= 5e-4
     np.testing.assert_allclose(sal, m.set_backend("mlx").salience(audio), rtol=0, atol=1e-4)
+
+
+def test_random_model_weights_are_drawn_at_once() -> None:
+    """The bench's random RMVPE has its weights drawn when made: a compiled U-Net captures the
+    arrays as they are and would draw lazy ones again at every call (timings of nothing)."""
+    import io
+
+    from mlx.utils import tree_flatten
+
+    from rvc_f0.bench import random_model
+
+    for name, w in tree_flatten(random_model("rmvpe").net.parameters()):
+        dot = io.StringIO()
+        mx.export_to_dot(dot, w)
+        assert "Random" not in dot.getvalue() and "Full" not in dot.getvalue(), name

@@ -73,7 +73,9 @@ def _random_model(method: str) -> Callable[[np.ndarray], np.ndarray]:
         mx.random.seed(0)
         net = E2E(4, 1, (2, 2))
         net.eval()
-        return RMVPEModel(net, Path("-"), correct_decoder(net))
+        corrected = correct_decoder(net)
+        mx.eval(net.parameters())  # drawn now: a compiled U-Net would draw lazy weights at every call
+        return RMVPEModel(net, Path("-"), corrected)
     if method in ("crepe", "crepe-tiny"):
         from ._crepe import CAPACITY, CrepeModel, CrepeNet, expected_shapes
 
