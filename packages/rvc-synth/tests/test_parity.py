@@ -271,3 +271,6 @@ def test_static_shape_compiles_the_whole_call_same_audio(ref_dir: Path) -> None:
             assert got.shape == plain.shape and np.abs(got - plain).max() <= 1e-6, extra
     assert {name for name, _ in m.__dict__["_graphs"]} == {"whole"}
     assert len(m.__dict__["_graphs"]) == 3  # one graph per (noise, geometry)
+    for frames in range(20, 38):  # e.g. a formant slider moved live: the oldest graphs are dropped
+        m(phone, pitch, f0, static_shape=True, noise_scale=0, decode_frames=frames, **kw)
+    assert len(m.__dict__["_graphs"]) == 16

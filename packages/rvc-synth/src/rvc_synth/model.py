@@ -26,6 +26,7 @@ from .layers import Kernels
 logger = logging.getLogger(__name__)
 
 DEFAULT_NOISE_SCALE = 0.66666
+_MAX_GRAPHS = 16  # compiled graphs kept per model (the oldest made is dropped)
 _FLOW_CONTEXT = 24  # frames of flow context the reference keeps before skip_head
 _warned_half_cpu = False
 
@@ -195,6 +196,8 @@ class Synthesizer(nn.Module):
             return fn  # encoder/flow shapes vary per call: compiled only when asked (compile="all", static_shape)
         graphs = self.__dict__.setdefault("_graphs", {})
         if (name, key) not in graphs:
+            if len(graphs) >= _MAX_GRAPHS:  # e.g. a live formant slider: each value is a new shape
+                del graphs[next(iter(graphs))]
             graphs[(name, key)] = mx.compile(fn)
         return graphs[(name, key)]
 
