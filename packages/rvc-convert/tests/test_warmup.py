@@ -52,3 +52,32 @@ def test_warmup_runs_the_planned_shapes(fixtures_dir):
     planned = [f for s in steps for f in s.frames]
     assert len(spy.frames) == len(planned) == 3
     assert spy.frames == planned  # the synthesizer ran exactly the planned shapes
+
+
+def test_warmup_warms_live_streams(fixtures_dir, monkeypatch):
+    """``live_blocks``: after the conversions, a stream per block size is made with the
+    converter's defaults and warmed (``Stream.warmup``: its blocks run, then it is reset)."""
+    from rvc_convert.stream import Stream
+
+    vc = VoiceConverter(fixtures_dir / "reference" / "checkpoints" / "v2_nof0_32k.pth", embedder=StubEmbedder())
+    warmed = []
+    real = Stream.warmup
+
+    def spy(self, blocks=2):
+        real(self, blocks)
+        warmed.append((self.block_size, self.sample_rate, self.blocks))
+
+    monkeypatch.setattr(Stream, "warmup", spy)
+    steps = warmup(vc, seconds=[1.0], live_blocks=[0.2, 0.1])
+    assert len(steps) == 1 and warmed == [(9600, 48000, 0), (4800, 48000, 0)]
+
+
+def test_warmup_without_a_model_warms_live_streams_on_the_bench_models(monkeypatch):
+    """``converter=None``: the random full-size models, and the live stream over them estimates
+    pitch with the random RMVPE (no weights file needed)."""
+    from rvc_convert.stream import Stream
+
+    seen = []
+    monkeypatch.setattr(Stream, "warmup", lambda self, blocks=2: seen.append((self.block_size, self.f0_fn)))
+    warmup(None, seconds=[0.5], live_blocks=[0.25])
+    assert len(seen) == 1 and seen[0][0] == 12000 and seen[0][1] is not None

@@ -19,6 +19,7 @@ EPILOG = (
     "  rvc warmup                      (random full-size models, as rvc bench)\n\n"
     "  rvc warmup -m voice.pth --precision float16 --preset fp16\n\n"
     "  rvc warmup --precision tf32 --seconds 10 --seconds 60 --json\n\n"
+    "  rvc warmup -m voice.pth --precision float16 --live-block 0.25   (and the live stream's kernels)\n\n"
     "On NVIDIA GPUs MLX's compiled kernels are kept in $XDG_CACHE_HOME/rvc/mlx-kernels (MLX_PTX_CACHE_DIR) "
     "and the driver's in ~/.nv/ComputeCache (raise CUDA_CACHE_MAXSIZE if it is small): run this once in "
     "the image build (H200: a first 10 s conversion 106 s on a fresh machine, 4.1 s after)."
@@ -46,6 +47,15 @@ def warmup(
             help="Input length(s) to convert (default: 10 and just under the preset's x_max, the longest uncut chunk).",
         ),
     ] = None,
+    live_block: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--live-block",
+            help="Then warm a live stream at this block size in seconds (repeatable; rvc live's other defaults).",
+            min=0.02,
+            max=1.5,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the steps run as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
@@ -70,7 +80,8 @@ def warmup(
             _ui.info(f"warm-up {done}/{total}: {step.seconds:g} s, synthesizer frames {list(step.frames)}")
 
         with _ui.status(f"warming up ({precision})..."):
-            steps = run(converter, precision=precision, seconds=seconds, progress=report)
+            steps = run(converter, precision=precision, seconds=seconds, live_blocks=live_block or (), progress=report)
         if as_json:
             rows = [{"seconds": s.seconds, "chunks": list(s.chunks), "frames": list(s.frames)} for s in steps]
-            typer.echo(json.dumps({"precision": precision, "steps": rows}, indent=2))
+            out = {"precision": precision, "steps": rows, "live_blocks": list(live_block or [])}
+            typer.echo(json.dumps(out, indent=2))

@@ -81,6 +81,7 @@ def warmup(
     *,
     precision: str = "float32",
     seconds: Sequence[float] | None = None,
+    live_blocks: Sequence[float] = (),
     progress: Callable[[int, int, WarmupStep], None] | None = None,
 ) -> list[WarmupStep]:
     """Run a short conversion at each length of :func:`warmup_plan` so the kernels are built.
@@ -93,14 +94,18 @@ def warmup(
             ``bfloat16`` (``tf32`` is float32 with ``MLX_ENABLE_TF32=1`` set before MLX loads:
             the caller's job, as ``rvc warmup --precision tf32`` does).
         seconds: input lengths (see :func:`warmup_plan`).
+        live_blocks: then a live stream per block size (seconds; the stream's other settings at
+            their defaults: 48 kHz, crossfade 0.05 s, extra 2.5 s), warmed with
+            :meth:`~rvc_convert.stream.Stream.warmup` (GPUs: the live graphs and kernels).
         progress: ``progress(done, total, step)`` after each conversion.
 
     Returns:
         the steps run (lengths and the chunks each was cut into).
     """
     if converter is None:
-        call, preset = _random_models(precision)
+        call, preset, live_vc, live_kw = _random_models(precision, live=bool(live_blocks))
     else:
+        live_vc, live_kw = converter, {}
         preset = converter.options.preset
 
         def call(audio: np.ndarray) -> None:
@@ -119,15 +124,30 @@ def warmup(
         call(_signal(step.seconds))
         if progress is not None:
             progress(i + 1, len(steps), step)
+    for block in live_blocks:
+        logger.info("warm-up: live stream, block %g s", block)
+        live_vc.stream(block=block, **live_kw).warmup()
     return steps
 
 
-def _random_models(precision: str) -> tuple[Callable[[np.ndarray], None], str]:
-    """A conversion function over ``bench``'s random full-size models, and its preset."""
-    from .bench import build_models, pipeline_call
+def _random_models(
+    precision: str, *, live: bool = False
+) -> tuple[Callable[[np.ndarray], None], str, Any, dict[str, Any]]:
+    """A conversion function over ``bench``'s random full-size models, its preset, and (``live``)
+    a ``VoiceConverter`` over the same models with the streams' arguments (RMVPE as the pitch)."""
+    from .bench import build_models, f0_function, pipeline_call
     from .options import ConvertOptions
 
     dtype = "float32" if precision == "tf32" else precision
     if dtype not in ("float32", "float16", "bfloat16"):
         raise ValueError(f"precision={precision!r}; expected float32, tf32, float16 or bfloat16")
-    return pipeline_call(build_models(dtype=dtype)), ConvertOptions().preset
+    models = build_models(dtype=dtype)
+    vc, kw = None, {}
+    if live:
+        from .converter import VoiceConverter
+
+        synth = models["synth"]
+        embedder = models["contentvec"].embedder(synth.info.version)
+        vc = VoiceConverter(synth, embedder=embedder, options=ConvertOptions(f0_method="pm"))
+        kw = {"f0_fn": f0_function(models["rmvpe"])}  # the random full-width RMVPE (no weights file)
+    return pipeline_call(models), ConvertOptions().preset, vc, kw
