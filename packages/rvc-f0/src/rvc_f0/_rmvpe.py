@@ -79,7 +79,7 @@ def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend
     MLX only; ``"cuda"``: the BiGRU kernel (MLX's CUDA backend required); ``"compiled"``: the
     U-Net ``mx.compile``d per input shape (any device; the BiGRU kernel on CUDA). Measured on an
     H200 (TF32): 0.31 s of audio 14.4 -> 8.2 ms, 10 s 22.6 -> 13.5 ms; salience within 4e-5.
-    On CUDA, ``"auto"`` and ``"cuda"`` run short inputs' U-Net on direct convolutions (``"direct"``:
+    On CUDA, ``"auto"`` runs short inputs' U-Net on direct convolutions (``"direct"``:
     up to 64 frames, or 256 where ``MLX_ENABLE_TF32=0`` keeps cuDNN's convolutions exact).
     """
     name, source = backend, "backend="
@@ -102,8 +102,6 @@ def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend
     unet = "mlx"
     if name == "auto":
         unet = "direct" if cuda else "compiled" if gpu else "conv2d" if conv2d is not None else "mlx"
-    elif name == "cuda":
-        unet = "direct"
     gru = "cuda" if cuda else "mlx" if gpu else "numpy"
     direct = 0
     if unet == "direct":  # cuDNN in TF32 (MLX's default) overtakes the direct kernels sooner
