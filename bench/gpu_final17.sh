@@ -4,15 +4,7 @@
 # reference's eager stages (torch_ref.py, fp32 and fp16) in the same call, and the memory bound
 # A/B (MLX's limit: configure_gpu's 3 GiB, none, 2 GiB; per-stage peaks); each step under a
 # timeout so the call returns in time. JSON under $OUT.
-set -uo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-/tmp/rvc-gpu}
-mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/p3/*.whl >/dev/null 2>&1
-export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
-for p in packages/*/src; do export PYTHONPATH=$PWD/$p:$PYTHONPATH; done
-start=$SECONDS
-left() { echo $((${BUDGET:-570} - (SECONDS - start))); }
+source "$(dirname "$0")/gpu_call.sh"
 bench() {  # precision
     timeout "$(left)" env MLX_ENABLE_TF32=1 python3 -c "import sys; from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()" \
         bench --precision "$1" --seconds 10 --seconds 60 --repeats 3 --json -q >"$OUT/bench_$1.json" 2>>"$OUT/log.txt"

@@ -3,15 +3,7 @@
 # the direct-convolution RMVPE U-Net against cuDNN's (gpu_unet_direct.py), the live stream at
 # block 0.25 s (new wiring, then the old one: compiled cuDNN U-Net, decoder outside the block
 # graph), the 90 ms setting in real time, and the CUPTI kernels of one block. JSON under $OUT.
-set -uo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-/tmp/rvc-gpu}
-mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/p3/*.whl >/dev/null 2>&1
-export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
-for p in packages/*/src; do export PYTHONPATH=$PWD/$p:$PYTHONPATH; done
-start=$SECONDS
-left() { echo $((${BUDGET:-570} - (SECONDS - start))); }
+source "$(dirname "$0")/gpu_call.sh"
 run() { timeout "$(left)" "$@" 2>>"$OUT/log.txt"; }
 S=.gpu/p3/speech.wav
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >"$OUT/env.txt"; git log -1 --format=%h >>"$OUT/env.txt"

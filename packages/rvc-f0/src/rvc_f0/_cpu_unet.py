@@ -49,12 +49,13 @@ def _block(block: Any, conv2d: Conv2dBackend) -> Callable[[np.ndarray], np.ndarr
     return run
 
 
-def _upsample(layer: Any, conv2d: Conv2dBackend) -> Callable[[np.ndarray], np.ndarray] | None:
+def parity_weights(layer: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """``relu(bn(conv_transpose(x)))`` of a decoder layer whose up-sampling is rvc-f0's corrected
     ``ConvTranspose2d(k=3, stride=2, padding=1, output_padding=1)`` (``_SubpixelConvTranspose2d``)
-    as one lent 2x2 convolution to the four output parities (4 x O channels; the taps as that
-    layer's matrix, BatchNorm folded, ReLU fused) and a pixel shuffle. None for other layers
-    (they stay on MLX)."""
+    as a 2x2 convolution (zero row/column after the edge) to the four output parities:
+    ``(weight (4 O, 2, 2, I), bias (4 O,))`` float32, the taps as that layer's matrix, BatchNorm
+    folded, channel ``parity * O + o``; a ReLU and a pixel shuffle complete it. None for other
+    layers (they stay on MLX)."""
     from ._mlx_net import _SubpixelConvTranspose2d
 
     ct = layer.conv_transpose
@@ -68,7 +69,16 @@ def _upsample(layer: Any, conv2d: Conv2dBackend) -> Callable[[np.ndarray], np.nd
     b = np.array(ct.bias, dtype=np.float64) if "bias" in ct else np.zeros(o)
     w = mat.reshape(2, 2, c, 4, o) * scale  # (dm, dn, I, parity, O), BatchNorm folded
     w = w.transpose(3, 4, 0, 1, 2).reshape(4 * o, 2, 2, c).astype(np.float32)
-    conv = conv2d(w, np.tile(b * scale + shift, 4).astype(np.float32), 0)
+    return w, np.tile(b * scale + shift, 4).astype(np.float32)
+
+
+def _upsample(layer: Any, conv2d: Conv2dBackend) -> Callable[[np.ndarray], np.ndarray] | None:
+    """:func:`parity_weights` as one lent convolution, then the pixel shuffle; None for other layers."""
+    parity = parity_weights(layer)
+    if parity is None:
+        return None
+    conv = conv2d(*parity, 0)
+    o = parity[0].shape[0] // 4
 
     def run(x: np.ndarray) -> np.ndarray:
         _, h, wd, _ = x.shape

@@ -25,7 +25,7 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
-from ._cpu_unet import _fold
+from ._cpu_unet import _fold, parity_weights
 
 log = logging.getLogger("rvc_f0")
 
@@ -239,30 +239,17 @@ class DeviceUnet:
         self.intermediate = [self._block(b) for layer in unet.intermediate.layers for b in layer.conv_blocks]
         self.decoder = []
         for layer in unet.decoder.layers:
-            wu, bu = self._parity_conv(layer)
-            o = layer.conv_transpose.weight.shape[0]
-            self.decoder.append(((wu, bu, o), [self._block(b) for b in layer.conv_blocks]))
+            parity = parity_weights(layer)  # the up-sampling: a 2x2 convolution to four parities
+            if parity is None:
+                raise ValueError("RMVPE's decoder up-sampling is not the corrected one")
+            wu, bu = parity
+            up = (_mat(wu), mx.array(bu), wu.shape[0] // 4)
+            self.decoder.append((up, [self._block(b) for b in layer.conv_blocks]))
         self.cnn = (
             _mat(np.array(net.cnn.weight, dtype=np.float32)),
             mx.array(np.array(net.cnn.bias, dtype=np.float32)),
         )
         mx.eval(self.__dict__)
-
-    @staticmethod
-    def _parity_conv(layer: Any) -> tuple[mx.array, mx.array]:
-        """A decoder layer's up-sampling as the 2x2 convolution to the four output parities
-        (``_cpu_unet._upsample``'s weights: the layer's tap matrix, BatchNorm folded)."""
-        from ._cpu_unet import _upsample
-
-        taps: list[np.ndarray] = []
-
-        def grab(w: np.ndarray, b: np.ndarray, pad: int) -> Callable[..., np.ndarray]:
-            taps.extend((w, b))
-            return lambda *_, **__: np.empty(0)  # never run
-
-        if _upsample(layer, grab) is None:
-            raise ValueError("RMVPE's decoder up-sampling is not the corrected one")
-        return _mat(taps[0]), mx.array(taps[1])
 
     @staticmethod
     def _block(block: Any) -> tuple:

@@ -373,14 +373,14 @@ class Synthesizer(nn.Module):
         flow_head, dec_head, head, length, streaming, chunk_frames, out_frames, decode_frames = geometry
         if p is None:
             enc0 = lambda x: self.enc_p(x, None, skip_head=flow_head)  # noqa: E731
-            m_p, logs_p = self._compiled("enc0", enc0, flow_head, static=False)(x)
+            m_p, logs_p = self._compiled("enc0", enc0, flow_head)(x)
         else:
             enc = lambda x, p: self.enc_p(x, p, skip_head=flow_head)  # noqa: E731
-            m_p, logs_p = self._compiled("enc", enc, flow_head, static=False)(x, p)
+            m_p, logs_p = self._compiled("enc", enc, flow_head)(x, p)
         z_p = m_p
         if k_prior is not None:
             z_p = m_p + mx.exp(logs_p) * mx.random.normal(m_p.shape, key=k_prior).astype(m_p.dtype) * noise_scale
-        z = self._compiled("flow", self.flow.reverse, static=False)(z_p, g)
+        z = self._compiled("flow", self.flow.reverse)(z_p, g)
         if self.backend.device != "cpu" and not whole:
             mx.eval(z)  # GPUs: the encoder's and flow's transient memory is freed before the decoder
         if streaming:
