@@ -123,6 +123,9 @@ def summarize(prof, top: int) -> dict:
         "memcpy": [memcpy[0], round(memcpy[1] / 1000, 2)],
         "api": {k: [v[0], round(v[1] / 1000, 2)] for k, v in sorted(api.items(), key=lambda kv: -kv[1][1])[:6]},
         "top": [[k[:110], v[0], round(v[1] / 1000, 2)] for k, v in heavy],
+        "most_launched": [  # where the launches go (a host-bound call pays per launch)
+            [k[:110], v[0], round(v[1] / 1000, 2)] for k, v in sorted(kern.items(), key=lambda kv: -kv[1][0])[:top]
+        ],
     }
 
 

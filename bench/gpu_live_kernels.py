@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--crossfade", type=float, default=0.05)
     ap.add_argument("--dtype", default="float16")
     ap.add_argument("--reps", type=int, default=30)
-    ap.add_argument("--top", type=int, default=8)
+    ap.add_argument("--top", type=int, default=20)
     ap.add_argument("--input", help="speech to feed the stream (default: the bench signal)")
     ap.add_argument("--plain-synth", action="store_true")
     a = ap.parse_args()
