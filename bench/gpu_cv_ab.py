@@ -1,9 +1,9 @@
 """ContentVec on the GPU, variants side by side: time and peak memory per input length. Not a test.
 
-    python bench/gpu_cv_ab.py [--seconds 10 37 60] [--reps 5] [--variants strided concat block1024 half]
+    python bench/gpu_cv_ab.py [--seconds 10 37 60] [--reps 5] [--variants strided concat block1024 block4096 half]
 
 ``strided``: the current build (im2col as one strided view per GEMM); ``concat``: the taps joined
-(the fourth session's build); ``block1024``: the feature extractor in passes of 1024 frames;
+(the fourth session's build); ``blockN``: the feature extractor in passes of N frames;
 ``half``: the whole forward in float16 (weights and activations; the output's deviation from
 float32 is reported). One JSON line per variant and length: median ms of warm calls, peak device
 MB (weights included), max |diff| against ``strided``.
@@ -70,7 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, nargs="+", default=[10.0, 37.0, 60.0])
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--variants", nargs="+", default=["strided", "concat", "block1024", "half"])
+    ap.add_argument("--variants", nargs="+", default=["strided", "concat", "block1024", "block4096", "half"])
     a = ap.parse_args()
     cv = build_models(dtype="float32")["contentvec"]
     fast = cv._fast
