@@ -255,19 +255,25 @@ def test_decode_frames_is_the_references_return_length2(vc_stub):
         vc_stub.synth(feats, pitch, f0, noise_scale=0, decode_frames=36)
 
 
-def test_gpu_wiring_gives_the_same_blocks(ckpt, tiny_contentvec_v1, extractors_dir, fixtures_dir):
+@pytest.mark.parametrize("index_rate", [0.0, 0.5])
+def test_gpu_wiring_gives_the_same_blocks(ckpt, tiny_contentvec_v1, extractors_dir, fixtures_dir, index_rate):
     """GPUs queue the content features on a stream of their own (``embedder.lazy``, compiled for
-    the block's length), estimate the pitch meanwhile, and compile the synthesizer's encoder and
-    flow (``static_shape``). The same wiring, forced here on the CPU, gives the same blocks."""
+    the block's length), estimate the pitch meanwhile, leave the features on the device for the
+    synthesizer (no index blending; with it they come to the host) and compile the
+    synthesizer's whole call (``static_shape``). The same wiring, forced here on the CPU, gives
+    the same blocks."""
     import mlx.core as mx
 
     vc = VoiceConverter(  # v1: final_proj on the lazy path
-        ckpt("v1_f0_32k"), contentvec=tiny_contentvec_v1, rmvpe=extractors_dir / "rmvpe_random.safetensors"
+        ckpt("v1_f0_32k"),
+        contentvec=tiny_contentvec_v1,
+        rmvpe=extractors_dir / "rmvpe_random.safetensors",
+        index=fixtures_dir / "reference" / "pipeline" / "index_v1_IVF.index",
     )
     x = load_audio(fixtures_dir / "audio" / "arctic_a0007.wav", sample_rate=48000)[: 48000 * 2]
     outs = []
     for gpu in (False, True):
-        st = vc.stream(seed=0, block=0.2, extra=0.5, f0_fn=local_f0)
+        st = vc.stream(seed=0, block=0.2, extra=0.5, f0_fn=local_f0, index_rate=index_rate)
         if gpu:
             st._gpu, st._lazy, st._cv_stream = True, vc.embedder.lazy, mx.new_stream(mx.cpu)
         live, fig = run_file(st, x, pace="fast")
@@ -275,9 +281,23 @@ def test_gpu_wiring_gives_the_same_blocks(ckpt, tiny_contentvec_v1, extractors_d
         outs.append(live)
     peak = np.abs(outs[0]).max()
     err = np.abs(outs[0] - outs[1]).max()
-    print(f"GPU wiring vs plain: max |d| {err:.2e} of peak {peak:.3f}")
+    print(f"GPU wiring vs plain, index rate {index_rate}: max |d| {err:.2e} of peak {peak:.3f}")
     # float32 rounding only: v1's final_proj is an MLX GEMM there and a NumPy one here
     assert peak > 0.01 and err <= 1e-5 * peak
+
+
+@pytest.mark.parametrize("n", [10, 27, 28, 40])
+def test_device_features_at_100_hz_match_the_host_ones(vc_stub, n):
+    """The GPU wiring's 50 -> 100 Hz step on the device (last frame once more, each frame twice,
+    edge frames up to the synthesizer's length) equals the host one, short inputs included."""
+    import mlx.core as mx
+
+    st = vc_stub.stream(block=0.2, extra=0.3)  # 55 frames of 10 ms
+    feats = np.random.default_rng(n).standard_normal((n, vc_stub.info.feature_dim)).astype(np.float32)
+    host = st._frames100(feats.copy(), st.settings)
+    dev = np.array(st._frames100_mx(mx.array(feats)))
+    assert host.shape == dev.shape == (st.frames, vc_stub.info.feature_dim)
+    np.testing.assert_array_equal(dev, host)
 
 
 @pytest.mark.parametrize(

@@ -318,10 +318,10 @@ class Stream:
     def _infer(self, s: StreamSettings) -> np.ndarray:
         """The synthesizer's output for the new frames, resampled to ``sample_rate``:
         ``(return_length * zc,)`` float32."""
-        info = self.vc.info
-        p_len = self.frames
         t0 = time.perf_counter()
+        index0 = self.stage_seconds["index"]
         early = None
+        feats: Any
         if self._cv_stream is not None and self._lazy is not None:  # queued now, collected after the pitch
             import mlx.core as mx
 
@@ -330,25 +330,18 @@ class Stream:
                 mx.async_eval(pending)
             t_queued = time.perf_counter()
             early = self._f0(s, t_queued)
-            t0 += time.perf_counter() - t_queued  # features: queueing + waiting, not the pitch
-            feats = np.array(pending, np.float32)
+            t0 += time.perf_counter() - t_queued  # features: queueing (+ waiting), not the pitch
+            self._check_features(pending.shape)
+            if s.index_rate and self.vc.index is not None:
+                feats = self._frames100(np.array(pending, np.float32), s)
+            else:  # left on the device: the synthesizer's graph is queued behind the features
+                feats = self._frames100_mx(pending)
         else:
             feats = np.asarray(self.vc.embedder(self.input_wav_res), np.float32)
-        t1 = time.perf_counter()
-        self.stage_seconds["features"] += t1 - t0
-        if feats.ndim != 2 or feats.shape[1] != info.feature_dim or len(feats) == 0:
-            raise ConvertInputError(
-                f"the content-feature extractor gave shape {feats.shape}; expected (frames, {info.feature_dim})"
-            )
-        feats = np.concatenate([feats, feats[-1:]])  # as the reference: the last frame once more
-        if s.index_rate and self.vc.index is not None:
-            h = self.skip_head // 2
-            feats[h:] = self.vc.index.blend(feats[h:], rate=s.index_rate)
-        feats = np.repeat(feats, 2, axis=0)[:p_len]  # 50 -> 100 Hz
-        if len(feats) < p_len:
-            feats = np.pad(feats, ((0, p_len - len(feats)), (0, 0)), mode="edge")
+            self._check_features(feats.shape)
+            feats = self._frames100(feats, s)
         t2 = time.perf_counter()
-        self.stage_seconds["index"] += t2 - t1
+        self.stage_seconds["features"] += t2 - t0 - (self.stage_seconds["index"] - index0)
         pitch, pitchf = early if early is not None else self._f0(s, t2)
         t3 = time.perf_counter()
         length2 = self._length2(s)
@@ -382,6 +375,37 @@ class Stream:
             y = resample(y, self.tgt_sr, self.sample_rate)
         return _fit(y, self.return_length * self.zc)
 
+    def _check_features(self, shape: tuple[int, ...]) -> None:
+        dim = self.vc.info.feature_dim
+        if len(shape) != 2 or shape[1] != dim or shape[0] == 0:
+            raise ConvertInputError(f"the content-feature extractor gave shape {shape}; expected (frames, {dim})")
+
+    def _frames100(self, feats: np.ndarray, s: StreamSettings) -> np.ndarray:
+        """50 Hz features -> the synthesizer's ``(frames, dim)`` at 100 Hz: the last frame once
+        more (as the reference), index blending after the extra context, each frame twice."""
+        p_len = self.frames
+        feats = np.concatenate([feats, feats[-1:]])
+        if s.index_rate and self.vc.index is not None:
+            t = time.perf_counter()
+            h = self.skip_head // 2
+            feats[h:] = self.vc.index.blend(feats[h:], rate=s.index_rate)
+            self.stage_seconds["index"] += time.perf_counter() - t
+        feats = np.repeat(feats, 2, axis=0)[:p_len]
+        if len(feats) < p_len:
+            feats = np.pad(feats, ((0, p_len - len(feats)), (0, 0)), mode="edge")
+        return feats
+
+    def _frames100_mx(self, feats: Any) -> Any:
+        """:meth:`_frames100` without blending, on the device (MLX, not evaluated)."""
+        import mlx.core as mx
+
+        p_len = self.frames
+        n = feats.shape[0] + 1
+        last = feats[-1:]
+        parts = [feats, last] + [last] * max(0, -(-p_len // 2) - n)  # edge frames up to p_len
+        out = mx.repeat(mx.concatenate(parts), 2, axis=0)
+        return out[:p_len]
+
     def _length2(self, s: StreamSettings) -> int:
         """Frames the decoder makes: ``return_length`` stretched by the formant shift."""
         return math.ceil(self.return_length * 2 ** (s.formant / 12))
@@ -400,15 +424,16 @@ class Stream:
         src = self.input_wav[self.extra_frame :][: len(infer)]
         rms1 = _interp_corners(_frame_rms(src, zc), len(infer))
         rms2 = np.maximum(_interp_corners(_frame_rms(infer, zc), len(infer)), 1e-3)
-        return (infer * np.power(rms1 / rms2, 1 - rate)).astype(np.float32)
+        gain = rms1 / rms2 if rate == 0 else np.power(rms1 / rms2, 1 - rate)  # (x ** 1 is x)
+        return (infer * gain).astype(np.float32)
 
     def _sola(self, infer: np.ndarray) -> None:
         """Align ``infer`` on the kept tail, crossfade, write one block to ``self.out``."""
         sb, ss, bf = self.sola_buffer_frame, self.sola_search_frame, self.block_frame
         head = infer[: sb + ss].astype(np.float64)
-        win = np.lib.stride_tricks.sliding_window_view(head, sb)  # (ss + 1, sb)
-        nom = win @ self.sola_buffer.astype(np.float64)
-        den = np.sqrt(np.einsum("ij,ij->i", win, win) + 1e-8)
+        nom = np.correlate(head, self.sola_buffer.astype(np.float64), "valid")  # (ss + 1,)
+        energy = np.concatenate(([0.0], np.cumsum(head * head)))  # each window's energy, O(n)
+        den = np.sqrt(energy[sb:] - energy[:-sb] + 1e-8)
         k = int(np.argmax(nom / den))
         self.sola_offset = k
         y = infer[k:]  # infer is this block's own array: modified in place, as the reference

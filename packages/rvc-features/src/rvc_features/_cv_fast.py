@@ -379,7 +379,10 @@ class FastContentvec:
         hd = d // h
         qkv = x @ wqkv + bqkv
         if not self.cpu:  # GPUs: MLX's fused attention (no (H, T, T) scores kept)
-            q, k, v = qkv.reshape(1, t, 3, h, hd).transpose(2, 0, 3, 1, 4)
+            # one copy to head-major (3H, T, hd): q, k and v are then contiguous slices, which
+            # the attention's matmuls take as they are (strided views were copied one by one)
+            qkv = mx.contiguous(qkv.reshape(t, 3 * h, hd).transpose(1, 0, 2))
+            q, k, v = qkv[None, :h], qkv[None, h : 2 * h], qkv[None, 2 * h :]
             o = mx.fast.scaled_dot_product_attention(q, k, v, scale=1.0)
             return o.transpose(0, 2, 1, 3).reshape(t, d)
         mx.eval(qkv)
