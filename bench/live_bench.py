@@ -78,21 +78,7 @@ def main() -> None:
         )
         run_file(st, warm, pace="fast")
         st.reset()
-        per_block: list[dict[str, float]] = []  # each block's stage seconds (where the jitter is)
-        last = dict(st.stage_seconds)
-
-        def on_block(k: int, compute: float, a2o: float, st=st, last=last, per_block=per_block) -> None:
-            now = dict(st.stage_seconds)
-            d = {s: now[s] - last[s] for s in now}
-            per_block.append(d | {"other": compute - sum(d.values())})
-            last.update(now)
-
-        _, fig = run_file(st, x, pace=args.pace, on_block=on_block)
-        if per_block:  # the stages' p50 / p99 / max per block, ms
-            fig["stage_pct_ms"] = {
-                s: [round(float(np.percentile([b[s] for b in per_block], q)) * 1000, 2) for q in (50, 99, 100)]
-                for s in per_block[0]
-            }
+        _, fig = run_file(st, x, pace=args.pace)  # its stage_pct_ms: each stage's p50 / p99 / max
         fig.update(
             block_s=block,
             extra_s=args.extra,

@@ -101,3 +101,47 @@ def test_run_file_fast_counts_blocks_over_budget():
     assert fig["blocks"] == 4 and fig["late_blocks"] == 0 and fig["compute_ms"]["p50"] == pytest.approx(4)
     with pytest.raises(ValueError, match="pace"):
         run_file(st, out, pace="slow")
+
+
+class StagedStream(FakeStream):
+    """Spends fake stage seconds per block (block ``k``: pitch ``k`` ms, synth 2 ms) on a fake clock."""
+
+    def __init__(self, clock: list[float]) -> None:
+        super().__init__()
+        self.clock = clock
+        self.stage_seconds = {"f0": 0.0, "synth": 0.0}
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        f0, synth = self.calls / 1000, 0.002
+        self.stage_seconds["f0"] += f0
+        self.stage_seconds["synth"] += synth
+        self.clock[0] += f0 + synth + 0.0005  # 0.5 ms outside the stages
+        return super().process(x)
+
+    def reset(self) -> None:
+        self.stage_seconds = dict.fromkeys(self.stage_seconds, 0.0)
+
+
+def test_figures_split_each_block_by_stage():
+    """``stage_pct_ms``: each stage's p50 / p99 / max per block, ``other`` the rest of the block;
+    stage seconds from before the run and a reset in between are not counted."""
+    now = [0.0]
+    st = StagedStream(now)
+    st.process(np.zeros(10, np.float32))  # before the run: f0 0 ms, synth 2 ms
+    st.stage_seconds["f0"] += 5.0  # (and time spent elsewhere)
+    _, fig = run_file(st, np.zeros(100, np.float32), pace="fast", clock=lambda: now[0])
+    pct = fig["stage_pct_ms"]
+    f0 = np.arange(1, 11)  # blocks 1..10 of the stream: 1..10 ms of pitch
+    assert pct["f0"] == [round(float(np.percentile(f0, 50)), 2), round(float(np.percentile(f0, 99)), 2), 10.0]
+    assert pct["synth"] == [2.0, 2.0, 2.0]
+    assert pct["other"] == pytest.approx([0.5, 0.5, 0.5], abs=1e-6)
+    st.reset()  # a reset between runs: the next run's first block is counted from zero
+    _, fig = run_file(st, np.zeros(10, np.float32), pace="fast", clock=lambda: now[0])
+    assert fig["stage_pct_ms"]["f0"] == [11.0, 11.0, 11.0]
+    loop = LiveLoop(st)  # a reset during a run: that block is counted from zero
+    st.process(np.zeros(10, np.float32))  # 12 ms
+    loop.record(0, 0.015, 0.015)
+    st.reset()
+    st.process(np.zeros(10, np.float32))  # 13 ms
+    loop.record(1, 0.016, 0.016)
+    assert loop.stages["f0"] == pytest.approx([0.012, 0.013])

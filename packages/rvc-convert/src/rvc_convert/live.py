@@ -37,7 +37,8 @@ class LiveLoop:
 
     Counters: ``blocks`` (callbacks), ``late`` (callbacks whose block was not ready),
     ``dropped`` (input blocks not converted because the worker was ``slots - 2`` blocks behind),
-    ``compute`` / ``arrival_to_output`` (seconds per converted block).
+    ``compute`` / ``arrival_to_output`` (seconds per converted block), ``stages`` (a stream with
+    ``stage_seconds``: each converted block's seconds per stage, and ``other`` for the rest).
     """
 
     def __init__(
@@ -67,6 +68,9 @@ class LiveLoop:
         self.blocks = self.late = self.dropped = 0
         self.compute: list[float] = []
         self.arrival_to_output: list[float] = []
+        self.stages: dict[str, list[float]] = {}
+        stages = getattr(stream, "stage_seconds", None)
+        self._last_stages = dict(stages) if stages is not None else {}
         self.error: BaseException | None = None
         self._worker: threading.Thread | None = None
 
@@ -125,10 +129,25 @@ class LiveLoop:
         self._out[i] = y
         t1 = self.clock()
         self._done[i] = k
-        self.compute.append(t1 - t0)
-        self.arrival_to_output.append(t1 - self._arrival[i])
+        self.record(k, t1 - t0, t1 - self._arrival[i])
+
+    def record(self, k: int, compute: float, arrival_to_output: float) -> None:
+        """Count block ``k`` as converted (``compute`` and ``arrival_to_output`` seconds), with
+        its stages' seconds when the stream keeps ``stage_seconds``, then call ``on_block``."""
+        self.compute.append(compute)
+        self.arrival_to_output.append(arrival_to_output)
+        now = getattr(self.stream, "stage_seconds", None)
+        if now is not None:
+            last = self._last_stages
+            if any(now[s] < last.get(s, 0.0) for s in now):  # the stream was reset in between
+                last = {}
+            spent = {s: now[s] - last.get(s, 0.0) for s in now}
+            spent["other"] = compute - sum(spent.values())
+            for s, v in spent.items():
+                self.stages.setdefault(s, []).append(v)
+            self._last_stages = dict(now)
         if self.on_block is not None:
-            self.on_block(k, t1 - t0, t1 - self._arrival[i])
+            self.on_block(k, compute, arrival_to_output)
 
     def callback(self, indata: np.ndarray | None, outdata: np.ndarray) -> None:
         """One device period: ``indata`` ``(block,)`` in (None: nothing more to convert),
@@ -160,7 +179,8 @@ class LiveLoop:
 def summarize(loop: LiveLoop, stream: Any, *, pace: str) -> dict[str, Any]:
     """The figures of a run: latencies in ms, compute percentiles, late/dropped blocks, and (a
     :class:`~rvc_convert.stream.Stream`) ``stage_ms``: mean wall ms per block of content features,
-    index blending, pitch and the synthesizer."""
+    index blending, pitch and the synthesizer, and ``stage_pct_ms``: each of those and ``other``
+    (the rest of a block: resampling, RMS mix, SOLA) as ``[p50, p99, max]`` ms per block."""
     comp = np.asarray(loop.compute) * 1000
     a2o = np.asarray(loop.arrival_to_output) * 1000
 
@@ -193,6 +213,11 @@ def summarize(loop: LiveLoop, stream: Any, *, pace: str) -> dict[str, Any]:
     }
     if stages and done:  # mean wall ms per block of each stage (Stream.stage_seconds)
         fig["stage_ms"] = {k: round(1000 * v / done, 2) for k, v in stages.items()}
+    if loop.stages:  # where a slow block's time went: each stage's p50 / p99 / max ms per block
+        fig["stage_pct_ms"] = {
+            k: [pct(np.asarray(v) * 1000, 50), pct(np.asarray(v) * 1000, 99), round(1000 * max(v), 2)]
+            for k, v in loop.stages.items()
+        }
     return fig
 
 
@@ -272,11 +297,8 @@ def run_file(
             out[k * n : (k + 1) * n] = stream.process(padded[k * n : (k + 1) * n])
             dt = clock() - t0
             loop.blocks += 1
-            loop.compute.append(dt)
-            loop.arrival_to_output.append(dt)
             loop.late += dt > period
-            if on_block is not None:
-                on_block(k, dt, dt)
+            loop.record(k, dt, dt)
     else:
 
         def device() -> None:  # the simulated audio callback: NumPy only, on its own thread
