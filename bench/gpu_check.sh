@@ -21,4 +21,4 @@ bench() {  # precision
 echo "== rvc bench float16 =="; bench float16
 echo "== ContentVec passes =="; MLX_ENABLE_TF32=1 run python3 bench/gpu_cv_ab.py --seconds 10 37 --variants strided block1024 block4096 | tee "$OUT/cv_ab.jsonl"
 echo "== rvc bench tf32 =="; bench tf32
-echo "left $(left) s"; tail -3 "$OUT/log.txt"
+keep_kernels; echo "left $(left) s"; tail -3 "$OUT/log.txt"

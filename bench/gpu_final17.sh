@@ -32,4 +32,4 @@ for stage in hubert rmvpe synth; do for prec in fp32 fp16; do
     timeout "$(left)" python3 .gpu/p3/anchors/torch_ref.py cuda "$stage" "$prec" 10 60 2>>"$OUT/log.txt" | tee -a "$OUT/torch_ref.jsonl"
 done; done
 echo "== rvc bench tf32 =="; bench tf32
-echo "left $(left) s"; tail -3 "$OUT/log.txt"
+keep_kernels; echo "left $(left) s"; tail -3 "$OUT/log.txt"

@@ -19,4 +19,4 @@ echo "== live 0.25 real time =="; live --blocks 0.25 --extra 2.5 --seconds 60 --
 echo "== live 90 ms =="; live --blocks 0.05 --crossfade 0.03 --extra 1.0 --seconds 60 --pace realtime
 echo "== live 100 ms =="; live --blocks 0.06 --crossfade 0.03 --extra 1.0 --seconds 60 --pace realtime
 [ -z "${NOKERNELS:-}" ] && { echo "== block kernels =="; (cd bench && run python3 gpu_live_kernels.py --dtype float16 --input ../$S) | tee "$OUT/live_kernels.jsonl"; }
-echo "left $(left) s"; tail -5 "$OUT/log.txt"
+keep_kernels; echo "left $(left) s"; tail -5 "$OUT/log.txt"
