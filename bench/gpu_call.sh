@@ -3,8 +3,10 @@
 # packages on PYTHONPATH, $OUT, and `left` (seconds of $BUDGET, default 570, not yet used) for
 # each step's timeout. A fresh machine compiles MLX's kernels on first use (a minute or more of
 # device time): `keep_kernels` (call it last) sends MLX's kernel folder and the driver's
-# compute cache back as $OUT/kernels.tgz.*; put those parts in .gpu/p3/ and the next machine
-# starts with them unpacked.
+# compute cache back as $OUT/kernels.tgz.*; put those parts in .gpu/p4/ (stashed like p1 and p2:
+# `run(carry=[".gpu/p4"], command="bash bench/gpu_session.sh stash")`) or .gpu/p3/, and the
+# next machine starts with them unpacked (COLD=1: not, e.g. to time a first conversion on a
+# fresh machine, as gpu_final17.sh's first bench row does).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${OUT:-/tmp/rvc-gpu}
@@ -13,9 +15,11 @@ python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 for p in packages/*/src; do export PYTHONPATH=$PWD/$p:$PYTHONPATH; done
 KERNEL_DIRS=(.cache/rvc/mlx-kernels .nv/ComputeCache)  # under $HOME: configure_gpu's and the driver's
-if compgen -G ".gpu/p3/kernels.tgz.*" >/dev/null && [ ! -d "$HOME/${KERNEL_DIRS[0]}" ]; then
-    cat .gpu/p3/kernels.tgz.* | tar xzf - -C "$HOME" && echo "kernels unpacked: $(du -sh "$HOME/.cache/rvc" | cut -f1)"
-fi
+for d in .gpu/p3 /tmp/stash; do
+    if [ -z "${COLD:-}" ] && compgen -G "$d/kernels.tgz.*" >/dev/null && [ ! -d "$HOME/${KERNEL_DIRS[0]}" ]; then
+        cat "$d"/kernels.tgz.* | tar xzf - -C "$HOME" && echo "kernels unpacked: $(du -sh "$HOME/.cache/rvc" | cut -f1)"
+    fi
+done
 keep_kernels() {  # at most 15 MB a part (files come back up to 16 MiB, 8 files a call)
     (cd "$HOME" && ls -d "${KERNEL_DIRS[@]}" 2>/dev/null | tar czf - -T -) | split -b 15M - "$OUT/kernels.tgz."
     ls -la "$OUT"/kernels.tgz.* | awk '{s += $5} END {print "kernels kept: " s / 1e6 " MB"}'

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 S=/tmp/stash
 OUT=${OUT:-/tmp/rvc-gpu}
 mkdir -p "$S" "$OUT"
-for p in .gpu/p1 .gpu/p2 .gpu/p3; do [ -d "$p" ] && cp -r "$p"/. "$S"/; done
+for p in .gpu/p1 .gpu/p2 .gpu/p3 .gpu/p4; do [ -d "$p" ] && cp -r "$p"/. "$S"/; done  # p4: kernels.tgz.*
 [ "${1:-}" = stash ] && { ls "$S"; exit 0; }
 if [ ! -d /tmp/site/mlx ]; then
     mkdir -p /tmp/g/whl
