@@ -21,8 +21,8 @@ import mlx.core as mx
 import numpy as np
 
 from rvc_audio import load_audio, resample
-from rvc_convert import ConvertOptions, VoiceConverter
-from rvc_convert.bench import build_models, f0_function, signal
+from rvc_convert import VoiceConverter
+from rvc_convert.bench import build_models, live_converter, signal
 
 
 def main() -> None:
@@ -40,10 +40,7 @@ def main() -> None:
     synth = models["synth"]
     if args.tf32:
         synth.set_backend(synth.backend, tf32=True)
-    cv, rmvpe, version = models["contentvec"], models["rmvpe"], synth.info.version
-    vc = VoiceConverter(synth, embedder=cv.embedder(version), options=ConvertOptions(f0_method="pm"))
-
-    f0_fn = f0_function(rmvpe)
+    vc, f0_fn = live_converter(models)
 
     sr = 48000
     if args.input:

@@ -25,8 +25,7 @@ import numpy as np  # noqa: E402
 from gpu_kernels import summarize  # noqa: E402  (this folder)
 
 from rvc_audio import load_audio, resample  # noqa: E402
-from rvc_convert import ConvertOptions, VoiceConverter  # noqa: E402
-from rvc_convert.bench import build_models, f0_function, signal  # noqa: E402
+from rvc_convert.bench import build_models, live_converter, signal  # noqa: E402
 
 
 def main() -> None:
@@ -49,15 +48,14 @@ def main() -> None:
     synth = models["synth"]
     if a.plain_synth:
         synth.dec.traceable = lambda *_: False  # type: ignore[method-assign]
-    cv, version = models["contentvec"], synth.info.version
-    vc = VoiceConverter(synth, embedder=cv.embedder(version), options=ConvertOptions(f0_method="pm"))
+    vc, f0_fn = live_converter(models)
     st = vc.stream(
         sample_rate=48000,
         block=a.block,
         crossfade=a.crossfade,
         extra=a.extra,
         seed=0,
-        f0_fn=f0_function(models["rmvpe"]),
+        f0_fn=f0_fn,
     )
     sr = 48000
     x = load_audio(a.input, sample_rate=sr) if a.input else resample(signal(8.0, seed=1), 16000, sr)

@@ -96,19 +96,15 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=30)
     args = ap.parse_args()
 
-    from rvc_convert import ConvertOptions, VoiceConverter
-    from rvc_convert.bench import build_models, f0_function
+    from rvc_convert.bench import build_models, live_converter
 
     models = build_models(dtype=args.dtype)
     synth = models["synth"]
     if args.tf32:
         synth.set_backend(synth.backend, tf32=True)
-    cv, rmvpe = models["contentvec"], models["rmvpe"]
-    version = synth.info.version
-    vc = VoiceConverter(synth, embedder=cv.embedder(version), options=ConvertOptions(f0_method="pm"))
+    cv, rmvpe, version = models["contentvec"], models["rmvpe"], synth.info.version
+    vc, f0_fn = live_converter(models)
     rmvpe.set_backend("compiled")
-
-    f0_fn = f0_function(rmvpe)
 
     st = vc.stream(sample_rate=48000, block=args.block, crossfade=args.crossfade, extra=args.extra, seed=0, f0_fn=f0_fn)
     rng = np.random.default_rng(0)

@@ -19,8 +19,7 @@ import json
 import numpy as np
 
 from rvc_audio import load_audio, resample
-from rvc_convert import ConvertOptions, VoiceConverter
-from rvc_convert.bench import _device_name, build_models, f0_function, signal
+from rvc_convert.bench import _device_name, build_models, live_converter, signal
 from rvc_convert.live import run_file
 
 
@@ -45,18 +44,11 @@ def main() -> None:
     models = build_models(dtype=args.dtype)
     if args.tf32:
         models["synth"].set_backend(models["synth"].backend, tf32=True)
-    cv, rmvpe, version = models["contentvec"], models["rmvpe"], models["synth"].info.version
+    rmvpe = models["rmvpe"]
     rmvpe.set_backend(args.rmvpe_backend)
     if args.plain_synth:
         models["synth"].dec.traceable = lambda *_: False
-    vc = VoiceConverter(
-        models["synth"],
-        index=models["index"],
-        embedder=cv.embedder(version),  # with its `lazy`: the stream queues it on GPUs
-        options=ConvertOptions(f0_method="pm"),
-    )  # RMVPE: the random full-width one below
-
-    f0_fn = f0_function(rmvpe)
+    vc, f0_fn = live_converter(models, index=True)
 
     sr = 48000
     if args.input:

@@ -113,6 +113,25 @@ def f0_function(rmvpe: Any) -> Callable[[np.ndarray, int], np.ndarray]:
     return f0_fn
 
 
+def live_converter(
+    models: dict[str, Any], *, index: bool = False
+) -> tuple[Any, Callable[[np.ndarray, int], np.ndarray]]:
+    """A ``VoiceConverter`` over :func:`build_models`'s models for live streams (the index with
+    ``index=True``), and the random full-width RMVPE as the streams' ``f0_fn`` (it has no weights
+    file for the converter to load): ``vc.stream(..., f0_fn=f0_fn)``."""
+    from .converter import VoiceConverter
+    from .options import ConvertOptions
+
+    synth = models["synth"]
+    vc = VoiceConverter(
+        synth,
+        index=models["index"] if index else None,
+        embedder=models["contentvec"].embedder(synth.info.version),  # with `lazy`: queued on GPUs
+        options=ConvertOptions(f0_method="pm"),
+    )
+    return vc, f0_function(models["rmvpe"])
+
+
 def pipeline_call(models: dict[str, Any]) -> Callable[..., None]:
     """``call(audio_16k, timings=None)``: one conversion of :func:`build_models`'s models through
     the pipeline (seed 0, the default preset), as ``rvc bench`` times it."""

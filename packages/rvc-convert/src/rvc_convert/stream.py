@@ -319,9 +319,9 @@ class Stream:
         """The synthesizer's output for the new frames, resampled to ``sample_rate``:
         ``(return_length * zc,)`` float32."""
         t0 = time.perf_counter()
-        index0 = self.stage_seconds["index"]
         early = None
-        feats: Any
+        blend = bool(s.index_rate) and self.vc.index is not None
+        raw: Any
         if self._cv_stream is not None and self._lazy is not None:  # queued now, collected after the pitch
             import mlx.core as mx
 
@@ -331,17 +331,18 @@ class Stream:
             t_queued = time.perf_counter()
             early = self._f0(s, t_queued)
             t0 += time.perf_counter() - t_queued  # features: queueing (+ waiting), not the pitch
-            self._check_features(pending.shape)
-            if s.index_rate and self.vc.index is not None:
-                feats = self._frames100(np.array(pending, np.float32), s)
-            else:  # left on the device: the synthesizer's graph is queued behind the features
-                feats = self._frames100_mx(pending)
+            # without blending the features stay on the device: the synthesizer's graph is queued behind them
+            raw = np.array(pending, np.float32) if blend else pending
         else:
-            feats = np.asarray(self.vc.embedder(self.input_wav_res), np.float32)
-            self._check_features(feats.shape)
-            feats = self._frames100(feats, s)
+            raw = np.asarray(self.vc.embedder(self.input_wav_res), np.float32)
+        dim = self.vc.info.feature_dim
+        if raw.ndim != 2 or raw.shape[1] != dim or raw.shape[0] == 0:
+            raise ConvertInputError(f"the content-feature extractor gave shape {raw.shape}; expected (frames, {dim})")
+        t1 = time.perf_counter()
+        self.stage_seconds["features"] += t1 - t0
+        feats = self._frames100(raw, s) if isinstance(raw, np.ndarray) else self._frames100_mx(raw)
         t2 = time.perf_counter()
-        self.stage_seconds["features"] += t2 - t0 - (self.stage_seconds["index"] - index0)
+        self.stage_seconds["index"] += t2 - t1
         pitch, pitchf = early if early is not None else self._f0(s, t2)
         t3 = time.perf_counter()
         length2 = self._length2(s)
@@ -375,21 +376,14 @@ class Stream:
             y = resample(y, self.tgt_sr, self.sample_rate)
         return _fit(y, self.return_length * self.zc)
 
-    def _check_features(self, shape: tuple[int, ...]) -> None:
-        dim = self.vc.info.feature_dim
-        if len(shape) != 2 or shape[1] != dim or shape[0] == 0:
-            raise ConvertInputError(f"the content-feature extractor gave shape {shape}; expected (frames, {dim})")
-
     def _frames100(self, feats: np.ndarray, s: StreamSettings) -> np.ndarray:
         """50 Hz features -> the synthesizer's ``(frames, dim)`` at 100 Hz: the last frame once
         more (as the reference), index blending after the extra context, each frame twice."""
         p_len = self.frames
         feats = np.concatenate([feats, feats[-1:]])
         if s.index_rate and self.vc.index is not None:
-            t = time.perf_counter()
             h = self.skip_head // 2
             feats[h:] = self.vc.index.blend(feats[h:], rate=s.index_rate)
-            self.stage_seconds["index"] += time.perf_counter() - t
         feats = np.repeat(feats, 2, axis=0)[:p_len]
         if len(feats) < p_len:
             feats = np.pad(feats, ((0, p_len - len(feats)), (0, 0)), mode="edge")

@@ -135,7 +135,7 @@ def _random_models(
 ) -> tuple[Callable[[np.ndarray], None], str, Any, dict[str, Any]]:
     """A conversion function over ``bench``'s random full-size models, its preset, and (``live``)
     a ``VoiceConverter`` over the same models with the streams' arguments (RMVPE as the pitch)."""
-    from .bench import build_models, f0_function, pipeline_call
+    from .bench import build_models, live_converter, pipeline_call
     from .options import ConvertOptions
 
     dtype = "float32" if precision == "tf32" else precision
@@ -144,10 +144,6 @@ def _random_models(
     models = build_models(dtype=dtype)
     vc, kw = None, {}
     if live:
-        from .converter import VoiceConverter
-
-        synth = models["synth"]
-        embedder = models["contentvec"].embedder(synth.info.version)
-        vc = VoiceConverter(synth, embedder=embedder, options=ConvertOptions(f0_method="pm"))
-        kw = {"f0_fn": f0_function(models["rmvpe"])}  # the random full-width RMVPE (no weights file)
+        vc, f0_fn = live_converter(models)
+        kw = {"f0_fn": f0_fn}
     return pipeline_call(models), ConvertOptions().preset, vc, kw
