@@ -133,16 +133,19 @@ def test_conv_layer_spec_is_parsed_not_evaluated():
 
 
 @pytest.mark.parametrize("static_shape", [False, True])
-def test_gpu_graph_equals_cpu_forward(tiny_contentvec_v1, golden, static_shape):
-    """The GPU forward (one lazy graph, compiled for repeated lengths), run here on MLX's CPU,
-    equals the CPU forward: last layer, layer 9 and v1's final_proj, through the embedder."""
+def test_gpu_graph_equals_cpu_forward(tiny_contentvec_v1, golden, static_shape, monkeypatch):
+    """The GPU forward (one lazy graph, compiled for repeated lengths; MLX's erf in GELU), run
+    here on MLX's CPU, equals the CPU forward: last layer, layer 9 and v1's final_proj, through
+    the embedder; the positional conv in one matmul (short inputs) or in blocks of taps alike."""
+    from rvc_features import _cv_fast
+
     cv = load_contentvec(tiny_contentvec_v1)
     audio = golden["arctic_3s/audio"]
     want = {v: cv(audio, version=v) for v in ("v1", "v2")}
     emb = cv.embedder("v1")
     fast = cv._fast
-    was = fast.cpu
-    fast.cpu, fast._dnnl = False, []  # the GPU path, on MLX's CPU device
+    was = fast.cpu, fast.gelu
+    fast.cpu, fast._dnnl, fast.gelu = False, [], _cv_fast.gelu_erf  # the GPU path, on MLX's CPU device
     try:
         for v in ("v1", "v2"):
             for _ in range(2):  # a compiled graph's second call too
@@ -162,8 +165,11 @@ def test_gpu_graph_equals_cpu_forward(tiny_contentvec_v1, golden, static_shape):
             finally:
                 type(fast)._features_graph = graph
             assert np.abs(got - want["v2"]).max() <= 1e-5 * max(1.0, np.abs(want["v2"]).max())
+            monkeypatch.setattr(_cv_fast, "POS_ONE_PASS_BYTES", 0)  # the taps in blocks of 8 (long inputs)
+            got = np.array(cv.lazy(audio, version="v2"))
+            assert np.abs(got - want["v2"]).max() <= 1e-5 * max(1.0, np.abs(want["v2"]).max())
     finally:
-        fast.cpu = was
+        fast.cpu, fast.gelu = was
         del fast._dnnl
     assert np.abs(emb(audio) - want["v1"]).max() == 0
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import rvc_synth
+from mlx.utils import tree_map
 from rvc_runtime import onednn as _dnnl
 from rvc_synth import backends
 from rvc_synth.backends import BACKENDS, Backend, BackendError
@@ -69,6 +70,29 @@ def test_explicit_mlx_backend_meets_the_goldens(ref_dir: Path, variant: str) -> 
     auto = rvc_synth.load(ref_dir / "checkpoints" / f"{variant}.pth")
     err_auto, snr_auto = _golden_error(auto, ref_dir, variant)
     assert err_auto <= TINY["max"] and snr_auto >= TINY["snr"], (err_auto, snr_auto)
+
+
+def test_mlx_attention_projects_qkv_in_one_gemm(ref_dir: Path) -> None:
+    """Where MLX runs the attention (GPUs), q/k/v come from one joined GEMM (made when weights
+    are loaded or cast): the same heads as three projections (float32 GEMM rounding), and
+    weights replaced by hand are noticed (the separate projections run)."""
+    m = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_40k.pth", backend="mlx")
+    attn = m.enc_p.encoder.attn_layers[0]
+    x = mx.random.normal((1, 37, attn.conv_q.weight.shape[0]), key=mx.random.key(0))
+    joined = attn._heads_qkv(x)
+    fused = attn.__dict__.pop("_qkv")
+    apart = attn._heads_qkv(x)
+    for a, b in zip(joined, apart):
+        assert a.shape == b.shape == (1, attn.n_heads, 37, x.shape[-1] // attn.n_heads)
+        assert np.abs(np.array(a) - np.array(b)).max() <= 1e-6 * np.abs(np.array(b)).max()
+    object.__setattr__(attn, "_qkv", fused)
+    attn.conv_k.weight = attn.conv_k.weight * 2  # replaced by hand: the joined weights are stale
+    stale = np.array(attn._heads_qkv(x)[1])
+    attn.__dict__.pop("_qkv")
+    np.testing.assert_array_equal(stale, np.array(attn._heads_qkv(x)[1]))
+    assert np.abs(stale - np.array(apart[1])).max() > 0.1
+    m.set_dtype("float16")  # cast: joined again, in float16
+    assert attn.__dict__["_qkv"][1].dtype == mx.float16
 
 
 def test_numpy_backend_and_switching_back(ref_dir: Path) -> None:
@@ -179,3 +203,44 @@ def test_set_dtype_casts_now(ref_dir: Path) -> None:
         dot = io.StringIO()
         mx.export_to_dot(dot, w)
         assert w.dtype == mx.float16 and "AsType" not in dot.getvalue(), name
+
+
+@pytest.mark.parametrize("block", ["1", "2"])
+def test_compiled_resblocks_rebuild_residual_sums_same_bits(block: str) -> None:
+    """Where the decoder compiles (GPUs), a ResBlock rebuilds its residual sums per use, so each
+    use fuses into its consumer's kernel: the result equals the plain running sum to the last bit
+    (float32) and the compiled graph has fewer kernels."""
+    import io
+    import re
+    from dataclasses import replace
+
+    from rvc_synth.generator import ResBlock1, ResBlock2
+    from rvc_synth.layers import Kernels
+
+    mx.random.seed(0)
+    rb = ResBlock1(16, 3, (1, 3, 5)) if block == "1" else ResBlock2(16, 3, (1, 3))
+    rb.update(tree_map(lambda a: mx.random.normal(a.shape) * 0.3, rb.parameters()))
+    native = Kernels("native", "mlx")  # as on GPUs: the bias is added after the convolution either way
+    for _, m in rb.named_modules():
+        if "kernels" in dir(type(m)):
+            object.__setattr__(m, "kernels", native)
+    x = mx.random.normal((1, 40, 16))
+    mx.eval(rb.parameters(), x)
+    plain = backends.DEFAULT_BACKEND
+    compiled = replace(plain, compile="decoder")
+
+    def kernels(out: mx.array) -> int:
+        dot = io.StringIO()
+        mx.export_to_dot(dot, out)
+        views = ("Reshape", "Broadcast", "Slice", "Transpose", "ExpandDims", "Squeeze")
+        return sum(1 for op in re.findall(r'label ="?([A-Za-z]+)', dot.getvalue()) if op not in views)
+
+    got, n = {}, {}
+    for backend in (plain, compiled):
+        object.__setattr__(rb, "backend", backend)
+        got[backend.compile] = out = mx.compile(rb)(x)
+        n[backend.compile] = kernels(out)  # before evaluation detaches the graph
+    np.testing.assert_array_equal(np.array(got["decoder"]), np.array(got["off"]))
+    # alone, a step after the first saves its stored sum (in the decoder the last sum also fuses
+    # into the average of the ResBlocks: one more)
+    assert n["off"] - n["decoder"] == (3 if block == "1" else 2) - 1, n

@@ -11,7 +11,8 @@ positional conv (kernel 128, 16 groups) is slow, and transcendental element-wise
   input follow from the 10 x 10 covariance of the input frames);
 * the positional conv is a grouped GEMM over blocks of 8 kernel taps;
 * GELU uses a compiled rational ``erf`` (float32 accuracy, max error 4.4e-7 on erf), ~6x
-  faster than ``nn.gelu`` here;
+  faster than ``nn.gelu`` here (GPUs keep MLX's ``erf``: one fused kernel per GELU, where the
+  rational one's depth splits into three);
 * attention projects q, k, v with one GEMM (MLX), then runs on groups of heads in NumPy (SIMD
   ``exp``; at most ~64 MB of scores at a time); LayerNorm is ``mx.fast.layer_norm``.
 * on the CPU with oneDNN the positional conv and the transformer layers run as oneDNN
@@ -64,6 +65,15 @@ def gelu(x: mx.array) -> mx.array:
     return 0.5 * x * (1.0 + _erf(x * 0.7071067811865476))
 
 
+@mx.compile
+def gelu_erf(x: mx.array) -> mx.array:
+    """:func:`gelu` with MLX's ``erf`` (GPUs: one fused kernel; on MLX's CPU ``erf`` is scalar)."""
+    return 0.5 * x * (1.0 + mx.erf(x * 0.7071067811865476))
+
+
+POS_ONE_PASS_BYTES = 1 << 26  # the positional conv's taps in one matmul while its im2col fits this
+
+
 def _conv_gemm(x: mx.array, w2: mx.array, k: int, s: int, bias: mx.array | None) -> mx.array:
     """Valid 1-D convolution of ``x`` (T, I) with ``w2`` (k*I, O) (tap-major rows), stride s."""
     t_out = (x.shape[0] - k) // s + 1
@@ -103,6 +113,7 @@ class FastContentvec:
         # the kernels are chosen once, here: on the CPU oneDNN convolutions (when installed) and
         # NumPy attention; on GPUs MLX's (fused attention)
         self.cpu = mx.default_device() == mx.cpu
+        self.gelu = gelu if self.cpu else gelu_erf
         fe = model.feature_extractor
         self.convs = []
         for (_, k, s), blk in zip(conv_layers, fe.conv_layers):
@@ -242,7 +253,7 @@ class FastContentvec:
                 y = _conv_gemm(y, w0 if i == 0 else w2, k, s, b0 if i == 0 else bias)
                 if norm is not None and not group_norm:
                     y = mx.fast.layer_norm(y, norm.weight, norm.bias, norm.eps)
-                y = gelu(y)
+                y = self.gelu(y)
             outs.append(y)
         return outs[0] if len(outs) == 1 else mx.concatenate(outs, axis=0)
 
@@ -351,8 +362,13 @@ class FastContentvec:
         return w2 * scale, norm.bias - mean * scale
 
     def pos_conv(self, x: mx.array, block: int = 8) -> mx.array:
+        """The grouped positional conv (+ GELU): ``(T, C) -> (T, C)``, ``block`` kernel taps per
+        matmul, or all of them in one when their im2col copy fits :data:`POS_ONE_PASS_BYTES`
+        (live blocks, ~2.8 s: 2 kernels instead of ~47 on GPUs)."""
         t, c = x.shape
         g, k = self.pos_groups, self.pos_k
+        if t * k * c * x.itemsize <= POS_ONE_PASS_BYTES:
+            block = k
         ig = c // g
         xp = mx.pad(x, ((k // 2, k // 2), (0, 0))).reshape(-1, g, ig).transpose(1, 0, 2)  # (G, T+K, Ig)
         xp = mx.contiguous(xp)
@@ -368,7 +384,7 @@ class FastContentvec:
         for k0 in range(block, k, block):
             y = y + taps(k0)
         y = y.transpose(1, 0, 2).reshape(t, -1) + self.pos_b  # SamePad: the extra last frame is never made
-        return gelu(y)
+        return self.gelu(y)
 
     def _attention(self, x: mx.array, wqkv: mx.array, bqkv: mx.array) -> mx.array:
         """Multi-head self-attention core (q pre-scaled). On the CPU: projections in MLX, then NumPy on
@@ -377,7 +393,7 @@ class FastContentvec:
         t, d = x.shape
         h = self.heads
         hd = d // h
-        qkv = x @ wqkv + bqkv
+        qkv = mx.addmm(bqkv, x, wqkv)  # the bias in the GEMM: one kernel
         if not self.cpu:  # GPUs: MLX's fused attention (no (H, T, T) scores kept)
             # one copy to head-major (3H, T, hd): q, k and v are then contiguous slices, which
             # the attention's matmuls take as they are (strided views were copied one by one)
@@ -414,7 +430,7 @@ class FastContentvec:
         """``res + gelu(h @ w1 + b1) @ w2 + b2`` (GPUs, or the CPU without oneDNN: with it the
         whole layer runs in :mod:`._cv_cpu`)."""
         w1, b1, w2, b2 = params[5:9]
-        return res + gelu(h @ w1 + b1) @ w2 + b2
+        return res + self.gelu(h @ w1 + b1) @ w2 + b2
 
     def __call__(self, audio: np.ndarray, *, output_layer: int | None = None) -> mx.array:
         """(N,) float32 16 kHz -> (T, D) hidden states of transformer layer ``output_layer``

@@ -34,15 +34,40 @@ class MultiHeadAttention(nn.Module):
         self.emb_rel_k = mx.zeros((1, 2 * WINDOW + 1, d))
         self.emb_rel_v = mx.zeros((1, 2 * WINDOW + 1, d))
 
-    def __call__(self, x: mx.array) -> mx.array:
+    def fuse_qkv(self) -> None:
+        """Join the q/k/v projections' weights into one (evaluated) GEMM, for MLX's attention
+        (GPUs): one matmul and one head-major copy instead of three of each. Called whenever
+        the weights change (:meth:`Synthesizer.set_backend`, loading); weights replaced any
+        other way are noticed and the separate projections run."""
+        convs = (self.conv_q, self.conv_k, self.conv_v)
+        w = mx.concatenate([c.weight[:, 0, :] for c in convs], axis=0).T  # (C, 3C)
+        bias = mx.concatenate([c.bias for c in convs])
+        d = w.shape[0] // self.n_heads
+        div = mx.array([math.sqrt(d), 1.0, 1.0], dtype=w.dtype).reshape(3, 1, 1, 1, 1)  # q / sqrt(d), as below
+        mx.eval(w, bias, div)
+        object.__setattr__(self, "_qkv", (tuple(c.weight for c in convs) + tuple(c.bias for c in convs), w, bias, div))
+
+    def _heads_qkv(self, x: mx.array) -> tuple[mx.array, mx.array, mx.array]:
+        """``(B, T, C)`` -> q (scaled by ``1/sqrt(d)``), k, v ``(B, H, T, d)``."""
         b, t, c = x.shape
         h, d = self.n_heads, c // self.n_heads
+        fused = self.__dict__.get("_qkv")
+        convs = (self.conv_q, self.conv_k, self.conv_v)
+        now = tuple(c.weight for c in convs) + tuple(c.bias for c in convs)
+        if fused is not None and all(a is b_ for a, b_ in zip(fused[0], now)):
+            _, w, bias, div = fused
+            qkv = mx.addmm(bias, x, w).reshape(b, t, 3, h, d).transpose(2, 0, 3, 1, 4) / div  # one kernel
+            q, k, v = (qkv[i : i + 1].squeeze(0) for i in range(3))  # views (integer indices gather)
+            return q, k, v
 
         def heads(y: mx.array) -> mx.array:
             return y.reshape(b, t, h, d).transpose(0, 2, 1, 3)
 
-        q = heads(self.conv_q(x)) / math.sqrt(d)
-        k, v = heads(self.conv_k(x)), heads(self.conv_v(x))
+        return heads(self.conv_q(x)) / math.sqrt(d), heads(self.conv_k(x)), heads(self.conv_v(x))
+
+    def __call__(self, x: mx.array) -> mx.array:
+        b, t, c = x.shape
+        q, k, v = self._heads_qkv(x)
         if self.kernels.math == "numpy" and q.dtype == mx.float32:
             out = mx.array(self._attend_numpy(np.array(q), np.array(k), np.array(v)))
         else:
@@ -92,7 +117,7 @@ class MultiHeadAttention(nn.Module):
         width = 2 * WINDOW + 1
         span = n + width - 1  # keys start-W .. start+n-1+W, the union of the block's bands
         lo = start - WINDOW
-        rel_k = q @ self.emb_rel_k[0].T.astype(q.dtype)  # (b, h, n, 2W+1): key i-W+w of query i
+        rel_k = q @ self.emb_rel_k.squeeze(0).T.astype(q.dtype)  # (b, h, n, 2W+1): key i-W+w of query i
         # band -> span layout: row r's band lands at columns r .. r+2W (flat index r*(span+1)+w)
         skew = mx.pad(rel_k, [(0, 0), (0, 0), (0, 0), (0, n)]).reshape(b, h, n * (span + 1))
         skew = skew[..., : n * span].reshape(b, h, n, span)
@@ -107,7 +132,7 @@ class MultiHeadAttention(nn.Module):
         if left < 0 or right < 0:
             band = mx.pad(band, [(0, 0), (0, 0), (0, 0), (max(-left, 0), max(-right, 0))])
         band = mx.pad(band.reshape(b, h, n * span), [(0, 0), (0, 0), (0, n)]).reshape(b, h, n, span + 1)
-        return out + band[..., :width] @ self.emb_rel_v[0].astype(q.dtype)
+        return out + band[..., :width] @ self.emb_rel_v.squeeze(0).astype(q.dtype)
 
 
 class FFN(nn.Module):

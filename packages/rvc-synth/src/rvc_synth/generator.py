@@ -22,27 +22,61 @@ LRELU_SLOPE = 0.1
 _FIX = float(2**40)  # fixed-point unit for the phase: 2**-40 cycles
 
 
-class ResBlock1(nn.Module):
+def _residual(x: mx.array, terms: list[tuple[mx.array, mx.array]], form: int) -> mx.array:
+    """``x`` plus each ``(conv output, bias)`` term, added as the reference adds them
+    (``x = (y + b) + x`` per step), in one of three forms that are equal to the last bit
+    (``y + b``, ``b + y``, ``y - (-b)``). Under ``mx.compile`` each form is a graph of its own, so
+    every use of a residual sum fuses into its consumer's kernel instead of being stored once
+    and read back by a separate kernel (a shared node is materialised)."""
+    for y, b in terms:
+        p = y + b if form % 3 == 0 else b + y if form % 3 == 1 else y - (-b)
+        x = p + x
+    return x
+
+
+class _ResBlock(nn.Module):
+    backend: Backend = DEFAULT_BACKEND  # the model's, set by Synthesizer.set_backend
+
+    def steps(self, x: mx.array, convs: list[list[Conv1d]]) -> mx.array:
+        """``x = last(leaky(... leaky(first(leaky(x))))) + x`` for each step's convolutions.
+
+        Compiled (GPUs): the residual sums are rebuilt per use (:func:`_residual`), so each step
+        costs its convolutions plus one fused element-wise kernel per convolution (H200 live
+        block: 36 kernels fewer in the decoder); else the plain running sum."""
+        if self.backend.compile == "off":
+            for step in convs:
+                h = x
+                for c in step:
+                    h = c(nn.leaky_relu(h, LRELU_SLOPE))
+                x = h + x
+            return x
+        terms: list[tuple[mx.array, mx.array]] = []
+        for i, step in enumerate(convs):
+            h = _residual(x, terms, i)
+            for c in step[:-1]:
+                h = c(nn.leaky_relu(h, LRELU_SLOPE))
+            last = step[-1]
+            terms.append((last(nn.leaky_relu(h, LRELU_SLOPE), bias=False), last.bias))
+        return _residual(x, terms, len(convs))
+
+
+class ResBlock1(_ResBlock):
     def __init__(self, ch: int, k: int, dilations: tuple[int, ...]) -> None:
         super().__init__()
         self.convs1 = [Conv1d(ch, ch, k, dilation=d, padding=d * (k - 1) // 2) for d in dilations]
         self.convs2 = [Conv1d(ch, ch, k, padding=(k - 1) // 2) for _ in dilations]
 
     def __call__(self, x: mx.array) -> mx.array:
-        for c1, c2 in zip(self.convs1, self.convs2):
-            x = c2(nn.leaky_relu(c1(nn.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE)) + x
-        return x
+        return self.steps(x, [[c1, c2] for c1, c2 in zip(self.convs1, self.convs2)])
 
 
-class ResBlock2(nn.Module):
+class ResBlock2(_ResBlock):
     def __init__(self, ch: int, k: int, dilations: tuple[int, ...]) -> None:
         super().__init__()
         self.convs = [Conv1d(ch, ch, k, dilation=d, padding=d * (k - 1) // 2) for d in dilations]
 
     def __call__(self, x: mx.array) -> mx.array:
-        for c in self.convs:
-            x = c(nn.leaky_relu(x, LRELU_SLOPE)) + x
-        return x
+        return self.steps(x, [[c] for c in self.convs])
 
 
 def _fixed(x: mx.array) -> mx.array:

@@ -50,12 +50,12 @@ def gated_numpy(a: mx.array) -> mx.array:
     return mx.array(np.tanh(an[..., :h]) / s)
 
 
-def conv1d_gemm(layer: Conv1d, x: mx.array) -> mx.array:
+def conv1d_gemm(layer: Conv1d, x: mx.array, *, bias: bool = True) -> mx.array:
     """``layer(x)`` as strided slices + matmuls: MLX's CPU dilated ``conv1d`` is naive; these
-    reach BLAS speed."""
+    reach BLAS speed. ``bias=False``: without the layer's bias."""
     cout, k, cin = layer.weight.shape
     p, s, d = layer.padding, layer.stride, layer.dilation
-    has_bias = "bias" in layer
+    has_bias = bias and "bias" in layer
     if k == 1 and s == 1 and p == 0:
         w = layer.weight.reshape(cout, cin).T
         return mx.addmm(layer.bias, x, w) if has_bias else x @ w
@@ -78,12 +78,12 @@ def conv1d_gemm(layer: Conv1d, x: mx.array) -> mx.array:
     return y
 
 
-def conv1d_native(layer: Conv1d, x: mx.array) -> mx.array:
+def conv1d_native(layer: Conv1d, x: mx.array, *, bias: bool = True) -> mx.array:
     """``layer(x)`` on MLX's ``conv1d`` (cuDNN / Metal); kernel-1 layers stay one matmul."""
     if layer.weight.shape[1] == 1:
-        return conv1d_gemm(layer, x)
+        return conv1d_gemm(layer, x, bias=bias)
     y = mx.conv1d(x, layer.weight, stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
-    return y + layer.bias if "bias" in layer else y
+    return y + layer.bias if bias and "bias" in layer else y
 
 
 def conv_transpose1d_gemm(layer: ConvTranspose1d, x: mx.array) -> mx.array:
@@ -156,8 +156,9 @@ class Conv1d(nn.Module):
             self.bias = mx.zeros((cout,))
         self.stride, self.padding, self.dilation = stride, padding, dilation
 
-    def __call__(self, x: mx.array) -> mx.array:
-        return self.kernels.conv1d(self, x)
+    def __call__(self, x: mx.array, *, bias: bool = True) -> mx.array:
+        """``(B, T, in) -> (B, T', out)``; ``bias=False``: without adding the bias (the caller does)."""
+        return self.kernels.conv1d(self, x, bias=bias)
 
 
 class ConvTranspose1d(nn.Module):

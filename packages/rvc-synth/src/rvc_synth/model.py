@@ -17,10 +17,10 @@ from mlx.utils import tree_flatten, tree_map
 from .backends import Backend, choose
 from .checkpoint import Checkpoint, read_checkpoint
 from .config import SynthConfig
-from .encoder import TextEncoder
+from .encoder import MultiHeadAttention, TextEncoder
 from .errors import InputShapeError, UnsupportedCheckpointError
 from .flow import ResidualCouplingBlock
-from .generator import Generator
+from .generator import Generator, _ResBlock
 from .layers import Kernels
 
 logger = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ class Synthesizer(nn.Module):
             backend = choose(backend, dtype=str(self.dtype).rsplit(".", 1)[-1], tf32=tf32)
         kernels = Kernels(backend.conv, backend.math)
         for _, m in self.named_modules():
-            if isinstance(m, Generator):
+            if isinstance(m, (Generator, _ResBlock)):
                 object.__setattr__(m, "backend", backend)
             if "kernels" in dir(type(m)):
                 object.__setattr__(m, "kernels", kernels)
@@ -187,9 +187,14 @@ class Synthesizer(nn.Module):
         return self
 
     def _reset_compiled(self) -> None:
-        """Compiled graphs capture the weights: drop them whenever weights change."""
+        """Compiled graphs capture the weights: drop them whenever weights change (and join the
+        attention's q/k/v weights again where MLX runs the attention)."""
         self.__dict__["_graphs"] = {}
         self.dec._fn = self.dec._fn2 = None
+        if self.backend.math == "mlx":
+            for _, m in self.named_modules():
+                if isinstance(m, MultiHeadAttention):
+                    m.fuse_qkv()
 
     def _compiled(self, name: str, fn, *key: object, static: bool = False):
         if self.backend.compile != "all" and not (static and self.backend.compile != "off"):
