@@ -25,4 +25,4 @@ keep_kernels() {  # at most 15 MB a part (files come back up to 16 MiB, 8 files 
     ls -la "$OUT"/kernels.tgz.* | awk '{s += $5} END {print "kernels kept: " s / 1e6 " MB"}'
 }
 start=$SECONDS
-left() { echo $((${BUDGET:-570} - (SECONDS - start))); }
+left() { local l=$((${BUDGET:-570} - (SECONDS - start))); echo $((l > 1 ? l : 1)); }  # timeout takes no negative

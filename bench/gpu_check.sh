@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
-# One call on the lent H200 after `gpu_session.sh stash` (p1, p2; p3 carried here) that re-checks
-# a change against both issues: the live rows (0.25 s block fast twice and in real time, the
-# 90 ms setting in real time; 60 s of speech each), `rvc bench` float16 and tf32 at 10 / 60 s
-# (time and peak memory), and ContentVec's pass-size variants (bench/gpu_cv_ab.py, TF32).
-# Each step under what is left of $BUDGET (default 560 s). JSON under $OUT.
+# One call on the lent H200 after `gpu_session.sh stash` (p1, p2, p4 kernels; p3 carried here)
+# that re-checks a change against both issues, most important first, each step under what is
+# left of $BUDGET (default 560 s): the live 0.25 s block (60 s of speech, fast), `rvc bench
+# float16` at 10 / 60 s (time, peak memory), the live block in real time, the CUPTI kernels of
+# one block, the reference's eager stages (torch_ref.py fp32/fp16), `rvc bench tf32`, the 90 ms
+# setting in real time, the 0.25 s block fast again. JSON under $OUT; timings per step in steps.txt.
 source "$(dirname "$0")/gpu_call.sh"
 run() { timeout "$(left)" "$@" 2>>"$OUT/log.txt"; }
 S=.gpu/p3/speech.wav
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >"$OUT/env.txt"; git log -1 --format=%h >>"$OUT/env.txt"
+step() { echo "== $* ==" | tee -a "$OUT/steps.txt"; echo "start $((SECONDS - start)) s" >>"$OUT/steps.txt"; }
 live() { run python3 bench/live_bench.py --dtype float16 --json --input $S "$@" | tee -a "$OUT/live.jsonl"; }
-echo "== live 0.25 fast =="; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast
-echo "== live 0.25 real time =="; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime
-echo "== live 90 ms real time =="; live --blocks 0.05 --crossfade 0.03 --extra 1.0 --seconds 60 --pace realtime
-echo "== live 0.25 fast, again =="; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast
 bench() {  # precision
     run env MLX_ENABLE_TF32=1 python3 -c "import sys; from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()" \
         bench --precision "$1" --seconds 10 --seconds 60 --repeats 3 --json -q >"$OUT/bench_$1.json"
-    python3 -c "import json; [print(json.dumps({k: r[k] for k in ('seconds', 'precision', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb')})) for r in json.load(open('$OUT/bench_$1.json'))]" 2>&1
+    python3 -c "import json; [print(json.dumps({k: r[k] for k in ('seconds', 'precision', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb', 'first_call_s')})) for r in json.load(open('$OUT/bench_$1.json'))]" 2>&1
 }
-echo "== rvc bench float16 =="; bench float16
-echo "== ContentVec passes =="; MLX_ENABLE_TF32=1 run python3 bench/gpu_cv_ab.py --seconds 10 37 --variants strided block1024 block4096 | tee "$OUT/cv_ab.jsonl"
-echo "== rvc bench tf32 =="; bench tf32
-keep_kernels; echo "left $(left) s"; tail -3 "$OUT/log.txt"
+step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast
+step rvc bench float16; bench float16
+step live 0.25 real time; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime
+step block kernels; (cd bench && run python3 gpu_live_kernels.py --dtype float16 --input ../$S) | tee "$OUT/live_kernels.jsonl" | cut -c1-600
+step reference eager
+for stage in hubert rmvpe synth; do for prec in fp32 fp16; do
+    run python3 .gpu/p3/anchors/torch_ref.py cuda "$stage" "$prec" 10 60 | tee -a "$OUT/torch_ref.jsonl"
+done; done
+step rvc bench tf32; bench tf32
+step live 90 ms real time; live --blocks 0.05 --crossfade 0.03 --extra 1.0 --seconds 60 --pace realtime
+step live 0.25 fast again; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast
+step end; keep_kernels; echo "left $(left) s"; tail -3 "$OUT/log.txt"
