@@ -9,9 +9,9 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
+from mlx.utils import tree_map
 
 import rvc_synth
-from mlx.utils import tree_map
 from rvc_runtime import onednn as _dnnl
 from rvc_synth import backends
 from rvc_synth.backends import BACKENDS, Backend, BackendError
