@@ -136,7 +136,8 @@ def test_conv_layer_spec_is_parsed_not_evaluated():
 def test_gpu_graph_equals_cpu_forward(tiny_contentvec_v1, golden, static_shape, monkeypatch):
     """The GPU forward (one lazy graph, compiled for repeated lengths; MLX's erf in GELU), run
     here on MLX's CPU, equals the CPU forward: last layer, layer 9 and v1's final_proj, through
-    the embedder; the positional conv in one matmul (short inputs) or in blocks of taps alike."""
+    the embedder; the positional conv in one matmul (short inputs) or in blocks of taps alike;
+    attention as MLX's fused kernel (Metal) or as matmul, softmax, matmul (CUDA) alike."""
     from rvc_features import _cv_fast
 
     cv = load_contentvec(tiny_contentvec_v1)
@@ -168,8 +169,12 @@ def test_gpu_graph_equals_cpu_forward(tiny_contentvec_v1, golden, static_shape, 
             monkeypatch.setattr(_cv_fast, "POS_ONE_PASS_BYTES", 0)  # the taps in blocks of 8 (long inputs)
             got = np.array(cv.lazy(audio, version="v2"))
             assert np.abs(got - want["v2"]).max() <= 1e-5 * max(1.0, np.abs(want["v2"]).max())
+        fast.fused_attention = True  # Metal's fused attention kernel (CUDA: matmul, softmax, matmul)
+        got = np.array(cv.lazy(audio, version="v2", static_shape=static_shape))
+        assert np.abs(got - want["v2"]).max() <= 1e-5 * max(1.0, np.abs(want["v2"]).max())
     finally:
         fast.cpu, fast.gelu = was
+        fast.fused_attention = False
         del fast._dnnl
     assert np.abs(emb(audio) - want["v1"]).max() == 0
 

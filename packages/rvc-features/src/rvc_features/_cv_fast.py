@@ -114,6 +114,10 @@ class FastContentvec:
         # NumPy attention; on GPUs MLX's (fused attention)
         self.cpu = mx.default_device() == mx.cpu
         self.gelu = gelu if self.cpu else gelu_erf
+        # MLX's CUDA attention for long queries is its generic fallback, which first multiplies q
+        # by the scale (1 here: q is pre-scaled): the same matmul-softmax-matmul without that
+        # kernel (12 per call); Metal keeps the fused kernel
+        self.fused_attention = not self.cpu and not mx.cuda.is_available()
         fe = model.feature_extractor
         self.convs = []
         for (_, k, s), blk in zip(conv_layers, fe.conv_layers):
@@ -398,9 +402,12 @@ class FastContentvec:
             # one copy to head-major (3H, T, hd): q, k and v are then contiguous slices, which
             # the attention's matmuls take as they are (strided views were copied one by one)
             qkv = mx.contiguous(qkv.reshape(t, 3 * h, hd).transpose(1, 0, 2))
-            q, k, v = qkv[None, :h], qkv[None, h : 2 * h], qkv[None, 2 * h :]
-            o = mx.fast.scaled_dot_product_attention(q, k, v, scale=1.0)
-            return o.transpose(0, 2, 1, 3).reshape(t, d)
+            q, k, v = qkv[:h], qkv[h : 2 * h], qkv[2 * h :]
+            if self.fused_attention:
+                o = mx.fast.scaled_dot_product_attention(q[None], k[None], v[None], scale=1.0)[0]
+            else:
+                o = mx.softmax(q @ k.transpose(0, 2, 1), axis=-1, precise=True) @ v
+            return o.transpose(1, 0, 2).reshape(t, d)
         mx.eval(qkv)
         a = np.asarray(qkv).reshape(t, 3, h, hd).transpose(1, 2, 0, 3)  # (3, H, T, hd), zero-copy view
         out = np.empty((t, d), np.float32)

@@ -107,10 +107,11 @@ class MultiHeadAttention(nn.Module):
     def _attend(self, q: mx.array, k: mx.array, v: mx.array, start: int) -> mx.array:
         """Queries ``start .. start+len(q)`` against all keys, with the relative terms.
 
-        The banded relative terms are moved between band layout ``(n, 2W+1)`` and key layout
-        by the skew trick (pad, flatten, reshape: copies only), not by gathers: GPUs run it
-        as a few contiguous kernels (the encoder on 10 s, H100: 10.3 -> 5.7 ms; with the
-        whole 10 s in one query block).
+        The relative key logits go from band layout ``(n, 2W+1)`` to key layout ``(n, t)`` by
+        the skew trick (pad, flatten, reshape: copies only), not by a gather of ``n x t``
+        entries: GPUs run it as a few contiguous kernels (the encoder on 10 s, H100: 10.3 ->
+        5.7 ms; with the whole 10 s in one query block). The way back (probabilities to band
+        layout) gathers only ``n x (2W+1)`` entries.
         """
         b, h, n, _ = q.shape
         t = k.shape[2]
@@ -127,12 +128,13 @@ class MultiHeadAttention(nn.Module):
             skew = mx.pad(skew, [(0, 0), (0, 0), (0, 0), (max(left, 0), max(right, 0))])
         p = mx.softmax(q @ k.transpose(0, 1, 3, 2) + skew, axis=-1, precise=True)
         out = p @ v
-        # key layout -> band layout, zeros for keys outside 0..t-1 (the inverse skew)
-        band = p[..., max(lo, 0) : min(lo + span, t)]
-        if left < 0 or right < 0:
-            band = mx.pad(band, [(0, 0), (0, 0), (0, 0), (max(-left, 0), max(-right, 0))])
-        band = mx.pad(band.reshape(b, h, n * span), [(0, 0), (0, 0), (0, n)]).reshape(b, h, n, span + 1)
-        return out + band[..., :width] @ self.emb_rel_v.squeeze(0).astype(q.dtype)
+        # key layout -> band layout: band[i, w] = p[i, start + i + w - W], zero for keys outside
+        # 0..t-1; a gather of n x (2W+1) entries times a 0/1 mask (2 kernels; the inverse skew's
+        # two pads and the slice's copy were 5)
+        key = np.arange(start, start + n)[:, None] + np.arange(width)[None, :] - WINDOW
+        inside = mx.array((key >= 0) & (key < t), dtype=p.dtype)
+        band = mx.take_along_axis(p, mx.array(np.clip(key, 0, t - 1).astype(np.int32))[None, None], axis=-1)
+        return out + (band * inside) @ self.emb_rel_v.squeeze(0).astype(q.dtype)
 
 
 class FFN(nn.Module):
