@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # One call on the lent H200 after `gpu_session.sh stash` (p1, p2, p4 kernels; p3 carried here)
 # that re-checks a change against both issues, most important first, each step under what is
-# left of $BUDGET (default 560 s): the live 0.25 s block (60 s of speech, fast), `rvc bench
-# float16` at 10 / 60 s (time, peak memory), the live block in real time, the CUPTI kernels of
-# one block, the reference's eager stages (torch_ref.py fp32/fp16), `rvc bench tf32`, the 90 ms
+# left of $BUDGET (default 560 s): the live 0.25 s block (60 s of speech, fast, then in real
+# time, then in real time with the converting thread spinning between blocks), `rvc bench
+# float16` at 10 / 60 s (time, peak memory), the CUPTI kernels of one block, the reference's eager stages (torch_ref.py fp32/fp16), `rvc bench tf32`, the 90 ms
 # setting in real time, the 0.25 s block fast again. JSON under $OUT; timings per step in steps.txt.
 source "$(dirname "$0")/gpu_call.sh"
 run() { timeout "$(left)" "$@" 2>>"$OUT/log.txt"; }
@@ -17,8 +17,9 @@ bench() {  # precision
     python3 -c "import json; [print(json.dumps({k: r[k] for k in ('seconds', 'precision', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb', 'first_call_s')})) for r in json.load(open('$OUT/bench_$1.json'))]" 2>&1
 }
 step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast
-step rvc bench float16; bench float16
 step live 0.25 real time; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime
+step live 0.25 real time, spinning; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime --spin
+step rvc bench float16; bench float16
 step block kernels; (cd bench && run python3 gpu_live_kernels.py --dtype float16 --input ../$S) | tee "$OUT/live_kernels.jsonl" | cut -c1-600
 step reference eager
 for stage in hubert rmvpe synth; do for prec in fp32 fp16; do
