@@ -3,8 +3,9 @@
 # that re-checks a change against both issues, most important first, each step under what is
 # left of $BUDGET (default 560 s): the live 0.25 s block (60 s of speech, fast, then in real
 # time, then in real time with the converting thread spinning between blocks), `rvc bench
-# float16` at 10 / 60 s (time, peak memory), the CUPTI kernels of one block, the reference's eager stages (torch_ref.py fp32/fp16), `rvc bench tf32`, the 90 ms
-# setting in real time, the 0.25 s block fast again. JSON under $OUT; timings per step in steps.txt.
+# float16` at 10 / 60 s (time, peak memory), the CUPTI kernels of one block, the reference's
+# eager stages (torch_ref.py fp32/fp16), `rvc bench tf32`, the 90 ms setting in real time, the
+# 0.25 s block fast again. JSON under $OUT; per-step start times in steps.txt.
 source "$(dirname "$0")/gpu_call.sh"
 run() { timeout "$(left)" "$@" 2>>"$OUT/log.txt"; }
 S=.gpu/p3/speech.wav
