@@ -244,3 +244,25 @@ def test_compiled_resblocks_rebuild_residual_sums_same_bits(block: str) -> None:
     # alone, a step after the first saves its stored sum (in the decoder the last sum also fuses
     # into the average of the ResBlocks: one more)
     assert n["off"] - n["decoder"] == (3 if block == "1" else 2) - 1, n
+
+
+def test_wn_gate_sliced_before_the_sums_same_bits() -> None:
+    """Where MLX runs the WN gate, its halves are sliced before the bias and conditioning are
+    added (one fused kernel under compile): the same bits as gating the stored sum."""
+    from rvc_synth.flow import WN
+    from rvc_synth.layers import Kernels
+
+    mx.random.seed(1)
+    wn = WN(16, 5, 3, 8)
+    wn.update(tree_map(lambda a: mx.random.normal(a.shape) * 0.3, wn.parameters()))
+    x, g = mx.random.normal((1, 30, 16)), mx.random.normal((1, 1, 8))
+    mx.eval(wn.parameters(), x, g)
+    sliced, stored = Kernels("native", "mlx"), Kernels("native", "mlx")
+    stored.math = "stored sum"  # the other branch, with the same MLX gate (gated_mlx)
+    out = {}
+    for name, kernels in (("sliced", sliced), ("stored", stored)):
+        for _, m in wn.named_modules():
+            if "kernels" in dir(type(m)):
+                object.__setattr__(m, "kernels", kernels)
+        out[name] = np.array(mx.compile(wn)(x, g))
+    np.testing.assert_array_equal(out["sliced"], out["stored"])
