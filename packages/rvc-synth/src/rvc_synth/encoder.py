@@ -134,7 +134,7 @@ class MultiHeadAttention(nn.Module):
         key = np.arange(start, start + n)[:, None] + np.arange(width)[None, :] - WINDOW
         inside = mx.array((key >= 0) & (key < t), dtype=p.dtype)
         band = mx.take_along_axis(p, mx.array(np.clip(key, 0, t - 1).astype(np.int32))[None, None], axis=-1)
-        return out + (band * inside) @ self.emb_rel_v.squeeze(0).astype(q.dtype)
+        return mx.addmm(out, band * inside, self.emb_rel_v.squeeze(0).astype(q.dtype))  # the sum in the GEMM
 
 
 class FFN(nn.Module):
