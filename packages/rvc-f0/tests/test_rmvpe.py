@@ -92,6 +92,15 @@ def test_fused_bigru_matches_upstream(model):
 
     x = mx.random.normal((1, 37, 384), key=mx.random.key(1))
     assert mx.abs(_bigru(model.net.bigru, x) - model.net.bigru(x)).max().item() < 1e-5
+    # the stacked weights are kept between calls, and made again when a weight is replaced
+    gru = model.net.bigru.gru_backward
+    was = gru.Wh
+    try:
+        gru.Wh = was * 0.5
+        assert mx.abs(_bigru(model.net.bigru, x) - model.net.bigru(x)).max().item() < 1e-5
+    finally:
+        gru.Wh = was
+    assert mx.abs(_bigru(model.net.bigru, x) - model.net.bigru(x)).max().item() < 1e-5
 
 
 def _on_cuda() -> bool:

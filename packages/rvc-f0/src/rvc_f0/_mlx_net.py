@@ -217,12 +217,10 @@ def _bigru(bigru: nn.Module, x: mx.array, *, cuda: bool = False) -> mx.array:
     """mlx-rmvpe's BiGRU (two ``nn.GRU``, the backward one on the reversed sequence) with both
     directions stepped together as a batch of two and a compiled step: same equations. With
     ``cuda`` (MLX's CUDA backend) all steps run in one kernel (``_gru_cuda``) when it builds."""
-    f, b = bigru.gru_forward, bigru.gru_backward
-    hs = f.hidden_size
+    hs = bigru.gru_forward.hidden_size
     seq = mx.stack([x[0], x[0, ::-1]])  # (2, T, I)
-    proj = seq @ mx.stack([f.Wx.T, b.Wx.T]) + mx.stack([f.b, b.b])[:, None, :]  # (2, T, 3H)
-    wh = mx.stack([f.Wh.T, b.Wh.T])  # (2, H, 3H)
-    bhn = mx.stack([f.bhn, b.bhn])[:, None, :]  # (2, 1, H)
+    wx, bx, wh, bhn = _stacked(bigru)
+    proj = seq @ wx + bx  # (2, T, 3H)
     out = None
     if cuda and _gru_cuda.available(proj, hs):  # one kernel for all steps
         out = _gru_cuda.gru_sequences(proj, wh, bhn[:, 0])
@@ -234,6 +232,26 @@ def _bigru(bigru: nn.Module, x: mx.array, *, cuda: bool = False) -> mx.array:
             outs.append(h)
         out = mx.concatenate(outs, axis=1)  # (2, T, H)
     return mx.concatenate([out[0], out[1, ::-1]], axis=-1)[None]
+
+
+def _stacked(bigru: nn.Module) -> tuple[mx.array, mx.array, mx.array, mx.array]:
+    """Both directions' weights stacked (``Wx^T`` (2, I, 3H), ``b`` (2, 1, 3H), ``Wh^T`` (2, H, 3H),
+    ``bhn`` (2, 1, H)), evaluated once and kept while the weights are the same arrays: stacked
+    at every call they were four copy kernels each time (a live block's pitch, GPUs)."""
+    f, b = bigru.gru_forward, bigru.gru_backward
+    now = (f.Wx, b.Wx, f.b, b.b, f.Wh, b.Wh, f.bhn, b.bhn)
+    cached = bigru.__dict__.get("_rvc_stacked")
+    if cached is None or any(a is not c for a, c in zip(cached[0], now)):
+        out = (
+            mx.stack([f.Wx.T, b.Wx.T]),
+            mx.stack([f.b, b.b])[:, None, :],
+            mx.stack([f.Wh.T, b.Wh.T]),
+            mx.stack([f.bhn, b.bhn])[:, None, :],
+        )
+        mx.eval(out)
+        cached = (now, out)
+        object.__setattr__(bigru, "_rvc_stacked", cached)  # not a parameter
+    return cached[1]
 
 
 def _bigru_numpy(bigru: nn.Module, x: mx.array) -> mx.array:
