@@ -286,21 +286,25 @@ class FastContentvec:
         audio = np.asarray(audio, dtype=np.float32)
         if self.cpu:
             return self(audio, output_layer=output_layer)
-        n = self._frames(len(audio))
-        k0, s0, w0, b0, norm0 = self.convs[0]
         x = mx.array(audio)
-        if norm0 is not None and self.mode != "layer_norm":
-            w0, b0 = self._fold_group_norm_mx(x, k0, s0, w0, norm0)
         n_layers = len(self.layers) if output_layer is None else output_layer
         final = self.layer_norm_first and output_layer is None
         if not static_shape:
-            return self._graph(x, w0, b0, n, n_layers, final)
+            return self._forward(x, n_layers, final)
         fn = self._graphs.get((n_layers, final))
-        if fn is None:
+        if fn is None:  # the group-norm statistics and their fold inside the graph: fused too
             fn = self._graphs[(n_layers, final)] = mx.compile(
-                lambda x, w0, b0: self._graph(x, w0, b0, self._frames(x.shape[0]), n_layers, final)
+                lambda x: self._forward(x, n_layers, final)
             )  # retraced per input length
-        return fn(x, w0, b0 if b0 is not None else mx.zeros((w0.shape[1],)))
+        return fn(x)
+
+    def _forward(self, x: mx.array, n_layers: int, final: bool) -> mx.array:
+        """GPUs: (N,) device audio -> (n, D), lazily: the first layer's group norm folded into
+        its weights (:meth:`_fold_group_norm_mx`), then :meth:`_graph`."""
+        k0, s0, w0, b0, norm0 = self.convs[0]
+        if norm0 is not None and self.mode != "layer_norm":
+            w0, b0 = self._fold_group_norm_mx(x, k0, s0, w0, norm0)
+        return self._graph(x, w0, b0, self._frames(x.shape[0]), n_layers, final)
 
     def _frames(self, n: int) -> int:
         """Output frames of the feature extractor for ``n`` samples (valid convolutions)."""
