@@ -23,7 +23,7 @@ import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
 from rvc_convert.bench import build_models  # noqa: E402
-from rvc_f0._cuda_unet import DeviceUnet, conv_cuda, conv_mlx  # noqa: E402
+from rvc_f0._cuda_unet import CHECK_SHAPES, DeviceUnet, conv_cuda, conv_mlx  # noqa: E402
 
 
 def med(fn, reps: int) -> float:
@@ -46,13 +46,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     arr = lambda *s: mx.array(rng.standard_normal(s).astype(np.float32))  # noqa: E731
     checks = []
-    for n, h, w, cin, cout, k, pad in [
-        (1, 3, 5, 16, 9, 3, 1),
-        (1, 32, 128, 1, 16, 3, 1),
-        (2, 4, 6, 70, 40, 3, 1),
-        (1, 1, 4, 512, 512, 3, 1),
-        (1, 3, 3, 6, 20, 2, 0),
-    ]:
+    for n, h, w, cin, cout, k, pad in CHECK_SHAPES:
         x, wt, b = arr(n, h, w, cin), arr(k * k * cin, cout), arr(cout)
         for kw in ({}, {"res": arr(n, h, w, cout)}, {"short": (x, arr(cin, cout), arr(cout))}):
             want = np.array(conv_mlx(x, wt, b, k=k, pad=pad, relu=True, **kw))

@@ -156,18 +156,12 @@ def test_short_inputs_fall_back_for_good_when_the_kernels_fail(caplog: pytest.Lo
 @pytest.mark.skipif(not CUDA, reason="the direct-convolution kernel needs MLX's CUDA backend")
 def test_direct_convolution_kernel_matches_mlx(weights: Path) -> None:
     """The CUDA kernel against MLX's conv2d: every fusion mode, odd sizes, and the whole U-Net."""
-    from rvc_f0._cuda_unet import DeviceUnet, conv_cuda, conv_mlx
+    from rvc_f0._cuda_unet import CHECK_SHAPES, DeviceUnet, conv_cuda, conv_mlx
     from rvc_f0._rmvpe import _load
 
     rng = np.random.default_rng(6)
     arr = lambda *s: mx.array(rng.standard_normal(s).astype(np.float32))  # noqa: E731
-    for n, h, w, cin, cout, k, pad in [
-        (1, 3, 5, 16, 9, 3, 1),
-        (1, 32, 128, 1, 16, 3, 1),
-        (2, 4, 6, 70, 40, 3, 1),
-        (1, 1, 4, 512, 512, 3, 1),
-        (1, 3, 3, 6, 20, 2, 0),
-    ]:
+    for n, h, w, cin, cout, k, pad in CHECK_SHAPES:
         x, wt, b = arr(n, h, w, cin), arr(k * k * cin, cout), arr(cout)
         for kw in ({}, {"res": arr(n, h, w, cout)}, {"short": (x, arr(cin, cout), arr(cout))}):
             for relu in (False, True):

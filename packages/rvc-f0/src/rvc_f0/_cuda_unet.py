@@ -217,6 +217,17 @@ def conv_mlx(
     return y
 
 
+# (n, h, w, cin, cout, k, pad) that check conv_cuda against conv_mlx: odd sizes, one input channel,
+# channels over a tile, a 1-row image at the widest layer, an even kernel without padding
+CHECK_SHAPES = (
+    (1, 3, 5, 16, 9, 3, 1),
+    (1, 32, 128, 1, 16, 3, 1),
+    (2, 4, 6, 70, 40, 3, 1),
+    (1, 1, 4, 512, 512, 3, 1),
+    (1, 3, 3, 6, 20, 2, 0),
+)
+
+
 def _mat(w: np.ndarray) -> mx.array:
     """(O, kh, kw, I) -> (kh * kw * I, O)."""
     return mx.array(np.ascontiguousarray(w.transpose(1, 2, 3, 0).reshape(-1, w.shape[0])))

@@ -30,13 +30,9 @@ class WN(nn.Module):
         n = len(self.in_layers)
         for i, (inl, rs) in enumerate(zip(self.in_layers, self.res_skip_layers)):
             c = cond[..., 2 * H * i : 2 * H * (i + 1)]
-            if self.kernels.math == "mlx":
-                # the gate's halves sliced before the sums, as one element-wise graph: compiled
-                # (GPUs), bias, conditioning and gate fuse into one kernel, where the stored sum
-                # and the gate were two; the same numbers with MLX's convolutions
-                y, b = inl(x, bias=False), inl.bias
-                acts = mx.tanh(y[..., :H] + b[:H] + c[..., :H]) * mx.sigmoid(y[..., H:] + b[H:] + c[..., H:])
-            else:
+            if self.kernels.math == "mlx":  # bias and conditioning fused into the gate (same numbers)
+                acts = self.kernels.gated(inl(x, bias=False), inl.bias, c)
+            else:  # the GEMM convolutions accumulate onto the bias
                 acts = self.kernels.gated(inl(x) + c)
             r = rs(acts)
             if i < n - 1:
