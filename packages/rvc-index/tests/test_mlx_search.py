@@ -104,6 +104,7 @@ def test_groups_and_blocks_give_the_same_neighbours(monkeypatch):
     built = build_index(rng.standard_normal((4000, 256)).astype(np.float32), seed=5)
     ref = FeatureIndex(built.faiss_index, backend="faiss")
     got = FeatureIndex(built.faiss_index, backend="mlx")
+    got._mlx._direct = False  # the portable scan (on CUDA the scan kernel has no groups)
     q = _queries(ref, 300, seed=2)
     seen = []
     scan = ms.MLXIVFSearcher._scan
@@ -113,6 +114,91 @@ def test_groups_and_blocks_give_the_same_neighbours(monkeypatch):
     monkeypatch.setattr(ms, "_BLOCK_BYTES", 64 * 1024)  # blocks of a few queries
     assert_same_search(ref, got, q)
     assert len(set(seen)) > 1  # several widths were used
+
+
+def _faiss_l2sqr(diff: np.ndarray) -> np.ndarray:
+    """FAISS's ``fvec_L2sqr`` order (as ``_ivf_cuda``'s kernel): 16 strided float32 lanes of
+    fma(d, d, s) (float64 sum, rounded once), then the lanes halved pairwise 8, 4, 2, 1 apart."""
+    acc = np.zeros(diff.shape[:-1] + (16,), np.float32)
+    for t in range(0, diff.shape[-1], 16):
+        acc = (acc.astype(np.float64) + diff[..., t : t + 16].astype(np.float64) ** 2).astype(np.float32)
+    for h in (8, 4, 2, 1):
+        acc = acc[..., :h] + acc[..., h : 2 * h]
+    return acc[..., 0]
+
+
+def _kernel_contract(q, lists, store, offsets, sizes, width):
+    """What ``_ivf_cuda.distances`` computes, in NumPy: (Q, P * width), +inf past each list."""
+    step = np.arange(width)
+    sizes, offsets, lists = np.array(sizes), np.array(offsets), np.array(lists)
+    valid = step < sizes[lists][..., None]
+    rows = np.where(valid, offsets[lists][..., None] + step, 0).reshape(q.shape[0], -1)
+    d = _faiss_l2sqr(np.array(store)[rows] - np.array(q)[:, None, :])
+    return mx.array(np.where(valid.reshape(q.shape[0], -1), d, np.inf).astype(np.float32))
+
+
+@pytest.mark.parametrize(("nprobe", "k"), [(1, 8), (3, 8), (1, 30)])
+def test_direct_scan_path_same_neighbours(monkeypatch, nprobe, k):
+    """The CUDA kernel's path (all queries at once, lists padded to the largest, small blocks)
+    with the kernel's arithmetic in NumPy (the kernel itself: the CUDA test below). Lists of two
+    vectors make exact ties in real numbers at their centroids, which FAISS's summation order
+    breaks: the scores equal FAISS's bit for bit (x86-64: faiss-cpu's AVX2 and AVX-512 loops)."""
+    import platform
+
+    import rvc_index._ivf_cuda as kern
+    import rvc_index._mlx_search as ms
+
+    rng = np.random.default_rng(11)
+    built = build_index(rng.standard_normal((3000, 64)).astype(np.float32), seed=5)
+    built.nprobe = nprobe
+    ref = FeatureIndex(built.faiss_index, backend="faiss")
+    got = FeatureIndex(built.faiss_index, backend="mlx")
+    monkeypatch.setattr(kern, "distances", _kernel_contract)
+    monkeypatch.setattr(ms, "_BLOCK_BYTES", 256 * 1024)  # several blocks
+    got._mlx._direct = True
+    ivf = faiss.extract_index_ivf(ref.faiss_index)
+    q = np.concatenate([_queries(ref, 300, seed=nprobe), ivf.quantizer.reconstruct_n(0, ivf.nlist)])
+    assert_same_search(ref, got, q, k)
+    if platform.machine() in ("x86_64", "AMD64"):
+        np.testing.assert_array_equal(got.search(q, k)[0], ref.search(q, k)[0])
+    assert rel(got.blend(q, rate=0.6), ref.blend(q, rate=0.6)) <= BLEND_REL
+
+
+def test_direct_scan_checked_at_load(monkeypatch, caplog):
+    """The kernel is taken only if it builds and computes the portable scan's distances."""
+    import rvc_index._ivf_cuda as kern
+
+    rng = np.random.default_rng(13)
+    built = build_index(rng.standard_normal((3000, 64)).astype(np.float32), seed=5)
+    searcher = FeatureIndex(built.faiss_index, backend="mlx")._mlx
+    monkeypatch.setattr(kern, "distances", _kernel_contract)
+    assert searcher._check_direct()
+    monkeypatch.setattr(kern, "distances", lambda *a: _kernel_contract(*a) * 1.001)
+    assert not searcher._check_direct()
+    assert "disagrees" in caplog.text
+
+    def broken(*a):
+        raise RuntimeError("nvrtc: error")
+
+    monkeypatch.setattr(kern, "distances", broken)
+    assert not searcher._check_direct()
+    assert "unavailable (nvrtc: error)" in caplog.text
+
+
+@pytest.mark.skipif(not mx.cuda.is_available(), reason="MLX's CUDA backend only")
+def test_cuda_scan_kernel_same_neighbours():
+    """On CUDA the searcher picks the scan kernel (checked at load) and finds FAISS's neighbours,
+    with FAISS's scores bit for bit where the dimension is a multiple of 16 (its summation order)."""
+    rng = np.random.default_rng(12)
+    for dim, nprobe in ((768, 1), (256, 3), (16, 1)):
+        built = build_index(rng.standard_normal((4000, dim)).astype(np.float32) * 3 + 1, seed=5)
+        built.nprobe = nprobe
+        ref = FeatureIndex(built.faiss_index, backend="faiss")
+        got = FeatureIndex(built.faiss_index, backend="mlx")
+        assert got._mlx._direct
+        q = _queries(ref, 500, seed=dim)
+        assert_same_search(ref, got, q, k=8)
+        np.testing.assert_array_equal(got.search(q, 8)[0], ref.search(q, 8)[0])
 
 
 def test_exact_ties_ordered_by_id():

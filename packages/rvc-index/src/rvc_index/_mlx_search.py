@@ -17,14 +17,23 @@ queries (no per-query Python loop):
    the differences (FAISS's ``fvec_L2sqr`` form, the same in any matmul precision);
 3. the k smallest by (distance, id), as FAISS's result heap orders them; slots past the
    list end are -1 / 3.4e38 (FAISS's padding).
+
+On MLX's CUDA backend step 2 is one kernel instead (``_ivf_cuda``: each warp reads its
+candidates from the store, nothing gathered), over every query at once with the lists padded to
+the largest (no groups, no host copy). It is chosen once, when the searcher is made, after a
+check against the portable scan on the centroids as queries; if it cannot be built or
+disagrees, the portable scan is kept (logged).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
 import faiss
 import numpy as np
+
+logger = logging.getLogger("rvc_index")
 
 _FLT_MAX = np.float32(np.finfo(np.float32).max)
 _BLOCK_BYTES = 256 << 20  # the largest gathered (B, candidates, D) block, bytes
@@ -102,6 +111,42 @@ class MLXIVFSearcher:
         self._sizes = mx.array(sizes.astype(np.int32))
         self._list_ids = mx.arange(nlist, dtype=mx.int32)
         mx.eval(self._cent_t, self._cent_norm, self._store, self._ids, self._offsets, self._sizes)
+        self._direct = False  # the CUDA scan kernel (``_ivf_cuda``) instead of gathering candidates
+        if mx.default_device() == mx.gpu and mx.cuda.is_available():
+            self._direct = self._check_direct()
+
+    def _check_direct(self) -> bool:
+        """Whether the CUDA scan kernel builds and computes the portable scan's distances (to
+        float32 rounding; the centroids as queries, their own lists); chosen once, here."""
+        import mlx.core as mx
+
+        if not self.max_len:
+            return False
+        from . import _ivf_cuda
+
+        n = min(self.nlist, 64)
+        q = mx.array(self._ivf.quantizer.reconstruct_n(0, n).astype(np.float32))
+        lists = mx.arange(n, dtype=mx.int32)[:, None]
+        width = self._direct_width(1)
+        step = mx.arange(width, dtype=mx.int32)
+        valid = step < self._sizes[lists][..., None]
+        rows = mx.where(valid, self._offsets[lists][..., None] + step, self._store.shape[0] - 1).reshape(n, width)
+        want = np.array(mx.where(valid.reshape(n, width), _sum_squares(self._store[rows], q[:, None, :]), mx.inf))
+        try:
+            got = np.array(_ivf_cuda.distances(q, lists, self._store, self._offsets, self._sizes, width))
+        except Exception as exc:  # noqa: BLE001 (a JIT or launch failure: the portable scan, for good)
+            logger.warning("IVF search: the CUDA scan kernel is unavailable (%s); gathering candidates", exc)
+            return False
+        found = np.isfinite(want)
+        err = np.abs(np.where(found, got, 0) - np.where(found, want, 0))
+        if not (np.array_equal(found, np.isfinite(got)) and (err <= 1e-5 * want[found].max(initial=0)).all()):
+            logger.warning("IVF search: the CUDA scan kernel disagrees with the portable scan; gathering candidates")
+            return False
+        return True
+
+    def _direct_width(self, kmin: int) -> int:
+        """Slots per probed list for the CUDA scan: the largest list (or kmin), rounded to 32."""
+        return -(-max(self.max_len, kmin) // 32) * 32
 
     @property
     def nprobe(self) -> int:
@@ -139,6 +184,8 @@ class MLXIVFSearcher:
         if q.shape[0] == 0:
             return mx.zeros((0, k), mx.float32), mx.zeros((0, k), mx.int32), mx.zeros((0, k), mx.int32)
         lists = mx.concatenate([self._coarse(q[b : b + 4096], nprobe) for b in range(0, q.shape[0], 4096)])
+        if self._direct:  # every query at once: no groups, no host copy
+            return self._scan(q, lists, k, self._direct_width(kmin))
         need = np.array(mx.max(self._sizes[lists], axis=1)).astype(np.int64)  # one small host copy
         step = max(32, -(-self.max_len // _GROUPS))  # at most _GROUPS widths (kernel launches)
         width = np.maximum(-(-need // step) * step, kmin)
@@ -158,7 +205,8 @@ class MLXIVFSearcher:
 
         nprobe = lists.shape[1]
         cand = nprobe * width
-        block = max(1, min(4096, _BLOCK_BYTES // (4 * cand * self.dim)))
+        per_query = 32 * cand if self._direct else 4 * cand * self.dim  # the largest arrays, bytes
+        block = max(1, min(16384 if self._direct else 4096, _BLOCK_BYTES // per_query))
         step = mx.arange(width, dtype=mx.int32)
         pad_row = self._store.shape[0] - 1
         out_s, out_i, out_r = [], [], []
@@ -167,7 +215,12 @@ class MLXIVFSearcher:
             valid = step < self._sizes[lb][..., None]  # (B, P, W)
             rows = mx.where(valid, self._offsets[lb][..., None] + step, pad_row).reshape(qb.shape[0], cand)
             valid = valid.reshape(qb.shape[0], cand)
-            dist = mx.where(valid, _sum_squares(self._store[rows], qb[:, None, :]), mx.inf)
+            if self._direct:
+                from . import _ivf_cuda
+
+                dist = _ivf_cuda.distances(qb, lb, self._store, self._offsets, self._sizes, width)
+            else:
+                dist = mx.where(valid, _sum_squares(self._store[rows], qb[:, None, :]), mx.inf)
             key = _bits_key(dist, self._ids[rows])
             if cand > k:
                 top = mx.argpartition(key, k - 1, axis=1)[:, :k]
