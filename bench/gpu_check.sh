@@ -5,7 +5,8 @@
 # time, then in real time with the converting thread spinning between blocks), `rvc bench
 # float16` at 10 / 60 s (time, peak memory), the CUPTI kernels of one block, the reference's
 # eager stages (torch_ref.py fp32/fp16), `rvc bench tf32`, the 90 ms setting in real time, the
-# 0.25 s block fast again. JSON under $OUT; per-step start times in steps.txt.
+# 0.25 s block fast again. JSON under $OUT; per-step start times in steps.txt. STEPS picks
+# and orders the steps (default: all, in that order; "tests" runs the CUDA-only tests first).
 source "$(dirname "$0")/gpu_call.sh"
 run() { timeout "$(left)" "$@" 2>>"$OUT/log.txt"; }
 S=.gpu/p3/speech.wav
@@ -17,16 +18,28 @@ bench() {  # precision
         bench --precision "$1" --seconds 10 --seconds 60 --repeats 3 --json -q >"$OUT/bench_$1.json"
     python3 -c "import json; [print(json.dumps({k: r[k] for k in ('seconds', 'precision', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb', 'first_call_s')})) for r in json.load(open('$OUT/bench_$1.json'))]" 2>&1
 }
-step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast
-step live 0.25 real time; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime
-step live 0.25 real time, spinning; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime --spin
-step rvc bench float16; bench float16
-step block kernels; (cd bench && run python3 gpu_live_kernels.py --dtype float16 --input ../$S) | tee "$OUT/live_kernels.jsonl" | cut -c1-600
-step reference eager
-for stage in hubert rmvpe synth; do for prec in fp32 fp16; do
-    run python3 .gpu/p3/anchors/torch_ref.py cuda "$stage" "$prec" 10 60 | tee -a "$OUT/torch_ref.jsonl"
-done; done
-step rvc bench tf32; bench tf32
-step live 90 ms real time; live --blocks 0.05 --crossfade 0.03 --extra 1.0 --seconds 60 --pace realtime
-step live 0.25 fast again; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast
+
+tests() {  # the device has no fixtures: the tests that build their own index
+    run python3 -m pytest -q -p no:cacheprovider packages/rvc-index/tests/test_mlx_search.py \
+        -k "cuda or built or ties or direct or groups" 2>&1 | tail -4
+}
+ref() {
+    for stage in hubert rmvpe synth; do for prec in fp32 fp16; do
+        run python3 .gpu/p3/anchors/torch_ref.py cuda "$stage" "$prec" 10 60 | tee -a "$OUT/torch_ref.jsonl"
+    done; done
+}
+kernels() { (cd bench && run python3 gpu_live_kernels.py --dtype float16 --input ../$S) | tee "$OUT/live_kernels.jsonl" | cut -c1-600; }
+for s in ${STEPS:-fast rt spin bench16 kernels ref bench32 rt90 fast}; do
+    case $s in
+    tests) step CUDA tests; tests ;;
+    fast) step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast ;;
+    rt) step live 0.25 real time; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime ;;
+    spin) step live 0.25 real time, spinning; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime --spin ;;
+    bench16) step rvc bench float16; bench float16 ;;
+    bench32) step rvc bench tf32; bench tf32 ;;
+    kernels) step block kernels; kernels ;;
+    ref) step reference eager; ref ;;
+    rt90) step live 90 ms real time; live --blocks 0.05 --crossfade 0.03 --extra 1.0 --seconds 60 --pace realtime ;;
+    esac
+done
 step end; keep_kernels; echo "left $(left) s"; tail -3 "$OUT/log.txt"
