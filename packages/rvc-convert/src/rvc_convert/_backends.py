@@ -46,16 +46,6 @@ def plan(synth: Any) -> Backends:
     return Backends(device, name, precision, dnnl_conv2d() if cpu else None, one_blas_thread=not cpu)
 
 
-def feature_dtype(synth: Any) -> str:
-    """ContentVec's precision beside ``synth``: on GPUs the synthesizer's half precision, as RVC
-    runs HuBERT with ``is_half`` (H200, 60 s: fp16 HuBERT 18.4 ms against rvc's 25 ms in TF32);
-    else float32 (the CPU always computes ContentVec in float32)."""
-    if plan(synth).device != "gpu":
-        return "float32"
-    name = str(getattr(synth, "dtype", "float32")).rsplit(".", 1)[-1]
-    return name if name in ("float16", "bfloat16") else "float32"
-
-
 def dnnl_conv2d() -> Callable[..., Any] | None:
     """rvc-f0's ``RMVPEModel.conv2d`` backend on oneDNN, or None when oneDNN is not installed
     (or ``RVC_DNNL=0``)."""

@@ -77,8 +77,8 @@ def build_models(synth_path: str | None = None, *, dtype: str = "float32") -> di
     from ._backends import lend_cpu_kernels
 
     mx.random.seed(0)
-    # MLX_ENABLE_TF32 as rvc_synth.load(dtype=) fixes it: with a half-precision synthesizer, RMVPE
-    # runs in TF32 and ContentVec in the half precision (the synthesizer is built in float32, then cast)
+    # MLX_ENABLE_TF32 as rvc_synth.load(dtype=) fixes it: with a half-precision synthesizer,
+    # ContentVec and RMVPE run in TF32 (the synthesizer is built in float32 below, then cast)
     rvc_synth.backends.choose("auto", dtype=dtype)
     path = Path(synth_path) if synth_path else _fixture_model()
     if path is not None:
@@ -119,7 +119,6 @@ def live_converter(
     """A ``VoiceConverter`` over :func:`build_models`'s models for live streams (the index with
     ``index=True``), and the random full-width RMVPE as the streams' ``f0_fn`` (it has no weights
     file for the converter to load): ``vc.stream(..., f0_fn=f0_fn)``."""
-    from ._backends import feature_dtype
     from .converter import VoiceConverter
     from .options import ConvertOptions
 
@@ -127,7 +126,7 @@ def live_converter(
     vc = VoiceConverter(
         synth,
         index=models["index"] if index else None,
-        embedder=models["contentvec"].embedder(synth.info.version, dtype=feature_dtype(synth)),  # `lazy`: queued
+        embedder=models["contentvec"].embedder(synth.info.version),  # with `lazy`: queued on GPUs
         options=ConvertOptions(f0_method="pm"),
     )
     return vc, f0_function(models["rmvpe"])
@@ -136,12 +135,11 @@ def live_converter(
 def pipeline_call(models: dict[str, Any]) -> Callable[..., None]:
     """``call(audio_16k, timings=None)``: one conversion of :func:`build_models`'s models through
     the pipeline (seed 0, the default preset), as ``rvc bench`` times it."""
-    from ._backends import feature_dtype
     from .options import ConvertOptions
     from .pipeline import run_pipeline
 
     synth = models["synth"]
-    embedder = models["contentvec"].embedder(synth.info.version, dtype=feature_dtype(synth))
+    embedder = models["contentvec"].embedder(synth.info.version)
     f0_fn = f0_function(models["rmvpe"])
 
     def call(audio: np.ndarray, timings: dict | None = None) -> None:

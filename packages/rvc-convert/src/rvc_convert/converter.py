@@ -55,8 +55,7 @@ class VoiceConverter:
         options: default :class:`ConvertOptions`; each ``convert`` call may override fields.
         dtype: the synthesizer's precision when ``model`` is a path: ``"float32"`` (default),
             or ``"float16"``/``"bfloat16"`` (GPUs, as RVC's half precision; the NSF phase stays
-            float32). On GPUs ContentVec runs in the same half precision (RVC's HuBERT with
-            ``is_half``; its features are float32 either way); RMVPE stays float32. On NVIDIA, float32 is exact unless
+            float32). ContentVec and RMVPE stay float32. On NVIDIA, float32 is exact unless
             ``tf32=True`` (or ``MLX_ENABLE_TF32=1`` in the environment: see ``rvc_synth.backends``).
         backend: the synthesizer's backend when ``model`` is a path (``rvc_synth.load``):
             ``"auto"`` (default), ``"mlx"``, ``"numpy"``, ``"onednn"``.
@@ -143,11 +142,10 @@ class VoiceConverter:
         else:
             from rvc_features import load_contentvec
 
-            from ._backends import feature_dtype
             from .weights import resolve_weights
 
             self.contentvec = load_contentvec(resolve_weights("contentvec", contentvec))
-            self.embedder = self.contentvec.embedder(info.version, dtype=feature_dtype(self.synth))
+            self.embedder = self.contentvec.embedder(info.version)
             cv = self.contentvec
             width = cv.dim if info.version == "v2" else cv.final_proj[0].shape[0]
             if width != info.feature_dim:

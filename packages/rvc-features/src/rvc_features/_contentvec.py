@@ -211,19 +211,13 @@ class ContentVec:
         w, b = self.final_proj
         return (self.hidden(audio_16k, output_layer=V1_LAYER) @ w.T + b).astype(np.float32)
 
-    def lazy(self, audio_16k: Any, *, version: str = "v2", static_shape: bool = False, dtype: str = "float32") -> Any:
+    def lazy(self, audio_16k: Any, *, version: str = "v2", static_shape: bool = False) -> Any:
         """:meth:`__call__`'s features as an MLX array that GPUs have not computed yet (evaluate
         it with ``mx.eval``/``mx.async_eval``, e.g. while other work is queued on another stream;
         on the CPU it comes evaluated). ``static_shape``: this input length repeats (live
         blocks), so on GPUs the forward is ``mx.compile``d for it (fewer kernels; H200, 2.8 s:
-        12.7 -> 4.5 ms). ``dtype``: "float32" (default), or on GPUs "float16"/"bfloat16": the
-        network in half precision, as RVC runs HuBERT with ``is_half`` (features float32 either
-        way; the CPU always computes in float32). Not thread-safe."""
+        12.7 -> 4.5 ms). Not thread-safe."""
         import mlx.core as mx
-
-        if dtype not in ("float32", "float16", "bfloat16"):
-            raise ValueError(f"dtype={dtype!r}; expected 'float32', 'float16' or 'bfloat16'")
-        mdt = getattr(mx, dtype)
 
         x = np.asarray(audio_16k, dtype=np.float32)
         if x.ndim != 1 or len(x) < 400:
@@ -231,45 +225,40 @@ class ContentVec:
         if version not in ("v1", "v2"):
             raise ValueError(f"version={version!r}; expected 'v1' or 'v2'")
         if version == "v2":
-            return self._fast.lazy(x, static_shape=static_shape, dtype=mdt)
+            return self._fast.lazy(x, static_shape=static_shape)
         if self.final_proj is None:
             raise WeightsFormatError(
                 f"ContentVec weights {self.path} have no final_proj, which v1 (256-d) models need; {self.v1_hint}"
             )
         w, b = self.final_proj
-        h = self._fast.lazy(x, output_layer=V1_LAYER, static_shape=static_shape, dtype=mdt)
+        h = self._fast.lazy(x, output_layer=V1_LAYER, static_shape=static_shape)
         return h @ mx.array(w.T) + mx.array(b)
 
-    def embedder(self, version: str, *, dtype: str = "float32") -> Any:
+    def embedder(self, version: str) -> Any:
         """A callable ``audio_16k -> features`` for ``version`` (checks final_proj now), whose
-        ``lazy(audio, static_shape=)`` is :meth:`lazy` for that version and ``dtype``."""
+        ``lazy(audio, static_shape=)`` is :meth:`lazy` for that version."""
         if version == "v1" and self.final_proj is None:
             raise WeightsFormatError(
                 f"ContentVec weights {self.path} have no final_proj, which v1 (256-d) models need; {self.v1_hint}"
             )
-        if dtype not in ("float32", "float16", "bfloat16"):
-            raise ValueError(f"dtype={dtype!r}; expected 'float32', 'float16' or 'bfloat16'")
-        return _Embedder(self, version, dtype)
+        return _Embedder(self, version)
 
 
 class _Embedder:
-    """``ContentVec.embedder(version, dtype=)``: ``emb(audio) -> (n, D)`` NumPy; ``emb.lazy(audio,
+    """``ContentVec.embedder(version)``: ``emb(audio) -> (n, D)`` NumPy; ``emb.lazy(audio,
     static_shape=)`` -> unevaluated MLX array (:meth:`ContentVec.lazy`)."""
 
-    def __init__(self, cv: ContentVec, version: str, dtype: str = "float32") -> None:
-        self.cv, self.version, self.dtype = cv, version, dtype
+    def __init__(self, cv: ContentVec, version: str) -> None:
+        self.cv, self.version = cv, version
 
     def __call__(self, audio: Any) -> np.ndarray:
-        if self.dtype == "float32":
-            return self.cv(audio, version=self.version)
-        return np.array(self.lazy(audio), dtype=np.float32)  # GPUs: half precision (the CPU: float32)
+        return self.cv(audio, version=self.version)
 
     def lazy(self, audio: Any, *, static_shape: bool = False) -> Any:
-        return self.cv.lazy(audio, version=self.version, static_shape=static_shape, dtype=self.dtype)
+        return self.cv.lazy(audio, version=self.version, static_shape=static_shape)
 
     def __repr__(self) -> str:
-        extra = "" if self.dtype == "float32" else f", dtype={self.dtype!r}"
-        return f"{self.cv!r}.embedder({self.version!r}{extra})"
+        return f"{self.cv!r}.embedder({self.version!r})"
 
 
 _CACHE: dict[tuple[str, int, int], ContentVec] = {}

@@ -23,8 +23,6 @@ Imported lazily (imports mlx).
 
 from __future__ import annotations
 
-import copy
-from types import SimpleNamespace
 from typing import Any
 
 import mlx.core as mx
@@ -156,46 +154,8 @@ class FastContentvec:
                 )
             )
         mx.eval(self.pos_w, [c[2] for c in self.convs], [lay[:4] + lay[5:9] for lay in self.layers])
-        # the model's norms and projection as the forward reads them (cast copies: see cast())
-        self.dtype = mx.float32
-        self.w0 = self.convs[0][2]  # the first layer, float32, for the group-norm fold
-        self.feat_ln, self.proj, self.enc_ln = model.layer_norm, model.post_extract_proj, model.encoder.layer_norm
-        self._casts: dict[Any, FastContentvec] = {}
         self._graphs: dict[tuple[int, bool], Any] = {}  # GPUs: compiled forwards (static_shape)
         self._w0_np = np.array(self.convs[0][2], dtype=np.float64)  # the first layer, for the group-norm fold
-
-    def cast(self, dtype: Any) -> FastContentvec:
-        """This forward with its weights in ``dtype`` (GPUs: ``mx.float16``/``mx.bfloat16``, as
-        RVC's half precision runs HuBERT), made once and kept. Input, the first layer's
-        group-norm statistics and the output stay float32; LayerNorm and softmax accumulate in
-        float32 (MLX's kernels); the rest runs in ``dtype``. Only :meth:`lazy` uses it."""
-        if dtype == self.dtype:
-            return self
-        c = self._casts.get(dtype)
-        if c is None:
-
-            def t(a: Any) -> Any:
-                return None if a is None else a.astype(dtype)
-
-            def norm(n: Any) -> Any:
-                return None if n is None else SimpleNamespace(weight=t(n.weight), bias=t(n.bias), eps=n.eps)
-
-            c = copy.copy(self)
-            c.dtype, c._casts, c._graphs = dtype, {}, {}
-            c.convs = [(k, s, t(w2), t(b), norm(n)) for k, s, w2, b, n in self.convs]
-            c.pos_w, c.pos_b = t(self.pos_w), t(self.pos_b)
-            c.layers = [tuple(norm(p) if i in (4, 9) else t(p) for i, p in enumerate(lay)) for lay in self.layers]
-            c.feat_ln, c.enc_ln = norm(self.feat_ln), norm(self.enc_ln)
-            if self.proj is not None:
-                w, b = t(self.proj.weight), t(self.proj.bias) if "bias" in self.proj else None
-                c.proj = lambda y: y @ w.T if b is None else mx.addmm(b, y, w.T)
-            arrays = [c.pos_w, c.pos_b, c.feat_ln.weight, c.enc_ln.weight]
-            arrays += [a for lay in c.convs for a in lay[2:4] if isinstance(a, mx.array)]
-            arrays += [a for lay in c.layers for a in lay if isinstance(a, mx.array)]
-            arrays += [a for lay in c.layers for n in (lay[4], lay[9]) for a in (n.weight, n.bias)]
-            mx.eval(arrays)
-            self._casts[dtype] = c
-        return c
 
     # --- stages ---------------------------------------------------------------------------
 
@@ -303,33 +263,29 @@ class FastContentvec:
 
     def _graph(self, x: mx.array, w0: mx.array, b0: mx.array | None, n: int, n_layers: int, final: bool) -> mx.array:
         """GPUs: the whole forward as one lazy graph: (N,) device audio -> (n, D)."""
+        m = self.model
         y = self._features_graph(x, w0, b0, n)
-        y = mx.fast.layer_norm(y, self.feat_ln.weight, self.feat_ln.bias, self.feat_ln.eps)
-        if self.proj is not None:
-            y = self.proj(y)
+        y = mx.fast.layer_norm(y, m.layer_norm.weight, m.layer_norm.bias, m.layer_norm.eps)
+        if m.post_extract_proj is not None:
+            y = m.post_extract_proj(y)
         y = y + self.pos_conv(y)
-        enc = self.enc_ln
+        enc = m.encoder
         if not self.layer_norm_first:
-            y = mx.fast.layer_norm(y, enc.weight, enc.bias, enc.eps)
+            y = mx.fast.layer_norm(y, enc.layer_norm.weight, enc.layer_norm.bias, enc.layer_norm.eps)
         for params in self.layers[:n_layers]:
             y = self._layer(y, params)
         if final:
-            y = mx.fast.layer_norm(y, enc.weight, enc.bias, enc.eps)
+            y = mx.fast.layer_norm(y, enc.layer_norm.weight, enc.layer_norm.bias, enc.layer_norm.eps)
         return y
 
-    def lazy(
-        self, audio: np.ndarray, *, output_layer: int | None = None, static_shape: bool = False, dtype: Any = None
-    ) -> mx.array:
+    def lazy(self, audio: np.ndarray, *, output_layer: int | None = None, static_shape: bool = False) -> mx.array:
         """GPUs: the hidden states as an unevaluated array (the caller evaluates it, e.g. with
         ``mx.async_eval`` while other work is queued). ``static_shape``: this input length repeats
         (live blocks), so the graph is ``mx.compile``d (once per length and layer; fewer kernels).
-        ``dtype``: the weights' and activations' precision (:meth:`cast`; float32 out either way).
-        On the CPU it is :meth:`__call__`'s (evaluated) result, in float32."""
+        On the CPU it is :meth:`__call__`'s (evaluated) result."""
         audio = np.asarray(audio, dtype=np.float32)
         if self.cpu:
             return self(audio, output_layer=output_layer)
-        if dtype is not None and dtype != self.dtype:
-            return self.cast(dtype).lazy(audio, output_layer=output_layer, static_shape=static_shape)
         x = mx.array(audio)
         n_layers = len(self.layers) if output_layer is None else output_layer
         final = self.layer_norm_first and output_layer is None
@@ -346,13 +302,9 @@ class FastContentvec:
         """GPUs: (N,) device audio -> (n, D), lazily: the first layer's group norm folded into
         its weights (:meth:`_fold_group_norm_mx`), then :meth:`_graph`."""
         k0, s0, w0, b0, norm0 = self.convs[0]
-        if norm0 is not None and self.mode != "layer_norm":  # the statistics in float32
-            w0, b0 = self._fold_group_norm_mx(x, k0, s0, self.w0, norm0)
-        if self.dtype == mx.float32:
-            return self._graph(x, w0, b0, self._frames(x.shape[0]), n_layers, final)
-        w0, b0 = w0.astype(self.dtype), None if b0 is None else b0.astype(self.dtype)
-        y = self._graph(x.astype(self.dtype), w0, b0, self._frames(x.shape[0]), n_layers, final)
-        return y.astype(mx.float32)
+        if norm0 is not None and self.mode != "layer_norm":
+            w0, b0 = self._fold_group_norm_mx(x, k0, s0, w0, norm0)
+        return self._graph(x, w0, b0, self._frames(x.shape[0]), n_layers, final)
 
     def _frames(self, n: int) -> int:
         """Output frames of the feature extractor for ``n`` samples (valid convolutions)."""
