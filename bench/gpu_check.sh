@@ -2,7 +2,7 @@
 # One call on the lent H200 after `gpu_session.sh stash` (p1, p2, p4 kernels; p3 carried here)
 # that re-checks a change against both issues, most important first, each step under what is
 # left of $BUDGET (default 560 s): the live 0.25 s block (60 s of speech, fast, then in real
-# time, then in real time with the converting thread spinning between blocks), `rvc bench
+# time), `rvc bench
 # float16` at 10 / 60 s (time, peak memory), the CUPTI kernels of one block, the reference's
 # eager stages (torch_ref.py fp32/fp16), `rvc bench tf32`, the 90 ms setting in real time, the
 # 0.25 s block fast again. JSON under $OUT; per-step start times in steps.txt. STEPS picks
@@ -29,12 +29,11 @@ ref() {
     done; done
 }
 kernels() { (cd bench && run python3 gpu_live_kernels.py --dtype float16 --input ../$S) | tee "$OUT/live_kernels.jsonl" | cut -c1-600; }
-for s in ${STEPS:-fast rt spin bench16 kernels ref bench32 rt90 fast}; do
+for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     case $s in
     tests) step CUDA tests; tests ;;
     fast) step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast ;;
     rt) step live 0.25 real time; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime ;;
-    spin) step live 0.25 real time, spinning; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime --spin ;;
     bench16) step rvc bench float16; bench float16 ;;
     bench32) step rvc bench tf32; bench tf32 ;;
     kernels) step block kernels; kernels ;;

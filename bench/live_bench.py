@@ -2,47 +2,25 @@
 Not a test; for the README's live table.
 
     python bench/live_bench.py [--blocks 0.25 0.5 1.0] [--extra 1.0] [--seconds 10] [--pace fast|realtime] [--json]
-        [--input speech.wav] [--dtype float32|float16|bfloat16] [--tf32] [--spin]
+        [--input speech.wav] [--dtype float32|float16|bfloat16] [--tf32]
 
 The models are ``rvc_convert.bench.build_models()``'s: the full-size v2 40 kHz synthesizer
 (fixture or random), ContentVec base (12 x 768) and a full-width RMVPE, random weights; the
 input is its deterministic voice-like signal at 48 kHz. Each block size gets a fresh stream
 and a warm-up (``--warmup`` seconds through the same stream, then ``reset()``). One JSON line
 per block size: ``rvc_convert.live.run_file``'s figures plus the settings.
-
-``--spin`` (an experiment, real-time pace): the converting thread polls for the next block
-instead of sleeping on the queue, so the host core never idles between blocks (does the
-real-time penalty come from the host's clocks dropping while it waits?).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import queue
-import time
 
 import numpy as np
 
 from rvc_audio import load_audio, resample
 from rvc_convert.bench import _device_name, build_models, live_converter, signal
-from rvc_convert.live import LiveLoop, run_file
-
-
-def _spinning_serve(self: LiveLoop, *, tick=None, interval: float = 0.5) -> None:
-    """:meth:`LiveLoop.serve` that polls the queue (``--spin``): the core stays busy between blocks."""
-    last = time.perf_counter()
-    while True:
-        try:
-            k = self._q.get_nowait()
-        except queue.Empty:
-            if tick is not None and time.perf_counter() - last > interval:
-                tick()
-                last = time.perf_counter()
-            continue
-        if k is None:
-            return
-        self._process(k)
+from rvc_convert.live import run_file
 
 
 def main() -> None:
@@ -61,10 +39,7 @@ def main() -> None:
     ap.add_argument("--tf32", action="store_true", help="NVIDIA: float32 in TF32")
     ap.add_argument("--rmvpe-backend", default="auto", help="A/B: e.g. 'compiled' (the U-Net without direct kernels)")
     ap.add_argument("--plain-synth", action="store_true", help="A/B: the decoder outside the compiled block graph")
-    ap.add_argument("--spin", action="store_true", help="experiment: poll for blocks instead of sleeping (real time)")
     args = ap.parse_args()
-    if args.spin:
-        LiveLoop.serve = _spinning_serve  # type: ignore[method-assign]
 
     models = build_models(dtype=args.dtype)
     if args.tf32:
@@ -108,7 +83,6 @@ def main() -> None:
             input=args.input or "bench signal",
             rmvpe_unet=rmvpe.backend.unet,
             plain_synth=args.plain_synth,
-            spin=args.spin,
         )
         if args.json:
             print(json.dumps(fig), flush=True)

@@ -18,8 +18,8 @@ queries (no per-query Python loop):
 3. the k smallest by (distance, id), as FAISS's result heap orders them; slots past the
    list end are -1 / 3.4e38 (FAISS's padding).
 
-On MLX's CUDA backend step 2 is one kernel instead (``_ivf_cuda``: each warp reads its
-candidates from the store, nothing gathered), over every query at once with the lists padded to
+On MLX's CUDA backend step 2 is one kernel instead (``_ivf_cuda``: a half-warp per candidate
+reads it from the store, nothing gathered), over every query at once with the lists padded to
 the largest (no groups, no host copy). It is chosen once, when the searcher is made, after a
 check against the portable scan on the centroids as queries; if it cannot be built or
 disagrees, the portable scan is kept (logged).
@@ -128,10 +128,7 @@ class MLXIVFSearcher:
         q = mx.array(self._ivf.quantizer.reconstruct_n(0, n).astype(np.float32))
         lists = mx.arange(n, dtype=mx.int32)[:, None]
         width = self._direct_width(1)
-        step = mx.arange(width, dtype=mx.int32)
-        valid = step < self._sizes[lists][..., None]
-        rows = mx.where(valid, self._offsets[lists][..., None] + step, self._store.shape[0] - 1).reshape(n, width)
-        want = np.array(mx.where(valid.reshape(n, width), _sum_squares(self._store[rows], q[:, None, :]), mx.inf))
+        want = np.array(self._gathered(q, *self._slots(lists, width)))
         try:
             got = np.array(_ivf_cuda.distances(q, lists, self._store, self._offsets, self._sizes, width))
         except Exception as exc:  # noqa: BLE001 (a JIT or launch failure: the portable scan, for good)
@@ -143,6 +140,22 @@ class MLXIVFSearcher:
             logger.warning("IVF search: the CUDA scan kernel disagrees with the portable scan; gathering candidates")
             return False
         return True
+
+    def _slots(self, lists: Any, width: int) -> tuple[Any, Any]:
+        """Store rows of each query's probed ``lists`` (Q, P), each padded to ``width`` slots (the
+        padding row past a list's end), and which slots hold a vector: both (Q, P * width)."""
+        import mlx.core as mx
+
+        step = mx.arange(width, dtype=mx.int32)
+        valid = step < self._sizes[lists][..., None]  # (Q, P, W)
+        rows = mx.where(valid, self._offsets[lists][..., None] + step, self._store.shape[0] - 1)
+        return rows.reshape(lists.shape[0], -1), valid.reshape(lists.shape[0], -1)
+
+    def _gathered(self, q: Any, rows: Any, valid: Any) -> Any:
+        """The portable scan's distances (Q, slots): the candidates gathered, +inf where no vector."""
+        import mlx.core as mx
+
+        return mx.where(valid, _sum_squares(self._store[rows], q[:, None, :]), mx.inf)
 
     def _direct_width(self, kmin: int) -> int:
         """Slots per probed list for the CUDA scan: the largest list (or kmin), rounded to 32."""
@@ -207,20 +220,16 @@ class MLXIVFSearcher:
         cand = nprobe * width
         per_query = 32 * cand if self._direct else 4 * cand * self.dim  # the largest arrays, bytes
         block = max(1, min(16384 if self._direct else 4096, _BLOCK_BYTES // per_query))
-        step = mx.arange(width, dtype=mx.int32)
-        pad_row = self._store.shape[0] - 1
+        from . import _ivf_cuda
+
         out_s, out_i, out_r = [], [], []
         for b0 in range(0, q.shape[0], block):  # blocks of queries, bounded memory
             qb, lb = q[b0 : b0 + block], lists[b0 : b0 + block]
-            valid = step < self._sizes[lb][..., None]  # (B, P, W)
-            rows = mx.where(valid, self._offsets[lb][..., None] + step, pad_row).reshape(qb.shape[0], cand)
-            valid = valid.reshape(qb.shape[0], cand)
+            rows, valid = self._slots(lb, width)
             if self._direct:
-                from . import _ivf_cuda
-
                 dist = _ivf_cuda.distances(qb, lb, self._store, self._offsets, self._sizes, width)
             else:
-                dist = mx.where(valid, _sum_squares(self._store[rows], qb[:, None, :]), mx.inf)
+                dist = self._gathered(qb, rows, valid)
             key = _bits_key(dist, self._ids[rows])
             if cand > k:
                 top = mx.argpartition(key, k - 1, axis=1)[:, :k]
