@@ -6,7 +6,9 @@
 # float16` at 10 / 60 s (time, peak memory), the CUPTI kernels of one block, the reference's
 # eager stages (torch_ref.py fp32/fp16), `rvc bench tf32`, the 90 ms setting in real time, the
 # 0.25 s block fast again. JSON under $OUT; per-step start times in steps.txt. STEPS picks
-# and orders the steps (default: all, in that order; "tests" runs the CUDA-only tests first).
+# and orders the steps (default: all, in that order; "tests" runs the CUDA-only tests first;
+# "first" times a first conversion (run it with COLD=1 on a fresh machine), "stretch" the TF32
+# decoder stretch A/B, "prof" the CUPTI kernels of every stage call at 10 / 60 s).
 source "$(dirname "$0")/gpu_call.sh"
 run() { timeout "$(left)" "$@" 2>>"$OUT/log.txt"; }
 S=.gpu/p3/speech.wav
@@ -19,6 +21,23 @@ bench() {  # precision
     python3 -c "import json; [print(json.dumps({k: r[k] for k in ('seconds', 'precision', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb', 'first_call_s')})) for r in json.load(open('$OUT/bench_$1.json'))]" 2>&1
 }
 
+benchx() {  # name precision tf32-stretch-frames seconds...: one rvc bench row per length (first call + stages)
+    local name=$1 prec=$2 frames=$3; shift 3; local a=(); for x in "$@"; do a+=(--seconds "$x"); done
+    local t0=$SECONDS
+    run env MLX_ENABLE_TF32=1 python3 -c "import sys, rvc_runtime; rvc_runtime.configure_cpu(); rvc_runtime.configure_gpu()
+import rvc_synth.backends as b; b.GPU_TF32_CHUNK_FRAMES = $frames
+from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()" bench --precision "$prec" "${a[@]}" --repeats 3 --json -q >"$OUT/bench_$name.json"
+    python3 -c "import json; [print(json.dumps({'run': '$name', **{k: r.get(k) for k in ('seconds', 'precision', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb', 'first_call_s', 'first_call_stages')}})) for r in json.load(open('$OUT/bench_$name.json'))]" 2>&1
+    echo "process $((SECONDS - t0)) s; kernels $(ls ~/.cache/rvc/mlx-kernels 2>/dev/null | grep -c '\.ptx$') ptx, ~/.nv $(du -sm ~/.nv 2>/dev/null | cut -f1) MB"
+}
+first() {  # a fresh machine (COLD=1: empty kernel caches): first float16 conversion, then in a new process
+    benchx cold16 float16 500 10; benchx cached16 float16 500 10
+    local t0=$SECONDS; run env MLX_ENABLE_TF32=1 python3 -c "import sys; from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()" \
+        warmup --precision tf32 -q --json | cut -c1-300; echo "rvc warmup tf32: $((SECONDS - t0)) s"
+    benchx after_warmup32 tf32 500 10 60
+}
+stretch() { for f in 1000 1500; do benchx "stretch$f" tf32 "$f" 10 60; done; }
+prof() { (cd bench && run env MLX_ENABLE_TF32=1 python3 gpu_kernels.py --seconds 10 60 --dtype float16 --top 12) | tee "$OUT/kernels.jsonl" | cut -c1-900; }
 tests() {  # the device has no fixtures: the tests that build their own index
     run python3 -m pytest -q -p no:cacheprovider packages/rvc-index/tests/test_mlx_search.py \
         -k "cuda or built or ties or direct or groups" 2>&1 | tail -4
@@ -32,6 +51,9 @@ kernels() { (cd bench && run python3 gpu_live_kernels.py --dtype float16 --input
 for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     case $s in
     tests) step CUDA tests; tests ;;
+    first) step first conversion; first ;;
+    stretch) step tf32 stretches; stretch ;;
+    prof) step stage kernels; prof ;;
     fast) step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast ;;
     rt) step live 0.25 real time; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime ;;
     bench16) step rvc bench float16; bench float16 ;;

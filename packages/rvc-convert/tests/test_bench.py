@@ -28,6 +28,9 @@ def test_measure_reports_device_precision_and_device_memory(models: dict) -> Non
     assert weights > 400 * 2**20  # full-size models: ~0.5 GB of float32
     assert row["peak_device_mb"] * 2**20 >= weights
     assert "first_call_s" in row  # the warm-up was at the measured length
+    first = row["first_call_stages"]  # where the first call's time went, stage by stage
+    assert set(first) == set(bench.STAGES) and all(v > 0 for v in first.values())
+    assert sum(first.values()) <= row["first_call_s"] + 1e-3
 
 
 def test_build_models_in_half_precision(models: dict) -> None:

@@ -171,8 +171,9 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
     on_gpu = models["synth"].backend.device == "gpu"
     if warmup is None:
         warmup = seconds
+    first_stages: dict[str, float] = {}
     first = time.perf_counter()
-    call(signal(warmup, seed=1), None)
+    call(signal(warmup, seed=1), first_stages)
     first = time.perf_counter() - first
     mx.reset_peak_memory()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -198,6 +199,7 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
     row["device"] = _device_name(models["synth"].backend.device)
     if warmup == seconds:
         row["first_call_s"] = round(first, 3)
+        row["first_call_stages"] = {k: round(first_stages.get(k, 0.0), 3) for k in STAGES}  # where it went
     row["backend"] = models["synth"].info.backend
     synth_dtype = str(models["synth"].dtype).rsplit(".", 1)[-1]
     tf32 = models["synth"].info.precision == "tf32" or os.environ.get("MLX_ENABLE_TF32") == "1"
