@@ -36,6 +36,17 @@ first() {  # a fresh machine (COLD=1: empty kernel caches): first float16 conver
         warmup --precision tf32 -q --json | cut -c1-300; echo "rvc warmup tf32: $((SECONDS - t0)) s"
     benchx after_warmup32 tf32 500 10 60
 }
+coldprof() {  # where a fresh machine's first conversion goes: native stacks (py-spy, carried in .gpu/p5), cold then cached
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/p5/*.whl 2>>"$OUT/log.txt"
+    for i in cold cached; do
+        local t0=$SECONDS
+        run /tmp/site/bin/py-spy record --native --rate 40 --format raw -o "$OUT/spy_$i.txt" -- env MLX_ENABLE_TF32=1 \
+            python3 -c "import sys; from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()" \
+            bench --precision float16 --seconds 10 --repeats 1 --json -q >"$OUT/spy_$i.json"
+        echo "$i: process $((SECONDS - t0)) s: $(python3 -c "import json; r = json.load(open('$OUT/spy_$i.json'))[0]; print(r['first_call_s'], r['first_call_stages'])" 2>&1)"
+        gzip -f "$OUT/spy_$i.txt"
+    done
+}
 stretch() { for f in 1000 1500; do benchx "stretch$f" tf32 "$f" 10 60; done; }
 prof() { (cd bench && run env MLX_ENABLE_TF32=1 python3 gpu_kernels.py --seconds 10 60 --dtype float16 --top 12) | tee "$OUT/kernels.jsonl" | cut -c1-900; }
 tests() {  # the device has no fixtures: the tests that build their own index
@@ -52,6 +63,7 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     case $s in
     tests) step CUDA tests; tests ;;
     first) step first conversion; first ;;
+    coldprof) step first conversion profiled; coldprof ;;
     stretch) step tf32 stretches; stretch ;;
     prof) step stage kernels; prof ;;
     fast) step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast ;;

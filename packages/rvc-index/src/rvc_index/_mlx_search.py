@@ -36,6 +36,7 @@ import numpy as np
 logger = logging.getLogger("rvc_index")
 
 _FLT_MAX = np.float32(np.finfo(np.float32).max)
+_NO_ID = 2**31 - 1  # the id of the store's padding row (sorts after every real id)
 _BLOCK_BYTES = 256 << 20  # the largest gathered (B, candidates, D) block, bytes
 _GROUPS = 8  # query groups by list size in a search
 
@@ -97,7 +98,7 @@ class MLXIVFSearcher:
                 store[at : at + m] = np.frombuffer(codes, dtype=np.float32, count=m * d).reshape(m, d)
                 ids[at : at + m] = faiss.rev_swig_ptr(inv.get_ids(i), m)
             at += m
-        if n and (ids[:n].min() < 0 or ids[:n].max() >= 2**31 - 1):
+        if n and (ids[:n].min() < 0 or ids[:n].max() >= _NO_ID):
             raise ValueError("its ids do not fit in 0..2**31-2")
         cent = np.ascontiguousarray(ivf.quantizer.reconstruct_n(0, nlist), dtype=np.float32)
         c1, c2, c3 = _split3(cent)
@@ -106,7 +107,7 @@ class MLXIVFSearcher:
         self._cent_t = mx.array(np.concatenate(x_parts, axis=1).T.copy())  # (6D, nlist)
         self._cent_norm = mx.array((cent.astype(np.float64) ** 2).sum(axis=1).astype(np.float32))
         self._store = mx.array(store)
-        self._ids = mx.array(np.where(ids < 0, 2**31 - 1, ids).astype(np.int32))  # padding sorts last
+        self._ids = mx.array(np.where(ids < 0, _NO_ID, ids).astype(np.int32))  # padding sorts last
         self._offsets = mx.array(offsets.astype(np.int32))
         self._sizes = mx.array(sizes.astype(np.int32))
         self._list_ids = mx.arange(nlist, dtype=mx.int32)
@@ -231,16 +232,21 @@ class MLXIVFSearcher:
             else:
                 dist = self._gathered(qb, rows, valid)
             key = _bits_key(dist, self._ids[rows])
+            # int32 positions and one int64 gather: the distance and the id come back out of the
+            # key (each gathered dtype pair is a CUDA module MLX compiles on a fresh machine)
             if cand > k:
-                top = mx.argpartition(key, k - 1, axis=1)[:, :k]
-                top = mx.take_along_axis(top, mx.argsort(mx.take_along_axis(key, top, axis=1), axis=1), axis=1)
+                top = mx.argpartition(key, k - 1, axis=1)[:, :k].astype(mx.int32)
+                kt = mx.take_along_axis(key, top, axis=1)
+                order = mx.argsort(kt, axis=1).astype(mx.int32)
+                top, kt = mx.take_along_axis(top, order, axis=1), mx.take_along_axis(kt, order, axis=1)
             else:
-                top = mx.argsort(key, axis=1)[:, :k]
-            r = mx.take_along_axis(rows, top, axis=1)
-            ok = mx.take_along_axis(valid, top, axis=1)
-            out_s.append(mx.where(ok, mx.take_along_axis(dist, top, axis=1), _FLT_MAX))
-            out_i.append(mx.where(ok, self._ids[r], -1))
-            out_r.append(r)
+                top = mx.argsort(key, axis=1)[:, :k].astype(mx.int32)
+                kt = mx.take_along_axis(key, top, axis=1)
+            ids = (kt & 0xFFFFFFFF).astype(mx.int32)
+            ok = ids != _NO_ID  # a padding slot (the padding row's id; real ids are smaller)
+            out_s.append(mx.where(ok, mx.view((kt >> 32).astype(mx.int32), mx.float32), _FLT_MAX))
+            out_i.append(mx.where(ok, ids, -1))
+            out_r.append(mx.take_along_axis(rows, top, axis=1))
             if q.shape[0] > block:
                 mx.eval(out_s[-1], out_i[-1], out_r[-1])  # one block's candidates in memory at a time
         if len(out_s) == 1:
