@@ -21,20 +21,20 @@ bench() {  # precision
     python3 -c "import json; [print(json.dumps({k: r[k] for k in ('seconds', 'precision', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb', 'first_call_s')})) for r in json.load(open('$OUT/bench_$1.json'))]" 2>&1
 }
 
-benchx() {  # name precision tf32-stretch-frames seconds...: one rvc bench row per length (first call + stages)
-    local name=$1 prec=$2 frames=$3; shift 3; local a=(); for x in "$@"; do a+=(--seconds "$x"); done
+benchx() {  # name precision seconds...: rvc bench rows (first call + stages); $PRE: Python run first, $LIMIT: GiB
+    local name=$1 prec=$2; shift 2; local a=(); for x in "$@"; do a+=(--seconds "$x"); done
     local t0=$SECONDS
-    run env MLX_ENABLE_TF32=1 python3 -c "import sys, rvc_runtime; rvc_runtime.configure_cpu(); rvc_runtime.configure_gpu()
-import rvc_synth.backends as b; b.GPU_TF32_CHUNK_FRAMES = $frames
+    run env MLX_ENABLE_TF32=1 python3 -c "import sys, rvc_runtime; rvc_runtime.configure_cpu(); rvc_runtime.configure_gpu(${LIMIT:+memory_limit=$LIMIT})
+${PRE:-}
 from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()" bench --precision "$prec" "${a[@]}" --repeats 3 --json -q >"$OUT/bench_$name.json"
     python3 -c "import json; [print(json.dumps({'run': '$name', **{k: r.get(k) for k in ('seconds', 'precision', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb', 'first_call_s', 'first_call_stages')}})) for r in json.load(open('$OUT/bench_$name.json'))]" 2>&1
-    echo "process $((SECONDS - t0)) s; kernels $(ls ~/.cache/rvc/mlx-kernels 2>/dev/null | grep -c '\.ptx$') ptx, ~/.nv $(du -sm ~/.nv 2>/dev/null | cut -f1) MB"
+    echo "process $((SECONDS - t0)) s; kernels $(ls ~/.cache/rvc/mlx-kernels 2>/dev/null | grep -c '\\.ptx$') ptx, ~/.nv $(du -sm ~/.nv 2>/dev/null | cut -f1) MB"
 }
 first() {  # a fresh machine (COLD=1: empty kernel caches): first float16 conversion, then in a new process
-    benchx cold16 float16 500 10; benchx cached16 float16 500 10
+    benchx cold16 float16 10; benchx cached16 float16 10
     local t0=$SECONDS; run env MLX_ENABLE_TF32=1 python3 -c "import sys; from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()" \
         warmup --precision tf32 -q --json | cut -c1-300; echo "rvc warmup tf32: $((SECONDS - t0)) s"
-    benchx after_warmup32 tf32 500 10 60
+    benchx after_warmup32 tf32 10 60
 }
 coldprof() {  # where a fresh machine's first conversion goes: native stacks (py-spy, carried in .gpu/p5), cold then cached
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/p5/*.whl 2>>"$OUT/log.txt"
@@ -47,7 +47,14 @@ coldprof() {  # where a fresh machine's first conversion goes: native stacks (py
         gzip -f "$OUT/spy_$i.txt"
     done
 }
-stretch() { for f in 1000 1500; do benchx "stretch$f" tf32 "$f" 10 60; done; }
+stretch() { for f in 1000 1500; do PRE="import rvc_synth.backends as b; b.GPU_TF32_CHUNK_FRAMES = $f" benchx "stretch$f" tf32 10 60; done; }
+overlap() {  # the pipeline's queued f0 (new) against waiting for it first (old), and MLX's memory limit at 3.5 GiB
+    for p in float16 tf32; do
+        benchx "new_$p" "$p" 10 60
+        PRE="import rvc_convert.pipeline as p; del p.RMVPEF0.start" benchx "old_$p" "$p" 10 60
+        LIMIT=3.5 benchx "limit35_$p" "$p" 10 60
+    done
+}
 prof() { (cd bench && run env MLX_ENABLE_TF32=1 python3 gpu_kernels.py --seconds 10 60 --dtype float16 --top 12) | tee "$OUT/kernels.jsonl" | cut -c1-900; }
 tests() {  # the device has no fixtures: the tests that build their own index
     run python3 -m pytest -q -p no:cacheprovider packages/rvc-index/tests/test_mlx_search.py \
@@ -65,6 +72,7 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     first) step first conversion; first ;;
     coldprof) step first conversion profiled; coldprof ;;
     stretch) step tf32 stretches; stretch ;;
+    overlap) step queued f0 A/B; overlap ;;
     prof) step stage kernels; prof ;;
     fast) step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast ;;
     rt) step live 0.25 real time; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime ;;

@@ -367,20 +367,53 @@ def test_gpu_pipeline_keeps_features_on_the_device(ckpt, tiny_contentvec_v1, ext
             calls.append("device")
             return vc.embedder.lazy(a)
 
+    class Queued:  # an f0_fn with start (RMVPEF0's interface): queued first on a GPU plan
+        def __call__(self, a, n):
+            calls.append("f0")
+            return local_f0(a, n)
+
+        def start(self, a, n):
+            calls.append("f0 queued")
+            return lambda: local_f0(a, n)
+
     outs = []
     for device in ("cpu", "gpu"):
         out, sr = run_pipeline(
             x,
             synth=vc.synth,
             embedder=Lazy(),
-            f0_fn=local_f0,
+            f0_fn=Queued(),
             index=vc.index,
             options=ConvertOptions(seed=0, index_rate=0.75, protect=0.33),
             noise_scale=0,
             backends=replace(vc.backends, device=device, one_blas_thread=False),
         )
         outs.append(out.astype(np.int32))
-    assert calls == ["host", "device"]
+    assert calls == [
+        "f0",
+        "host",
+        "f0 queued",
+        "device",
+    ]  # the first chunk's features queued before the f0 is waited for
     peak = np.abs(outs[0]).max()
     print(f"device features vs host: max |d| {np.abs(outs[0] - outs[1]).max()} of peak {peak}")
     assert peak > 300 and np.abs(outs[0] - outs[1]).max() <= 2  # int16 steps: float32 rounding only
+
+
+def test_converter_rmvpe_f0_can_be_queued(ckpt, tiny_contentvec_v1, extractors_dir, fixtures_dir):
+    """The converter's RMVPE ``f0_fn`` (:class:`RMVPEF0`) has ``start``: the same f0 as its call
+    (``extract_f0``'s), cut or zero-padded to ``p_len`` alike (on the CPU it is computed at once)."""
+    from rvc_convert.pipeline import RMVPEF0
+
+    vc = VoiceConverter(
+        ckpt("v1_f0_32k"), contentvec=tiny_contentvec_v1, rmvpe=extractors_dir / "rmvpe_random.safetensors"
+    )
+    x = load_audio(fixtures_dir / "audio" / "arctic_a0007.wav", sample_rate=16000)[: 16000 * 2].astype(np.float64)
+    fn = vc._f0_fn(ConvertOptions())
+    assert isinstance(fn, RMVPEF0)
+    for n in (len(x) // 160, len(x) // 160 + 5):
+        want = fn(x, n)
+        assert want.shape == (n,) and (want > 0).any()
+        np.testing.assert_array_equal(fn.start(x, n)(), want)
+        np.testing.assert_array_equal(RMVPEF0(fn.model)(x, n), want)  # the model's own call, cut alike
+    assert not isinstance(vc._f0_fn(ConvertOptions(f0_method="pm")), RMVPEF0)

@@ -211,3 +211,33 @@ def test_random_model_weights_are_drawn_at_once() -> None:
         dot = io.StringIO()
         mx.export_to_dot(dot, w)
         assert "Random" not in dot.getvalue() and "Full" not in dot.getvalue(), name
+
+
+def test_start_queues_the_network_and_finishes_with_the_same_f0(weights: Path, golden: dict) -> None:
+    """``start`` (a pipeline overlapping its stages): on a device backend (mel, U-Net, BiGRU in
+    MLX, forced here on the CPU) the salience is queued unevaluated and the returned function
+    decodes it: the same f0 as ``__call__``, bit for bit; on the CPU backend (host steps) the
+    estimate is made at once."""
+    from dataclasses import replace
+
+    from rvc_f0._rmvpe import _load
+
+    audio = golden["vocadito_5s/audio"]
+    m = _load(weights)
+    m.backend = replace(m.set_backend("compiled").backend, mel="mlx")  # every part in MLX
+    queued: list = []
+    real_async = mx.async_eval
+    try:
+        mx.async_eval = lambda *a: queued.append(a)  # type: ignore[assignment]
+        finish = m.start(audio)
+    finally:
+        mx.async_eval = real_async
+    assert len(queued) == 1 and isinstance(queued[0][0], mx.array)  # handed to the device, not copied
+    f0 = finish()
+    np.testing.assert_array_equal(f0, m(audio))
+    assert f0.dtype == np.float32 and f0.shape == (len(audio) // 160 + 1,) and (f0 > 0).any()
+    cpu = _load(weights).set_backend("auto")  # the CPU: NumPy BiGRU, host mel
+    assert cpu.backend.gru == "numpy"
+    np.testing.assert_array_equal(cpu.start(audio, threshold=0.05)(), cpu(audio, threshold=0.05))
+    with pytest.raises(RVCF0Error, match="threshold=2"):
+        cpu.start(audio, threshold=2)

@@ -104,13 +104,11 @@ def build_models(synth_path: str | None = None, *, dtype: str = "float32") -> di
 
 def f0_function(rmvpe: Any) -> Callable[[np.ndarray, int], np.ndarray]:
     """A loaded RMVPE as the pipeline's and ``Stream``'s ``f0_fn``: ``(16 kHz audio, n)`` ->
-    ``(n,)`` Hz, the estimate cut or zero-padded to ``n`` frames (``extract_f0``'s rule)."""
+    ``(n,)`` Hz, the estimate cut or zero-padded to ``n`` frames (``extract_f0``'s rule), with
+    ``start`` (:class:`~rvc_convert.pipeline.RMVPEF0`) as a converter's."""
+    from .pipeline import RMVPEF0
 
-    def f0_fn(audio: np.ndarray, n: int) -> np.ndarray:
-        f0 = rmvpe(np.asarray(audio, np.float32))
-        return np.pad(f0, (0, max(0, n - len(f0))))[:n]
-
-    return f0_fn
+    return RMVPEF0(rmvpe)
 
 
 def live_converter(

@@ -248,6 +248,12 @@ class VoiceConverter:
                 audio_pad, method=opts.f0_method, p_len=p_len, filter_radius=opts.filter_radius, weights=weights
             )
 
+        if opts.f0_method == "rmvpe":  # with start(): queued on GPUs (the pipeline overlaps its stages)
+            from rvc_f0 import load_rmvpe
+
+            from .pipeline import RMVPEF0
+
+            return RMVPEF0(load_rmvpe(weights), call=estimate)
         return estimate
 
     def convert(

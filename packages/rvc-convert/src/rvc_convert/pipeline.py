@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_NOISE_SCALE",
     "Chunk",
+    "RMVPEF0",
     "chunk_plan",
     "prepare_features",
     "run_pipeline",
@@ -186,6 +187,29 @@ def _int16_scale(peak: Any) -> Any:
     return 32768 / audio_max if audio_max > 1 else 32768
 
 
+class RMVPEF0:
+    """An ``f0_fn`` over a loaded ``rvc_f0`` RMVPE model: ``f0_fn(audio, p_len)`` -> ``(p_len,)``
+    Hz (``call`` if given, e.g. ``extract_f0``'s, else the model's estimate cut or zero-padded to
+    ``p_len``, ``extract_f0``'s rule), and ``start(audio, p_len)`` -> a function returning the
+    same values later (``RMVPEModel.start``: on GPUs the network's work is queued, not waited for)."""
+
+    def __init__(self, model: Any, *, call: F0Fn | None = None) -> None:
+        self.model, self._call = model, call
+
+    def __call__(self, audio: np.ndarray, p_len: int) -> np.ndarray:
+        if self._call is not None:
+            return self._call(audio, p_len)
+        return _fit(self.model(np.asarray(audio, np.float32)), p_len)
+
+    def start(self, audio: np.ndarray, p_len: int) -> Callable[[], np.ndarray]:
+        finish = self.model.start(np.asarray(audio, np.float32))
+        return lambda: _fit(finish(), p_len)
+
+
+def _fit(f0: np.ndarray, n: int) -> np.ndarray:
+    return np.pad(f0, (0, max(0, n - len(f0))))[:n]
+
+
 def _chunk_seed(seed: int | None, k: int) -> int | None:
     if seed is None:
         return None
@@ -262,6 +286,8 @@ def run_pipeline(
             ``feature_dim``; called once per chunk.
         f0_fn: ``(padded audio float64, p_len) -> (p_len,) raw f0 Hz (0 = unvoiced)``, called
             once on the whole ``t_pad``-padded input; ignored (may be None) for models without f0.
+            On a GPU plan, one with ``start(audio, p_len)`` (:class:`RMVPEF0`), returning a
+            function that gives the same f0 later, has its network queued first.
         index: a ``FeatureIndex`` or None.
         options: pitch, index_rate, protect, rms_mix_rate, resample_sr, speaker, seed, preset
             are used here (f0_method/f0_curve/filter_radius are ``f0_fn``'s business).
@@ -297,35 +323,47 @@ def run_pipeline(
     t_pad = SR * preset.x_pad
     t_pad_tgt = info.sample_rate * preset.x_pad
     hp = highpass(x, sample_rate=SR)  # float64, as the reference
-    opt_ts = split_points(hp, preset)
     audio_pad = np.pad(hp, (t_pad, t_pad), mode="reflect")
     del hp
     hp = audio_pad[t_pad : len(audio_pad) - t_pad]  # a view: the high-passed input (change_rms's data1)
     p_len = len(audio_pad) // WINDOW
+    lazy = getattr(embedder, "lazy", None) if backends.device == "gpu" else None
+    if lazy is not None:
+        import mlx.core as mx
     t0 = clock.add("other", t0)
 
-    pitch = pitchf = None
+    # GPUs overlap the stages: the f0 network is queued (f0_fn.start) and the host cuts the input
+    # and queues the first chunk's features behind it before waiting for the f0
+    finish = None
     if info.has_f0:
         if f0_fn is None:
             raise ConvertInputError("this model uses pitch (f0): an f0 estimator is needed")
-        raw = np.asarray(f0_fn(audio_pad, p_len))
+        start = getattr(f0_fn, "start", None) if lazy is not None else None
+        finish = start(audio_pad, p_len) if start is not None else functools.partial(f0_fn, audio_pad, p_len)
+        t0 = clock.add("f0", t0)
+    chunks = chunk_plan(len(hp), split_points(hp, preset), preset)
+    first = None
+    if lazy is not None and finish is not None:
+        first = lazy(audio_pad[chunks[0].start : chunks[0].end].astype(np.float32))
+        mx.async_eval(first)
+    t0 = clock.add("other", t0)
+    pitch = pitchf = None
+    if finish is not None:
+        raw = np.asarray(finish())
         if raw.shape != (p_len,):
             raise ConvertInputError(f"the f0 estimator returned shape {raw.shape}; expected ({p_len},)")
         pitchf, pitch = adjust_f0(raw, options)  # = postprocess_f0(raw, semitones=pitch) unless Applio's options
         t0 = clock.add("f0", t0)
 
-    chunks = chunk_plan(len(hp), opt_ts, preset)
     if progress is not None:
         progress(0, len(chunks))
     pieces = []
-    lazy = getattr(embedder, "lazy", None) if backends.device == "gpu" else None
-    if lazy is not None:
-        import mlx.core as mx
     for k, c in enumerate(chunks):
         seg = audio_pad[c.start : c.end].astype(np.float32)
         t0 = clock.add("other", t0)
         if lazy is not None:  # GPUs: the features stay on the device until the synthesizer
-            feats = lazy(seg)
+            feats = first if k == 0 and first is not None else lazy(seg)
+            first = None
             mx.eval(feats)
         else:
             feats = np.asarray(embedder(seg))

@@ -193,12 +193,14 @@ def salience(
     unet: Any = None,
     cuda_gru: bool = False,
     numpy_gru: bool = False,
-) -> np.ndarray:
+    lazy: bool = False,
+) -> Any:
     """(128, T) log-mel -> (T, 360) float32 salience, the reference's ``mel2hidden``:
     zero-pad the mel to a multiple of 32 frames, one pass over the whole clip, crop to T.
     ``unet`` replaces ``net.cnn(net.unet(.))`` (:class:`._cpu_unet.CpuUnet`); ``cuda_gru`` runs
     the BiGRU in one CUDA kernel (:mod:`._gru_cuda`; MLX CUDA backend only); ``numpy_gru``
-    steps it in NumPy (:func:`_bigru_numpy`, the CPU)."""
+    steps it in NumPy (:func:`_bigru_numpy`, the CPU). ``lazy``: the unevaluated MLX array
+    instead of a NumPy copy."""
     t = mel.shape[1]
     tp = 32 * ((t - 1) // 32 + 1)
     if isinstance(mel, mx.array):
@@ -209,8 +211,7 @@ def salience(
     x = x.transpose(0, 1, 3, 2).reshape(1, tp, -1)  # PyTorch's transpose(1, 2).flatten(-2)
     x = _bigru_numpy(net.bigru, x) if numpy_gru else _bigru(net.bigru, x, cuda=cuda_gru)
     x = mx.sigmoid(net.linear(x))  # dropout is the identity in eval mode
-    out = np.array(x[0, :t])
-    return out
+    return x[0, :t] if lazy else np.array(x[0, :t])
 
 
 def _bigru(bigru: nn.Module, x: mx.array, *, cuda: bool = False) -> mx.array:

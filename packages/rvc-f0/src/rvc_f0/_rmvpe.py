@@ -11,6 +11,7 @@ import functools
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -214,9 +215,34 @@ class RMVPEModel:
     def __call__(self, audio_16k: Any, *, threshold: float = 0.03) -> np.ndarray:
         """(N,) 16 kHz audio -> (N // 160 + 1,) float32 f0 in Hz, 0 where the salience peak is
         at or below ``threshold`` (the reference's ``infer_from_audio(audio, thred)``)."""
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) or not 0 <= threshold < 1:
-            raise F0InputError(f"threshold={threshold!r}; expected a salience threshold in [0, 1) (reference: 0.03)")
+        _check_threshold(threshold)
         return decode(self.salience(audio_16k), threshold=threshold)
+
+    def start(self, audio_16k: Any, *, threshold: float = 0.03) -> Callable[[], np.ndarray]:
+        """:meth:`__call__` in two halves, for a pipeline that overlaps its stages: the network's
+        work is queued now and the returned function waits for it and decodes the f0 (the same
+        values). Where every part runs on the device (GPUs, inputs of one pass) this returns
+        before the work is done, so the caller can queue more or work on the host meanwhile;
+        elsewhere the estimate is made here and the function only returns it."""
+        _check_threshold(threshold)
+        audio = as_audio(audio_16k)
+        b = self.backend
+        if b.mel != "mlx" or b.gru == "numpy" or b.unet == "conv2d" or len(audio) // HOP + 1 > self.max_frames:
+            f0 = decode(self.salience(audio), threshold=threshold)
+            return lambda: f0
+        import mlx.core as mx
+
+        from ._mlx_net import log_mel_mx, salience
+
+        with self._lock:
+            sal = salience(self.net, log_mel_mx(audio), unet=self._unet(), cuda_gru=b.gru == "cuda", lazy=True)
+        mx.async_eval(sal)
+        return lambda: decode(np.array(sal), threshold=threshold)
+
+
+def _check_threshold(threshold: Any) -> None:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) or not 0 <= threshold < 1:
+        raise F0InputError(f"threshold={threshold!r}; expected a salience threshold in [0, 1) (reference: 0.03)")
 
 
 def load_rmvpe(weights: str | os.PathLike[str] | None = None, *, backend: str = "auto") -> RMVPEModel:
