@@ -44,7 +44,7 @@ coldprof() {  # where a fresh machine's first conversion goes: native stacks (py
             python3 -c "import sys; from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()" \
             bench --precision float16 --seconds 10 --repeats 1 --json -q >"$OUT/spy_$i.json"
         echo "$i: process $((SECONDS - t0)) s: $(python3 -c "import json; r = json.load(open('$OUT/spy_$i.json'))[0]; print(r['first_call_s'], r['first_call_stages'])" 2>&1)"
-        gzip -f "$OUT/spy_$i.txt"
+        gzip -f "$OUT/spy_$i.txt"; ls ~/.cache/rvc/mlx-kernels | grep '\.ptx$' | tr '\n' ' ' | cut -c1-1500; echo
     done
 }
 stretch() { for f in 1000 1500; do PRE="import rvc_synth.backends as b; b.GPU_TF32_CHUNK_FRAMES = $f" benchx "stretch$f" tf32 10 60; done; }
