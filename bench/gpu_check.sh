@@ -73,6 +73,9 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     coldprof) step first conversion profiled; coldprof ;;
     stretch) step tf32 stretches; stretch ;;
     overlap) step queued f0 A/B; overlap ;;
+    ab2) step queued f0 A/B, old first; for r in 1 2; do
+        PRE="import rvc_convert.pipeline as p; del p.RMVPEF0.start" benchx "old_float16_$r" float16 10 60
+        benchx "new_float16_$r" float16 10 60; done ;;
     prof) step stage kernels; prof ;;
     fast) step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast ;;
     rt) step live 0.25 real time; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime ;;

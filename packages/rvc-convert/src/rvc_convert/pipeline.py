@@ -342,11 +342,12 @@ def run_pipeline(
         finish = start(audio_pad, p_len) if start is not None else functools.partial(f0_fn, audio_pad, p_len)
         t0 = clock.add("f0", t0)
     chunks = chunk_plan(len(hp), split_points(hp, preset), preset)
+    t0 = clock.add("other", t0)
     first = None
     if lazy is not None and finish is not None:
         first = lazy(audio_pad[chunks[0].start : chunks[0].end].astype(np.float32))
         mx.async_eval(first)
-    t0 = clock.add("other", t0)
+        t0 = clock.add("contentvec", t0)
     pitch = pitchf = None
     if finish is not None:
         raw = np.asarray(finish())
