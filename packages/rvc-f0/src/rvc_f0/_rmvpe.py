@@ -223,7 +223,9 @@ class RMVPEModel:
         work is queued now and the returned function waits for it and decodes the f0 (the same
         values). Where every part runs on the device (GPUs, inputs of one pass) this returns
         before the work is done, so the caller can queue more or work on the host meanwhile;
-        elsewhere the estimate is made here and the function only returns it."""
+        elsewhere the estimate is made here and the function only returns it. The graph is
+        built under the model's lock but the queued work finishes outside it: call ``start`` and
+        its function from one thread (as ``rvc_convert.run_pipeline`` does)."""
         _check_threshold(threshold)
         audio = as_audio(audio_16k)
         b = self.backend
