@@ -48,11 +48,10 @@ coldprof() {  # where a fresh machine's first conversion goes: native stacks (py
     done
 }
 stretch() { for f in 1000 1500; do PRE="import rvc_synth.backends as b; b.GPU_TF32_CHUNK_FRAMES = $f" benchx "stretch$f" tf32 10 60; done; }
-overlap() {  # the pipeline's queued f0 (new) against waiting for it first (old), and MLX's memory limit at 3.5 GiB
-    for p in float16 tf32; do
-        benchx "new_$p" "$p" 10 60
+overlap() {  # the pipeline's queued f0 (new) against waiting for it first (old), old first; $LIMIT: MLX's memory limit
+    for p in ${PRECISIONS:-float16 tf32}; do
         PRE="import rvc_convert.pipeline as p; del p.RMVPEF0.start" benchx "old_$p" "$p" 10 60
-        LIMIT=3.5 benchx "limit35_$p" "$p" 10 60
+        benchx "new_$p" "$p" 10 60
     done
 }
 prof() { (cd bench && run env MLX_ENABLE_TF32=1 python3 gpu_kernels.py --seconds 10 60 --dtype float16 --top 12) | tee "$OUT/kernels.jsonl" | cut -c1-900; }
@@ -73,9 +72,6 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     coldprof) step first conversion profiled; coldprof ;;
     stretch) step tf32 stretches; stretch ;;
     overlap) step queued f0 A/B; overlap ;;
-    ab2) step queued f0 A/B, old first; for r in 1 2; do
-        PRE="import rvc_convert.pipeline as p; del p.RMVPEF0.start" benchx "old_float16_$r" float16 10 60
-        benchx "new_float16_$r" float16 10 60; done ;;
     prof) step stage kernels; prof ;;
     fast) step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast ;;
     rt) step live 0.25 real time; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime ;;

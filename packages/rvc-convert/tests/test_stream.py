@@ -402,8 +402,9 @@ def test_gpu_pipeline_keeps_features_on_the_device(ckpt, tiny_contentvec_v1, ext
 
 def test_converter_rmvpe_f0_can_be_queued(ckpt, tiny_contentvec_v1, extractors_dir, fixtures_dir):
     """The converter's RMVPE ``f0_fn`` (:class:`RMVPEF0`) has ``start``: the same f0 as its call
-    (``extract_f0``'s), cut or zero-padded to ``p_len`` alike (on the CPU it is computed at once)."""
+    and as ``extract_f0``, cut or zero-padded to ``p_len`` alike (on the CPU it is computed at once)."""
     from rvc_convert.pipeline import RMVPEF0
+    from rvc_f0 import extract_f0
 
     vc = VoiceConverter(
         ckpt("v1_f0_32k"), contentvec=tiny_contentvec_v1, rmvpe=extractors_dir / "rmvpe_random.safetensors"
@@ -415,5 +416,5 @@ def test_converter_rmvpe_f0_can_be_queued(ckpt, tiny_contentvec_v1, extractors_d
         want = fn(x, n)
         assert want.shape == (n,) and (want > 0).any()
         np.testing.assert_array_equal(fn.start(x, n)(), want)
-        np.testing.assert_array_equal(RMVPEF0(fn.model)(x, n), want)  # the model's own call, cut alike
+        np.testing.assert_array_equal(extract_f0(x, method="rmvpe", p_len=n, weights=fn.model.path), want)
     assert not isinstance(vc._f0_fn(ConvertOptions(f0_method="pm")), RMVPEF0)

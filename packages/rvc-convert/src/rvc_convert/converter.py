@@ -243,17 +243,18 @@ class VoiceConverter:
         if hybrid:  # weights per method
             weights = {**nets, **({"rmvpe": self._ensure_rmvpe()} if "rmvpe" in hybrid else {})}
 
+        if opts.f0_method == "rmvpe":  # extract_f0's values, with start(): queued on GPUs
+            from rvc_f0 import load_rmvpe
+
+            from .pipeline import RMVPEF0
+
+            return RMVPEF0(load_rmvpe(weights))
+
         def estimate(audio_pad: np.ndarray, p_len: int) -> np.ndarray:
             return extract_f0(
                 audio_pad, method=opts.f0_method, p_len=p_len, filter_radius=opts.filter_radius, weights=weights
             )
 
-        if opts.f0_method == "rmvpe":  # with start(): queued on GPUs (the pipeline overlaps its stages)
-            from rvc_f0 import load_rmvpe
-
-            from .pipeline import RMVPEF0
-
-            return RMVPEF0(load_rmvpe(weights), call=estimate)
         return estimate
 
     def convert(

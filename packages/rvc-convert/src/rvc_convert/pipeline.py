@@ -189,16 +189,14 @@ def _int16_scale(peak: Any) -> Any:
 
 class RMVPEF0:
     """An ``f0_fn`` over a loaded ``rvc_f0`` RMVPE model: ``f0_fn(audio, p_len)`` -> ``(p_len,)``
-    Hz (``call`` if given, e.g. ``extract_f0``'s, else the model's estimate cut or zero-padded to
-    ``p_len``, ``extract_f0``'s rule), and ``start(audio, p_len)`` -> a function returning the
-    same values later (``RMVPEModel.start``: on GPUs the network's work is queued, not waited for)."""
+    Hz, the model's estimate cut or zero-padded to ``p_len`` (``extract_f0``'s values), and
+    ``start(audio, p_len)`` -> a function returning the same values later (``RMVPEModel.start``:
+    on GPUs the network's work is queued, not waited for)."""
 
-    def __init__(self, model: Any, *, call: F0Fn | None = None) -> None:
-        self.model, self._call = model, call
+    def __init__(self, model: Any) -> None:
+        self.model = model
 
     def __call__(self, audio: np.ndarray, p_len: int) -> np.ndarray:
-        if self._call is not None:
-            return self._call(audio, p_len)
         return _fit(self.model(np.asarray(audio, np.float32)), p_len)
 
     def start(self, audio: np.ndarray, p_len: int) -> Callable[[], np.ndarray]:
