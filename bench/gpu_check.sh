@@ -8,7 +8,8 @@
 # 0.25 s block fast again. JSON under $OUT; per-step start times in steps.txt. STEPS picks
 # and orders the steps (default: all, in that order; "tests" runs the CUDA-only tests first;
 # "first" times a first conversion (run it with COLD=1 on a fresh machine), "stretch" the TF32
-# decoder stretch A/B, "prof" the CUPTI kernels of every stage call at 10 / 60 s).
+# decoder stretch A/B, "prof" the CUPTI kernels of every stage call at 10 / 60 s, "compile" the
+# per-chunk-length compilation A/B). NOKEEP=1: no kernel caches sent back (room for 8 result files).
 source "$(dirname "$0")/gpu_call.sh"
 run() { timeout "$(left)" "$@" 2>>"$OUT/log.txt"; }
 S=.gpu/p3/speech.wav
@@ -21,12 +22,13 @@ bench() {  # precision
     python3 -c "import json; [print(json.dumps({k: r[k] for k in ('seconds', 'precision', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb', 'first_call_s')})) for r in json.load(open('$OUT/bench_$1.json'))]" 2>&1
 }
 
-benchx() {  # name precision seconds...: rvc bench rows (first call + stages); $PRE: Python run first, $LIMIT: GiB
-    local name=$1 prec=$2; shift 2; local a=(); for x in "$@"; do a+=(--seconds "$x"); done
+benchx() {  # name precision seconds...: rvc bench rows (first call + stages), measured in this process (rvc bench
+    # itself measures in a subprocess, which $PRE would not reach); $PRE: Python run first, $LIMIT: GiB
+    local name=$1 prec=$2; shift 2; local secs; secs=$(IFS=,; echo "$*")
     local t0=$SECONDS
-    run env MLX_ENABLE_TF32=1 python3 -c "import sys, rvc_runtime; rvc_runtime.configure_cpu(); rvc_runtime.configure_gpu(${LIMIT:+memory_limit=$LIMIT})
+    run env MLX_ENABLE_TF32=${TF32:-1} python3 -c "import json, rvc_runtime; rvc_runtime.configure_cpu(); rvc_runtime.configure_gpu(${LIMIT:+memory_limit=$LIMIT})
 ${PRE:-}
-from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()" bench --precision "$prec" "${a[@]}" --repeats 3 --json -q >"$OUT/bench_$name.json"
+from rvc_convert import bench; print(json.dumps(bench.run(($secs,), isolate=False, precision='$prec', repeats=3)))" >"$OUT/bench_$name.json"
     python3 -c "import json; [print(json.dumps({'run': '$name', **{k: r.get(k) for k in ('seconds', 'precision', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb', 'first_call_s', 'first_call_stages')}})) for r in json.load(open('$OUT/bench_$name.json'))]" 2>&1
     echo "process $((SECONDS - t0)) s; kernels $(ls ~/.cache/rvc/mlx-kernels 2>/dev/null | grep -c '\\.ptx$') ptx, ~/.nv $(du -sm ~/.nv 2>/dev/null | cut -f1) MB"
 }
@@ -35,6 +37,13 @@ first() {  # a fresh machine (COLD=1: empty kernel caches): first float16 conver
     local t0=$SECONDS; run env MLX_ENABLE_TF32=1 python3 -c "import sys; from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()" \
         warmup --precision tf32 -q --json | cut -c1-300; echo "rvc warmup tf32: $((SECONDS - t0)) s"
     benchx after_warmup32 tf32 10 60
+}
+compile() {  # ContentVec and the synthesizer compiled per chunk length + RMVPE's kept tap matrices (new) against neither (old), old first
+    for p in ${PRECISIONS:-float16 tf32}; do
+        PRE="import rvc_convert.pipeline as p; p.COMPILE_CHUNKS = False; import rvc_f0._mlx_net as n; n.keep_matrices = lambda net: None" \
+            benchx "old_$p" "$p" 10 60
+        benchx "new_$p" "$p" 10 60
+    done
 }
 coldprof() {  # where a fresh machine's first conversion goes: native stacks (py-spy, carried in .gpu/p5), cold then cached
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/p5/*.whl 2>>"$OUT/log.txt"
@@ -54,6 +63,13 @@ overlap() {  # the pipeline's queued f0 (new) against waiting for it first (old)
         benchx "new_$p" "$p" 10 60
     done
 }
+stretches() {  # the decoder's stretches queued two at a time (async) against waited for one by one (sync), sync first; then exact float32
+    for p in ${PRECISIONS:-tf32 float16}; do
+        PRE="import rvc_synth.generator as g; g.OVERLAP_STRETCHES = False" benchx "sync_$p" "$p" 10 60
+        benchx "async_$p" "$p" 10 60
+    done
+    TF32=0 benchx async_float32 float32 10 60
+}
 prof() { (cd bench && run env MLX_ENABLE_TF32=1 python3 gpu_kernels.py --seconds 10 60 --dtype float16 --top 12) | tee "$OUT/kernels.jsonl" | cut -c1-900; }
 tests() {  # the device has no fixtures: the tests that build their own index
     run python3 -m pytest -q -p no:cacheprovider packages/rvc-index/tests/test_mlx_search.py \
@@ -64,6 +80,11 @@ ref() {
         run python3 .gpu/p3/anchors/torch_ref.py cuda "$stage" "$prec" 10 60 | tee -a "$OUT/torch_ref.jsonl"
     done; done
 }
+refgraph() {  # the reference's stages with its own CUDA-graph replay (RVC_CUDA_GRAPH=1)
+    for stage in hubert rmvpe synth; do for prec in fp32 fp16; do
+        run env RVC_CUDA_GRAPH=1 python3 .gpu/p3/anchors/torch_ref.py cuda "$stage" "$prec" 10 60 | tee -a "$OUT/torch_ref_graph.jsonl"
+    done; done
+}
 kernels() { (cd bench && run python3 gpu_live_kernels.py --dtype float16 --input ../$S) | tee "$OUT/live_kernels.jsonl" | cut -c1-600; }
 for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     case $s in
@@ -72,6 +93,10 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     coldprof) step first conversion profiled; coldprof ;;
     stretch) step tf32 stretches; stretch ;;
     overlap) step queued f0 A/B; overlap ;;
+    compile) step compiled chunks A/B; compile ;;
+    stretches) step overlapped stretches A/B; stretches ;;
+    flags) step interleaved A/B; run env MLX_ENABLE_TF32=1 python3 bench/gpu_flags_ab.py float32 10 60 | tee "$OUT/flags.jsonl"
+        run env MLX_ENABLE_TF32=1 python3 bench/gpu_flags_ab.py float16 10 60 | tee -a "$OUT/flags.jsonl" ;;
     prof) step stage kernels; prof ;;
     fast) step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast ;;
     rt) step live 0.25 real time; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime ;;
@@ -79,7 +104,12 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     bench32) step rvc bench tf32; bench tf32 ;;
     kernels) step block kernels; kernels ;;
     ref) step reference eager; ref ;;
+    refgraph) step reference CUDA graphs; refgraph ;;
+    b16) step rvc bench float16; benchx float16 float16 10 60 ;;
+    b32) step rvc bench tf32; benchx tf32 tf32 10 60 ;;
+    bexact) step rvc bench float32; TF32=0 benchx float32 float32 10 60 ;;
+    refstrict) step reference eager fp32strict; for st in hubert rmvpe synth; do run python3 .gpu/p3/anchors/torch_ref.py cuda $st fp32strict 10 60 | tee -a "$OUT/torch_ref.jsonl"; done ;;
     rt90) step live 90 ms real time; live --blocks 0.05 --crossfade 0.03 --extra 1.0 --seconds 60 --pace realtime ;;
     esac
 done
-step end; keep_kernels; echo "left $(left) s"; tail -3 "$OUT/log.txt"
+step end; [ -z "${NOKEEP:-}" ] && keep_kernels; echo "left $(left) s"; tail -3 "$OUT/log.txt"

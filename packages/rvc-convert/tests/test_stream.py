@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import rvc_synth
 from rvc_audio import load_audio, resample
 from rvc_convert import ConvertOptions, VoiceConverter
 from rvc_convert.errors import ConvertInputError
@@ -320,8 +321,18 @@ def test_gpu_pipeline_device_path_variants(ckpt, tiny_contentvec_v1, extractors_
     x = load_audio(fixtures_dir / "audio" / "arctic_a0007.wav", sample_rate=16000)[: 16000 * 2]
     float_output = extra.pop("float_output", False)
     opts = ConvertOptions(seed=0, **extra)
+    synth_calls = []
+    synth = vc.synth
+
+    def spy(*args, **kw):
+        synth_calls.append(kw.get("static_shape", False))
+        return synth(*args, **kw)
+
+    spy.info = synth.info
     outs = []
     for device in ("cpu", "gpu"):
+        if device == "gpu":
+            synth.set_backend(replace(rvc_synth.backends.choose("mlx"), compile="decoder", streams=0))  # as GPUs
         out, sr = run_pipeline(
             x,
             synth=vc.synth,
@@ -343,8 +354,9 @@ def test_gpu_pipeline_device_path_variants(ckpt, tiny_contentvec_v1, extractors_
 
 def test_gpu_pipeline_keeps_features_on_the_device(ckpt, tiny_contentvec_v1, extractors_dir, fixtures_dir):
     """A GPU plan runs the file pipeline with the features as MLX arrays from ContentVec to the
-    synthesizer (``embedder.lazy``; blend, x2 and protect on the device). Forced here on the CPU
-    (the plan's device), with an index, it gives the host path's samples."""
+    synthesizer (``embedder.lazy``; blend, x2 and protect on the device), both compiled per
+    chunk length (``static_shape``). Forced here on the CPU (the plan's device; the synthesizer
+    told to compile, as on GPUs), with an index, it gives the host path's samples."""
     from dataclasses import replace
 
     from rvc_convert.pipeline import run_pipeline
@@ -363,9 +375,9 @@ def test_gpu_pipeline_keeps_features_on_the_device(ckpt, tiny_contentvec_v1, ext
             calls.append("host")
             return vc.embedder(a)
 
-        def lazy(self, a):
-            calls.append("device")
-            return vc.embedder.lazy(a)
+        def lazy(self, a, *, static_shape=False):
+            calls.append(f"device, compiled: {static_shape}")
+            return vc.embedder.lazy(a, static_shape=static_shape)
 
     class Queued:  # an f0_fn with start (RMVPEF0's interface): queued first on a GPU plan
         def __call__(self, a, n):
@@ -376,11 +388,21 @@ def test_gpu_pipeline_keeps_features_on_the_device(ckpt, tiny_contentvec_v1, ext
             calls.append("f0 queued")
             return lambda: local_f0(a, n)
 
+    synth_calls = []
+    synth = vc.synth
+
+    def spy(*args, **kw):
+        synth_calls.append(kw.get("static_shape", False))
+        return synth(*args, **kw)
+
+    spy.info = synth.info
     outs = []
     for device in ("cpu", "gpu"):
+        if device == "gpu":
+            synth.set_backend(replace(rvc_synth.backends.choose("mlx"), compile="decoder", streams=0))  # as GPUs
         out, sr = run_pipeline(
             x,
-            synth=vc.synth,
+            synth=spy,
             embedder=Lazy(),
             f0_fn=Queued(),
             index=vc.index,
@@ -389,12 +411,14 @@ def test_gpu_pipeline_keeps_features_on_the_device(ckpt, tiny_contentvec_v1, ext
             backends=replace(vc.backends, device=device, one_blas_thread=False),
         )
         outs.append(out.astype(np.int32))
+    assert synth_calls == [False, True]
+    assert {name for name, _ in synth.__dict__["_graphs"]} == {"whole"}  # one chunk: one stretch, one graph
     assert calls == [
         "f0",
         "host",
         "f0 queued",
-        "device",
-    ]  # the first chunk's features queued before the f0 is waited for
+        "device, compiled: True",
+    ]  # the first chunk's features queued before the f0 is waited for, compiled per length
     peak = np.abs(outs[0]).max()
     print(f"device features vs host: max |d| {np.abs(outs[0] - outs[1]).max()} of peak {peak}")
     assert peak > 300 and np.abs(outs[0] - outs[1]).max() <= 2  # int16 steps: float32 rounding only

@@ -85,6 +85,31 @@ def test_correction_stands_aside_when_upstream_is_fixed(weights):
     assert mx.abs(ours(x) - want).max().item() < 1e-5
 
 
+def test_up_sampling_matrices_kept_once(weights):
+    """The corrected up-sampling layers' tap matrices are built once at load, not in every
+    forward graph (GPUs: 20 copy kernels per layer and call), and follow a new weight."""
+    import io
+    import re
+
+    import mlx.core as mx
+
+    model = _load(weights)
+    layers = [layer.conv_transpose for layer in model.net.unet.decoder.layers]
+    x = mx.random.normal((1, 4, 6, layers[0].weight.shape[-1]), key=mx.random.key(1))
+    for ct in layers:
+        assert ct.matrix() is ct.matrix()  # the kept one
+        np.testing.assert_array_equal(np.array(ct.matrix()), np.array(ct._matrix(ct.weight)))
+    dot = io.StringIO()
+    mx.export_to_dot(dot, layers[0](x))
+    assert "Concatenate" in dot.getvalue()  # the input's four shifted views, once
+    assert len(re.findall(r'label ="Concatenate', dot.getvalue())) == 1
+    ct = layers[0]
+    old = np.array(ct(x))
+    ct.weight = ct.weight * 2  # replaced weights: the matrix follows them (built per call until kept)
+    np.testing.assert_allclose(np.array(ct(x)), 2 * old, rtol=1e-5, atol=1e-6)
+    assert ct.matrix() is not ct.matrix()
+
+
 def test_fused_bigru_matches_upstream(model):
     import mlx.core as mx
 

@@ -179,6 +179,28 @@ def test_gpu_graph_equals_cpu_forward(tiny_contentvec_v1, golden, static_shape, 
     assert np.abs(emb(audio) - want["v1"]).max() == 0
 
 
+def test_compiled_graphs_one_per_length_and_bounded(tiny_contentvec_v1, golden, monkeypatch):
+    """``static_shape`` keeps one compiled forward per input length (each traced once, so no
+    MLX trace cache grows per length), the least recently used dropped beyond ``MAX_GRAPHS``."""
+    from rvc_features import _cv_fast
+
+    cv = load_contentvec(tiny_contentvec_v1)
+    fast = cv._fast
+    monkeypatch.setattr(_cv_fast, "MAX_GRAPHS", 3)
+    monkeypatch.setattr(fast, "cpu", False)
+    monkeypatch.setattr(fast, "_dnnl", [], raising=False)
+    audio = golden["arctic_3s/audio"]
+    lengths = (16000, 17600, 19200, 16000, 20800)
+    for n in lengths:
+        got = np.array(fast.lazy(audio[:n], static_shape=True))
+        want = np.array(fast.lazy(audio[:n]))  # the graph uncompiled
+        assert np.abs(got - want).max() <= 1e-5 * max(1.0, np.abs(want).max())
+    assert [k[2] for k in fast._graphs] == [19200, 16000, 20800]  # 17600 dropped, 16000 used again
+    first = fast._graphs[(len(fast.layers), fast.layer_norm_first, 16000)]
+    fast.lazy(audio[:16000], static_shape=True)
+    assert fast._graphs[(len(fast.layers), fast.layer_norm_first, 16000)] is first
+
+
 @pytest.mark.parametrize("layer_norm_first", [False, True])
 def test_cpu_encoder_matches_upstream(layer_norm_first, monkeypatch):
     """On the CPU with oneDNN the positional conv and the layers run as oneDNN primitives

@@ -151,6 +151,16 @@ def test_decoder_chunking_is_exact(ref_dir: Path, conv: str, monkeypatch: pytest
             np.testing.assert_allclose(np.array(m.dec(z, f0, emb, chunk_frames=size)), whole, atol=2e-6)
     if conv == "dnnl":
         return
+    # as GPUs run them (here on MLX's CPU): stretches compiled, each queued before the one
+    # before it is waited for
+    with conv_path(m, conv, device="gpu", streams=0, compile="decoder"):
+        waits = []
+        eval_ = mx.eval
+        monkeypatch.setattr(mx, "eval", lambda *a: waits.append(len(a)) or eval_(*a))
+        got = np.array(m.dec(z, f0, emb, chunk_frames=16))
+        monkeypatch.setattr(mx, "eval", eval_)
+    assert waits == [1, 1, 1]  # stretches 1..3 waited for after 2..4 were queued
+    np.testing.assert_allclose(got, whole, atol=2e-6)
     # every stretch has one shape (size + 2 halos), the first and last ones included
     with conv_path(m, conv, compile="off"):  # the spy sees uncompiled calls only (GPUs compile)
         shapes = []
@@ -273,4 +283,38 @@ def test_static_shape_compiles_the_whole_call_same_audio(ref_dir: Path) -> None:
     assert len(m.__dict__["_graphs"]) == 3  # one graph per (noise, geometry)
     for frames in range(20, 38):  # e.g. a formant slider moved live: the oldest graphs are dropped
         m(phone, pitch, f0, static_shape=True, noise_scale=0, decode_frames=frames, **kw)
+    assert len(m.__dict__["_graphs"]) == 16
+
+
+def test_static_shape_offline_calls_same_audio(ref_dir: Path) -> None:
+    """``static_shape=True`` on a whole (non-streaming) call, as the pipeline makes on GPUs (here
+    the MLX backend told to compile on the CPU): with the decoder in one stretch the whole call
+    is one graph per shape; with decoder stretches the encoder and the flow are compiled per
+    length beside them. Either way the golden holds and the audio equals the uncompiled call's,
+    with ``out_frames`` too."""
+    g = np.load(ref_dir / "synth" / "v2_f0_40k_T64.npz")
+    m = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_40k.pth")
+    m.set_backend(replace(rvc_synth.backends.choose("mlx"), compile="decoder"))
+    phone, pitch, f0 = inputs(g)
+    hop = m.info.hop
+    for stretch, names in ((None, {"whole"}), (8, {"enc", "flow"})):
+        m._reset_compiled()
+        for extra in (
+            {"noise_scale": 0},
+            {"noise_scale": 0.66666, "seed": 3},
+            {"noise_scale": 0, "out_frames": (5, 50)},
+        ):
+            kw = {"chunk_frames": stretch, **extra}
+            plain = np.array(m(phone, pitch, f0, **kw)[0])
+            for _ in range(2):
+                got = np.array(m(phone, pitch, f0, static_shape=True, **kw)[0])
+                if extra == {"noise_scale": 0}:
+                    close(got, g["audio"][0, 0], TINY, f"audio, compiled, stretch {stretch}")
+                if "out_frames" in extra:
+                    close(got, g["audio"][0, 0, 5 * hop : 50 * hop], TINY, "out_frames, compiled")
+                assert got.shape == plain.shape and np.abs(got - plain).max() <= 1e-6, (stretch, extra)
+        assert {name for name, _ in m.__dict__["_graphs"]} == names, stretch
+    # other lengths: a graph each, the model's last 16 kept
+    for t in range(20, 40):
+        m(phone[:, :t], pitch[:, :t], f0[:, :t], static_shape=True, noise_scale=0, chunk_frames=8)
     assert len(m.__dict__["_graphs"]) == 16

@@ -131,6 +131,13 @@ def correct_decoder(net: E2E) -> bool:
     return changed
 
 
+def keep_matrices(net: E2E) -> None:
+    """Build the corrected up-sampling layers' tap matrices once (:meth:`_SubpixelConvTranspose2d.keep_matrix`)."""
+    for layer in net.unet.decoder.layers:
+        if isinstance(layer.conv_transpose, _SubpixelConvTranspose2d):
+            layer.conv_transpose.keep_matrix()
+
+
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
@@ -145,8 +152,22 @@ class _SubpixelConvTranspose2d(nn.ConvTranspose2d):
 
     def matrix(self) -> mx.array:
         """(4 I, 4 O): rows the inputs x[m,n], x[m,n+1], x[m+1,n], x[m+1,n+1], columns the output
-        parities (0,0) (0,1) (1,0) (1,1), each block the kernel tap that joins them."""
-        wt = self.weight  # (O, 3, 3, I); tap (kh, kw) maps input i to output 2i - 1 + k
+        parities (0,0) (0,1) (1,0) (1,1), each block the kernel tap that joins them. The one
+        :meth:`keep_matrix` made while the weight is the same array (built at every call it was
+        20 copy kernels per layer on GPUs: 100 of a 10 s RMVPE call's ~470 kernels)."""
+        kept = self.__dict__.get("_rvc_matrix")
+        return kept[1] if kept is not None and kept[0] is self.weight else self._matrix(self.weight)
+
+    def keep_matrix(self) -> None:
+        """Build and evaluate :meth:`matrix` once for the current weight (outside any
+        ``mx.compile``: the loader calls it)."""
+        m = self._matrix(self.weight)
+        mx.eval(m)
+        object.__setattr__(self, "_rvc_matrix", (self.weight, m))  # not a parameter
+
+    @staticmethod
+    def _matrix(wt: mx.array) -> mx.array:
+        # wt: (O, 3, 3, I); tap (kh, kw) maps input i to output 2i - 1 + k
         o, c = wt.shape[0], wt.shape[-1]
         tap = lambda kh, kw: wt[:, kh, kw, :].T  # (I, O)  # noqa: E731
         z = mx.zeros((c, o), dtype=wt.dtype)

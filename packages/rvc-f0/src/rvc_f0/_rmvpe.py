@@ -133,7 +133,10 @@ class RMVPEModel:
     context = 256
 
     def __init__(self, net: Any, path: Path, corrected: bool, *, backend: str = "auto") -> None:
+        from ._mlx_net import keep_matrices
+
         self.net, self.path, self.corrected = net, path, corrected
+        keep_matrices(net)
         self._lock = threading.Lock()
         self._conv2d: Any = None
         self._cpu_unet: Any = None

@@ -85,6 +85,7 @@ def _conv_gemm(x: mx.array, w2: mx.array, k: int, s: int, bias: mx.array | None)
     return y if bias is None else y + bias
 
 
+MAX_GRAPHS = 8  # GPUs: compiled forwards kept (one per input length and output layer)
 DNNL_BLOCKS = (256, 64, 16)  # frames per oneDNN feature-extractor call
 
 
@@ -154,7 +155,7 @@ class FastContentvec:
                 )
             )
         mx.eval(self.pos_w, [c[2] for c in self.convs], [lay[:4] + lay[5:9] for lay in self.layers])
-        self._graphs: dict[tuple[int, bool], Any] = {}  # GPUs: compiled forwards (static_shape)
+        self._graphs: dict[tuple[int, bool, int], Any] = {}  # GPUs: compiled forwards per length (static_shape)
         self._w0_np = np.array(self.convs[0][2], dtype=np.float64)  # the first layer, for the group-norm fold
 
     # --- stages ---------------------------------------------------------------------------
@@ -280,8 +281,10 @@ class FastContentvec:
 
     def lazy(self, audio: np.ndarray, *, output_layer: int | None = None, static_shape: bool = False) -> mx.array:
         """GPUs: the hidden states as an unevaluated array (the caller evaluates it, e.g. with
-        ``mx.async_eval`` while other work is queued). ``static_shape``: this input length repeats
-        (live blocks), so the graph is ``mx.compile``d (once per length and layer; fewer kernels).
+        ``mx.async_eval`` while other work is queued). ``static_shape``: the graph is
+        ``mx.compile``d for this input length (fewer kernels, no graph building in Python once
+        traced; the last ``MAX_GRAPHS`` lengths are kept): for lengths that repeat (live blocks)
+        or calls long enough to repay a trace (the pipeline's chunks).
         On the CPU it is :meth:`__call__`'s (evaluated) result."""
         audio = np.asarray(audio, dtype=np.float32)
         if self.cpu:
@@ -291,11 +294,13 @@ class FastContentvec:
         final = self.layer_norm_first and output_layer is None
         if not static_shape:
             return self._forward(x, n_layers, final)
-        fn = self._graphs.get((n_layers, final))
+        key = (n_layers, final, x.shape[0])
+        fn = self._graphs.pop(key, None)
         if fn is None:  # the group-norm statistics and their fold inside the graph: fused too
-            fn = self._graphs[(n_layers, final)] = mx.compile(
-                lambda x: self._forward(x, n_layers, final)
-            )  # retraced per input length
+            if len(self._graphs) >= MAX_GRAPHS:  # the least recently used length goes
+                del self._graphs[next(iter(self._graphs))]
+            fn = mx.compile(lambda x: self._forward(x, n_layers, final))
+        self._graphs[key] = fn  # most recently used last
         return fn(x)
 
     def _forward(self, x: mx.array, n_layers: int, final: bool) -> mx.array:

@@ -295,10 +295,14 @@ class Synthesizer(nn.Module):
                 ``return_length`` frames (latents and harmonic source, linearly) to this many
                 frames, as the reference's ``return_length2`` (its realtime formant shift);
                 the output then has ``decode_frames * hop`` samples.
-            static_shape: these shapes repeat (live blocks): on backends that compile (GPUs),
-                the whole streaming call (encoder, prior noise, flow, decoder) is one
-                ``mx.compile``d graph per shape (same numbers; H200, a 0.25 s block with 2.5 s
-                of context: 13.1 -> 7.5 ms against compiling the encoder and flow only).
+            static_shape: compile for these shapes, on backends that compile (GPUs): for
+                shapes that repeat (live blocks) or calls long enough to repay a trace (the
+                pipeline's chunks). Where the decoder runs in one stretch the whole call
+                (encoder, prior noise, flow, decoder) is one ``mx.compile``d graph per shape
+                (same numbers; H200, a 0.25 s block with 2.5 s of context: 13.1 -> 7.5 ms
+                against compiling the encoder and flow only); else the encoder and the flow are
+                compiled per length beside the decoder's stretches. The model keeps its last
+                16 graphs.
 
         Returns:
             ``(B, T_out * hop)`` float32 audio at ``info.sample_rate``, ``T_out = T``,
@@ -345,9 +349,9 @@ class Synthesizer(nn.Module):
             k_prior = k_nsf = None
         g = self.emb_g(mx.array([speaker] * b))[:, None, :]  # (B, 1, gin)
         geometry = (flow_head, dec_head, head, length, streaming, chunk_frames, out_frames, decode_frames)
-        if static_shape and streaming and self.dec.traceable(decode_frames or length, chunk_frames):
-            # live blocks: the whole call (encoder, prior noise, flow, decoder) as one compiled
-            # graph: fewer kernels (element-wise ops fused) and no graph building in Python
+        if static_shape and self.dec.traceable(decode_frames or length, chunk_frames):
+            # the whole call (encoder, prior noise, flow, decoder) as one compiled graph: fewer
+            # kernels (element-wise ops fused) and no graph building in Python
             args = (x, p, nsff0, g, k_prior, k_nsf)
             given = tuple(a is not None for a in args)  # a compiled graph takes arrays only
 
@@ -358,7 +362,9 @@ class Synthesizer(nn.Module):
 
             fn = self._compiled("whole", whole, given, noise_scale, geometry, static=True)
             return fn(*(a for a in args if a is not None))
-        return self._forward(x, p, nsff0, g, k_prior, k_nsf, noise_scale=noise_scale, geometry=geometry)
+        return self._forward(
+            x, p, nsff0, g, k_prior, k_nsf, noise_scale=noise_scale, geometry=geometry, static=static_shape
+        )
 
     def _forward(
         self,
@@ -372,20 +378,23 @@ class Synthesizer(nn.Module):
         noise_scale: float,
         geometry: tuple,
         whole: bool = False,
+        static: bool = False,
     ) -> mx.array:
         """Encoder, prior noise, flow and decoder (:meth:`__call__`'s arguments, checked);
-        ``whole``: traced into one compiled graph (no evaluation inside)."""
+        ``whole``: traced into one compiled graph (no evaluation inside); ``static``: the
+        encoder and the flow compiled for this length (where the backend compiles)."""
         flow_head, dec_head, head, length, streaming, chunk_frames, out_frames, decode_frames = geometry
+        shape = (x.shape[:2],) if static and not whole else ()  # one graph per length (bounded)
         if p is None:
             enc0 = lambda x: self.enc_p(x, None, skip_head=flow_head)  # noqa: E731
-            m_p, logs_p = self._compiled("enc0", enc0, flow_head)(x)
+            m_p, logs_p = self._compiled("enc0", enc0, flow_head, *shape, static=static)(x)
         else:
             enc = lambda x, p: self.enc_p(x, p, skip_head=flow_head)  # noqa: E731
-            m_p, logs_p = self._compiled("enc", enc, flow_head)(x, p)
+            m_p, logs_p = self._compiled("enc", enc, flow_head, *shape, static=static)(x, p)
         z_p = m_p
         if k_prior is not None:
             z_p = m_p + mx.exp(logs_p) * mx.random.normal(m_p.shape, key=k_prior).astype(m_p.dtype) * noise_scale
-        z = self._compiled("flow", self.flow.reverse)(z_p, g)
+        z = self._compiled("flow", self.flow.reverse, *shape, static=static)(z_p, g)
         if self.backend.device != "cpu" and not whole:
             mx.eval(z)  # GPUs: the encoder's and flow's transient memory is freed before the decoder
         if streaming:
