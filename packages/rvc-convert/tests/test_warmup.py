@@ -54,6 +54,22 @@ def test_warmup_runs_the_planned_shapes(fixtures_dir):
     assert spy.frames == planned  # the synthesizer ran exactly the planned shapes
 
 
+def test_warmup_converts_twice_on_gpus(fixtures_dir, monkeypatch):
+    """On a GPU plan each length is converted twice: the pipeline compiles a chunk length's
+    graphs when it repeats, so the second conversion builds those kernels too."""
+    from dataclasses import replace
+
+    vc = VoiceConverter(fixtures_dir / "reference" / "checkpoints" / "v2_nof0_32k.pth", embedder=StubEmbedder())
+    calls = []
+    monkeypatch.setattr(vc, "convert", lambda audio, sample_rate: calls.append(len(audio)))
+    warmup(vc, seconds=[1.0, 2.0])
+    assert calls == [16000, 32000]
+    calls.clear()
+    vc.backends = replace(vc.backends, device="gpu")
+    warmup(vc, seconds=[1.0, 2.0])
+    assert calls == [16000, 16000, 32000, 32000]
+
+
 def test_warmup_warms_live_streams(fixtures_dir, monkeypatch):
     """``live_blocks``: after the conversions, a stream per block size is made with the
     converter's defaults and warmed (``Stream.warmup``: its blocks run, then it is reset)."""

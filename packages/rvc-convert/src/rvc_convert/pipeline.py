@@ -11,6 +11,7 @@ Peak pre-normalisation (``vc_single``) is the caller's job (:class:`VoiceConvert
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import logging
@@ -44,9 +45,12 @@ WINDOW = 160  # samples per 10 ms frame at 16 kHz
 DEFAULT_NOISE_SCALE = 0.66666  # the reference's prior noise scale (0 = its zero-noise goldens)
 _SUM_BLOCK = 32768  # split_points' running sums per block: 256 KiB of float64 (2-core AMD, 60 s: 5.8 -> 4.1 ms)
 MIN_SAMPLES = 800  # 0.05 s at 16 kHz: shorter inputs give no output after the t_pad trimming
-# GPUs: ContentVec and the synthesizer ``mx.compile``d per chunk length (their ``static_shape``):
-# fewer kernels (fused element-wise work) and no graph building in Python once traced
+# GPUs: ContentVec and the synthesizer ``mx.compile``d per chunk length (their ``static_shape``)
+# once a length repeats: fewer kernels (fused element-wise work) and no graph building in Python
+# (H200, in-process A/B, float16: 10 s 47.5 -> 38.8 ms, 60 s 187.6 -> 167.3), while a length met
+# once (a folder of files of distinct lengths) pays no tracing
 COMPILE_CHUNKS = True
+_SEEN: collections.OrderedDict[int, None] = collections.OrderedDict()  # chunk lengths met, the last 64
 
 Embedder = Callable[[np.ndarray], Any]  # (N,) float32 16 kHz -> (n, C) frames at 50 Hz
 F0Fn = Callable[[np.ndarray, int], np.ndarray]  # (padded 16 kHz audio, p_len) -> (p_len,) raw Hz
@@ -211,6 +215,18 @@ def _fit(f0: np.ndarray, n: int) -> np.ndarray:
     return np.pad(f0, (0, max(0, n - len(f0))))[:n]
 
 
+def _compiled(chunk: Chunk) -> dict[str, bool]:
+    """GPU plans: ``{"static_shape": True}`` (compile this chunk's graphs) when a chunk of this
+    length was met before in this process, else ``{}``; the length is recorded."""
+    n = chunk.end - chunk.start
+    repeat = n in _SEEN
+    _SEEN[n] = None
+    _SEEN.move_to_end(n)
+    while len(_SEEN) > 64:
+        _SEEN.popitem(last=False)
+    return {"static_shape": True} if repeat and COMPILE_CHUNKS else {}
+
+
 def _chunk_seed(seed: int | None, k: int) -> int | None:
     if seed is None:
         return None
@@ -329,7 +345,6 @@ def run_pipeline(
     hp = audio_pad[t_pad : len(audio_pad) - t_pad]  # a view: the high-passed input (change_rms's data1)
     p_len = len(audio_pad) // WINDOW
     lazy = getattr(embedder, "lazy", None) if backends.device == "gpu" else None
-    static = {"static_shape": True} if lazy is not None and COMPILE_CHUNKS else {}
     if lazy is not None:
         import mlx.core as mx
     t0 = clock.add("other", t0)
@@ -344,10 +359,11 @@ def run_pipeline(
         finish = start(audio_pad, p_len) if start is not None else functools.partial(f0_fn, audio_pad, p_len)
         t0 = clock.add("f0", t0)
     chunks = chunk_plan(len(hp), split_points(hp, preset), preset)
+    static = [_compiled(c) if lazy is not None else {} for c in chunks]
     t0 = clock.add("other", t0)
     first = None
     if lazy is not None and finish is not None:
-        first = lazy(audio_pad[chunks[0].start : chunks[0].end].astype(np.float32), **static)
+        first = lazy(audio_pad[chunks[0].start : chunks[0].end].astype(np.float32), **static[0])
         mx.async_eval(first)
         t0 = clock.add("contentvec", t0)
     pitch = pitchf = None
@@ -365,7 +381,7 @@ def run_pipeline(
         seg = audio_pad[c.start : c.end].astype(np.float32)
         t0 = clock.add("other", t0)
         if lazy is not None:  # GPUs: the features stay on the device until the synthesizer
-            feats = first if k == 0 and first is not None else lazy(seg, **static)
+            feats = first if k == 0 and first is not None else lazy(seg, **static[k])
             first = None
             mx.eval(feats)
         else:
@@ -405,7 +421,7 @@ def run_pipeline(
             noise_scale=noise_scale,
             seed=_chunk_seed(options.seed, k),
             out_frames=keep,
-            **static,
+            **static[k],
         )
         if lazy is not None:  # GPUs: the audio stays on the device for the last steps
             y = out[0].astype(mx.float32)

@@ -84,7 +84,8 @@ def warmup(
     live_blocks: Sequence[float] = (),
     progress: Callable[[int, int, WarmupStep], None] | None = None,
 ) -> list[WarmupStep]:
-    """Run a short conversion at each length of :func:`warmup_plan` so the kernels are built.
+    """Run a short conversion at each length of :func:`warmup_plan` so the kernels are built
+    (twice on GPUs, where the pipeline compiles a chunk length's graphs once it repeats).
 
     Args:
         converter: a :class:`VoiceConverter` (its synthesizer, precision, index and options), or
@@ -103,10 +104,11 @@ def warmup(
         the steps run (lengths and the chunks each was cut into).
     """
     if converter is None:
-        call, preset, live_vc, live_kw = _random_models(precision, live=bool(live_blocks))
+        call, preset, live_vc, live_kw, gpu = _random_models(precision, live=bool(live_blocks))
     else:
         live_vc, live_kw = converter, {}
         preset = converter.options.preset
+        gpu = converter.backends.device == "gpu"
 
         def call(audio: np.ndarray) -> None:
             converter.convert(audio, sample_rate=SR)
@@ -122,6 +124,8 @@ def warmup(
             ", ".join(map(str, step.frames)),
         )
         call(_signal(step.seconds))
+        if gpu:  # a GPU pipeline compiles a chunk length's graphs when it repeats: built now too
+            call(_signal(step.seconds))
         if progress is not None:
             progress(i + 1, len(steps), step)
     for block in live_blocks:
@@ -132,9 +136,10 @@ def warmup(
 
 def _random_models(
     precision: str, *, live: bool = False
-) -> tuple[Callable[[np.ndarray], None], str, Any, dict[str, Any]]:
-    """A conversion function over ``bench``'s random full-size models, its preset, and (``live``)
-    a ``VoiceConverter`` over the same models with the streams' arguments (RMVPE as the pitch)."""
+) -> tuple[Callable[[np.ndarray], None], str, Any, dict[str, Any], bool]:
+    """A conversion function over ``bench``'s random full-size models, its preset, (``live``)
+    a ``VoiceConverter`` over the same models with the streams' arguments (RMVPE as the pitch),
+    and whether they run on a GPU."""
     from .bench import build_models, live_converter, pipeline_call
     from .options import ConvertOptions
 
@@ -146,4 +151,4 @@ def _random_models(
     if live:
         vc, f0_fn = live_converter(models)
         kw = {"f0_fn": f0_fn}
-    return pipeline_call(models), ConvertOptions().preset, vc, kw
+    return pipeline_call(models), ConvertOptions().preset, vc, kw, models["synth"].backend.device == "gpu"
