@@ -65,7 +65,7 @@ overlap() {  # the pipeline's queued f0 (new) against waiting for it first (old)
 }
 stretches() {  # the decoder's stretches queued two at a time (async) against waited for one by one (sync), sync first; then exact float32
     for p in ${PRECISIONS:-tf32 float16}; do
-        PRE="import rvc_synth.generator as g; g.OVERLAP_STRETCHES = False" benchx "sync_$p" "$p" 10 60
+        PRE="import rvc_synth.generator as g; g.OVERLAP_FRAMES = 0" benchx "sync_$p" "$p" 10 60
         benchx "async_$p" "$p" 10 60
     done
     TF32=0 benchx async_float32 float32 10 60

@@ -22,7 +22,7 @@ from rvc_convert import pipeline  # noqa: E402
 from rvc_convert.bench import STAGES, build_models, pipeline_call, signal  # noqa: E402
 from rvc_synth import generator  # noqa: E402
 
-VARIANTS = {  # name: (decoder stretches overlapped, ContentVec and synthesizer compiled per chunk length)
+VARIANTS = {  # name: (all decoder stretches overlapped, ContentVec and synthesizer compiled per chunk length)
     "new": (True, True),
     "sync_stretches": (False, True),
     "not_compiled": (True, False),
@@ -35,13 +35,13 @@ def main(dtype: str, seconds: list[float], rounds: int = 7) -> None:
     for s in seconds:
         audio = signal(s)
         for overlap, compiled in VARIANTS.values():  # every variant's first call (kernels, traces)
-            generator.OVERLAP_STRETCHES, pipeline.COMPILE_CHUNKS = overlap, compiled
+            generator.OVERLAP_FRAMES, pipeline.COMPILE_CHUNKS = (10**9 if overlap else 0), compiled
             call(audio)
         runs: dict[str, list[dict[str, float]]] = {k: [] for k in VARIANTS}
         names = list(VARIANTS)
         for r in range(rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order
-                generator.OVERLAP_STRETCHES, pipeline.COMPILE_CHUNKS = VARIANTS[name]
+                generator.OVERLAP_FRAMES, pipeline.COMPILE_CHUNKS = (10**9 if VARIANTS[name][0] else 0), VARIANTS[name][1]
                 t: dict[str, float] = {}
                 t0 = time.perf_counter()
                 call(audio, t)

@@ -136,8 +136,10 @@ def test_half_precision_against_fp32_goldens(ref_dir: Path, variant: str, dtype:
 
 @pytest.mark.parametrize("conv", ["gemm", "dnnl"])
 def test_decoder_chunking_is_exact(ref_dir: Path, conv: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Decoding in stretches with receptive-field halos equals decoding all at once."""
+    """Decoding in stretches with receptive-field halos equals decoding all at once; on GPUs
+    short stretches are queued two at a time."""
     from rvc_runtime import onednn as _dnnl
+    from rvc_synth import generator
 
     if conv == "dnnl" and not _dnnl.available():
         pytest.skip("oneDNN not installed")
@@ -153,6 +155,7 @@ def test_decoder_chunking_is_exact(ref_dir: Path, conv: str, monkeypatch: pytest
         return
     # as GPUs run them (here on MLX's CPU): stretches compiled, each queued before the one
     # before it is waited for
+    monkeypatch.setattr(generator, "OVERLAP_FRAMES", 16)  # stretches of up to 16 frames overlap
     with conv_path(m, conv, device="gpu", streams=0, compile="decoder"):
         waits = []
         eval_ = mx.eval
@@ -160,6 +163,13 @@ def test_decoder_chunking_is_exact(ref_dir: Path, conv: str, monkeypatch: pytest
         got = np.array(m.dec(z, f0, emb, chunk_frames=16))
         monkeypatch.setattr(mx, "eval", eval_)
     assert waits == [1, 1, 1]  # stretches 1..3 waited for after 2..4 were queued
+    np.testing.assert_allclose(got, whole, atol=2e-6)
+    with conv_path(m, conv, device="gpu", streams=0, compile="decoder"):  # longer ones: one at a time
+        waits.clear()
+        monkeypatch.setattr(mx, "eval", lambda *a: waits.append(len(a)) or eval_(*a))
+        got = np.array(m.dec(z, f0, emb, chunk_frames=17))
+        monkeypatch.setattr(mx, "eval", eval_)
+    assert waits == [1, 1, 1, 1]
     np.testing.assert_allclose(got, whole, atol=2e-6)
     # every stretch has one shape (size + 2 halos), the first and last ones included
     with conv_path(m, conv, compile="off"):  # the spy sees uncompiled calls only (GPUs compile)

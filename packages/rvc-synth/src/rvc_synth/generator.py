@@ -276,7 +276,8 @@ class Generator(nn.Module):
         if full >= t:  # one stretch would hold everything
             return self._decode(x, har, g)
         streams = _cpu_streams(self.backend.streams)
-        overlap = OVERLAP_STRETCHES and self.backend.device != "cpu"  # GPUs: two stretches in flight (below)
+        # GPUs, stretches of up to OVERLAP_FRAMES: two in flight (below)
+        overlap = self.backend.device != "cpu" and size <= OVERLAP_FRAMES
         pieces = []
         for n, (a, b, lo, hi) in enumerate(_stretches(t, size, halo)):
             with mx.stream(streams[n % len(streams)]) if streams else _nullcontext():
@@ -395,7 +396,10 @@ class _nullcontext:
 # oneDNN on the CPU (2 cores, 10 s): 250 frames 6.9 s, peak RSS 0.74 GB; 500: 6.6 s 0.95 GB;
 # 1000: 6.0 s 1.34 GB (fewer halo frames)
 DNNL_CHUNK_FRAMES = 1000
-OVERLAP_STRETCHES = True  # GPUs: queue a stretch before waiting for the one before it
+# GPUs: a stretch of up to this many frames is queued before the one before it is waited for.
+# H200, in-process A/B, synthesizer at 60 s: TF32 (500) 102.2 -> 92.6 ms, peak 3.3 GB; float16
+# (1500) 61.2 -> 57.7 ms but peak 3.5-4.3 -> 4.1-5.2 GB, over the 4 GB bound: those wait
+OVERLAP_FRAMES = 500
 
 
 def _chunking(t: int, chunk_frames: int | None, backend: Backend) -> int:
