@@ -283,8 +283,8 @@ class FastContentvec:
         """GPUs: the hidden states as an unevaluated array (the caller evaluates it, e.g. with
         ``mx.async_eval`` while other work is queued). ``static_shape``: the graph is
         ``mx.compile``d for this input length (fewer kernels, no graph building in Python once
-        traced; the last ``MAX_GRAPHS`` lengths are kept): for lengths that repeat (live blocks)
-        or calls long enough to repay a trace (the pipeline's chunks).
+        traced; the last ``MAX_GRAPHS`` lengths are kept): for lengths that repeat (live blocks,
+        the pipeline's chunk lengths once they repeat).
         On the CPU it is :meth:`__call__`'s (evaluated) result."""
         audio = np.asarray(audio, dtype=np.float32)
         if self.cpu:

@@ -296,8 +296,8 @@ class Synthesizer(nn.Module):
                 frames, as the reference's ``return_length2`` (its realtime formant shift);
                 the output then has ``decode_frames * hop`` samples.
             static_shape: compile for these shapes, on backends that compile (GPUs): for
-                shapes that repeat (live blocks) or calls long enough to repay a trace (the
-                pipeline's chunks). Where the decoder runs in one stretch the whole call
+                shapes that repeat (live blocks, the pipeline's chunk lengths once they
+                repeat). Where the decoder runs in one stretch the whole call
                 (encoder, prior noise, flow, decoder) is one ``mx.compile``d graph per shape
                 (same numbers; H200, a 0.25 s block with 2.5 s of context: 13.1 -> 7.5 ms
                 against compiling the encoder and flow only); else the encoder and the flow are
