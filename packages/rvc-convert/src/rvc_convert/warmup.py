@@ -4,7 +4,7 @@ A first call at new shapes and a new precision builds kernels: MLX compiles its 
 process (source, dtype, shape class), cuDNN builds convolution plans per shape, and on NVIDIA
 GPUs the driver JIT-compiles MLX's runtime-generated CUDA into ``~/.nv/ComputeCache`` and MLX
 keeps its compiled kernels in ``$MLX_PTX_CACHE_DIR`` (``rvc_runtime.configure_gpu``; both kept
-across processes: a first 10 s conversion 78-104 s on a fresh H200, 2.3-3.6 s in the next process). A
+across processes: a first 10 s conversion 78-142 s on a fresh H200, 1.8-3.6 s in the next process). A
 warm-up in a container build
 therefore makes later first conversions fast; in a long-running process it also fills MLX's own
 in-process caches.
