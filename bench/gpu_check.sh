@@ -95,8 +95,10 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     overlap) step queued f0 A/B; overlap ;;
     compile) step compiled chunks A/B; compile ;;
     stretches) step overlapped stretches A/B; stretches ;;
-    flags) step interleaved A/B; run env MLX_ENABLE_TF32=1 python3 bench/gpu_flags_ab.py float32 10 60 | tee "$OUT/flags.jsonl"
-        run env MLX_ENABLE_TF32=1 python3 bench/gpu_flags_ab.py float16 10 60 | tee -a "$OUT/flags.jsonl" ;;
+    flags) step interleaved A/B; for set in ${FLAGSETS:-compile}; do  # sets: bench/gpu_flags_ab.py
+            [ "$set" != stretch ] && run env MLX_ENABLE_TF32=1 python3 bench/gpu_flags_ab.py "$set" float16 10 60 | tee -a "$OUT/flags.jsonl"
+            run env MLX_ENABLE_TF32=1 python3 bench/gpu_flags_ab.py "$set" float32 10 60 | tee -a "$OUT/flags.jsonl"
+        done ;;
     prof) step stage kernels; prof ;;
     fast) step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast ;;
     rt) step live 0.25 real time; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime ;;

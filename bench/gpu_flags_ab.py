@@ -1,9 +1,19 @@
-"""Interleaved A/B of pipeline switches in one process (alternating rounds, so host and clock
-drift hit every variant alike): ``rvc bench``'s models and signal, per-stage medians in ms.
-Not a test; for choosing GPU defaults.
+"""Interleaved A/B of pipeline settings in one process (alternating rounds in a rotating order,
+so host and clock drift hit every variant alike): ``rvc bench``'s models and signal, per-stage
+medians in ms and each variant's peak device memory. Not a test; for choosing GPU defaults.
 
-    MLX_ENABLE_TF32=1 python bench/gpu_flags_ab.py float32 10 60     # tf32
-    python bench/gpu_flags_ab.py float16 10 60
+    MLX_ENABLE_TF32=1 python bench/gpu_flags_ab.py compile float32 10 60     # tf32
+    python bench/gpu_flags_ab.py compile float16 10 60
+
+Sets (the first variant of each is this build's default):
+
+- ``compile``: this build (ContentVec and the synthesizer compiled per repeated chunk length,
+  stretches of up to 500 frames queued two at a time) / stretches waited for one by one /
+  nothing compiled per length;
+- ``stretch``: the TF32 decoder stretch, 500 / 1000 / 1500 frames (1500 holds a 10 s chunk:
+  one stretch, the whole call one compiled graph);
+- ``f0``: the f0 queued behind the device's work (``RMVPEModel.start``) / waited for first;
+- ``memory``: MLX's memory limit 3 / 2.5 / 3.5 GiB.
 """
 
 from __future__ import annotations
@@ -12,52 +22,79 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 import rvc_runtime
 
 rvc_runtime.configure_cpu()
 rvc_runtime.configure_gpu()
 
+import mlx.core as mx  # noqa: E402
+
 from rvc_convert import pipeline  # noqa: E402
 from rvc_convert.bench import STAGES, build_models, pipeline_call, signal  # noqa: E402
-from rvc_synth import generator  # noqa: E402
+from rvc_synth import backends, generator  # noqa: E402
 
-VARIANTS = {  # name: (all decoder stretches overlapped, ContentVec and synthesizer compiled per chunk length)
-    "new": (True, True),
-    "sync_stretches": (False, True),
-    "not_compiled": (True, False),
+GiB = 2**30
+_START = pipeline.RMVPEF0.start
+
+
+def _set(
+    overlap: int = generator.OVERLAP_FRAMES,
+    compiled: bool = True,
+    tf32_frames: int = 500,
+    queued: bool = True,
+    limit: float = 3.0,
+) -> Callable[[], None]:
+    def apply() -> None:
+        generator.OVERLAP_FRAMES, pipeline.COMPILE_CHUNKS = overlap, compiled
+        backends.GPU_TF32_CHUNK_FRAMES = tf32_frames
+        if queued:
+            pipeline.RMVPEF0.start = _START  # type: ignore[method-assign]
+        elif "start" in pipeline.RMVPEF0.__dict__:
+            del pipeline.RMVPEF0.start
+        mx.set_memory_limit(int(limit * GiB))
+
+    return apply
+
+
+SETS: dict[str, dict[str, Callable[[], None]]] = {
+    "compile": {"this_build": _set(), "stretches_one_by_one": _set(overlap=0), "not_compiled": _set(compiled=False)},
+    "stretch": {"500": _set(), "1000": _set(tf32_frames=1000), "1500": _set(tf32_frames=1500)},
+    "f0": {"queued": _set(), "waited": _set(queued=False)},
+    "memory": {"3": _set(), "2.5": _set(limit=2.5), "3.5": _set(limit=3.5)},
 }
 
 
-def _set(name: str) -> None:
-    overlap, compiled = VARIANTS[name]
-    generator.OVERLAP_FRAMES = 10**9 if overlap else 0
-    pipeline.COMPILE_CHUNKS = compiled
-
-
-def main(dtype: str, seconds: list[float], rounds: int = 7) -> None:
+def main(name: str, dtype: str, seconds: list[float], rounds: int = 7) -> None:
+    variants = SETS[name]
     models = build_models(dtype=dtype)
     call = pipeline_call(models)
     for s in seconds:
         audio = signal(s)
-        for name in VARIANTS:  # every variant's first calls (kernels, traces: compiled on a repeat)
-            _set(name)
+        for apply in variants.values():  # every variant's first calls (kernels, traces: compiled on a repeat)
+            apply()
             call(audio)
             call(audio)
-        runs: dict[str, list[dict[str, float]]] = {k: [] for k in VARIANTS}
-        names = list(VARIANTS)
+        runs: dict[str, list[dict[str, float]]] = {k: [] for k in variants}
+        peaks = dict.fromkeys(variants, 0.0)
+        names = list(variants)
         for r in range(rounds):
-            for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order
-                _set(name)
+            for v in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order
+                variants[v]()
+                mx.reset_peak_memory()
                 t: dict[str, float] = {}
                 t0 = time.perf_counter()
                 call(audio, t)
                 t["total"] = time.perf_counter() - t0
-                runs[name].append(t)
-        for name, rs in runs.items():
+                runs[v].append(t)
+                peaks[v] = max(peaks[v], mx.get_peak_memory() / GiB)
+        for v, rs in runs.items():
             row = {k: round(1e3 * statistics.median(x.get(k, 0.0) for x in rs), 1) for k in (*STAGES, "total")}
-            print(json.dumps({"variant": name, "dtype": dtype, "seconds": s, "rounds": rounds, **row}), flush=True)
+            out = {"set": name, "variant": v, "dtype": dtype, "seconds": s, "rounds": rounds, **row}
+            print(json.dumps({**out, "peak_gb": round(peaks[v], 2)}), flush=True)
+        variants[names[0]]()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], [float(a) for a in sys.argv[2:]])
+    main(sys.argv[1], sys.argv[2], [float(a) for a in sys.argv[3:]])
