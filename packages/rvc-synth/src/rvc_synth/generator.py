@@ -392,7 +392,10 @@ class _nullcontext:
 # GPUs, measured on an H100 (time, peak memory for a 43 s call): exact float32 takes ~1 GB of
 # cuDNN workspace per second of output (250: 280 ms 3.2 GB; 1500: 204 ms 15.9 GB; 41 s: 250
 # 263 ms 3.15 GB, 200 283 ms 2.64 GB, which keeps a one-hour pipeline under 4 GB): 200;
-# TF32 500: 119 ms 1.9 GB (1500: 95 ms 3.2 GB): 500; float16 1500: 66 ms 1.6 GB.
+# TF32 500: 119 ms 1.9 GB (1500: 95 ms 3.2 GB): 500; float16 1500: 66 ms 1.6 GB. The whole TF32
+# pipeline (H200, in-process A/B, 7 rounds), stretches of 500 / 1000 / 1500: 10 s 54.6 / 54.3 /
+# 47.8 ms (1500: one stretch, the whole call one compiled graph) at peak 3.1 / 3.9 / 5.8 GB;
+# 60 s 199.8 / 200.4 / 195.3 ms at 3.3 / 5.1 / 7.2 GB: 500 kept (peak under 4 GB).
 # oneDNN on the CPU (2 cores, 10 s): 250 frames 6.9 s, peak RSS 0.74 GB; 500: 6.6 s 0.95 GB;
 # 1000: 6.0 s 1.34 GB (fewer halo frames)
 DNNL_CHUNK_FRAMES = 1000
