@@ -7,43 +7,31 @@
 # eager stages (torch_ref.py fp32/fp16), `rvc bench tf32`, the 90 ms setting in real time, the
 # 0.25 s block fast again. JSON under $OUT; per-step start times in steps.txt. STEPS picks
 # and orders the steps (default: all, in that order; "tests" runs the CUDA-only tests first;
-# "first" times a first conversion (run it with COLD=1 on a fresh machine), "stretch" the TF32
-# decoder stretch A/B, "prof" the CUPTI kernels of every stage call at 10 / 60 s, "compile" the
-# per-chunk-length compilation A/B). NOKEEP=1: no kernel caches sent back (room for 8 result files).
+# "first" times a first conversion (run it with COLD=1 on a fresh machine), "prof" the CUPTI
+# kernels of every stage call at 10 / 60 s, "refgraph"/"refstrict"/"bexact" the reference's
+# CUDA-graph and fp32strict stages and exact float32, "flags" the A/Bs of
+# bench/gpu_flags_ab.py, alternated in one process: FLAGSETS="compile stretch f0 memory").
+# NOKEEP=1: no kernel caches sent back (room for 8 result files).
 source "$(dirname "$0")/gpu_call.sh"
 run() { timeout "$(left)" "$@" 2>>"$OUT/log.txt"; }
 S=.gpu/p3/speech.wav
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >"$OUT/env.txt"; git log -1 --format=%h >>"$OUT/env.txt"
 step() { echo "== $* ==" | tee -a "$OUT/steps.txt"; echo "start $((SECONDS - start)) s" >>"$OUT/steps.txt"; }
 live() { run python3 bench/live_bench.py --dtype float16 --json --input $S "$@" | tee -a "$OUT/live.jsonl"; }
-bench() {  # precision
-    run env MLX_ENABLE_TF32=1 python3 -c "import sys; from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()" \
-        bench --precision "$1" --seconds 10 --seconds 60 --repeats 3 --json -q >"$OUT/bench_$1.json"
-    python3 -c "import json; [print(json.dumps({k: r[k] for k in ('seconds', 'precision', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb', 'first_call_s')})) for r in json.load(open('$OUT/bench_$1.json'))]" 2>&1
-}
 
-benchx() {  # name precision seconds...: rvc bench rows (first call + stages), measured in this process (rvc bench
-    # itself measures in a subprocess, which $PRE would not reach); $PRE: Python run first, $LIMIT: GiB
+benchx() {  # name precision seconds...: rvc bench rows (first call + stages), all lengths in one process
     local name=$1 prec=$2; shift 2; local secs; secs=$(IFS=,; echo "$*")
     local t0=$SECONDS
-    run env MLX_ENABLE_TF32=${TF32:-1} python3 -c "import json, rvc_runtime; rvc_runtime.configure_cpu(); rvc_runtime.configure_gpu(${LIMIT:+memory_limit=$LIMIT})
-${PRE:-}
+    run env MLX_ENABLE_TF32=${TF32:-1} python3 -c "import json, rvc_runtime; rvc_runtime.configure_cpu(); rvc_runtime.configure_gpu()
 from rvc_convert import bench; print(json.dumps(bench.run(($secs,), isolate=False, precision='$prec', repeats=3)))" >"$OUT/bench_$name.json"
     python3 -c "import json; [print(json.dumps({'run': '$name', **{k: r.get(k) for k in ('seconds', 'precision', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb', 'first_call_s', 'first_call_stages')}})) for r in json.load(open('$OUT/bench_$name.json'))]" 2>&1
-    echo "process $((SECONDS - t0)) s; kernels $(ls ~/.cache/rvc/mlx-kernels 2>/dev/null | grep -c '\\.ptx$') ptx, ~/.nv $(du -sm ~/.nv 2>/dev/null | cut -f1) MB"
+    echo "process $((SECONDS - t0)) s; MLX kernels $(du -sm ~/.cache/rvc/mlx-kernels 2>/dev/null | cut -f1) MB, ~/.nv $(du -sm ~/.nv 2>/dev/null | cut -f1) MB"
 }
 first() {  # a fresh machine (COLD=1: empty kernel caches): first float16 conversion, then in a new process
     benchx cold16 float16 10; benchx cached16 float16 10
     local t0=$SECONDS; run env MLX_ENABLE_TF32=1 python3 -c "import sys; from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()" \
         warmup --precision tf32 -q --json | cut -c1-300; echo "rvc warmup tf32: $((SECONDS - t0)) s"
     benchx after_warmup32 tf32 10 60
-}
-compile() {  # ContentVec and the synthesizer compiled per chunk length + RMVPE's kept tap matrices (new) against neither (old), old first
-    for p in ${PRECISIONS:-float16 tf32}; do
-        PRE="import rvc_convert.pipeline as p; p.COMPILE_CHUNKS = False; import rvc_f0._mlx_net as n; n.keep_matrices = lambda net: None" \
-            benchx "old_$p" "$p" 10 60
-        benchx "new_$p" "$p" 10 60
-    done
 }
 coldprof() {  # where a fresh machine's first conversion goes: native stacks (py-spy, carried in .gpu/p5), cold then cached
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/p5/*.whl 2>>"$OUT/log.txt"
@@ -53,22 +41,8 @@ coldprof() {  # where a fresh machine's first conversion goes: native stacks (py
             python3 -c "import sys; from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()" \
             bench --precision float16 --seconds 10 --repeats 1 --json -q >"$OUT/spy_$i.json"
         echo "$i: process $((SECONDS - t0)) s: $(python3 -c "import json; r = json.load(open('$OUT/spy_$i.json'))[0]; print(r['first_call_s'], r['first_call_stages'])" 2>&1)"
-        gzip -f "$OUT/spy_$i.txt"; ls ~/.cache/rvc/mlx-kernels | grep '\.ptx$' | tr '\n' ' ' | cut -c1-1500; echo
+        gzip -f "$OUT/spy_$i.txt"; ls ~/.cache/rvc/mlx-kernels | tr '\n' ' ' | cut -c1-1500; echo
     done
-}
-stretch() { for f in 1000 1500; do PRE="import rvc_synth.backends as b; b.GPU_TF32_CHUNK_FRAMES = $f" benchx "stretch$f" tf32 10 60; done; }
-overlap() {  # the pipeline's queued f0 (new) against waiting for it first (old), old first; $LIMIT: MLX's memory limit
-    for p in ${PRECISIONS:-float16 tf32}; do
-        PRE="import rvc_convert.pipeline as p; del p.RMVPEF0.start" benchx "old_$p" "$p" 10 60
-        benchx "new_$p" "$p" 10 60
-    done
-}
-stretches() {  # the decoder's stretches queued two at a time (async) against waited for one by one (sync), sync first; then exact float32
-    for p in ${PRECISIONS:-tf32 float16}; do
-        PRE="import rvc_synth.generator as g; g.OVERLAP_FRAMES = 0" benchx "sync_$p" "$p" 10 60
-        benchx "async_$p" "$p" 10 60
-    done
-    TF32=0 benchx async_float32 float32 10 60
 }
 prof() { (cd bench && run env MLX_ENABLE_TF32=1 python3 gpu_kernels.py --seconds 10 60 --dtype float16 --top 12) | tee "$OUT/kernels.jsonl" | cut -c1-900; }
 tests() {  # the device has no fixtures: the tests that build their own index
@@ -91,10 +65,6 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     tests) step CUDA tests; tests ;;
     first) step first conversion; first ;;
     coldprof) step first conversion profiled; coldprof ;;
-    stretch) step tf32 stretches; stretch ;;
-    overlap) step queued f0 A/B; overlap ;;
-    compile) step compiled chunks A/B; compile ;;
-    stretches) step overlapped stretches A/B; stretches ;;
     flags) step interleaved A/B; for set in ${FLAGSETS:-compile}; do  # sets: bench/gpu_flags_ab.py
             [ "$set" != stretch ] && run env MLX_ENABLE_TF32=1 python3 bench/gpu_flags_ab.py "$set" float16 10 60 | tee -a "$OUT/flags.jsonl"
             run env MLX_ENABLE_TF32=1 python3 bench/gpu_flags_ab.py "$set" float32 10 60 | tee -a "$OUT/flags.jsonl"
@@ -102,13 +72,11 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     prof) step stage kernels; prof ;;
     fast) step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast ;;
     rt) step live 0.25 real time; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime ;;
-    bench16) step rvc bench float16; bench float16 ;;
-    bench32) step rvc bench tf32; bench tf32 ;;
+    bench16 | b16) step rvc bench float16; benchx float16 float16 10 60 ;;
+    bench32 | b32) step rvc bench tf32; benchx tf32 tf32 10 60 ;;
     kernels) step block kernels; kernels ;;
     ref) step reference eager; ref ;;
     refgraph) step reference CUDA graphs; refgraph ;;
-    b16) step rvc bench float16; benchx float16 float16 10 60 ;;
-    b32) step rvc bench tf32; benchx tf32 tf32 10 60 ;;
     bexact) step rvc bench float32; TF32=0 benchx float32 float32 10 60 ;;
     refstrict) step reference eager fp32strict; for st in hubert rmvpe synth; do run python3 .gpu/p3/anchors/torch_ref.py cuda $st fp32strict 10 60 | tee -a "$OUT/torch_ref.jsonl"; done ;;
     rt90) step live 90 ms real time; live --blocks 0.05 --crossfade 0.03 --extra 1.0 --seconds 60 --pace realtime ;;

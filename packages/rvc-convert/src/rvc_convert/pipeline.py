@@ -219,10 +219,9 @@ def _compiled(chunk: Chunk) -> dict[str, bool]:
     """GPU plans: ``{"static_shape": True}`` (compile this chunk's graphs) when a chunk of this
     length was met before in this process, else ``{}``; the length is recorded."""
     n = chunk.end - chunk.start
-    repeat = n in _SEEN
+    repeat = _SEEN.pop(n, False) is None  # re-inserted below: the most recent last
     _SEEN[n] = None
-    _SEEN.move_to_end(n)
-    while len(_SEEN) > 64:
+    if len(_SEEN) > 64:
         _SEEN.popitem(last=False)
     return {"static_shape": True} if repeat and COMPILE_CHUNKS else {}
 

@@ -384,7 +384,7 @@ class Synthesizer(nn.Module):
         ``whole``: traced into one compiled graph (no evaluation inside); ``static``: the
         encoder and the flow compiled for this length (where the backend compiles)."""
         flow_head, dec_head, head, length, streaming, chunk_frames, out_frames, decode_frames = geometry
-        shape = (x.shape[:2],) if static and not whole else ()  # one graph per length (bounded)
+        shape = (x.shape[:2],) if static else ()  # one graph per length (bounded)
         if p is None:
             enc0 = lambda x: self.enc_p(x, None, skip_head=flow_head)  # noqa: E731
             m_p, logs_p = self._compiled("enc0", enc0, flow_head, *shape, static=static)(x)
