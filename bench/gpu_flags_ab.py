@@ -13,7 +13,10 @@ Sets (the first variant of each is this build's default):
 - ``stretch``: the TF32 decoder stretch, 500 / 1000 / 1500 frames (1500 holds a 10 s chunk:
   one stretch, the whole call one compiled graph);
 - ``f0``: the f0 queued behind the device's work (``RMVPEModel.start``) / waited for first;
-- ``memory``: MLX's memory limit 3 / 2.5 / 3.5 GiB.
+- ``memory``: MLX's memory limit 3 / 2.5 / 3.5 GiB;
+- ``forms``: the synthesizer's convolution forms (``bench/gpu_conv_memory.py``) with the TF32
+  decoder stretch: native 500 / native 1500 / polyphase transposed 1500 / polyphase and folded
+  dilated 1500 / both at 500 (each its own synthesizer sharing the weights).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ rvc_runtime.configure_gpu()
 
 import mlx.core as mx  # noqa: E402
 
+import rvc_synth  # noqa: E402
 from rvc_convert import pipeline  # noqa: E402
 from rvc_convert.bench import STAGES, build_models, pipeline_call, signal  # noqa: E402
 from rvc_synth import backends, generator  # noqa: E402
@@ -58,22 +62,54 @@ def _set(
     return apply
 
 
-SETS: dict[str, dict[str, Callable[[], None]]] = {
+_MODELS: dict = {}
+
+
+def _forms(transposed: str, dilated: str, frames: int) -> Callable[[], Callable | None]:
+    def apply() -> Callable | None:
+        _set(tf32_frames=frames)()
+        if (transposed, dilated) == ("native", "native"):
+            return None
+        key = f"synth_{transposed}_{dilated}"
+        if key not in _MODELS:
+            from gpu_conv_memory import forms
+
+            base = _MODELS["synth"]
+            synth = rvc_synth.Synthesizer(base.config)
+            synth.update(base.parameters())  # the same arrays
+            synth.eval()
+            synth.set_backend(base.backend)
+            forms(synth, transposed, dilated)
+            _MODELS[key] = pipeline_call({**_MODELS, "synth": synth})
+        return _MODELS[key]
+
+    return apply
+
+
+SETS: dict[str, dict[str, Callable[[], Callable | None]]] = {
     "compile": {"this_build": _set(), "stretches_one_by_one": _set(overlap=0), "not_compiled": _set(compiled=False)},
     "stretch": {"500": _set(), "1000": _set(tf32_frames=1000), "1500": _set(tf32_frames=1500)},
     "f0": {"queued": _set(), "waited": _set(queued=False)},
     "memory": {"3": _set(), "2.5": _set(limit=2.5), "3.5": _set(limit=3.5)},
+    "forms": {
+        "native_500": _forms("native", "native", 500),
+        "native_1500": _forms("native", "native", 1500),
+        "poly_1500": _forms("poly", "native", 1500),
+        "poly_folded_1500": _forms("poly", "folded", 1500),
+        "poly_folded_500": _forms("poly", "folded", 500),
+    },
 }
 
 
 def main(name: str, dtype: str, seconds: list[float], rounds: int = 7) -> None:
     variants = SETS[name]
     models = build_models(dtype=dtype)
-    call = pipeline_call(models)
+    _MODELS.update(models)
+    default = pipeline_call(models)
     for s in seconds:
         audio = signal(s)
         for apply in variants.values():  # every variant's first calls (kernels, traces: compiled on a repeat)
-            apply()
+            call = apply() or default
             call(audio)
             call(audio)
         runs: dict[str, list[dict[str, float]]] = {k: [] for k in variants}
@@ -81,7 +117,7 @@ def main(name: str, dtype: str, seconds: list[float], rounds: int = 7) -> None:
         names = list(variants)
         for r in range(rounds):
             for v in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order
-                variants[v]()
+                call = variants[v]() or default
                 mx.reset_peak_memory()
                 t: dict[str, float] = {}
                 t0 = time.perf_counter()
