@@ -76,6 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=1200)
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--whole", action="store_true", help="only the whole decoder")
     a = ap.parse_args()
     tf32 = os.environ.get("MLX_ENABLE_TF32")
     print(f"MLX {mx.__version__} {mx.default_device()} TF32={tf32} dtype={a.dtype} frames={a.frames}", flush=True)
@@ -89,11 +90,18 @@ def main() -> None:
     har = dec.m_source(f0, upp=cfg.hop, sr=cfg.sample_rate, key=None)
     g = model.emb_g(mx.array([0]))[:, None, :]
     mx.eval(z, har, g)
-    print(f"weights {mx.get_active_memory() / MiB:.0f} MiB live", flush=True)
 
+    env = {k: v for k, v in os.environ.items() if k.startswith("MLX_MAX_")}
+    print(f"weights {mx.get_active_memory() / MiB:.0f} MiB live {env}", flush=True)
+    if not a.whole:
+        layers(model, z, har)
+    whole(model, z, har, g)
+
+
+def layers(model: Synthesizer, z: mx.array, har: mx.array) -> None:
+    dec, nk = model.dec, len(model.config.resblock_kernel_sizes)
     print("== layers: ms, transient MiB (beyond input and output) ==", flush=True)
     h = dec.conv_pre(z)
-    nk = len(cfg.resblock_kernel_sizes)
     for i, up in enumerate(dec.ups):
         xin = nn.leaky_relu(h, 0.1)
         mx.eval(xin)
@@ -124,8 +132,10 @@ def main() -> None:
                 print(" | ".join(row), flush=True)
     ms, extra = timed(lambda h=h: dec.conv_post(nn.leaky_relu(h, 0.01)))
     print(f"  conv_post: {ms:6.2f} ms {extra:7.0f} MiB", flush=True)
-    h = xin = None
 
+
+def whole(model: Synthesizer, z: mx.array, har: mx.array, g: mx.array) -> None:
+    dec = model.dec
     print("== whole decoder, compiled, one stretch: ms, transient MiB ==", flush=True)
     combos = (("native", "native"), ("poly", "native"), ("native", "folded"), ("poly", "folded"), ("gemm", "native"))
     for tr, di in combos:
