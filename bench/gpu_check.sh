@@ -73,7 +73,7 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     convmem) step decoder memory by layer; for p in ${CONVMEM:-tf32:float32 exact:float32 half:float16}; do  # bench/gpu_conv_memory.py
             run env MLX_ENABLE_TF32=$([ "${p%%:*}" = exact ] && echo 0 || echo 1) python3 bench/gpu_conv_memory.py --frames 1200 --dtype "${p#*:}" | tee -a "$OUT/convmem.txt"
         done ;;
-    buffers) step decoder memory by command buffer size; for e in ${BUFFERS:-"" MLX_MAX_MB_PER_BUFFER=1000 MLX_MAX_MB_PER_BUFFER=250 MLX_MAX_OPS_PER_BUFFER=50 MLX_MAX_OPS_PER_BUFFER=10}; do
+    buffers) step decoder memory by command buffer size; for e in ${BUFFERS:-MLX_DEFAULTS=1 MLX_MAX_MB_PER_BUFFER=1000 MLX_MAX_MB_PER_BUFFER=250 MLX_MAX_OPS_PER_BUFFER=50 MLX_MAX_OPS_PER_BUFFER=10}; do
             run env MLX_ENABLE_TF32=1 $e python3 bench/gpu_conv_memory.py --frames 1200 --whole | tail -6 | tee -a "$OUT/buffers.txt"
         done ;;
     prof) step stage kernels; prof ;;
