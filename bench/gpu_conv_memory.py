@@ -10,6 +10,7 @@ Not a test; for choosing GPU code paths.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -95,7 +96,7 @@ def main() -> None:
     print(f"weights {mx.get_active_memory() / MiB:.0f} MiB live {env}", flush=True)
     if not a.whole:
         layers(model, z, har)
-    whole(model, z, har, g)
+    whole(model, z, har, g, forms_too=not a.whole)
 
 
 def layers(model: Synthesizer, z: mx.array, har: mx.array) -> None:
@@ -134,15 +135,18 @@ def layers(model: Synthesizer, z: mx.array, har: mx.array) -> None:
     print(f"  conv_post: {ms:6.2f} ms {extra:7.0f} MiB", flush=True)
 
 
-def whole(model: Synthesizer, z: mx.array, har: mx.array, g: mx.array) -> None:
+def whole(model: Synthesizer, z: mx.array, har: mx.array, g: mx.array, *, forms_too: bool = True) -> None:
     dec = model.dec
     print("== whole decoder, compiled, one stretch: ms, transient MiB ==", flush=True)
     combos = (("native", "native"), ("poly", "native"), ("native", "folded"), ("poly", "folded"), ("gemm", "native"))
-    for tr, di in combos:
+    for tr, di in combos if forms_too else combos[:1]:
         forms(model, tr, di)
         fn = mx.compile(dec._decode)
         ms, extra = timed(lambda fn=fn: fn(z, har, g))
         print(f"  transposed {tr:6s} dilated {di:6s}: {ms:7.2f} ms {extra:7.0f} MiB", flush=True)
+        env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("MLX_MAX_")) or "default"
+        row = {"env": env, "tf32": os.environ.get("MLX_ENABLE_TF32"), "frames": z.shape[1], "dtype": str(z.dtype)}
+        print(json.dumps({**row, "forms": f"{tr}/{di}", "ms": round(ms, 2), "transient_mib": round(extra)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ Sets (the first variant of each is this build's default):
 - ``compile``: this build (ContentVec and the synthesizer compiled per repeated chunk length,
   stretches of up to 500 frames queued two at a time) / stretches waited for one by one /
   nothing compiled per length;
-- ``stretch``: the TF32 decoder stretch, 500 / 1000 / 1500 frames (1500 holds a 10 s chunk:
-  one stretch, the whole call one compiled graph);
+- ``stretch``: the float32 decoder stretch, TF32 500 / 1000 / 1500 frames (1500 holds a 10 s
+  chunk: one stretch, the whole call one compiled graph), exact 200 / 1000 / 1500;
 - ``f0``: the f0 queued behind the device's work (``RMVPEModel.start``) / waited for first;
 - ``memory``: MLX's memory limit 3 / 2.5 / 3.5 GiB;
 - ``forms``: the synthesizer's convolution forms (``bench/gpu_conv_memory.py``) with the TF32
@@ -47,12 +47,13 @@ def _set(
     overlap: int = generator.OVERLAP_FRAMES,
     compiled: bool = True,
     tf32_frames: int = 500,
+    exact_frames: int = 200,
     queued: bool = True,
     limit: float = 3.0,
 ) -> Callable[[], None]:
     def apply() -> None:
         generator.OVERLAP_FRAMES, pipeline.COMPILE_CHUNKS = overlap, compiled
-        backends.GPU_TF32_CHUNK_FRAMES = tf32_frames
+        backends.GPU_TF32_CHUNK_FRAMES, backends.GPU_EXACT_CHUNK_FRAMES = tf32_frames, exact_frames
         if queued:
             pipeline.RMVPEF0.start = _START  # type: ignore[method-assign]
         elif "start" in pipeline.RMVPEF0.__dict__:
@@ -88,7 +89,11 @@ def _forms(transposed: str, dilated: str, frames: int) -> Callable[[], Callable 
 
 SETS: dict[str, dict[str, Callable[[], Callable | None]]] = {
     "compile": {"this_build": _set(), "stretches_one_by_one": _set(overlap=0), "not_compiled": _set(compiled=False)},
-    "stretch": {"500": _set(), "1000": _set(tf32_frames=1000), "1500": _set(tf32_frames=1500)},
+    "stretch": {
+        "500": _set(),
+        "1000": _set(tf32_frames=1000, exact_frames=1000),
+        "1500": _set(tf32_frames=1500, exact_frames=1500),
+    },
     "f0": {"queued": _set(), "waited": _set(queued=False)},
     "memory": {"3": _set(), "2.5": _set(limit=2.5), "3.5": _set(limit=3.5)},
     "forms": {
