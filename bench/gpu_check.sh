@@ -10,8 +10,9 @@
 # "first" times a first conversion (run it with COLD=1 on a fresh machine), "prof" the CUPTI
 # kernels of every stage call at 10 / 60 s, "refgraph"/"refstrict"/"bexact" the reference's
 # CUDA-graph and fp32strict stages and exact float32, "flags" the A/Bs of
-# bench/gpu_flags_ab.py, alternated in one process: FLAGSETS="compile stretch f0 memory forms",
-# "convmem" bench/gpu_conv_memory.py in TF32, exact float32 and float16).
+# bench/gpu_flags_ab.py, alternated in one process: FLAGSETS="compile stretch f0 memory",
+# "convmem" bench/gpu_conv_memory.py in TF32, exact float32 and float16, "buffers" its whole
+# decoder per MLX_MAX_OPS_PER_BUFFER value).
 # NOKEEP=1: no kernel caches sent back (room for 8 result files).
 source "$(dirname "$0")/gpu_call.sh"
 run() { timeout "$(left)" "$@" 2>>"$OUT/log.txt"; }
@@ -67,17 +68,15 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     first) step first conversion; first ;;
     coldprof) step first conversion profiled; coldprof ;;
     flags) step interleaved A/B; for set in ${FLAGSETS:-compile}; do  # sets: bench/gpu_flags_ab.py
-            [ "$set" != stretch ] && [ "$set" != forms ] && run env MLX_ENABLE_TF32=1 python3 bench/gpu_flags_ab.py "$set" float16 10 60 | tee -a "$OUT/flags.jsonl"
+            [ "$set" != stretch ] && run env MLX_ENABLE_TF32=1 python3 bench/gpu_flags_ab.py "$set" float16 10 60 | tee -a "$OUT/flags.jsonl"
             run env MLX_ENABLE_TF32=1 python3 bench/gpu_flags_ab.py "$set" float32 10 60 | tee -a "$OUT/flags.jsonl"
         done ;;
     convmem) step decoder memory by layer; for p in ${CONVMEM:-tf32:float32 exact:float32 half:float16}; do  # bench/gpu_conv_memory.py
             run env MLX_ENABLE_TF32=$([ "${p%%:*}" = exact ] && echo 0 || echo 1) python3 bench/gpu_conv_memory.py --frames 1200 --dtype "${p#*:}" | tee -a "$OUT/convmem.txt"
         done ;;
-    buffers) step decoder memory by command buffer size; for e in ${BUFFERS:-MLX_DEFAULTS=1 MLX_MAX_OPS_PER_BUFFER=50 MLX_MAX_OPS_PER_BUFFER=20 MLX_MAX_OPS_PER_BUFFER=8 MLX_MAX_MB_PER_BUFFER=500 MLX_MAX_MB_PER_BUFFER=100}; do
+    buffers) step decoder memory by command buffer size; for e in ${BUFFERS:-MLX_MAX_OPS_PER_BUFFER=8 MLX_MAX_OPS_PER_BUFFER=20 MLX_MAX_OPS_PER_BUFFER=1000}; do
             for t in 1 0; do run env MLX_ENABLE_TF32=$t $e python3 bench/gpu_conv_memory.py --frames 1200 --whole | grep '^{' | tee -a "$OUT/buffers.jsonl"; done
         done ;;
-    bestflags) step stretch A/B under the best buffer setting; best=$(python3 bench/gpu_pick_buffers.py "$OUT/buffers.jsonl"); echo "best: $best"
-        for t in 1 0; do run env $best MLX_ENABLE_TF32=$t python3 bench/gpu_flags_ab.py stretch float32 10 60 | tee -a "$OUT/flags.jsonl"; done ;;
     prof) step stage kernels; prof ;;
     fast) step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast ;;
     rt) step live 0.25 real time; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime ;;

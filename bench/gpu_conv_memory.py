@@ -1,10 +1,17 @@
 """Where the decoder's GPU memory goes at one long stretch: each convolution's transient memory
-(beyond its output: cuDNN workspace and temporaries) and time, in MLX's native form and the
-alternatives of :mod:`rvc_synth.layers` (transposed convolutions as forward polyphase ones,
-dilated ones folded into the batch), then the whole compiled decoder with each combination.
-Not a test; for choosing GPU code paths.
+(beyond its output: cuDNN workspace and temporaries) and time (transposed ones also in the
+polyphase GEMM form of :mod:`rvc_synth.layers`), then the whole compiled decoder. Not a test;
+for choosing GPU code paths and settings.
 
-    MLX_ENABLE_TF32=1 python bench/gpu_conv_memory.py [--frames 1200] [--dtype float32]
+    MLX_ENABLE_TF32=1 python bench/gpu_conv_memory.py [--frames 1200] [--dtype float32] [--whole]
+    MLX_MAX_OPS_PER_BUFFER=1000 python bench/gpu_conv_memory.py --whole   # another command-buffer size
+
+H200, 1200 frames (the tenth session's question: why a long stretch took GBs): no single
+convolution needs more than 0.12 GB beyond its output, in TF32 or exact float32; the whole
+compiled decoder took 3.4 GB (TF32) and 6.6 GB (exact) with MLX's command buffers, 2.9 and
+3.2 GB with ``MLX_MAX_OPS_PER_BUFFER=8`` (now ``configure_gpu``'s), at the same speed. Forward
+polyphase transposed convolutions and dilated ones folded into the batch were tried too: the
+same speed, more memory.
 """
 
 from __future__ import annotations
@@ -26,31 +33,10 @@ import numpy as np  # noqa: E402
 
 from rvc_synth import Synthesizer  # noqa: E402
 from rvc_synth.bench import random_model  # noqa: E402
-from rvc_synth.layers import (  # noqa: E402
-    ConvTranspose1d,
-    Kernels,
-    conv1d_folded,
-    conv1d_native,
-    conv_transpose1d_gemm,
-    conv_transpose1d_native,
-    conv_transpose1d_poly,
-)
+from rvc_synth.layers import conv_transpose1d_gemm, conv_transpose1d_native  # noqa: E402
 
 MiB = 2**20
-TRANSPOSED = {"native": conv_transpose1d_native, "poly": conv_transpose1d_poly, "gemm": conv_transpose1d_gemm}
-DILATED = {"native": conv1d_native, "folded": conv1d_folded}
-
-
-def forms(model: Synthesizer, transposed: str = "native", dilated: str = "native") -> None:
-    """Give ``model`` (MLX backend) these convolution forms; its compiled graphs are dropped."""
-    k = Kernels(model.backend.conv, model.backend.math)
-    k.conv_transpose1d, k.conv1d = TRANSPOSED[transposed], DILATED[dilated]
-    for _, m in model.named_modules():
-        if "kernels" in dir(type(m)):
-            object.__setattr__(m, "kernels", k)
-        if isinstance(m, ConvTranspose1d):
-            m.keep_poly_weight()
-    model._reset_compiled()
+TRANSPOSED = {"native": conv_transpose1d_native, "gemm": conv_transpose1d_gemm}
 
 
 def timed(fn, n: int = 5) -> tuple[float, float]:
@@ -96,7 +82,7 @@ def main() -> None:
     print(f"weights {mx.get_active_memory() / MiB:.0f} MiB live {env}", flush=True)
     if not a.whole:
         layers(model, z, har)
-    whole(model, z, har, g, forms_too=not a.whole)
+    whole(model, z, har, g)
 
 
 def layers(model: Synthesizer, z: mx.array, har: mx.array) -> None:
@@ -124,29 +110,19 @@ def layers(model: Synthesizer, z: mx.array, har: mx.array) -> None:
                 if key in seen:
                     continue
                 seen.add(key)
-                row = [f"   conv T={h.shape[1]} C={h.shape[2]} k={key[0]} d={key[1]}:"]
-                for name, fn in DILATED.items():
-                    if name != "native" and key[1] == 1:
-                        continue
-                    ms, extra = timed(lambda fn=fn, c=c, h=h: fn(c, h))
-                    row.append(f"{name} {ms:6.2f} ms {extra:7.0f} MiB")
-                print(" | ".join(row), flush=True)
+                ms, extra = timed(lambda c=c, h=h: c(h))
+                print(f"   conv T={h.shape[1]} C={h.shape[2]} k={key[0]} d={key[1]}: {ms:6.2f} ms {extra:7.0f} MiB")
     ms, extra = timed(lambda h=h: dec.conv_post(nn.leaky_relu(h, 0.01)))
     print(f"  conv_post: {ms:6.2f} ms {extra:7.0f} MiB", flush=True)
 
 
-def whole(model: Synthesizer, z: mx.array, har: mx.array, g: mx.array, *, forms_too: bool = True) -> None:
-    dec = model.dec
-    print("== whole decoder, compiled, one stretch: ms, transient MiB ==", flush=True)
-    combos = (("native", "native"), ("poly", "native"), ("native", "folded"), ("poly", "folded"), ("gemm", "native"))
-    for tr, di in combos if forms_too else combos[:1]:
-        forms(model, tr, di)
-        fn = mx.compile(dec._decode)
-        ms, extra = timed(lambda fn=fn: fn(z, har, g))
-        print(f"  transposed {tr:6s} dilated {di:6s}: {ms:7.2f} ms {extra:7.0f} MiB", flush=True)
-        env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("MLX_MAX_")) or "default"
-        row = {"env": env, "tf32": os.environ.get("MLX_ENABLE_TF32"), "frames": z.shape[1], "dtype": str(z.dtype)}
-        print(json.dumps({**row, "forms": f"{tr}/{di}", "ms": round(ms, 2), "transient_mib": round(extra)}), flush=True)
+def whole(model: Synthesizer, z: mx.array, har: mx.array, g: mx.array) -> None:
+    fn = mx.compile(model.dec._decode)
+    ms, extra = timed(lambda: fn(z, har, g))
+    print(f"== whole decoder, compiled, one stretch: {ms:7.2f} ms, {extra:7.0f} MiB beyond its output ==", flush=True)
+    env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("MLX_MAX_")) or "default"
+    row = {"env": env, "tf32": os.environ.get("MLX_ENABLE_TF32"), "frames": z.shape[1], "dtype": str(z.dtype)}
+    print(json.dumps({**row, "ms": round(ms, 2), "transient_mib": round(extra)}), flush=True)
 
 
 if __name__ == "__main__":

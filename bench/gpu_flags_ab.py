@@ -10,13 +10,12 @@ Sets (the first variant of each is this build's default):
 - ``compile``: this build (ContentVec and the synthesizer compiled per repeated chunk length,
   stretches of up to 500 frames queued two at a time) / stretches waited for one by one /
   nothing compiled per length;
-- ``stretch``: the float32 decoder stretch, TF32 500 / 1000 / 1500 frames (1500 holds a 10 s
-  chunk: one stretch, the whole call one compiled graph), exact 200 / 1000 / 1500;
+- ``stretch``: the float32 decoder stretch: this build's (TF32 1500, exact 1200: a 10 s chunk
+  in one stretch, the whole call one compiled graph) / TF32 500 and exact 200 (the tenth
+  session's) / 1000 (run it as ``rvc bench`` does, with ``rvc_runtime.configure_gpu``'s
+  command buffers, or with ``MLX_MAX_OPS_PER_BUFFER`` set to compare);
 - ``f0``: the f0 queued behind the device's work (``RMVPEModel.start``) / waited for first;
-- ``memory``: MLX's memory limit 3 / 2.5 / 3.5 GiB;
-- ``forms``: the synthesizer's convolution forms (``bench/gpu_conv_memory.py``) with the TF32
-  decoder stretch: native 500 / native 1500 / polyphase transposed 1500 / polyphase and folded
-  dilated 1500 / both at 500 (each its own synthesizer sharing the weights).
+- ``memory``: MLX's memory limit 3 / 2.5 / 3.5 GiB.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ rvc_runtime.configure_gpu()
 
 import mlx.core as mx  # noqa: E402
 
-import rvc_synth  # noqa: E402
 from rvc_convert import pipeline  # noqa: E402
 from rvc_convert.bench import STAGES, build_models, pipeline_call, signal  # noqa: E402
 from rvc_synth import backends, generator  # noqa: E402
@@ -46,8 +44,8 @@ _START = pipeline.RMVPEF0.start
 def _set(
     overlap: int = generator.OVERLAP_FRAMES,
     compiled: bool = True,
-    tf32_frames: int = 500,
-    exact_frames: int = 200,
+    tf32_frames: int = backends.GPU_TF32_CHUNK_FRAMES,
+    exact_frames: int = backends.GPU_EXACT_CHUNK_FRAMES,
     queued: bool = True,
     limit: float = 3.0,
 ) -> Callable[[], None]:
@@ -63,58 +61,26 @@ def _set(
     return apply
 
 
-_MODELS: dict = {}
-
-
-def _forms(transposed: str, dilated: str, frames: int) -> Callable[[], Callable | None]:
-    def apply() -> Callable | None:
-        _set(tf32_frames=frames)()
-        if (transposed, dilated) == ("native", "native"):
-            return None
-        key = f"synth_{transposed}_{dilated}"
-        if key not in _MODELS:
-            from gpu_conv_memory import forms
-
-            base = _MODELS["synth"]
-            synth = rvc_synth.Synthesizer(base.config)
-            synth.update(base.parameters())  # the same arrays
-            synth.eval()
-            synth.set_backend(base.backend)
-            forms(synth, transposed, dilated)
-            _MODELS[key] = pipeline_call({**_MODELS, "synth": synth})
-        return _MODELS[key]
-
-    return apply
-
-
-SETS: dict[str, dict[str, Callable[[], Callable | None]]] = {
+SETS: dict[str, dict[str, Callable[[], None]]] = {
     "compile": {"this_build": _set(), "stretches_one_by_one": _set(overlap=0), "not_compiled": _set(compiled=False)},
     "stretch": {
-        "500": _set(),
+        "this_build": _set(),
+        "500_200": _set(tf32_frames=500, exact_frames=200),
         "1000": _set(tf32_frames=1000, exact_frames=1000),
-        "1500": _set(tf32_frames=1500, exact_frames=1500),
     },
     "f0": {"queued": _set(), "waited": _set(queued=False)},
     "memory": {"3": _set(), "2.5": _set(limit=2.5), "3.5": _set(limit=3.5)},
-    "forms": {
-        "native_500": _forms("native", "native", 500),
-        "native_1500": _forms("native", "native", 1500),
-        "poly_1500": _forms("poly", "native", 1500),
-        "poly_folded_1500": _forms("poly", "folded", 1500),
-        "poly_folded_500": _forms("poly", "folded", 500),
-    },
 }
 
 
 def main(name: str, dtype: str, seconds: list[float], rounds: int = 7) -> None:
     variants = SETS[name]
     models = build_models(dtype=dtype)
-    _MODELS.update(models)
-    default = pipeline_call(models)
+    call = pipeline_call(models)
     for s in seconds:
         audio = signal(s)
         for apply in variants.values():  # every variant's first calls (kernels, traces: compiled on a repeat)
-            call = apply() or default
+            apply()
             call(audio)
             call(audio)
         runs: dict[str, list[dict[str, float]]] = {k: [] for k in variants}
@@ -122,7 +88,7 @@ def main(name: str, dtype: str, seconds: list[float], rounds: int = 7) -> None:
         names = list(variants)
         for r in range(rounds):
             for v in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order
-                call = variants[v]() or default
+                variants[v]()
                 mx.reset_peak_memory()
                 t: dict[str, float] = {}
                 t0 = time.perf_counter()

@@ -14,12 +14,14 @@ def test_sets_defaults_and_creates_the_kernel_folder(tmp_path: Path, monkeypatch
     monkeypatch.delenv("MLX_CUDA_CONV_CACHE_SIZE", raising=False)
     monkeypatch.delenv("MLX_PTX_CACHE_DIR", raising=False)
     monkeypatch.delenv("MLX_USE_CUDA_GRAPHS", raising=False)
+    monkeypatch.delenv("MLX_MAX_OPS_PER_BUFFER", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     got = rvc_runtime.configure_gpu()
     want = {
         "MLX_CUDA_CONV_CACHE_SIZE": "1024",
         "MLX_PTX_CACHE_DIR": str(tmp_path / "rvc" / "mlx-kernels"),
         "MLX_USE_CUDA_GRAPHS": "0",
+        "MLX_MAX_OPS_PER_BUFFER": "8",
     }
     assert got == want and {k: os.environ[k] for k in want} == want
     assert (tmp_path / "rvc" / "mlx-kernels").is_dir()
@@ -29,11 +31,13 @@ def test_keeps_what_the_user_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("MLX_CUDA_CONV_CACHE_SIZE", "64")
     monkeypatch.setenv("MLX_PTX_CACHE_DIR", str(tmp_path / "mine"))
     monkeypatch.setenv("MLX_USE_CUDA_GRAPHS", "1")
-    got = rvc_runtime.configure_gpu(conv_cache=4096, kernel_dir=tmp_path / "other", cuda_graphs=False)
+    monkeypatch.setenv("MLX_MAX_OPS_PER_BUFFER", "100")
+    got = rvc_runtime.configure_gpu(conv_cache=4096, kernel_dir=tmp_path / "other", cuda_graphs=False, ops_per_buffer=4)
     assert got == {
         "MLX_CUDA_CONV_CACHE_SIZE": "64",
         "MLX_PTX_CACHE_DIR": str(tmp_path / "mine"),
         "MLX_USE_CUDA_GRAPHS": "1",
+        "MLX_MAX_OPS_PER_BUFFER": "100",
     }
     assert not (tmp_path / "other").exists()
 
@@ -42,14 +46,18 @@ def test_explicit_values_and_a_bad_size(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.delenv("MLX_CUDA_CONV_CACHE_SIZE", raising=False)
     monkeypatch.delenv("MLX_PTX_CACHE_DIR", raising=False)
     monkeypatch.delenv("MLX_USE_CUDA_GRAPHS", raising=False)
-    got = rvc_runtime.configure_gpu(conv_cache=2048, kernel_dir=tmp_path / "k", cuda_graphs=True)
+    monkeypatch.delenv("MLX_MAX_OPS_PER_BUFFER", raising=False)
+    got = rvc_runtime.configure_gpu(conv_cache=2048, kernel_dir=tmp_path / "k", cuda_graphs=True, ops_per_buffer=16)
     assert got == {
         "MLX_CUDA_CONV_CACHE_SIZE": "2048",
         "MLX_PTX_CACHE_DIR": str(tmp_path / "k"),
         "MLX_USE_CUDA_GRAPHS": "1",
+        "MLX_MAX_OPS_PER_BUFFER": "16",
     }
     with pytest.raises(ValueError, match="conv_cache=0"):
         rvc_runtime.configure_gpu(conv_cache=0)
+    with pytest.raises(ValueError, match="ops_per_buffer=0"):
+        rvc_runtime.configure_gpu(ops_per_buffer=0)
     with pytest.raises(ValueError, match="memory_limit=0"):
         rvc_runtime.configure_gpu(memory_limit=0)
 

@@ -171,8 +171,8 @@ def test_tf32_setting(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCapture
     b = Backend(
         name="mlx", device="gpu", conv="native", math="mlx", decoder="mlx", compile="decoder", streams=0, tf32=True
     )
-    assert (b.precision, b.chunk_frames) == ("tf32", 500)
-    assert b.__class__(**{**b.__dict__, "tf32": False}).chunk_frames == 200
+    assert (b.precision, b.chunk_frames) == ("tf32", 1500)
+    assert b.__class__(**{**b.__dict__, "tf32": False}).chunk_frames == 1200
 
 
 def test_info_counts_the_parameters_once(ref_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

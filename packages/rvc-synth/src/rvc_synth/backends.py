@@ -56,8 +56,8 @@ DTYPES = ("float32", "float16", "bfloat16")
 
 # decoder stretch lengths (frames) of the MLX decoder; see generator.py for the measurements
 CPU_CHUNK_FRAMES = 500
-GPU_EXACT_CHUNK_FRAMES = 200
-GPU_TF32_CHUNK_FRAMES = 500
+GPU_EXACT_CHUNK_FRAMES = 1200
+GPU_TF32_CHUNK_FRAMES = 1500
 GPU_HALF_CHUNK_FRAMES = 1500
 
 
@@ -101,8 +101,9 @@ class Backend:
 
     @property
     def chunk_frames(self) -> int:
-        """Default decoder stretch (frames) of the MLX decoder: 500 on the CPU; on GPUs 200 for
-        exact float32 (cuDNN workspace), 500 for TF32, 1500 for half precision."""
+        """Default decoder stretch (frames) of the MLX decoder: 500 on the CPU; on GPUs 1200 for
+        exact float32, 1500 for TF32 and half precision (a 10 s chunk in one stretch; memory
+        bounded by ``rvc_runtime.configure_gpu``'s command buffers)."""
         if self.device == "cpu":
             return CPU_CHUNK_FRAMES
         if self.dtype != "float32":

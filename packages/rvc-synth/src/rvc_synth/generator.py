@@ -389,19 +389,24 @@ class _nullcontext:
 
 
 # Decoder stretches (frames). MLX decoder (:meth:`Backend.chunk_frames`): 500 on the CPU; on
-# GPUs, measured on an H100 (time, peak memory for a 43 s call): exact float32 takes ~1 GB of
-# cuDNN workspace per second of output (250: 280 ms 3.2 GB; 1500: 204 ms 15.9 GB; 41 s: 250
-# 263 ms 3.15 GB, 200 283 ms 2.64 GB, which keeps a one-hour pipeline under 4 GB): 200;
-# TF32 500: 119 ms 1.9 GB (1500: 95 ms 3.2 GB): 500; float16 1500: 66 ms 1.6 GB. The whole TF32
-# pipeline (H200, in-process A/B, 7 rounds), stretches of 500 / 1000 / 1500: 10 s 54.6 / 54.3 /
-# 47.8 ms (1500: one stretch, the whole call one compiled graph) at peak 3.1 / 3.9 / 5.8 GB;
-# 60 s 199.8 / 200.4 / 195.3 ms at 3.3 / 5.1 / 7.2 GB: 500 kept (peak under 4 GB).
+# GPUs 1200 in exact float32 and 1500 in TF32 and half precision. The memory that once bounded
+# them (exact float32 "~1 GB per second of output", TF32 1500 frames 5.8-7.2 GB) was not cuDNN
+# workspace (no convolution of a 1200-frame stretch needs more than 0.12 GB beyond its output,
+# bench/gpu_conv_memory.py) but MLX holding every operation's inputs until its command buffer
+# completes, with a whole compiled stretch in one buffer; rvc_runtime.configure_gpu's
+# MLX_MAX_OPS_PER_BUFFER=8 bounds it. H200, in-process A/B (7 rounds) with it, stretches of
+# 500 / 1000 / 1500 frames: TF32 10 s 50.1 / 49.5 / 43.3 ms (1500: the 10 s chunk in one
+# stretch, the whole call one compiled graph), peak 2.7 / 3.1 / 3.0 GB; 60 s 222.8 / 230.6 /
+# 219.0 ms, 3.1 / 3.1 / 3.2 GB. Exact float32 (200 / 1000 / 1500): 10 s synthesizer 77.5 /
+# 53.7 / 46.7 ms, 60 s 382 / 302 / 311 ms, peak 2.9 / 3.4 / 3.8 GB: 1200, whose stretch holds a
+# 10 s chunk (1000 + halos did not).
 # oneDNN on the CPU (2 cores, 10 s): 250 frames 6.9 s, peak RSS 0.74 GB; 500: 6.6 s 0.95 GB;
 # 1000: 6.0 s 1.34 GB (fewer halo frames)
 DNNL_CHUNK_FRAMES = 1000
 # GPUs: a stretch of up to this many frames is queued before the one before it is waited for.
-# H200, in-process A/B, synthesizer at 60 s: TF32 (500) 102.2 -> 92.6 ms, peak 3.3 GB; float16
-# (1500) 61.2 -> 57.7 ms but peak 3.5-4.3 -> 4.1-5.2 GB, over the 4 GB bound: those wait
+# H200, in-process A/B, synthesizer at 60 s, before the command-buffer setting: TF32 (500
+# frames) 102.2 -> 92.6 ms, peak 3.3 GB; float16 (1500) 61.2 -> 57.7 ms but peak 3.5-4.3 ->
+# 4.1-5.2 GB, over the 4 GB bound. Since stretches are 1200-1500 frames long, none overlaps.
 OVERLAP_FRAMES = 500
 
 

@@ -117,42 +117,6 @@ def conv_transpose1d_native(layer: ConvTranspose1d, x: mx.array) -> mx.array:
     return mx.conv_transpose1d(x, layer.weight, stride=layer.stride, padding=layer.padding) + layer.bias
 
 
-def conv_transpose1d_poly(layer: ConvTranspose1d, x: mx.array) -> mx.array:
-    """``layer(x)`` as one ordinary convolution with ``stride * out`` channels (polyphase).
-
-    Output sample ``q*u + r`` (before cropping) is ``sum_j x[q - j] @ W[j*u + r]``, so a
-    ``ceil(k/u)``-tap convolution of ``x`` (:meth:`ConvTranspose1d.poly_weight`) gives all ``u``
-    phases of each input step at once; a reshape interleaves them, then the padding is cropped.
-    On GPUs this is a forward convolution, where MLX runs the transposed one as cuDNN's
-    backward-data kernel.
-    """
-    cout, k, _ = layer.weight.shape
-    u, p = layer.stride, layer.padding
-    m = -(-k // u)
-    b, t, _ = x.shape
-    z = mx.conv1d(mx.pad(x, [(0, 0), (m - 1, m - 1), (0, 0)]), layer.poly_weight())  # (B, t+m-1, u*out)
-    y = z.reshape(b, (t + m - 1) * u, cout)
-    return y[:, p : p + (t - 1) * u - 2 * p + k] + layer.bias
-
-
-def conv1d_folded(layer: Conv1d, x: mx.array, *, bias: bool = True) -> mx.array:
-    """A dilated ``layer(x)`` (stride 1, "same" padding) as an undilated convolution over the
-    ``dilation`` interleaved subsequences, side by side in the batch: the same sums. Other layers
-    as :func:`conv1d_native`."""
-    cout, k, cin = layer.weight.shape
-    d = layer.dilation
-    if d == 1 or layer.stride != 1 or 2 * layer.padding != d * (k - 1):
-        return conv1d_native(layer, x, bias=bias)
-    b, t, _ = x.shape
-    n = -(-t // d)
-    if n * d != t:
-        x = mx.pad(x, [(0, 0), (0, n * d - t), (0, 0)])
-    xf = x.reshape(b, n, d, cin).transpose(0, 2, 1, 3).reshape(b * d, n, cin)
-    y = mx.conv1d(xf, layer.weight, padding=(k - 1) // 2)
-    y = y.reshape(b, d, n, cout).transpose(0, 2, 1, 3).reshape(b, n * d, cout)[:, :t]
-    return y + layer.bias if bias and "bias" in layer else y
-
-
 class Kernels:
     """The functions the layers call for their heavy work, fixed per model by its
     :class:`~rvc_synth.backends.Backend`: ``conv`` ``"gemm"``/``"native"`` (see above), ``math``
@@ -220,27 +184,6 @@ class ConvTranspose1d(nn.Module):
 
     def __call__(self, x: mx.array) -> mx.array:
         return self.kernels.conv_transpose1d(self, x)
-
-    def poly_weight(self) -> mx.array:
-        """The weight of :func:`conv_transpose1d_poly`, ``(u*out, ceil(k/u), in)``: the one
-        :meth:`keep_poly_weight` made while the weight is the same array, else built here."""
-        kept = self.__dict__.get("_rvc_poly")
-        return kept[1] if kept is not None and kept[0] is self.weight else self._poly(self.weight, self.stride)
-
-    def keep_poly_weight(self) -> None:
-        """Build and evaluate :meth:`poly_weight` once for the current weight (outside any
-        ``mx.compile``: the model calls it when its weights or kernels change)."""
-        w = self._poly(self.weight, self.stride)
-        mx.eval(w)
-        object.__setattr__(self, "_rvc_poly", (self.weight, w))  # not a parameter
-
-    @staticmethod
-    def _poly(w: mx.array, u: int) -> mx.array:
-        cout, k, cin = w.shape
-        m = -(-k // u)
-        wp = mx.pad(w, [(0, 0), (0, m * u - k), (0, 0)]).reshape(cout, m, u, cin)  # tap j*u + r
-        # row (r, o), tap i applies to x[q - (m-1) + i], i.e. W[(m-1-i)*u + r]
-        return wp[:, ::-1].transpose(2, 0, 1, 3).reshape(u * cout, m, cin)
 
 
 class LayerNorm(nn.Module):

@@ -284,7 +284,7 @@ class Synthesizer(nn.Module):
                 frames ``[skip_head, skip_head + return_length)`` (with up to 24 frames of
                 flow context before them).
             chunk_frames: decoder stretch length in frames (default 500; 1000 on the CPU with
-                oneDNN; on GPUs 200 for exact float32 and 1500 for float16/bfloat16; ``0`` =
+                oneDNN; on GPUs 1200 for exact float32 and 1500 for TF32 and half precision; ``0`` =
                 whole input).
                 Any value gives the same audio; it bounds memory on long inputs.
             out_frames: ``(start, stop)``: return only the audio of frames ``start..stop-1``,
