@@ -77,6 +77,9 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     buffers) step decoder memory by command buffer size; for e in ${BUFFERS:-MLX_MAX_OPS_PER_BUFFER=8 MLX_MAX_OPS_PER_BUFFER=20 MLX_MAX_OPS_PER_BUFFER=1000}; do
             for t in 1 0; do run env MLX_ENABLE_TF32=$t $e python3 bench/gpu_conv_memory.py --frames 1200 --whole | grep '^{' | tee -a "$OUT/buffers.jsonl"; done
         done ;;
+    parity) step synthesizer GPU vs CPU, 1500 frames; for t in 0 1; do  # .gpu/p3/parity1500.npz: gpu_parity.py write, here
+            run env MLX_ENABLE_TF32=$t python3 bench/gpu_parity.py check .gpu/p3/parity1500.npz 1500 | tee -a "$OUT/parity.txt"
+        done ;;
     prof) step stage kernels; prof ;;
     fast) step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast ;;
     rt) step live 0.25 real time; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime ;;
