@@ -16,7 +16,9 @@ Sets (the first variant of each is this build's default):
   session's) / 1000 (run it as ``rvc bench`` does, with ``rvc_runtime.configure_gpu``'s
   command buffers, or with ``MLX_MAX_OPS_PER_BUFFER`` set to compare);
 - ``f0``: the f0 queued behind the device's work (``RMVPEModel.start``) / waited for first;
-- ``memory``: MLX's memory limit 3 / 2.5 / 3.5 GiB.
+- ``memory``: MLX's memory limit 3 / 2.5 / 3.5 GiB;
+- ``cv``: ContentVec as ``VoiceConverter`` runs it (half precision with a half synthesizer on
+  GPUs) / in float32 (TF32).
 """
 
 from __future__ import annotations
@@ -62,7 +64,18 @@ def _set(
     return apply
 
 
-SETS: dict[str, dict[str, Callable[[], None]]] = {
+_CALLS: dict[str, Callable] = {}  # variants with their own pipeline call (made in main)
+
+
+def _call(name: str) -> Callable[[], Callable | None]:
+    def apply() -> Callable | None:
+        _set()()
+        return _CALLS.get(name)
+
+    return apply
+
+
+SETS: dict[str, dict[str, Callable[[], Callable | None]]] = {
     "compile": {
         "this_build": _set(),
         "all_stretches_overlapped": _set(overlap=10**6),
@@ -75,17 +88,19 @@ SETS: dict[str, dict[str, Callable[[], None]]] = {
     },
     "f0": {"queued": _set(), "waited": _set(queued=False)},
     "memory": {"3": _set(), "2.5": _set(limit=2.5), "3.5": _set(limit=3.5)},
+    "cv": {"this_build": _set(), "float32": _call("cv_float32")},
 }
 
 
 def main(name: str, dtype: str, seconds: list[float], rounds: int = 7) -> None:
     variants = SETS[name]
     models = build_models(dtype=dtype)
-    call = pipeline_call(models)
+    default = pipeline_call(models)
+    _CALLS["cv_float32"] = pipeline_call(models, content="float32")
     for s in seconds:
         audio = signal(s)
         for apply in variants.values():  # every variant's first calls (kernels, traces: compiled on a repeat)
-            apply()
+            call = apply() or default
             call(audio)
             call(audio)
         runs: dict[str, list[dict[str, float]]] = {k: [] for k in variants}
@@ -93,7 +108,7 @@ def main(name: str, dtype: str, seconds: list[float], rounds: int = 7) -> None:
         names = list(variants)
         for r in range(rounds):
             for v in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order
-                variants[v]()
+                call = variants[v]() or default
                 mx.reset_peak_memory()
                 t: dict[str, float] = {}
                 t0 = time.perf_counter()

@@ -81,3 +81,27 @@ def test_converter_chooses_its_backends_once(fixtures_dir: Path, monkeypatch: py
     with pytest.raises(rvc_synth.RVCSynthError, match="expected one of auto, mlx, numpy, onednn"):
         VoiceConverter(model, embedder=embedder, backend="tpu")
     assert plan(object()).synth == "?"  # a synthesizer without a backend: MLX's device decides
+
+
+def test_half_synthesizer_on_gpus_gets_half_contentvec(
+    fixtures_dir: Path, contentvec_v1: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the reference's half mode runs HuBERT: a float16/bfloat16 synthesizer on a GPU plan
+    gets ContentVec's GPU forward in that precision; TF32, exact float32 and CPU plans keep
+    float32 (the CPU forward is float32 anyway)."""
+    from dataclasses import replace
+
+    from rvc_convert import VoiceConverter, _backends
+    from rvc_convert._backends import Backends, content_dtype
+
+    gpu = Backends("gpu", "mlx", "float16", None, one_blas_thread=True)
+    assert content_dtype(gpu) == "float16"
+    assert content_dtype(replace(gpu, precision="bfloat16")) == "bfloat16"
+    assert content_dtype(replace(gpu, precision="tf32")) == content_dtype(replace(gpu, precision="float32")) == "float32"
+    assert content_dtype(replace(gpu, device="cpu")) == "float32"
+    model = fixtures_dir / "reference" / "checkpoints" / "v1_nof0_40k.pth"  # (no f0 network to load)
+    assert VoiceConverter(model, contentvec=contentvec_v1).embedder.dtype == "float32"
+    real = _backends.plan
+    monkeypatch.setattr(_backends, "plan", lambda synth: replace(real(synth), device="gpu", precision="float16"))
+    vc = VoiceConverter(model, contentvec=contentvec_v1)
+    assert vc.embedder.dtype == "float16" and vc.embedder.version == "v1"

@@ -160,7 +160,7 @@ def test_gpu_graph_equals_cpu_forward(tiny_contentvec_v1, golden, static_shape, 
         np.testing.assert_allclose(cv(audio, version="v2"), want["v2"], rtol=0, atol=1e-5 * np.abs(want["v2"]).max())
         if not static_shape:  # the feature extractor in several blocks (long chunks) gives the same
             graph = type(fast)._features_graph
-            type(fast)._features_graph = lambda self, x, w0, b0, n, block=0: graph(self, x, w0, b0, n, 37)
+            type(fast)._features_graph = lambda self, x, w0, b0, n, block=0, **kw: graph(self, x, w0, b0, n, 37, **kw)
             try:
                 got = np.array(cv.lazy(audio, version="v2"))
             finally:
@@ -182,6 +182,8 @@ def test_gpu_graph_equals_cpu_forward(tiny_contentvec_v1, golden, static_shape, 
 def test_compiled_graphs_one_per_length_and_bounded(tiny_contentvec_v1, golden, monkeypatch):
     """``static_shape`` keeps one compiled forward per input length (each traced once, so no
     MLX trace cache grows per length), the least recently used dropped beyond ``MAX_GRAPHS``."""
+    import mlx.core as mx
+
     from rvc_features import _cv_fast
 
     cv = load_contentvec(tiny_contentvec_v1)
@@ -196,9 +198,10 @@ def test_compiled_graphs_one_per_length_and_bounded(tiny_contentvec_v1, golden, 
         want = np.array(fast.lazy(audio[:n]))  # the graph uncompiled
         assert np.abs(got - want).max() <= 1e-5 * max(1.0, np.abs(want).max())
     assert [k[2] for k in fast._graphs] == [19200, 16000, 20800]  # 17600 dropped, 16000 used again
-    first = fast._graphs[(len(fast.layers), fast.layer_norm_first, 16000)]
+    key = (len(fast.layers), fast.layer_norm_first, 16000, mx.float32)  # (layers, final, length, dtype)
+    first = fast._graphs[key]
     fast.lazy(audio[:16000], static_shape=True)
-    assert fast._graphs[(len(fast.layers), fast.layer_norm_first, 16000)] is first
+    assert fast._graphs[key] is first
 
 
 @pytest.mark.parametrize("layer_norm_first", [False, True])
@@ -231,3 +234,42 @@ def test_cpu_encoder_matches_upstream(layer_norm_first, monkeypatch):
     assert np.abs(cv.hidden(audio, output_layer=1) - cv.hidden(audio, output_layer=1, fast=False)).max() <= 1e-4 * max(
         1.0, np.abs(ref).max()
     )
+
+
+def test_gpu_graph_in_half_precision(tiny_contentvec_v1, golden, monkeypatch):
+    """``dtype=``: the GPU forward (run here on MLX's CPU) in float16 / bfloat16, as the
+    reference's half mode runs HuBERT, keeps the goldens within the half-precision bounds
+    measured on this fixture (float16 53-54 dB SNR, bfloat16 36-38 dB), returns float32, keeps
+    the first layer in float32; an embedder carries its dtype; float32 stays the float32 graph;
+    the CPU forward ignores it."""
+    import mlx.core as mx
+
+    from rvc_features import _cv_fast
+
+    cv = load_contentvec(tiny_contentvec_v1)
+    audio = golden["arctic_3s/audio"]
+    fast = cv._fast
+    monkeypatch.setattr(fast, "_dnnl", [], raising=False)
+    cpu = cv(audio, version="v2")
+    assert np.array_equal(cv(audio, version="v2", dtype="float16"), cpu)  # the CPU forward: float32
+    monkeypatch.setattr(fast, "cpu", False)
+    monkeypatch.setattr(fast, "gelu", _cv_fast.gelu_erf)
+    full = np.array(cv.lazy(audio, version="v2"))
+    for dtype, bound_db in (("float16", 50.0), ("bfloat16", 33.0)):
+        for static_shape in (False, True):
+            for version, key in (("v2", "last"), ("v1", "final_proj")):
+                got = np.array(cv.lazy(audio, version=version, static_shape=static_shape, dtype=dtype))
+                want = golden[f"arctic_3s/{key}"].astype(np.float64)
+                snr = 10 * np.log10((want**2).sum() / ((got - want) ** 2).sum())
+                assert got.dtype == np.float32 and snr >= bound_db, (dtype, version, static_shape, snr)
+        w = fast.weights(getattr(mx, dtype))
+        assert w.layers[0][0].dtype == getattr(mx, dtype) and w.convs[0][2].dtype == mx.float32
+        assert fast.weights(getattr(mx, dtype)) is w  # cast once
+        emb = cv.embedder("v1", dtype=dtype)
+        np.testing.assert_array_equal(np.array(emb.lazy(audio)), np.array(cv.lazy(audio, version="v1", dtype=dtype)))
+        np.testing.assert_array_equal(emb(audio), cv(audio, version="v1", dtype=dtype))
+    np.testing.assert_array_equal(np.array(cv.lazy(audio, version="v2", dtype="float32")), full)
+    with pytest.raises(ValueError, match="float8"):
+        cv.lazy(audio, dtype="float8")
+    with pytest.raises(ValueError, match="float8"):
+        cv.embedder("v2", dtype="float8")

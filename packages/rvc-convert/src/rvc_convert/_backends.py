@@ -74,3 +74,12 @@ def lend_cpu_kernels(rmvpe: Any, conv2d: Callable[..., Any] | None = None) -> An
     if getattr(rmvpe, "conv2d", None) is None:
         rmvpe.conv2d = conv2d if conv2d is not None else dnnl_conv2d()
     return rmvpe
+
+
+def content_dtype(backends: Backends) -> str:
+    """The content features' precision on this plan: a half-precision synthesizer on a GPU
+    (``float16``/``bfloat16``) runs ContentVec in it too, as the reference's half mode runs
+    HuBERT; otherwise ``float32`` (TF32 on NVIDIA where the float32 stages use it)."""
+    return (
+        backends.precision if backends.device == "gpu" and backends.precision in ("float16", "bfloat16") else "float32"
+    )

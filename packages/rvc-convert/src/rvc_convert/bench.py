@@ -117,6 +117,7 @@ def live_converter(
     """A ``VoiceConverter`` over :func:`build_models`'s models for live streams (the index with
     ``index=True``), and the random full-width RMVPE as the streams' ``f0_fn`` (it has no weights
     file for the converter to load): ``vc.stream(..., f0_fn=f0_fn)``."""
+    from ._backends import content_dtype, plan
     from .converter import VoiceConverter
     from .options import ConvertOptions
 
@@ -124,20 +125,22 @@ def live_converter(
     vc = VoiceConverter(
         synth,
         index=models["index"] if index else None,
-        embedder=models["contentvec"].embedder(synth.info.version),  # with `lazy`: queued on GPUs
+        embedder=models["contentvec"].embedder(synth.info.version, dtype=content_dtype(plan(synth))),  # lazy: queued
         options=ConvertOptions(f0_method="pm"),
     )
     return vc, f0_function(models["rmvpe"])
 
 
-def pipeline_call(models: dict[str, Any]) -> Callable[..., None]:
+def pipeline_call(models: dict[str, Any], *, content: str | None = None) -> Callable[..., None]:
     """``call(audio_16k, timings=None)``: one conversion of :func:`build_models`'s models through
-    the pipeline (seed 0, the default preset), as ``rvc bench`` times it."""
+    the pipeline (seed 0, the default preset), as ``rvc bench`` times it; ContentVec in
+    ``content`` precision (default: as ``VoiceConverter`` chooses)."""
+    from ._backends import content_dtype, plan
     from .options import ConvertOptions
     from .pipeline import run_pipeline
 
     synth = models["synth"]
-    embedder = models["contentvec"].embedder(synth.info.version)
+    embedder = models["contentvec"].embedder(synth.info.version, dtype=content or content_dtype(plan(synth)))
     f0_fn = f0_function(models["rmvpe"])
 
     def call(audio: np.ndarray, timings: dict | None = None) -> None:

@@ -55,7 +55,9 @@ class VoiceConverter:
         options: default :class:`ConvertOptions`; each ``convert`` call may override fields.
         dtype: the synthesizer's precision when ``model`` is a path: ``"float32"`` (default),
             or ``"float16"``/``"bfloat16"`` (GPUs, as RVC's half precision; the NSF phase stays
-            float32). ContentVec and RMVPE stay float32. On NVIDIA, float32 is exact unless
+            float32). On GPUs ContentVec (or the embedder) runs in it too, as the reference's
+            half mode runs HuBERT (its first layer stays float32); RMVPE stays float32 (TF32 on
+            NVIDIA). On NVIDIA, float32 is exact unless
             ``tf32=True`` (or ``MLX_ENABLE_TF32=1`` in the environment: see ``rvc_synth.backends``).
         backend: the synthesizer's backend when ``model`` is a path (``rvc_synth.load``):
             ``"auto"`` (default), ``"mlx"``, ``"numpy"``, ``"onednn"``.
@@ -107,7 +109,7 @@ class VoiceConverter:
             if isinstance(model, rvc_synth.Synthesizer)
             else rvc_synth.load(model, dtype=dtype, backend=backend, tf32=tf32)
         )
-        from ._backends import plan
+        from ._backends import content_dtype, plan
 
         self.backends = plan(self.synth)
         if dtype != "float32" and self.backends.device == "cpu":
@@ -126,13 +128,14 @@ class VoiceConverter:
                 f"embedder must be a name ({', '.join(_embedder_names())}), a Hugging Face HuBERT folder, or a "
                 f"callable (audio_16k -> (frames, {info.feature_dim})); got {embedder!r}"
             )
+        half = content_dtype(self.backends)  # GPUs: half ContentVec with a half synthesizer
         if callable(embedder):
             self.embedder = embedder
         elif embedder is not None and str(embedder) != "contentvec":
             from rvc_features import load_embedder
 
             cv = self.contentvec = load_embedder(embedder)
-            self.embedder = cv.embedder(info.version)
+            self.embedder = cv.embedder(info.version, dtype=half)
             width = cv.dim if info.version == "v2" else cv.final_proj[0].shape[0]
             if width != info.feature_dim:
                 raise ModelMismatchError(
@@ -145,7 +148,7 @@ class VoiceConverter:
             from .weights import resolve_weights
 
             self.contentvec = load_contentvec(resolve_weights("contentvec", contentvec))
-            self.embedder = self.contentvec.embedder(info.version)
+            self.embedder = self.contentvec.embedder(info.version, dtype=half)
             cv = self.contentvec
             width = cv.dim if info.version == "v2" else cv.final_proj[0].shape[0]
             if width != info.feature_dim:

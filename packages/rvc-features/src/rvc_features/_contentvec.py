@@ -168,20 +168,21 @@ class ContentVec:
     def has_final_proj(self) -> bool:
         return self.final_proj is not None
 
-    def __repr__(self) -> str:
-        return (
-            f"ContentVec(path={str(self.path)!r}, dim={self.dim}, layers={self.n_layers}, "
-            f"final_proj={self.has_final_proj})"
-        )
-
-    def hidden(self, audio_16k: Any, *, output_layer: int | None = None, fast: bool = True) -> np.ndarray:
+    def hidden(
+        self, audio_16k: Any, *, output_layer: int | None = None, fast: bool = True, dtype: str = "float32"
+    ) -> np.ndarray:
         """(N,) float 16 kHz -> (n, dim) float32 output of transformer layer ``output_layer``
         (1-indexed, = transformers' ``hidden_states[output_layer]``; None = the last).
         ``fast`` (the default) runs rvc-convert's forward: GEMM convolutions over blocks of
         frames (memory bounded at any length), attention in NumPy on the CPU and fused on GPUs;
         ``fast=False`` runs mlx-contentvec's own forward on the device (same numbers, but its
-        conv front end holds whole-input activations: ~6 GB on a GPU for 40 s)."""
+        conv front end holds whole-input activations: ~6 GB on a GPU for 40 s). ``dtype``:
+        ``"float16"``/``"bfloat16"`` run the GPU forward in half precision, as the reference's
+        half mode runs HuBERT (the first convolution and its group norm stay float32; float32
+        features out); the CPU forward is float32 whatever it says."""
         import mlx.core as mx
+
+        half = _dtype(dtype)
 
         x = np.asarray(audio_16k, dtype=np.float32)
         if x.ndim != 1:
@@ -192,16 +193,17 @@ class ContentVec:
             return np.zeros((0, self.dim), np.float32)
         with self._lock:
             if fast:
-                out = self._fast(x, output_layer=output_layer)
+                out = self._fast(x, output_layer=output_layer, dtype=half)
             else:
                 out = self.model(mx.array(x)[None], output_layer=output_layer)["x"][0]
             return np.array(out, dtype=np.float32)
 
-    def __call__(self, audio_16k: Any, *, version: str = "v2") -> np.ndarray:
+    def __call__(self, audio_16k: Any, *, version: str = "v2", dtype: str = "float32") -> np.ndarray:
         """Content features for an RVC ``version`` model: v2 (n, dim) last layer; v1 (n, 256)
-        ``final_proj(layer 9)`` (raises :class:`WeightsFormatError` without ``final_proj``)."""
+        ``final_proj(layer 9)`` (raises :class:`WeightsFormatError` without ``final_proj``);
+        ``dtype`` as :meth:`hidden`'s."""
         if version == "v2":
-            return self.hidden(audio_16k)
+            return self.hidden(audio_16k, dtype=dtype)
         if version != "v1":
             raise ValueError(f"version={version!r}; expected 'v1' or 'v2'")
         if self.final_proj is None:
@@ -209,15 +211,17 @@ class ContentVec:
                 f"ContentVec weights {self.path} have no final_proj, which v1 (256-d) models need; {self.v1_hint}"
             )
         w, b = self.final_proj
-        return (self.hidden(audio_16k, output_layer=V1_LAYER) @ w.T + b).astype(np.float32)
+        return (self.hidden(audio_16k, output_layer=V1_LAYER, dtype=dtype) @ w.T + b).astype(np.float32)
 
-    def lazy(self, audio_16k: Any, *, version: str = "v2", static_shape: bool = False) -> Any:
+    def lazy(self, audio_16k: Any, *, version: str = "v2", static_shape: bool = False, dtype: str = "float32") -> Any:
         """:meth:`__call__`'s features as an MLX array that GPUs have not computed yet (evaluate
         it with ``mx.eval``/``mx.async_eval``, e.g. while other work is queued on another stream;
         on the CPU it comes evaluated). ``static_shape``: this input length repeats (live
         blocks), so on GPUs the forward is ``mx.compile``d for it (fewer kernels; H200, 2.8 s:
-        12.7 -> 4.5 ms). Not thread-safe."""
+        12.7 -> 4.5 ms). ``dtype`` as :meth:`hidden`'s. Not thread-safe."""
         import mlx.core as mx
+
+        half = _dtype(dtype)
 
         x = np.asarray(audio_16k, dtype=np.float32)
         if x.ndim != 1 or len(x) < 400:
@@ -225,40 +229,51 @@ class ContentVec:
         if version not in ("v1", "v2"):
             raise ValueError(f"version={version!r}; expected 'v1' or 'v2'")
         if version == "v2":
-            return self._fast.lazy(x, static_shape=static_shape)
+            return self._fast.lazy(x, static_shape=static_shape, dtype=half)
         if self.final_proj is None:
             raise WeightsFormatError(
                 f"ContentVec weights {self.path} have no final_proj, which v1 (256-d) models need; {self.v1_hint}"
             )
         w, b = self.final_proj
-        h = self._fast.lazy(x, output_layer=V1_LAYER, static_shape=static_shape)
+        h = self._fast.lazy(x, output_layer=V1_LAYER, static_shape=static_shape, dtype=half)
         return h @ mx.array(w.T) + mx.array(b)
 
-    def embedder(self, version: str) -> Any:
+    def embedder(self, version: str, *, dtype: str = "float32") -> Any:
         """A callable ``audio_16k -> features`` for ``version`` (checks final_proj now), whose
-        ``lazy(audio, static_shape=)`` is :meth:`lazy` for that version."""
+        ``lazy(audio, static_shape=)`` is :meth:`lazy` for that version; ``dtype`` as
+        :meth:`hidden`'s (VoiceConverter passes its half precision on GPUs)."""
+        _dtype(dtype)
         if version == "v1" and self.final_proj is None:
             raise WeightsFormatError(
                 f"ContentVec weights {self.path} have no final_proj, which v1 (256-d) models need; {self.v1_hint}"
             )
-        return _Embedder(self, version)
+        return _Embedder(self, version, dtype)
+
+
+def _dtype(name: str) -> Any:
+    """A ``dtype`` argument (``"float32"``, ``"float16"``, ``"bfloat16"``) as MLX's dtype."""
+    import mlx.core as mx
+
+    if name not in ("float32", "float16", "bfloat16"):
+        raise ValueError(f"dtype={name!r}; expected float32, float16 or bfloat16")
+    return getattr(mx, name)
 
 
 class _Embedder:
     """``ContentVec.embedder(version)``: ``emb(audio) -> (n, D)`` NumPy; ``emb.lazy(audio,
     static_shape=)`` -> unevaluated MLX array (:meth:`ContentVec.lazy`)."""
 
-    def __init__(self, cv: ContentVec, version: str) -> None:
-        self.cv, self.version = cv, version
+    def __init__(self, cv: ContentVec, version: str, dtype: str = "float32") -> None:
+        self.cv, self.version, self.dtype = cv, version, dtype
 
     def __call__(self, audio: Any) -> np.ndarray:
-        return self.cv(audio, version=self.version)
+        return self.cv(audio, version=self.version, dtype=self.dtype)
 
     def lazy(self, audio: Any, *, static_shape: bool = False) -> Any:
-        return self.cv.lazy(audio, version=self.version, static_shape=static_shape)
+        return self.cv.lazy(audio, version=self.version, static_shape=static_shape, dtype=self.dtype)
 
     def __repr__(self) -> str:
-        return f"{self.cv!r}.embedder({self.version!r})"
+        return f"{self.cv!r}.embedder({self.version!r}, dtype={self.dtype!r})"
 
 
 _CACHE: dict[tuple[str, int, int], ContentVec] = {}

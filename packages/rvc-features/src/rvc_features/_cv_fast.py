@@ -23,7 +23,7 @@ Imported lazily (imports mlx).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import mlx.core as mx
 import numpy as np
@@ -94,6 +94,61 @@ def _taps(w2: mx.array, k: int) -> np.ndarray:
     return np.array(w2).T.reshape(w2.shape[1], k, -1)
 
 
+class _Norm(NamedTuple):
+    weight: mx.array
+    bias: mx.array
+    eps: float
+
+
+def _cast(a: Any, dtype: mx.Dtype) -> Any:
+    if a is None:
+        return None
+    if isinstance(a, mx.array):
+        return a.astype(dtype)
+    return _Norm(a.weight.astype(dtype), a.bias.astype(dtype), a.eps)  # a LayerNorm
+
+
+class _GraphWeights(NamedTuple):
+    """The GPU graph's weights: feature convolutions ``(k, s, w2, bias, norm)``, transformer
+    layers (:meth:`FastContentvec._layer`'s tuples), positional conv, the feature LayerNorm, the
+    projection ``(W^T, b)`` or None, the encoder LayerNorm."""
+
+    convs: list
+    layers: list
+    pos_w: mx.array
+    pos_b: mx.array
+    ln_feat: Any
+    proj: tuple[mx.array, mx.array] | None
+    ln_enc: Any
+
+    def cast(self, dtype: mx.Dtype) -> _GraphWeights:
+        """A copy in ``dtype`` (evaluated), the first convolution left as it is (float32)."""
+        convs = self.convs[:1] + [
+            (k, s, _cast(w, dtype), _cast(b, dtype), _cast(n, dtype)) for k, s, w, b, n in self.convs[1:]
+        ]
+        layers = [tuple(_cast(a, dtype) for a in lay) for lay in self.layers]
+        proj = None if self.proj is None else (self.proj[0].astype(dtype), self.proj[1].astype(dtype))
+        out = _GraphWeights(
+            convs,
+            layers,
+            self.pos_w.astype(dtype),
+            self.pos_b.astype(dtype),
+            _cast(self.ln_feat, dtype),
+            proj,
+            _cast(self.ln_enc, dtype),
+        )
+        mx.eval([a for a in _leaves(out)])
+        return out
+
+
+def _leaves(tree: Any) -> list[mx.array]:
+    if isinstance(tree, mx.array):
+        return [tree]
+    if isinstance(tree, (list, tuple)):
+        return [a for t in tree for a in _leaves(t)]
+    return []
+
+
 class FastContentvec:
     """Runs a loaded ``ContentvecModel`` (eval mode, ``encoder_layers_1 = 0``) on one clip."""
 
@@ -155,8 +210,28 @@ class FastContentvec:
                 )
             )
         mx.eval(self.pos_w, [c[2] for c in self.convs], [lay[:4] + lay[5:9] for lay in self.layers])
-        self._graphs: dict[tuple[int, bool, int], Any] = {}  # GPUs: compiled forwards per length (static_shape)
+        self._graphs: dict[tuple, Any] = {}  # GPUs: compiled forwards per length and dtype (static_shape)
+        proj = model.post_extract_proj
+        w32 = _GraphWeights(  # the GPU graph's weights; other dtypes: cast copies (weights())
+            self.convs,
+            self.layers,
+            self.pos_w,
+            self.pos_b,
+            model.layer_norm,
+            None if proj is None else (proj.weight.T, proj.bias),
+            model.encoder.layer_norm,
+        )
+        self._weights: dict[mx.Dtype, _GraphWeights] = {mx.float32: w32}
         self._w0_np = np.array(self.convs[0][2], dtype=np.float64)  # the first layer, for the group-norm fold
+
+    def weights(self, dtype: mx.Dtype) -> _GraphWeights:
+        """The GPU graph's weights in ``dtype`` (float32, or float16/bfloat16 as the reference's
+        half mode runs HuBERT: cast once, kept), the first convolution always float32."""
+        if dtype not in self._weights:
+            if dtype not in (mx.float16, mx.bfloat16):
+                raise ValueError(f"dtype={dtype}; expected float32, float16 or bfloat16")
+            self._weights[dtype] = self._weights[mx.float32].cast(dtype)
+        return self._weights[dtype]
 
     # --- stages ---------------------------------------------------------------------------
 
@@ -242,7 +317,9 @@ class FastContentvec:
             )
         return self._dnnl
 
-    def _features_graph(self, x: mx.array, w0: mx.array, b0: mx.array | None, n: int, block: int = 512) -> mx.array:
+    def _features_graph(
+        self, x: mx.array, w0: mx.array, b0: mx.array | None, n: int, block: int = 512, *, dtype: mx.Dtype = mx.float32
+    ) -> mx.array:
         """GPUs: :meth:`features` as one lazy graph (no evaluation between blocks): (N,) device
         audio, the first layer's folded weights -> (n, C). ``block`` frames per pass (512 = 10 s):
         each pass's 512-channel layers and im2col copies are all that is held at once (H200,
@@ -254,38 +331,53 @@ class FastContentvec:
         for f0 in range(0, n, block):
             f1 = min(n, f0 + block)
             y = x[stride * f0 : stride * (f1 - 1) + field][:, None]
-            for i, (k, s, w2, bias, norm) in enumerate(self.convs):
-                y = _conv_gemm(y, w0 if i == 0 else w2, k, s, b0 if i == 0 else bias)
+            for i, (k, s, w2, bias, norm) in enumerate(self.weights(dtype).convs):
+                if i == 0:  # float32 (its group-norm statistics too), then the graph's dtype
+                    k, s, w2, bias, norm = self.convs[0]
+                    w2, bias = w0, b0
+                y = _conv_gemm(y, w2, k, s, bias)
                 if norm is not None and not group_norm:
                     y = mx.fast.layer_norm(y, norm.weight, norm.bias, norm.eps)
                 y = self.gelu(y)
+                if i == 0:
+                    y = y.astype(dtype)
             outs.append(y)
         return outs[0] if len(outs) == 1 else mx.concatenate(outs, axis=0)
 
-    def _graph(self, x: mx.array, w0: mx.array, b0: mx.array | None, n: int, n_layers: int, final: bool) -> mx.array:
-        """GPUs: the whole forward as one lazy graph: (N,) device audio -> (n, D)."""
-        m = self.model
-        y = self._features_graph(x, w0, b0, n)
-        y = mx.fast.layer_norm(y, m.layer_norm.weight, m.layer_norm.bias, m.layer_norm.eps)
-        if m.post_extract_proj is not None:
-            y = m.post_extract_proj(y)
-        y = y + self.pos_conv(y)
-        enc = m.encoder
+    def _graph(
+        self, x: mx.array, w0: mx.array, b0: mx.array | None, n: int, n_layers: int, final: bool, dtype: mx.Dtype
+    ) -> mx.array:
+        """GPUs: the whole forward as one lazy graph: (N,) device audio -> (n, D) float32, computed
+        in ``dtype`` after the first layer."""
+        w = self.weights(dtype)
+        y = self._features_graph(x, w0, b0, n, dtype=dtype)
+        y = mx.fast.layer_norm(y, w.ln_feat.weight, w.ln_feat.bias, w.ln_feat.eps)
+        if w.proj is not None:
+            y = mx.addmm(w.proj[1], y, w.proj[0])
+        y = y + self.pos_conv(y, weights=(w.pos_w, w.pos_b))
+        enc = w.ln_enc
         if not self.layer_norm_first:
-            y = mx.fast.layer_norm(y, enc.layer_norm.weight, enc.layer_norm.bias, enc.layer_norm.eps)
-        for params in self.layers[:n_layers]:
+            y = mx.fast.layer_norm(y, enc.weight, enc.bias, enc.eps)
+        for params in w.layers[:n_layers]:
             y = self._layer(y, params)
         if final:
-            y = mx.fast.layer_norm(y, enc.layer_norm.weight, enc.layer_norm.bias, enc.layer_norm.eps)
-        return y
+            y = mx.fast.layer_norm(y, enc.weight, enc.bias, enc.eps)
+        return y.astype(mx.float32)
 
-    def lazy(self, audio: np.ndarray, *, output_layer: int | None = None, static_shape: bool = False) -> mx.array:
+    def lazy(
+        self,
+        audio: np.ndarray,
+        *,
+        output_layer: int | None = None,
+        static_shape: bool = False,
+        dtype: mx.Dtype = mx.float32,
+    ) -> mx.array:
         """GPUs: the hidden states as an unevaluated array (the caller evaluates it, e.g. with
         ``mx.async_eval`` while other work is queued). ``static_shape``: the graph is
         ``mx.compile``d for this input length (fewer kernels, no graph building in Python once
         traced; the last ``MAX_GRAPHS`` lengths are kept): for lengths that repeat (live blocks,
-        the pipeline's chunk lengths once they repeat).
-        On the CPU it is :meth:`__call__`'s (evaluated) result."""
+        the pipeline's chunk lengths once they repeat). ``dtype``: see :meth:`weights`.
+        On the CPU it is :meth:`__call__`'s (evaluated, float32) result."""
         audio = np.asarray(audio, dtype=np.float32)
         if self.cpu:
             return self(audio, output_layer=output_layer)
@@ -293,23 +385,23 @@ class FastContentvec:
         n_layers = len(self.layers) if output_layer is None else output_layer
         final = self.layer_norm_first and output_layer is None
         if not static_shape:
-            return self._forward(x, n_layers, final)
-        key = (n_layers, final, x.shape[0])
+            return self._forward(x, n_layers, final, dtype)
+        key = (n_layers, final, x.shape[0], dtype)
         fn = self._graphs.pop(key, None)
         if fn is None:  # the group-norm statistics and their fold inside the graph: fused too
             if len(self._graphs) >= MAX_GRAPHS:  # the least recently used length goes
                 del self._graphs[next(iter(self._graphs))]
-            fn = mx.compile(lambda x: self._forward(x, n_layers, final))
+            fn = mx.compile(lambda x: self._forward(x, n_layers, final, dtype))
         self._graphs[key] = fn  # most recently used last
         return fn(x)
 
-    def _forward(self, x: mx.array, n_layers: int, final: bool) -> mx.array:
+    def _forward(self, x: mx.array, n_layers: int, final: bool, dtype: mx.Dtype) -> mx.array:
         """GPUs: (N,) device audio -> (n, D), lazily: the first layer's group norm folded into
         its weights (:meth:`_fold_group_norm_mx`), then :meth:`_graph`."""
         k0, s0, w0, b0, norm0 = self.convs[0]
         if norm0 is not None and self.mode != "layer_norm":
             w0, b0 = self._fold_group_norm_mx(x, k0, s0, w0, norm0)
-        return self._graph(x, w0, b0, self._frames(x.shape[0]), n_layers, final)
+        return self._graph(x, w0, b0, self._frames(x.shape[0]), n_layers, final, dtype)
 
     def _frames(self, n: int) -> int:
         """Output frames of the feature extractor for ``n`` samples (valid convolutions)."""
@@ -374,10 +466,11 @@ class FastContentvec:
         scale = norm.weight * mx.rsqrt(var + norm.eps)
         return w2 * scale, norm.bias - mean * scale
 
-    def pos_conv(self, x: mx.array, block: int = 8) -> mx.array:
+    def pos_conv(self, x: mx.array, block: int = 8, *, weights: tuple[mx.array, mx.array] | None = None) -> mx.array:
         """The grouped positional conv (+ GELU): ``(T, C) -> (T, C)``, ``block`` kernel taps per
         matmul, or all of them in one when their im2col copy fits :data:`POS_ONE_PASS_BYTES`
         (live blocks, ~2.8 s: 2 kernels instead of ~47 on GPUs)."""
+        pos_w, pos_b = weights if weights is not None else (self.pos_w, self.pos_b)
         t, c = x.shape
         g, k = self.pos_groups, self.pos_k
         if t * k * c * x.itemsize <= POS_ONE_PASS_BYTES:
@@ -391,12 +484,12 @@ class FastContentvec:
             nb = min(block, k - k0)
             # (G, T, nb*Ig): frame t's row is xp[:, t + k0 : t + k0 + nb] flattened, a strided view
             cols = mx.as_strided(xp, (g, t, nb * ig), (n * ig, ig, 1), k0 * ig)
-            return cols @ self.pos_w[:, k0 : k0 + nb].reshape(g, nb * ig, -1)
+            return cols @ pos_w[:, k0 : k0 + nb].reshape(g, nb * ig, -1)
 
         y = taps(0)
         for k0 in range(block, k, block):
             y = y + taps(k0)
-        y = y.transpose(1, 0, 2).reshape(t, -1) + self.pos_b  # SamePad: the extra last frame is never made
+        y = y.transpose(1, 0, 2).reshape(t, -1) + pos_b  # SamePad: the extra last frame is never made
         return self.gelu(y)
 
     def _attention(self, x: mx.array, wqkv: mx.array, bqkv: mx.array) -> mx.array:
@@ -448,11 +541,12 @@ class FastContentvec:
         w1, b1, w2, b2 = params[5:9]
         return res + self.gelu(h @ w1 + b1) @ w2 + b2
 
-    def __call__(self, audio: np.ndarray, *, output_layer: int | None = None) -> mx.array:
+    def __call__(self, audio: np.ndarray, *, output_layer: int | None = None, dtype: mx.Dtype = mx.float32) -> mx.array:
         """(N,) float32 16 kHz -> (T, D) hidden states of transformer layer ``output_layer``
-        (1-indexed; None = the last, with the final LayerNorm when ``layer_norm_first``)."""
+        (1-indexed; None = the last, with the final LayerNorm when ``layer_norm_first``).
+        ``dtype``: the GPU graph's (:meth:`weights`); the CPU forward is float32."""
         if not self.cpu:  # GPUs: one lazy graph, evaluated here
-            out = self.lazy(audio, output_layer=output_layer)
+            out = self.lazy(audio, output_layer=output_layer, dtype=dtype)
             mx.eval(out)
             return out
         m = self.model
