@@ -97,7 +97,9 @@ def test_half_synthesizer_on_gpus_gets_half_contentvec(
     gpu = Backends("gpu", "mlx", "float16", None, one_blas_thread=True)
     assert content_dtype(gpu) == "float16"
     assert content_dtype(replace(gpu, precision="bfloat16")) == "bfloat16"
-    assert content_dtype(replace(gpu, precision="tf32")) == content_dtype(replace(gpu, precision="float32")) == "float32"
+    assert (
+        content_dtype(replace(gpu, precision="tf32")) == content_dtype(replace(gpu, precision="float32")) == "float32"
+    )
     assert content_dtype(replace(gpu, device="cpu")) == "float32"
     model = fixtures_dir / "reference" / "checkpoints" / "v1_nof0_40k.pth"  # (no f0 network to load)
     assert VoiceConverter(model, contentvec=contentvec_v1).embedder.dtype == "float32"

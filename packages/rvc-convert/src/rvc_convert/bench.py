@@ -173,15 +173,19 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
     on_gpu = models["synth"].backend.device == "gpu"
     if warmup is None:
         warmup = seconds
+    audio = signal(seconds)  # made before the clock starts (60 s of it took ~0.2 s on a GPU host)
+    # the warm-up converts the measured signal itself: its chunk lengths (where the input is cut
+    # depends on the audio) are the ones whose graphs GPUs compile on the repeat; another
+    # signal's left the first two measured calls uncompiled and tracing (H200, float16 60 s:
+    # 305-351 ms where in-process repeats of one signal took 196-213)
     first_stages: dict[str, float] = {}
     first = time.perf_counter()
-    call(signal(warmup, seed=1), first_stages)
+    call(audio if warmup == seconds else signal(warmup, seed=1), first_stages)
     first = time.perf_counter() - first
     if on_gpu:  # GPUs compile a chunk length's graphs when it repeats: that call is a warm-up too
-        call(signal(warmup, seed=1))
+        call(audio if warmup == seconds else signal(warmup, seed=1))
     mx.reset_peak_memory()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    audio = signal(seconds)  # made before the clock starts (60 s of it took ~0.2 s on a GPU host)
     runs = []
     for _ in range(repeats):
         timings: dict[str, float] = {}

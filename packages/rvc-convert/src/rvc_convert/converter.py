@@ -128,14 +128,15 @@ class VoiceConverter:
                 f"embedder must be a name ({', '.join(_embedder_names())}), a Hugging Face HuBERT folder, or a "
                 f"callable (audio_16k -> (frames, {info.feature_dim})); got {embedder!r}"
             )
-        half = content_dtype(self.backends)  # GPUs: half ContentVec with a half synthesizer
+        # GPUs: a half ContentVec with a half synthesizer (asked only then: embedders need not know dtype)
+        half = {"dtype": content_dtype(self.backends)} if content_dtype(self.backends) != "float32" else {}
         if callable(embedder):
             self.embedder = embedder
         elif embedder is not None and str(embedder) != "contentvec":
             from rvc_features import load_embedder
 
             cv = self.contentvec = load_embedder(embedder)
-            self.embedder = cv.embedder(info.version, dtype=half)
+            self.embedder = cv.embedder(info.version, **half)
             width = cv.dim if info.version == "v2" else cv.final_proj[0].shape[0]
             if width != info.feature_dim:
                 raise ModelMismatchError(
@@ -148,7 +149,7 @@ class VoiceConverter:
             from .weights import resolve_weights
 
             self.contentvec = load_contentvec(resolve_weights("contentvec", contentvec))
-            self.embedder = self.contentvec.embedder(info.version, dtype=half)
+            self.embedder = self.contentvec.embedder(info.version, **half)
             cv = self.contentvec
             width = cv.dim if info.version == "v2" else cv.final_proj[0].shape[0]
             if width != info.feature_dim:
