@@ -8,9 +8,8 @@ medians in ms and each variant's peak device memory. Not a test; for choosing GP
 Sets (the first variant of each is this build's default):
 
 - ``compile``: this build (ContentVec and the synthesizer compiled per repeated chunk length,
-  stretches of up to 500 frames queued two at a time: none by default, whose stretches are
-  1200-1500 frames) / every stretch queued behind the last (float16's 1500-frame ones overlapped
-  at 4.1-5.2 GB before the command-buffer setting) / nothing compiled per length;
+  TF32 and half-precision decoder stretches queued two at a time) / every stretch waited for /
+  nothing compiled per length;
 - ``stretch``: the float32 decoder stretch: this build's (TF32 1500, exact 1200: a 10 s chunk
   in one stretch, the whole call one compiled graph) / TF32 500 and exact 200 (the tenth
   session's) / 1000 (run it as ``rvc bench`` does, with ``rvc_runtime.configure_gpu``'s
@@ -45,7 +44,7 @@ _START = pipeline.RMVPEF0.start
 
 
 def _set(
-    overlap: int = generator.OVERLAP_FRAMES,
+    overlap: bool = generator.OVERLAP,
     compiled: bool = True,
     tf32_frames: int = backends.GPU_TF32_CHUNK_FRAMES,
     exact_frames: int = backends.GPU_EXACT_CHUNK_FRAMES,
@@ -53,7 +52,7 @@ def _set(
     limit: float = 3.0,
 ) -> Callable[[], None]:
     def apply() -> None:
-        generator.OVERLAP_FRAMES, pipeline.COMPILE_CHUNKS = overlap, compiled
+        generator.OVERLAP, pipeline.COMPILE_CHUNKS = overlap, compiled
         backends.GPU_TF32_CHUNK_FRAMES, backends.GPU_EXACT_CHUNK_FRAMES = tf32_frames, exact_frames
         if queued:
             pipeline.RMVPEF0.start = _START  # type: ignore[method-assign]
@@ -78,7 +77,7 @@ def _call(name: str) -> Callable[[], Callable | None]:
 SETS: dict[str, dict[str, Callable[[], Callable | None]]] = {
     "compile": {
         "this_build": _set(),
-        "all_stretches_overlapped": _set(overlap=10**6),
+        "stretches_one_by_one": _set(overlap=False),
         "not_compiled": _set(compiled=False),
     },
     "stretch": {

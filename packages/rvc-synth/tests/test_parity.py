@@ -137,9 +137,8 @@ def test_half_precision_against_fp32_goldens(ref_dir: Path, variant: str, dtype:
 @pytest.mark.parametrize("conv", ["gemm", "dnnl"])
 def test_decoder_chunking_is_exact(ref_dir: Path, conv: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Decoding in stretches with receptive-field halos equals decoding all at once; on GPUs
-    short stretches are queued two at a time."""
+    TF32 and half-precision stretches are queued two at a time, exact float32 ones one by one."""
     from rvc_runtime import onednn as _dnnl
-    from rvc_synth import generator
 
     if conv == "dnnl" and not _dnnl.available():
         pytest.skip("oneDNN not installed")
@@ -155,8 +154,7 @@ def test_decoder_chunking_is_exact(ref_dir: Path, conv: str, monkeypatch: pytest
         return
     # as GPUs run them (here on MLX's CPU): stretches compiled, each queued before the one
     # before it is waited for
-    monkeypatch.setattr(generator, "OVERLAP_FRAMES", 16)  # stretches of up to 16 frames overlap
-    with conv_path(m, conv, device="gpu", streams=0, compile="decoder"):
+    with conv_path(m, conv, device="gpu", streams=0, compile="decoder", tf32=True):  # TF32 (half alike)
         waits = []
         eval_ = mx.eval
         monkeypatch.setattr(mx, "eval", lambda *a: waits.append(len(a)) or eval_(*a))
@@ -164,10 +162,10 @@ def test_decoder_chunking_is_exact(ref_dir: Path, conv: str, monkeypatch: pytest
         monkeypatch.setattr(mx, "eval", eval_)
     assert waits == [1, 1, 1]  # stretches 1..3 waited for after 2..4 were queued
     np.testing.assert_allclose(got, whole, atol=2e-6)
-    with conv_path(m, conv, device="gpu", streams=0, compile="decoder"):  # longer ones: one at a time
+    with conv_path(m, conv, device="gpu", streams=0, compile="decoder"):  # exact float32: one at a time
         waits.clear()
         monkeypatch.setattr(mx, "eval", lambda *a: waits.append(len(a)) or eval_(*a))
-        got = np.array(m.dec(z, f0, emb, chunk_frames=17))
+        got = np.array(m.dec(z, f0, emb, chunk_frames=16))
         monkeypatch.setattr(mx, "eval", eval_)
     assert waits == [1, 1, 1, 1]
     np.testing.assert_allclose(got, whole, atol=2e-6)

@@ -276,8 +276,8 @@ class Generator(nn.Module):
         if full >= t:  # one stretch would hold everything
             return self._decode(x, har, g)
         streams = _cpu_streams(self.backend.streams)
-        # GPUs, stretches of up to OVERLAP_FRAMES: two in flight (below)
-        overlap = self.backend.device != "cpu" and size <= OVERLAP_FRAMES
+        # GPUs, TF32 and half precision: two stretches in flight (below); exact float32's wait
+        overlap = OVERLAP and self.backend.device != "cpu" and self.backend.precision != "float32"
         pieces = []
         for n, (a, b, lo, hi) in enumerate(_stretches(t, size, halo)):
             with mx.stream(streams[n % len(streams)]) if streams else _nullcontext():
@@ -403,11 +403,13 @@ class _nullcontext:
 # oneDNN on the CPU (2 cores, 10 s): 250 frames 6.9 s, peak RSS 0.74 GB; 500: 6.6 s 0.95 GB;
 # 1000: 6.0 s 1.34 GB (fewer halo frames)
 DNNL_CHUNK_FRAMES = 1000
-# GPUs: a stretch of up to this many frames is queued before the one before it is waited for.
-# H200, in-process A/B, synthesizer at 60 s, before the command-buffer setting: TF32 (500
-# frames) 102.2 -> 92.6 ms, peak 3.3 GB; float16 (1500) 61.2 -> 57.7 ms but peak 3.5-4.3 ->
-# 4.1-5.2 GB, over the 4 GB bound. Since stretches are 1200-1500 frames long, none overlaps.
-OVERLAP_FRAMES = 500
+# GPUs: each stretch is queued before the one before it is waited for (TF32 and half precision;
+# exact float32, whose 1200-frame stretches peak at 3.7 GB one at a time, waits). H200,
+# in-process A/B (7 rounds) with 1500-frame stretches and the command-buffer setting,
+# synthesizer at 60 s: float16 68.1 -> 64.6 ms, TF32 95.9 -> 91.5 ms, peak 3.03 -> 3.03 GB and
+# 3.17 -> 3.24 GB (before that setting float16 overlapped at 4.1-5.2 GB, TF32 500-frame
+# stretches 102.2 -> 92.6 ms). False: every stretch waited for.
+OVERLAP = True
 
 
 def _chunking(t: int, chunk_frames: int | None, backend: Backend) -> int:
