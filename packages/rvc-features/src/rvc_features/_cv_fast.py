@@ -332,14 +332,11 @@ class FastContentvec:
             f1 = min(n, f0 + block)
             y = x[stride * f0 : stride * (f1 - 1) + field][:, None]
             for i, (k, s, w2, bias, norm) in enumerate(self.weights(dtype).convs):
-                if i == 0:  # float32 (its group-norm statistics too), then the graph's dtype
-                    k, s, w2, bias, norm = self.convs[0]
-                    w2, bias = w0, b0
-                y = _conv_gemm(y, w2, k, s, bias)
+                y = _conv_gemm(y, w0 if i == 0 else w2, k, s, b0 if i == 0 else bias)
                 if norm is not None and not group_norm:
                     y = mx.fast.layer_norm(y, norm.weight, norm.bias, norm.eps)
                 y = self.gelu(y)
-                if i == 0:
+                if i == 0:  # the first layer (its group-norm statistics too) is float32
                     y = y.astype(dtype)
             outs.append(y)
         return outs[0] if len(outs) == 1 else mx.concatenate(outs, axis=0)
