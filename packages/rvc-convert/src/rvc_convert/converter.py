@@ -129,7 +129,8 @@ class VoiceConverter:
                 f"callable (audio_16k -> (frames, {info.feature_dim})); got {embedder!r}"
             )
         # GPUs: a half ContentVec with a half synthesizer (asked only then: embedders need not know dtype)
-        half = {"dtype": content_dtype(self.backends)} if content_dtype(self.backends) != "float32" else {}
+        content = content_dtype(self.backends)
+        half = {"dtype": content} if content != "float32" else {}
         if callable(embedder):
             self.embedder = embedder
         elif embedder is not None and str(embedder) != "contentvec":
