@@ -91,3 +91,13 @@ def test_memory_limit_only_with_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     rvc_runtime.configure_gpu(memory_limit=None)
     rvc_runtime.configure_gpu()
     assert calls == [2**29]  # None first: MLX's limit stays
+
+
+def test_command_buffers_left_to_metal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS: MLX's Metal backend reads MLX_MAX_OPS_PER_BUFFER too (its own defaults per GPU):
+    not set there."""
+    monkeypatch.delenv("MLX_MAX_OPS_PER_BUFFER", raising=False)
+    monkeypatch.setenv("MLX_PTX_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr("sys.platform", "darwin")
+    got = rvc_runtime.configure_gpu(memory_limit=None)
+    assert "MLX_MAX_OPS_PER_BUFFER" not in got and "MLX_MAX_OPS_PER_BUFFER" not in os.environ

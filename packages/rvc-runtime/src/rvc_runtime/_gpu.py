@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 CONV_CACHE = 1024  # cuDNN convolution plans kept by MLX (MLX_CUDA_CONV_CACHE_SIZE)
@@ -50,7 +51,8 @@ def configure_gpu(
       3.4 GB beyond its output by default, 3.0 GB with 20, 2.9 GB with 8, at the same speed
       (11.4-11.9 ms); exact float32 6.6 -> 3.2 GB. The whole TF32 pipeline with 1500-frame
       stretches (a 10 s chunk in one graph): peak 5.8 -> 3.0 GB at 10 s, 7.2 -> 3.2 GB at 60 s;
-      float16 2.8 -> 2.0 GB and 3.4 -> 3.0 GB, no slower (cross-process, 7 rounds each).
+      float16 2.8 -> 2.0 GB and 3.4 -> 3.0 GB, no slower (cross-process, 7 rounds each). Not
+      set on macOS: MLX's Metal backend reads the same variable, with defaults per GPU.
     * ``memory_limit`` (GiB; None leaves MLX's): with CUDA, MLX's memory limit is lowered to
       it. Launched directly, the work of a whole evaluation is queued at once and its
       temporaries live until it completes (60 s, float16: peak 3.3 -> 6.2 GB); above the
@@ -60,9 +62,9 @@ def configure_gpu(
       yourself before making a ``VoiceConverter``: the first call's ``memory_limit`` is the
       one applied, later calls (``VoiceConverter``'s) keep it.
 
-    Harmless on Apple GPUs and CPUs (the variables are CUDA's; the limit is set only with
-    CUDA). Returns the variables in effect. ``VoiceConverter`` and the ``rvc`` command call
-    this for you.
+    Harmless on Apple GPUs and CPUs (the variables are CUDA's, the command-buffer size is not
+    set on macOS, the limit is set only with CUDA). Returns the variables in effect.
+    ``VoiceConverter`` and the ``rvc`` command call this for you.
     """
     if int(conv_cache) < 1:
         raise ValueError(f"conv_cache={conv_cache!r}; expected a positive number of plans")
@@ -73,7 +75,8 @@ def configure_gpu(
     ptx = Path(kernel_dir).expanduser() if kernel_dir is not None else _cache_root()
     os.environ.setdefault("MLX_CUDA_CONV_CACHE_SIZE", str(int(conv_cache)))
     os.environ.setdefault("MLX_USE_CUDA_GRAPHS", "1" if cuda_graphs else "0")
-    os.environ.setdefault("MLX_MAX_OPS_PER_BUFFER", str(int(ops_per_buffer)))
+    if sys.platform != "darwin":  # Metal reads it too, with its own per-GPU defaults: left alone
+        os.environ.setdefault("MLX_MAX_OPS_PER_BUFFER", str(int(ops_per_buffer)))
     if "MLX_PTX_CACHE_DIR" not in os.environ:
         try:
             ptx.mkdir(parents=True, exist_ok=True)
