@@ -34,8 +34,8 @@ Format = Literal["wav", "flac", "mp3", "ogg", "m4a"]
 Precision = Literal["float32", "tf32", "float16", "bfloat16"]
 PRECISION_HELP = (
     "Synthesizer precision: float32 (exact); tf32 (NVIDIA: tensor cores for float32 matmuls and "
-    "convolutions, ~2x faster, ~75 dB SNR); float16/bfloat16 (GPUs, RVC's half precision; pair with "
-    "--preset fp16)."
+    "convolutions, ~2x faster, ~75 dB SNR); float16/bfloat16 (GPUs, RVC's half precision: "
+    "ContentVec runs in it too, RMVPE in TF32; pair with --preset fp16)."
 )
 
 # Output suffix -> format (what rvc_audio.save_audio writes for it).

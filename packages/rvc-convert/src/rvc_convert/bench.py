@@ -78,7 +78,8 @@ def build_models(synth_path: str | None = None, *, dtype: str = "float32") -> di
 
     mx.random.seed(0)
     # MLX_ENABLE_TF32 as rvc_synth.load(dtype=) fixes it: with a half-precision synthesizer,
-    # ContentVec and RMVPE run in TF32 (the synthesizer is built in float32 below, then cast)
+    # RMVPE runs in TF32 (the synthesizer is built in float32 below, then cast; ContentVec gets
+    # the half precision from pipeline_call's embedder)
     rvc_synth.backends.choose("auto", dtype=dtype)
     path = Path(synth_path) if synth_path else _fixture_model()
     if path is not None:
