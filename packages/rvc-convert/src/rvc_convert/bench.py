@@ -179,12 +179,13 @@ def measure(seconds: float, models: dict[str, Any], *, warmup: float | None = No
     # depends on the audio) are the ones whose graphs GPUs compile on the repeat; another
     # signal's left the first two measured calls uncompiled and tracing (H200, float16 60 s:
     # 305-351 ms where in-process repeats of one signal took 196-213)
+    warm = audio if warmup == seconds else signal(warmup, seed=1)
     first_stages: dict[str, float] = {}
     first = time.perf_counter()
-    call(audio if warmup == seconds else signal(warmup, seed=1), first_stages)
+    call(warm, first_stages)
     first = time.perf_counter() - first
     if on_gpu:  # GPUs compile a chunk length's graphs when it repeats: that call is a warm-up too
-        call(audio if warmup == seconds else signal(warmup, seed=1))
+        call(warm)
     mx.reset_peak_memory()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     runs = []

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 import mlx.core as mx
 import numpy as np
+from mlx.utils import tree_flatten
 
 # Rational approximation of erf on [-4, 4] (Eigen / XLA's float32 erf): erf(x) = x P(x^2) / Q(x^2).
 _ERF_P = (
@@ -85,7 +86,7 @@ def _conv_gemm(x: mx.array, w2: mx.array, k: int, s: int, bias: mx.array | None)
     return y if bias is None else y + bias
 
 
-MAX_GRAPHS = 8  # GPUs: compiled forwards kept (one per input length and output layer)
+MAX_GRAPHS = 8  # GPUs: compiled forwards kept (one per input length, output layer and dtype)
 DNNL_BLOCKS = (256, 64, 16)  # frames per oneDNN feature-extractor call
 
 
@@ -123,30 +124,18 @@ class _GraphWeights(NamedTuple):
 
     def cast(self, dtype: mx.Dtype) -> _GraphWeights:
         """A copy in ``dtype`` (evaluated), the first convolution left as it is (float32)."""
-        convs = self.convs[:1] + [
-            (k, s, _cast(w, dtype), _cast(b, dtype), _cast(n, dtype)) for k, s, w, b, n in self.convs[1:]
-        ]
-        layers = [tuple(_cast(a, dtype) for a in lay) for lay in self.layers]
-        proj = None if self.proj is None else (self.proj[0].astype(dtype), self.proj[1].astype(dtype))
+        convs = self.convs[:1] + [(k, s, *(_cast(a, dtype) for a in rest)) for k, s, *rest in self.convs[1:]]
         out = _GraphWeights(
             convs,
-            layers,
-            self.pos_w.astype(dtype),
-            self.pos_b.astype(dtype),
+            [tuple(_cast(a, dtype) for a in lay) for lay in self.layers],
+            _cast(self.pos_w, dtype),
+            _cast(self.pos_b, dtype),
             _cast(self.ln_feat, dtype),
-            proj,
+            None if self.proj is None else tuple(_cast(a, dtype) for a in self.proj),
             _cast(self.ln_enc, dtype),
         )
-        mx.eval([a for a in _leaves(out)])
+        mx.eval([a for _, a in tree_flatten(out) if isinstance(a, mx.array)])
         return out
-
-
-def _leaves(tree: Any) -> list[mx.array]:
-    if isinstance(tree, mx.array):
-        return [tree]
-    if isinstance(tree, (list, tuple)):
-        return [a for t in tree for a in _leaves(t)]
-    return []
 
 
 class FastContentvec:
