@@ -11,6 +11,7 @@
 # kernels of every stage call at 10 / 60 s, "refgraph"/"refstrict"/"bexact" the reference's
 # CUDA-graph and fp32strict stages and exact float32, "flags" the A/Bs of
 # bench/gpu_flags_ab.py, alternated in one process: FLAGSETS="compile stretch f0 memory cv",
+# FLAGPRECS="float16 tf32 exact", FLAGSECS="10 60",
 # "convmem" bench/gpu_conv_memory.py in TF32, exact float32 and float16, "buffers" its whole
 # decoder per MLX_MAX_OPS_PER_BUFFER value).
 # NOKEEP=1: no kernel caches sent back (room for 8 result files).
@@ -68,8 +69,11 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     first) step first conversion; first ;;
     coldprof) step first conversion profiled; coldprof ;;
     flags) step interleaved A/B; for set in ${FLAGSETS:-compile}; do  # sets: bench/gpu_flags_ab.py
-            [ "$set" != stretch ] && run env MLX_ENABLE_TF32=1 python3 bench/gpu_flags_ab.py "$set" float16 10 60 | tee -a "$OUT/flags.jsonl"
-            [ "$set" != cv ] && run env MLX_ENABLE_TF32=1 python3 bench/gpu_flags_ab.py "$set" float32 10 60 | tee -a "$OUT/flags.jsonl"
+            # precisions: FLAGPRECS (float16, tf32, exact; default the first two, cv float16 only)
+            for p in ${FLAGPRECS:-float16 $([ "$set" != cv ] && echo tf32)}; do
+                run env MLX_ENABLE_TF32=$([ "$p" = exact ] && echo 0 || echo 1) python3 bench/gpu_flags_ab.py "$set" \
+                    "$([ "$p" = float16 ] && echo float16 || echo float32)" ${FLAGSECS:-10 60} | tee -a "$OUT/flags.jsonl"
+            done
         done ;;
     convmem) step decoder memory by layer; for p in ${CONVMEM:-tf32:float32 exact:float32 half:float16}; do  # bench/gpu_conv_memory.py
             run env MLX_ENABLE_TF32=$([ "${p%%:*}" = exact ] && echo 0 || echo 1) python3 bench/gpu_conv_memory.py --frames 1200 --dtype "${p#*:}" | tee -a "$OUT/convmem.txt"

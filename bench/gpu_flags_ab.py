@@ -10,10 +10,10 @@ Sets (the first variant of each is this build's default):
 - ``compile``: this build (ContentVec and the synthesizer compiled per repeated chunk length,
   TF32 and half-precision decoder stretches queued two at a time) / every stretch waited for /
   nothing compiled per length;
-- ``stretch``: the float32 decoder stretch: this build's (TF32 1500, exact 1200: a 10 s chunk
-  in one stretch, the whole call one compiled graph) / TF32 500 and exact 200 (the tenth
-  session's) / 1000 (run it as ``rvc bench`` does, with ``rvc_runtime.configure_gpu``'s
-  command buffers, or with ``MLX_MAX_OPS_PER_BUFFER`` set to compare);
+- ``stretch``: the decoder stretches: this build's (at most TF32 / half 1500 and exact 1200
+  frames, a 10 s chunk in one stretch; a decode that needs several in equal ones) / every
+  stretch of the full length, the last pulled inside (the eleventh session's) / exact float32
+  stretches queued two at a time as TF32 ones (memory!);
 - ``f0``: the f0 queued behind the device's work (``RMVPEModel.start``) / waited for first;
 - ``memory``: MLX's memory limit 3 / 2.5 / 3.5 GiB;
 - ``cv``: ContentVec as ``VoiceConverter`` runs it (half precision with a half synthesizer on
@@ -44,15 +44,16 @@ _START = pipeline.RMVPEF0.start
 
 
 def _set(
-    overlap: bool = generator.OVERLAP,
+    overlap: tuple[str, ...] = generator.OVERLAP,
     compiled: bool = True,
+    step: int = generator.STRETCH_STEP,
     tf32_frames: int = backends.GPU_TF32_CHUNK_FRAMES,
     exact_frames: int = backends.GPU_EXACT_CHUNK_FRAMES,
     queued: bool = True,
     limit: float = 3.0,
 ) -> Callable[[], None]:
     def apply() -> None:
-        generator.OVERLAP, pipeline.COMPILE_CHUNKS = overlap, compiled
+        generator.OVERLAP, generator.STRETCH_STEP, pipeline.COMPILE_CHUNKS = overlap, step, compiled
         backends.GPU_TF32_CHUNK_FRAMES, backends.GPU_EXACT_CHUNK_FRAMES = tf32_frames, exact_frames
         if queued:
             pipeline.RMVPEF0.start = _START  # type: ignore[method-assign]
@@ -77,13 +78,13 @@ def _call(name: str) -> Callable[[], Callable | None]:
 SETS: dict[str, dict[str, Callable[[], Callable | None]]] = {
     "compile": {
         "this_build": _set(),
-        "stretches_one_by_one": _set(overlap=False),
+        "stretches_one_by_one": _set(overlap=()),
         "not_compiled": _set(compiled=False),
     },
     "stretch": {
         "this_build": _set(),
-        "500_200": _set(tf32_frames=500, exact_frames=200),
-        "1000": _set(tf32_frames=1000, exact_frames=1000),
+        "full_length": _set(step=1 << 30),
+        "exact_queued": _set(overlap=(*generator.OVERLAP, "float32")),
     },
     "f0": {"queued": _set(), "waited": _set(queued=False)},
     "memory": {"3": _set(), "2.5": _set(limit=2.5), "3.5": _set(limit=3.5)},

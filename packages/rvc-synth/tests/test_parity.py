@@ -180,6 +180,21 @@ def test_decoder_chunking_is_exact(ref_dir: Path, conv: str, monkeypatch: pytest
             del m.dec._decode
     assert shapes == [16 + 2 * m.dec.receptive_radius()] * 4
     np.testing.assert_allclose(with_spy, whole, atol=2e-6)
+    # GPUs' default stretches (here 20 frames in steps of 4): equal ones, rounded up to the step
+    # (64 frames: 4 stretches of 16, not 3 of 20 and a fourth pulled inside)
+    from rvc_synth import backends, generator
+
+    monkeypatch.setattr(backends, "GPU_EXACT_CHUNK_FRAMES", 20)
+    monkeypatch.setattr(generator, "STRETCH_STEP", 4)
+    with conv_path(m, conv, device="gpu", streams=0, compile="off"):
+        shapes.clear()
+        m.dec._decode = lambda x, har, g: shapes.append(x.shape[1]) or decode(x, har, g)
+        try:
+            got = np.array(m.dec(z, f0, emb))
+        finally:
+            del m.dec._decode
+    assert shapes == [16 + 2 * m.dec.receptive_radius()] * 4
+    np.testing.assert_allclose(got, whole, atol=2e-6)
 
 
 def test_attention_query_blocks_are_exact(ref_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

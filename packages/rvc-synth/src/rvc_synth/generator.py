@@ -271,13 +271,13 @@ class Generator(nn.Module):
             except _dnnl.DnnlError as exc:  # a library build that refuses a layer: MLX can do it
                 logger.warning("oneDNN decoder failed (%s); using MLX's convolutions from now on", exc)
                 object.__setattr__(self, "_dnnl_failed", True)
-        size = _chunking(t, chunk_frames, self.backend)
+        size = _chunking(t, chunk_frames, self.backend, halo)
         full = size + 2 * halo  # every stretch has this length: one shape, compiled once, reused
         if full >= t:  # one stretch would hold everything
             return self._decode(x, har, g)
         streams = _cpu_streams(self.backend.streams)
         # GPUs, TF32 and half precision: two stretches in flight (below); exact float32's wait
-        overlap = OVERLAP and self.backend.device != "cpu" and self.backend.precision != "float32"
+        overlap = self.backend.device != "cpu" and self.backend.precision in OVERLAP
         pieces = []
         for n, (a, b, lo, hi) in enumerate(_stretches(t, size, halo)):
             with mx.stream(streams[n % len(streams)]) if streams else _nullcontext():
@@ -307,7 +307,8 @@ class Generator(nn.Module):
         backend compiles, the frames make one stretch and no host (oneDNN) decoder runs."""
         if self.backend.compile == "off" or self._dnnl() is not None:
             return False
-        return _chunking(t, chunk_frames, self.backend) + 2 * self.receptive_radius() >= t
+        halo = self.receptive_radius()
+        return _chunking(t, chunk_frames, self.backend, halo) + 2 * halo >= t
 
     def _dnnl(self):
         """The oneDNN decoder (the ``onednn`` backend, float32 weights), built once; else None."""
@@ -408,16 +409,31 @@ DNNL_CHUNK_FRAMES = 1000
 # in-process A/B (7 rounds) with 1500-frame stretches and the command-buffer setting,
 # synthesizer at 60 s: float16 68.1 -> 64.6 ms, TF32 95.9 -> 91.5 ms, peak 3.03 -> 3.03 GB and
 # 3.17 -> 3.24 GB (before that setting float16 overlapped at 4.1-5.2 GB, TF32 500-frame
-# stretches 102.2 -> 92.6 ms). False: every stretch waited for.
-OVERLAP = True
+# stretches 102.2 -> 92.6 ms). The precisions whose stretches are queued so (empty: every
+# stretch waited for).
+OVERLAP: tuple[str, ...] = ("tf32", "float16", "bfloat16")
 
 
-def _chunking(t: int, chunk_frames: int | None, backend: Backend) -> int:
+# GPUs: the default stretches of a decode that needs several are made equal, rounded up to a
+# multiple of this many frames (one shape per decode, and few shapes over many inputs). Stretches
+# of the full default length wasted up to a stretch per decode: `rvc bench`'s 60 s input is two
+# chunks whose kept frames and halos (14 frames each side, v2 40k) are 3,496 and 2,557 frames;
+# they took 3 + 3 exact stretches of 1,228 frames (7,368 decoded for 6,001 kept) or 3 + 2 TF32 /
+# half ones of 1,528 (7,640). Equal ones: 3 x 1,228 + 3 x 928 (6,468) and 3 x 1,228 + 2 x 1,328
+# (6,340).
+STRETCH_STEP = 50
+
+
+def _chunking(t: int, chunk_frames: int | None, backend: Backend, halo: int) -> int:
+    """Output frames per decoder stretch for ``t`` frames (``halo`` frames of context each side)."""
     if chunk_frames == 0:
         return t
     size = chunk_frames or backend.chunk_frames
-    if backend.streams and chunk_frames is None and t >= 200:
+    if chunk_frames is None and backend.streams and t >= 200:
         size = min(size, -(-t // backend.streams))  # at least one stretch per CPU stream
+    elif chunk_frames is None and size + 2 * halo < t:  # GPUs, several stretches: equal ones
+        parts = -(-t // size)
+        size = min(size, -(-t // (parts * STRETCH_STEP)) * STRETCH_STEP)
     return size
 
 
