@@ -1,6 +1,7 @@
 """Where the decoder's GPU memory goes at one long stretch: each convolution's transient memory
-(beyond its output: cuDNN workspace and temporaries) and time (transposed ones also in the
-polyphase GEMM form of :mod:`rvc_synth.layers`), then the whole compiled decoder. Not a test;
+(beyond its output: cuDNN workspace and temporaries) and time (also in the GEMM forms of
+:mod:`rvc_synth.layers`: polyphase transposed ones, one GEMM per tap), then the whole compiled
+decoder (``--conv gemm``: on those GEMM forms). Not a test;
 for choosing GPU code paths and settings.
 
     MLX_ENABLE_TF32=1 python bench/gpu_conv_memory.py [--frames 1200] [--dtype float32] [--whole]
@@ -21,6 +22,7 @@ import json
 import os
 import statistics
 import time
+from dataclasses import replace
 
 import rvc_runtime
 
@@ -33,7 +35,7 @@ import numpy as np  # noqa: E402
 
 from rvc_synth import Synthesizer  # noqa: E402
 from rvc_synth.bench import random_model  # noqa: E402
-from rvc_synth.layers import conv_transpose1d_gemm, conv_transpose1d_native  # noqa: E402
+from rvc_synth.layers import conv1d_gemm, conv_transpose1d_gemm, conv_transpose1d_native  # noqa: E402
 
 MiB = 2**20
 TRANSPOSED = {"native": conv_transpose1d_native, "gemm": conv_transpose1d_gemm}
@@ -64,6 +66,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=1200)
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--whole", action="store_true", help="only the whole decoder")
+    ap.add_argument("--conv", default="native", help="the whole decoder's convolutions: native (cuDNN) or gemm")
     a = ap.parse_args()
     tf32 = os.environ.get("MLX_ENABLE_TF32")
     print(f"MLX {mx.__version__} {mx.default_device()} TF32={tf32} dtype={a.dtype} frames={a.frames}", flush=True)
@@ -82,6 +85,8 @@ def main() -> None:
     print(f"weights {mx.get_active_memory() / MiB:.0f} MiB live {env}", flush=True)
     if not a.whole:
         layers(model, z, har)
+    if a.conv != model.backend.conv:
+        model.set_backend(replace(model.backend, conv=a.conv))
     whole(model, z, har, g)
 
 
@@ -111,7 +116,11 @@ def layers(model: Synthesizer, z: mx.array, har: mx.array) -> None:
                     continue
                 seen.add(key)
                 ms, extra = timed(lambda c=c, h=h: c(h))
-                print(f"   conv T={h.shape[1]} C={h.shape[2]} k={key[0]} d={key[1]}: {ms:6.2f} ms {extra:7.0f} MiB")
+                gms, gextra = timed(lambda c=c, h=h: conv1d_gemm(c, h))  # one GEMM per tap
+                print(
+                    f"   conv T={h.shape[1]} C={h.shape[2]} k={key[0]} d={key[1]}: {ms:6.2f} ms {extra:7.0f} MiB"
+                    f" | gemm {gms:6.2f} ms {gextra:7.0f} MiB"
+                )
     ms, extra = timed(lambda h=h: dec.conv_post(nn.leaky_relu(h, 0.01)))
     print(f"  conv_post: {ms:6.2f} ms {extra:7.0f} MiB", flush=True)
 
@@ -122,6 +131,7 @@ def whole(model: Synthesizer, z: mx.array, har: mx.array, g: mx.array) -> None:
     print(f"== whole decoder, compiled, one stretch: {ms:7.2f} ms, {extra:7.0f} MiB beyond its output ==", flush=True)
     env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("MLX_MAX_")) or "default"
     row = {"env": env, "tf32": os.environ.get("MLX_ENABLE_TF32"), "frames": z.shape[1], "dtype": str(z.dtype)}
+    row["conv"] = model.backend.conv
     print(json.dumps({**row, "ms": round(ms, 2), "transient_mib": round(extra)}), flush=True)
 
 
