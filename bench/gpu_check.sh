@@ -22,11 +22,11 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >"$OUT/env.txt"
 step() { echo "== $* ==" | tee -a "$OUT/steps.txt"; echo "start $((SECONDS - start)) s" >>"$OUT/steps.txt"; }
 live() { run python3 bench/live_bench.py --dtype float16 --json --input $S "$@" | tee -a "$OUT/live.jsonl"; }
 
-benchx() {  # name precision seconds...: rvc bench rows (first call + stages), all lengths in one process
+benchx() {  # name precision seconds...: rvc bench rows (first call + stages), all lengths in one process; REPEATS (3)
     local name=$1 prec=$2; shift 2; local secs; secs=$(IFS=,; echo "$*")
     local t0=$SECONDS
     run env MLX_ENABLE_TF32=${TF32:-1} python3 -c "import json, rvc_runtime; rvc_runtime.configure_cpu(); rvc_runtime.configure_gpu()
-from rvc_convert import bench; print(json.dumps(bench.run(($secs,), isolate=False, precision='$prec', repeats=3)))" >"$OUT/bench_$name.json"
+from rvc_convert import bench; print(json.dumps(bench.run(($secs,), isolate=False, precision='$prec', repeats=${REPEATS:-3})))" >"$OUT/bench_$name.json"
     python3 -c "import json; [print(json.dumps({'run': '$name', **{k: r.get(k) for k in ('seconds', 'precision', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb', 'first_call_s', 'first_call_stages')}})) for r in json.load(open('$OUT/bench_$name.json'))]" 2>&1
     echo "process $((SECONDS - t0)) s; MLX kernels $(du -sm ~/.cache/rvc/mlx-kernels 2>/dev/null | cut -f1) MB, ~/.nv $(du -sm ~/.nv 2>/dev/null | cut -f1) MB"
 }
@@ -63,6 +63,7 @@ refgraph() {  # the reference's stages with its own CUDA-graph replay (RVC_CUDA_
     done; done
 }
 kernels() { (cd bench && run python3 gpu_live_kernels.py --dtype float16 --input ../$S) | tee "$OUT/live_kernels.jsonl" | cut -c1-600; }
+n16=0
 for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     case $s in
     tests) step CUDA tests; tests ;;
@@ -87,7 +88,7 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     prof) step stage kernels; prof ;;
     fast) step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast ;;
     rt) step live 0.25 real time; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime ;;
-    bench16 | b16) step rvc bench float16; benchx float16 float16 10 60 ;;
+    bench16 | b16) step rvc bench float16; benchx float16$((++n16)) float16 10 60 ;;
     bench32 | b32) step rvc bench tf32; benchx tf32 tf32 10 60 ;;
     kernels) step block kernels; kernels ;;
     ref) step reference eager; ref ;;
