@@ -7,7 +7,8 @@
 # eager stages (torch_ref.py fp32/fp16), `rvc bench tf32`, the 90 ms setting in real time, the
 # 0.25 s block fast again. JSON under $OUT; per-step start times in steps.txt. STEPS picks
 # and orders the steps (default: all, in that order; "tests" runs the CUDA-only tests first;
-# "first" times a first conversion (run it with COLD=1 on a fresh machine), "prof" the CUPTI
+# "first" times a first conversion (run it with COLD=1 on a fresh machine), "warmprof" profiles
+# a new process's first conversion with the caches filled (py-spy, .gpu/p5), "prof" the CUPTI
 # kernels of every stage call at 10 / 60 s, "refgraph"/"refstrict"/"bexact" the reference's
 # CUDA-graph and fp32strict stages and exact float32, "flags" the A/Bs of
 # bench/gpu_flags_ab.py, alternated in one process: FLAGSETS="compile stretch f0 memory cv",
@@ -36,7 +37,17 @@ first() {  # a fresh machine (COLD=1: empty kernel caches): first float16 conver
         warmup --precision tf32 -q --json | cut -c1-300; echo "rvc warmup tf32: $((SECONDS - t0)) s"
     benchx after_warmup32 tf32 10 60
 }
-coldprof() {  # where a fresh machine's first conversion goes: native stacks (py-spy, carried in .gpu/p5), cold then cached
+coldwarmprof() {  # where a new process's first conversion goes once the kernel caches are filled (py-spy, .gpu/p5)
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/p5/*.whl 2>>"$OUT/log.txt"
+    local rvc="import sys; from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()"
+    run env MLX_ENABLE_TF32=1 python3 -c "$rvc" bench --precision float16 --seconds 10 --repeats 1 --json -q >"$OUT/warm1.json"
+    run /tmp/site/bin/py-spy record --native --rate 100 --format raw -o "$OUT/spy_warm.txt" -- env MLX_ENABLE_TF32=1 \
+        python3 -c "$rvc" bench --precision float16 --seconds 10 --repeats 1 --json -q >"$OUT/spy_warm.json"
+    python3 -c "import json; r = json.load(open('$OUT/spy_warm.json'))[0]; print(r['first_call_s'], r['first_call_stages'])"
+    python3 bench/spy_summary.py "$OUT/spy_warm.txt" run_pipeline rvc_f0 --top ${TOP:-45} | cut -c1-170
+    gzip -f "$OUT/spy_warm.txt"
+}
+prof() {  # where a fresh machine's first conversion goes: native stacks (py-spy, carried in .gpu/p5), cold then cached
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/p5/*.whl 2>>"$OUT/log.txt"
     for i in cold cached; do
         local t0=$SECONDS
@@ -69,6 +80,7 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     tests) step CUDA tests; tests ;;
     first) step first conversion; first ;;
     coldprof) step first conversion profiled; coldprof ;;
+    warmprof) step first conversion of a new process profiled; warmprof ;;
     flags) step interleaved A/B; for set in ${FLAGSETS:-compile}; do  # sets: bench/gpu_flags_ab.py
             # precisions: FLAGPRECS (float16, tf32, exact; default the first two, cv float16 only)
             for p in ${FLAGPRECS:-float16 $([ "$set" != cv ] && echo tf32)}; do
