@@ -37,7 +37,7 @@ first() {  # a fresh machine (COLD=1: empty kernel caches): first float16 conver
         warmup --precision tf32 -q --json | cut -c1-300; echo "rvc warmup tf32: $((SECONDS - t0)) s"
     benchx after_warmup32 tf32 10 60
 }
-coldwarmprof() {  # where a new process's first conversion goes once the kernel caches are filled (py-spy, .gpu/p5)
+warmprof() {  # where a new process's first conversion goes once the kernel caches are filled (py-spy, .gpu/p5)
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/p5/*.whl 2>>"$OUT/log.txt"
     local rvc="import sys; from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()"
     run env MLX_ENABLE_TF32=1 python3 -c "$rvc" bench --precision float16 --seconds 10 --repeats 1 --json -q >"$OUT/warm1.json"
@@ -47,7 +47,7 @@ coldwarmprof() {  # where a new process's first conversion goes once the kernel 
     python3 bench/spy_summary.py "$OUT/spy_warm.txt" run_pipeline rvc_f0 --top ${TOP:-45} | cut -c1-170
     gzip -f "$OUT/spy_warm.txt"
 }
-prof() {  # where a fresh machine's first conversion goes: native stacks (py-spy, carried in .gpu/p5), cold then cached
+coldprof() {  # where a fresh machine's first conversion goes: native stacks (py-spy, carried in .gpu/p5), cold then cached
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/p5/*.whl 2>>"$OUT/log.txt"
     for i in cold cached; do
         local t0=$SECONDS
