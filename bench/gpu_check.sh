@@ -37,21 +37,24 @@ first() {  # a fresh machine (COLD=1: empty kernel caches): first float16 conver
         warmup --precision tf32 -q --json | cut -c1-300; echo "rvc warmup tf32: $((SECONDS - t0)) s"
     benchx after_warmup32 tf32 10 60
 }
+spy_install() {  # py-spy into its own folder: pip --target skips a bin/ that exists (/tmp/site's)
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/spy .gpu/p5/*.whl 2>>"$OUT/log.txt"
+}
 warmprof() {  # where a new process's first conversion goes once the kernel caches are filled (py-spy, .gpu/p5)
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/p5/*.whl 2>>"$OUT/log.txt"
+    spy_install
     local rvc="import sys; from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()"
     run env MLX_ENABLE_TF32=1 python3 -c "$rvc" bench --precision float16 --seconds 10 --repeats 1 --json -q >"$OUT/warm1.json"
-    run /tmp/site/bin/py-spy record --native --rate 100 --format raw -o "$OUT/spy_warm.txt" -- env MLX_ENABLE_TF32=1 \
+    run /tmp/spy/bin/py-spy record --native --rate 100 --format raw -o "$OUT/spy_warm.txt" -- env MLX_ENABLE_TF32=1 \
         python3 -c "$rvc" bench --precision float16 --seconds 10 --repeats 1 --json -q >"$OUT/spy_warm.json"
     python3 -c "import json; r = json.load(open('$OUT/spy_warm.json'))[0]; print(r['first_call_s'], r['first_call_stages'])"
     python3 bench/spy_summary.py "$OUT/spy_warm.txt" run_pipeline rvc_f0 --top ${TOP:-45} | cut -c1-170
     gzip -f "$OUT/spy_warm.txt"
 }
 coldprof() {  # where a fresh machine's first conversion goes: native stacks (py-spy, carried in .gpu/p5), cold then cached
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/p5/*.whl 2>>"$OUT/log.txt"
+    spy_install
     for i in cold cached; do
         local t0=$SECONDS
-        run /tmp/site/bin/py-spy record --native --rate 40 --format raw -o "$OUT/spy_$i.txt" -- env MLX_ENABLE_TF32=1 \
+        run /tmp/spy/bin/py-spy record --native --rate 40 --format raw -o "$OUT/spy_$i.txt" -- env MLX_ENABLE_TF32=1 \
             python3 -c "import sys; from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()" \
             bench --precision float16 --seconds 10 --repeats 1 --json -q >"$OUT/spy_$i.json"
         echo "$i: process $((SECONDS - t0)) s: $(python3 -c "import json; r = json.load(open('$OUT/spy_$i.json'))[0]; print(r['first_call_s'], r['first_call_stages'])" 2>&1)"

@@ -19,8 +19,8 @@ def main() -> None:
     a = ap.parse_args()
     stacks = []
     for line in open(a.profile):
-        stack, _, n = line.rstrip().rpartition(" ")
-        stacks.append((stack.split(";"), int(n)))
+        stack, _, count = line.rstrip().rpartition(" ")
+        stacks.append((stack.split(";"), int(count)))
     print(f"{sum(n for _, n in stacks)} samples")
     for name in a.within:
         inc: collections.Counter[str] = collections.Counter()

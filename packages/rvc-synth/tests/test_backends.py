@@ -266,3 +266,32 @@ def test_wn_gate_sliced_before_the_sums_same_bits() -> None:
                 object.__setattr__(m, "kernels", kernels)
         out[name] = np.array(mx.compile(wn)(x, g))
     np.testing.assert_array_equal(out["sliced"], out["stored"])
+
+
+@pytest.mark.parametrize(
+    "t, tf32, want",
+    [
+        (1024, False, 1200),  # one stretch (fits with its halos): unchanged
+        (3496, False, 1200),  # 3 x 1200 covers it; 3 x 1166 rounded up to 50 is 1200
+        (2557, False, 900),  # 3 stretches of 853 -> 900, not 3 of 1200 (the last pulled inside)
+        (2557, True, 1300),  # TF32 (half alike, 1500 frames at most): 2 of 1279 -> 1300
+        (6001, True, 1250),  # 5 of 1201 -> 1250
+    ],
+)
+def test_gpu_decoder_stretches_are_equal_and_rounded(t: int, tf32: bool, want: int) -> None:
+    """GPUs: a decode that needs several stretches gets equal ones, a multiple of STRETCH_STEP
+    frames, no more of them than full-length stretches would take; CPUs keep theirs."""
+    from rvc_synth import generator
+
+    halo = 14
+    gpu = Backend(
+        name="mlx", device="gpu", conv="native", math="mlx", decoder="mlx", compile="decoder", streams=0, tf32=tf32
+    )
+    cpu = Backend(name="mlx", device="cpu", conv="gemm", math="mlx", decoder="mlx", compile="off", streams=2)
+    default = gpu.chunk_frames
+    size = generator._chunking(t, None, gpu, halo)
+    assert size == want
+    assert size + 2 * halo >= t or (size % generator.STRETCH_STEP == 0 and size <= default)
+    assert len(generator._stretches(t, size, halo)) == len(generator._stretches(t, default, halo))
+    assert generator._chunking(t, 64, gpu, halo) == 64  # an explicit stretch is kept
+    assert generator._chunking(t, None, cpu, halo) == min(backends.CPU_CHUNK_FRAMES, -(-t // 2))
