@@ -117,7 +117,11 @@ def main() -> None:
         from rvc_features._cv_fast import FastContentvec
 
         fg = FastContentvec._features_graph
-        FastContentvec._features_graph = lambda self, x, w0, b0, n, block=0: fg(self, x, w0, b0, n, a.cv_block)
+
+        def graph(self, x, w0, b0, n, block=0, **kw):  # the feature extractor in passes of --cv-block frames
+            return fg(self, x, w0, b0, n, a.cv_block, **kw)
+
+        FastContentvec._features_graph = graph  # type: ignore[method-assign]
     if a.max_frames:
         rmvpe.max_frames = a.max_frames
     if a.groups:
@@ -155,7 +159,7 @@ def main() -> None:
         call(x)  # warm
         tims = []
         for _ in range(a.reps):
-            t = {}
+            t: dict[str, float] = {}
             mx.reset_peak_memory()
             t0 = time.perf_counter()
             call(x, t)
@@ -198,9 +202,9 @@ def main() -> None:
         r["f0_mel_ms"] = med(lambda: mx.eval(log_mel_mx(aud)), a.reps)[0]
         mel = log_mel_mx(aud)
         mx.eval(mel)
-        t = mel.shape[1]
-        tp = 32 * ((t - 1) // 32 + 1)
-        xin = mx.pad(mel, ((0, 0), (0, tp - t))).T[None, :, :, None]
+        nf = mel.shape[1]
+        tp = 32 * ((nf - 1) // 32 + 1)
+        xin = mx.pad(mel, ((0, 0), (0, tp - nf))).T[None, :, :, None]
         unet = rmvpe._unet() or (lambda v: rmvpe.net.cnn(rmvpe.net.unet(v)))
         r["f0_unet_ms"] = med(lambda: mx.eval(unet(xin)), a.reps)
         hid = unet(xin).transpose(0, 1, 3, 2).reshape(1, tp, -1)

@@ -44,12 +44,16 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=30)
     a = ap.parse_args()
     rng = np.random.default_rng(0)
-    arr = lambda *s: mx.array(rng.standard_normal(s).astype(np.float32))  # noqa: E731
+
+    def arr(*shape: int) -> mx.array:
+        return mx.array(rng.standard_normal(shape).astype(np.float32))
+
     checks = []
     for n, h, w, cin, cout, k, pad in CHECK_SHAPES:
         x, wt, b = arr(n, h, w, cin), arr(k * k * cin, cout), arr(cout)
         for kw in ({}, {"res": arr(n, h, w, cout)}, {"short": (x, arr(cin, cout), arr(cout))}):
             want = np.array(conv_mlx(x, wt, b, k=k, pad=pad, relu=True, **kw))
+            err: float | str
             try:
                 got = np.array(conv_cuda(x, wt, b, k=k, pad=pad, relu=True, **kw))
                 err = float(np.abs(got - want).max() / max(1.0, np.abs(want).max()))
