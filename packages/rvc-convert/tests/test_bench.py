@@ -30,7 +30,9 @@ def test_measure_reports_device_precision_and_device_memory(models: dict) -> Non
     assert "first_call_s" in row  # the warm-up was at the measured length
     first = row["first_call_stages"]  # where the first call's time went, stage by stage
     assert set(first) == set(bench.STAGES) and all(v > 0 for v in first.values())
-    assert sum(first.values()) <= row["first_call_s"] + 1e-3
+    # every value is rounded to 1 ms: the sum of the rounded stages may exceed the rounded total
+    # by half a millisecond per value (seen: 3.442 against 3.441)
+    assert sum(first.values()) <= row["first_call_s"] + 0.5e-3 * (len(first) + 1)
 
 
 def test_build_models_in_half_precision(models: dict) -> None:
