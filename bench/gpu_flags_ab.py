@@ -13,7 +13,9 @@ Sets (the first variant of each is this build's default):
 - ``stretch``: the decoder stretches: this build's (at most TF32 / half 1500 and exact 1200
   frames, a 10 s chunk in one stretch; a decode that needs several in equal ones) / every
   stretch of the full length, the last pulled inside (the eleventh session's) / exact float32
-  stretches queued two at a time as TF32 ones (memory!);
+  stretches queued two at a time as TF32 ones (memory!) / exact float32 stretches of at most
+  2400 or 4000 frames (`rvc bench`'s 60 s chunks in two stretches each, or one: less halo and
+  rounding work; is the peak bounded by MLX's memory limit rather than the stretch?);
 - ``f0``: the f0 queued behind the device's work (``RMVPEModel.start``) / waited for first;
 - ``memory``: MLX's memory limit 3 / 2.5 / 3.5 GiB;
 - ``cv``: ContentVec as ``VoiceConverter`` runs it (half precision with a half synthesizer on
@@ -85,6 +87,8 @@ SETS: dict[str, dict[str, Callable[[], Callable | None]]] = {
         "this_build": _set(),
         "full_length": _set(step=1 << 30),
         "exact_queued": _set(overlap=(*generator.OVERLAP, "float32")),
+        "exact_2400": _set(exact_frames=2400),
+        "exact_4000": _set(exact_frames=4000),
     },
     "f0": {"queued": _set(), "waited": _set(queued=False)},
     "memory": {"3": _set(), "2.5": _set(limit=2.5), "3.5": _set(limit=3.5)},
