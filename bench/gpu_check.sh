@@ -44,8 +44,14 @@ warmprof() {  # where a new process's first conversion goes once the kernel cach
     spy_install
     local rvc="import sys; from rvc_cli.main import app; sys.argv[0] = 'rvc'; app()"
     run env MLX_ENABLE_TF32=1 python3 -c "$rvc" bench --precision float16 --seconds 10 --repeats 1 --json -q >"$OUT/warm1.json"
-    run /tmp/spy/bin/py-spy record --native --rate 100 --format raw -o "$OUT/spy_warm.txt" -- env MLX_ENABLE_TF32=1 \
-        python3 -c "$rvc" bench --precision float16 --seconds 10 --repeats 1 --json -q >"$OUT/spy_warm.json"
+    # --native at 40 Hz as coldprof; the twelfth session's run at 100 Hz ended in Python's start-up
+    # with no output, so without --native if that happens again
+    for native in --native ""; do
+        run /tmp/spy/bin/py-spy record $native --rate 40 --format raw -o "$OUT/spy_warm.txt" -- env MLX_ENABLE_TF32=1 \
+            python3 -c "$rvc" bench --precision float16 --seconds 10 --repeats 1 --json -q >"$OUT/spy_warm.json"
+        [ -s "$OUT/spy_warm.json" ] && break
+        echo "py-spy record $native: no result"
+    done
     python3 -c "import json; r = json.load(open('$OUT/spy_warm.json'))[0]; print(r['first_call_s'], r['first_call_stages'])"
     python3 bench/spy_summary.py "$OUT/spy_warm.txt" run_pipeline rvc_f0 --top ${TOP:-45} | cut -c1-170
     gzip -f "$OUT/spy_warm.txt"
