@@ -7,7 +7,8 @@
 # eager stages (torch_ref.py fp32/fp16), `rvc bench tf32`, the 90 ms setting in real time, the
 # 0.25 s block fast again. JSON under $OUT; per-step start times in steps.txt. STEPS picks
 # and orders the steps (default: all, in that order; "tests" runs the CUDA-only tests first;
-# "first" times a first conversion (run it with COLD=1 on a fresh machine), "warmprof" profiles
+# "first" times a first conversion (run it with COLD=1 on a fresh machine), "coldeager" one with
+# empty kernel caches and MLX_DISABLE_COMPILE=1 (then again, caches kept), "warmprof" profiles
 # a new process's first conversion with the caches filled (py-spy, .gpu/p5), "prof" the CUPTI
 # kernels of every stage call at 10 / 60 s, "refgraph"/"refstrict"/"bexact" the reference's
 # CUDA-graph and fp32strict stages and exact float32, "flags" the A/Bs of
@@ -67,6 +68,18 @@ coldprof() {  # where a fresh machine's first conversion goes: native stacks (py
         gzip -f "$OUT/spy_$i.txt"; ls ~/.cache/rvc/mlx-kernels | tr '\n' ' ' | cut -c1-1500; echo
     done
 }
+coldeager() {  # first conversions with empty kernel caches and MLX's compile off (AOT kernels only), then again
+    local d; d=$(mktemp -d); local secs=${COLDSECS:-10,60}
+    for i in cold warm; do
+        local t0; t0=$(date +%s.%N)
+        run env MLX_PTX_CACHE_DIR=$d/k CUDA_CACHE_PATH=$d/nv MLX_DISABLE_COMPILE=${COLDCOMPILE:-1} MLX_ENABLE_TF32=1 python3 -c "import json, rvc_runtime; rvc_runtime.configure_cpu(); rvc_runtime.configure_gpu()
+from rvc_convert import bench; print(json.dumps(bench.run(($secs,), isolate=False, precision='float16', repeats=${REPEATS:-3})))" >"$OUT/bench_eager_$i.json"
+        python3 -c "import json; [print(json.dumps({'run': 'eager_$i', **{k: r.get(k) for k in ('seconds', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb', 'first_call_s', 'first_call_stages')}})) for r in json.load(open('$OUT/bench_eager_$i.json'))]" 2>&1
+        echo "$i: process $(python3 -c "import time; print(round(time.time() - $t0, 1))") s; modules (s after start, MB):"
+        for f in $(ls -tr $d/k/*.ptx 2>/dev/null); do python3 -c "import os; print(round(os.path.getmtime('$f') - $t0, 1), round(os.path.getsize('$f') / 1e6, 2), os.path.basename('$f')[:70])"; done
+        secs=${secs%%,*}
+    done
+}
 prof() { (cd bench && run env MLX_ENABLE_TF32=1 python3 gpu_kernels.py --seconds 10 60 --dtype float16 --top 12) | tee "$OUT/kernels.jsonl" | cut -c1-900; }
 tests() {  # the device has no fixtures: the tests that build their own index
     run python3 -m pytest -q -p no:cacheprovider packages/rvc-index/tests/test_mlx_search.py \
@@ -88,6 +101,7 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     case $s in
     tests) step CUDA tests; tests ;;
     first) step first conversion; first ;;
+    coldeager) step first conversion without compile; coldeager ;;
     coldprof) step first conversion profiled; coldprof ;;
     warmprof) step first conversion of a new process profiled; warmprof ;;
     flags) step interleaved A/B; for set in ${FLAGSETS:-compile}; do  # sets: bench/gpu_flags_ab.py
