@@ -72,9 +72,9 @@ coldeager() {  # first conversions with empty kernel caches and MLX's compile of
     local d; d=$(mktemp -d); local secs=${COLDSECS:-10,60}
     for i in cold warm; do
         local t0; t0=$(date +%s.%N)
-        run env MLX_PTX_CACHE_DIR=$d/k CUDA_CACHE_PATH=$d/nv MLX_DISABLE_COMPILE=${COLDCOMPILE:-1} MLX_ENABLE_TF32=1 python3 -c "import json, rvc_runtime; rvc_runtime.configure_cpu(); rvc_runtime.configure_gpu()
-from rvc_convert import bench; print(json.dumps(bench.run(($secs,), isolate=False, precision='float16', repeats=${REPEATS:-3})))" >"$OUT/bench_eager_$i.json"
-        python3 -c "import json; [print(json.dumps({'run': 'eager_$i', **{k: r.get(k) for k in ('seconds', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb', 'first_call_s', 'first_call_stages')}})) for r in json.load(open('$OUT/bench_eager_$i.json'))]" 2>&1
+        run env MLX_PTX_CACHE_DIR=$d/k CUDA_CACHE_PATH=$d/nv ${COLDENV:-} MLX_DISABLE_COMPILE=${COLDCOMPILE:-1} MLX_ENABLE_TF32=1 python3 -c "import json, rvc_runtime; rvc_runtime.configure_cpu(); rvc_runtime.configure_gpu()
+from rvc_convert import bench; print(json.dumps(bench.run(($secs,), isolate=False, precision='float16', repeats=${REPEATS:-3})))" >"$OUT/bench_c${COLDCOMPILE:-1}_$i.json"
+        python3 -c "import json; [print(json.dumps({'run': 'c${COLDCOMPILE:-1}_$i', **{k: r.get(k) for k in ('seconds', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb', 'first_call_s', 'first_call_stages')}})) for r in json.load(open('$OUT/bench_c${COLDCOMPILE:-1}_$i.json'))]" 2>&1
         echo "$i: process $(python3 -c "import time; print(round(time.time() - $t0, 1))") s; modules (s after start, MB):"
         for f in $(ls -tr $d/k/*.ptx 2>/dev/null); do python3 -c "import os; print(round(os.path.getmtime('$f') - $t0, 1), round(os.path.getsize('$f') / 1e6, 2), os.path.basename('$f')[:70])"; done
         secs=${secs%%,*}
@@ -84,6 +84,7 @@ prof() { (cd bench && run env MLX_ENABLE_TF32=1 python3 gpu_kernels.py --seconds
 tests() {  # the device has no fixtures: the tests that build their own index
     run python3 -m pytest -q -p no:cacheprovider packages/rvc-index/tests/test_mlx_search.py \
         -k "cuda or built or ties or direct or groups" 2>&1 | tail -4
+    run python3 -m pytest -q -p no:cacheprovider packages/rvc-runtime/tests/test_gather.py 2>&1 | tail -4
 }
 ref() {
     for stage in hubert rmvpe synth; do for prec in fp32 fp16; do
@@ -102,6 +103,9 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     tests) step CUDA tests; tests ;;
     first) step first conversion; first ;;
     coldeager) step first conversion without compile; coldeager ;;
+    coldcompiled) step first conversion compiled, empty caches; COLDCOMPILE=0 COLDSECS=10 coldeager ;;
+    census) step runtime-compiled modules of a first conversion; run env MLX_PTX_CACHE_DIR="$(mktemp -d)" MLX_DISABLE_COMPILE=1 \
+        MLX_ENABLE_TF32=1 python3 bench/gpu_gathers.py --seconds 10 --every-op | tee "$OUT/census.jsonl" | cut -c1-250 ;;
     coldprof) step first conversion profiled; coldprof ;;
     warmprof) step first conversion of a new process profiled; warmprof ;;
     flags) step interleaved A/B; for set in ${FLAGSETS:-compile}; do  # sets: bench/gpu_flags_ab.py

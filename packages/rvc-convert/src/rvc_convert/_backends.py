@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from rvc_runtime.gather import MLX, Gather
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class Backends:
     ``device``: ``"cpu"`` or ``"gpu"``; ``synth``: the synthesizer's backend name (``"mlx"``,
     ``"numpy"``, ``"onednn"``); ``precision``: its arithmetic; ``conv2d``: the convolution lent
     to the RMVPE U-Net (oneDNN on the CPU; None otherwise); ``one_blas_thread``: the pipeline's
-    own BLAS work runs single-threaded (GPUs: OpenBLAS's spinning threads slow FAISS there).
+    own BLAS work runs single-threaded (GPUs: OpenBLAS's spinning threads slow FAISS there);
+    ``gather``: the pipeline's device gathers (:mod:`rvc_runtime.gather`, the synthesizer's choice).
     """
 
     device: str
@@ -30,6 +32,7 @@ class Backends:
     precision: str
     conv2d: Callable[..., Any] | None
     one_blas_thread: bool
+    gather: Gather = MLX
 
 
 def plan(synth: Any) -> Backends:
@@ -38,12 +41,14 @@ def plan(synth: Any) -> Backends:
     backend = getattr(synth, "backend", None)
     if backend is not None:
         device, name, precision = backend.device, backend.name, backend.precision
+        gather = Gather(getattr(backend, "gather", "mlx"))
     else:
         import mlx.core as mx
 
         device, name, precision = ("cpu" if mx.default_device() == mx.cpu else "gpu"), "?", "?"
+        gather = MLX
     cpu = device == "cpu"
-    return Backends(device, name, precision, dnnl_conv2d() if cpu else None, one_blas_thread=not cpu)
+    return Backends(device, name, precision, dnnl_conv2d() if cpu else None, one_blas_thread=not cpu, gather=gather)
 
 
 def dnnl_conv2d() -> Callable[..., Any] | None:

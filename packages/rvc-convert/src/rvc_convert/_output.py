@@ -41,10 +41,10 @@ def _frame_rms(y: Any, sr: int) -> Any:
     return mx.sqrt((half[:-1] + half[1:]) / (2 * hop))  # n // hop + 1 frames
 
 
-def _interp(values: Any, size: int, start: int, stop: int) -> Any:
+def _interp(values: Any, size: int, start: int, stop: int, take: Any) -> Any:
     """Samples ``start..stop-1`` of ``F.interpolate(values[None, None], size, mode="linear",
     align_corners=False)``: position ``max((i + 0.5) n / size - 0.5, 0)``, split into a
-    float64 block origin and a small float32 offset."""
+    float64 block origin and a small float32 offset. ``take``: the gather (``mx.take``'s signature)."""
     import mlx.core as mx
 
     n = values.shape[0]
@@ -59,13 +59,17 @@ def _interp(values: Any, size: int, start: int, stop: int) -> Any:
     i0 = mx.minimum(mx.where(before, 0, i0), n - 1)
     w = mx.where(before, 0.0, w)
     i1 = mx.minimum(i0 + 1, n - 1)
-    return values[i0] + w * (values[i1] - values[i0])
+    v0 = take(values, i0, axis=0)
+    return v0 + w * (take(values, i1, axis=0) - v0)
 
 
-def mix_rms(source: np.ndarray, source_sr: int, target: Any, target_sr: int, rate: float) -> Any:
+def mix_rms(source: np.ndarray, source_sr: int, target: Any, target_sr: int, rate: float, *, take: Any = None) -> Any:
     """:func:`rvc_audio.mix_rms` with ``target`` an MLX array: ``target * rms_source**(1 - rate)
-    * max(rms_target, 1e-6)**(rate - 1)``, frame RMS linearly interpolated to every sample."""
+    * max(rms_target, 1e-6)**(rate - 1)``, frame RMS linearly interpolated to every sample.
+    ``take``: the gather (``mx.take``'s signature; default MLX's)."""
     import mlx.core as mx
+
+    take = take or mx.take
 
     if rate == 1.0:
         return target
@@ -75,8 +79,8 @@ def mix_rms(source: np.ndarray, source_sr: int, target: Any, target_sr: int, rat
     out = []
     for a in range(0, n, BLOCK):
         b = min(n, a + BLOCK)
-        r1 = _interp(f1, n, a, b)
-        r2 = mx.maximum(_interp(f2, n, a, b), 1e-6)
+        r1 = _interp(f1, n, a, b, take)
+        r2 = mx.maximum(_interp(f2, n, a, b, take), 1e-6)
         out.append(target[a:b] * mx.exp((1.0 - rate) * (mx.log(r1) - mx.log(r2))))
         mx.eval(out[-1])
     return out[0] if len(out) == 1 else mx.concatenate(out)

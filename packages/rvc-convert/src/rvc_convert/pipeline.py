@@ -423,7 +423,7 @@ def run_pipeline(
             **static[k],
         )
         if lazy is not None:  # GPUs: the audio stays on the device for the last steps
-            y = out[0].astype(mx.float32)
+            y = out.squeeze(0).astype(mx.float32)  # (an integer index would be a gather)
             mx.eval(y)
         else:
             y = np.array(out[0], dtype=np.float32)
@@ -441,7 +441,7 @@ def run_pipeline(
         y = mx.concatenate(pieces) if len(pieces) > 1 else pieces[0]
         del pieces
         if options.rms_mix_rate != 1:
-            y = _output.mix_rms(hp, SR, y, sr, options.rms_mix_rate)
+            y = _output.mix_rms(hp, SR, y, sr, options.rms_mix_rate, take=backends.gather.take)
         if not float_output and not (options.resample_sr and options.resample_sr != sr):
             out16 = _output.to_int16(y)
             clock.add("other", t0)

@@ -232,7 +232,8 @@ def salience(
     x = x.transpose(0, 1, 3, 2).reshape(1, tp, -1)  # PyTorch's transpose(1, 2).flatten(-2)
     x = _bigru_numpy(net.bigru, x) if numpy_gru else _bigru(net.bigru, x, cuda=cuda_gru)
     x = mx.sigmoid(net.linear(x))  # dropout is the identity in eval mode
-    return x[0, :t] if lazy else np.array(x[0, :t])
+    x = x.squeeze(0)[:t]  # a view (an integer index would be a gather: a CUDA module to build)
+    return x if lazy else np.array(x)
 
 
 def _bigru(bigru: nn.Module, x: mx.array, *, cuda: bool = False) -> mx.array:
@@ -240,12 +241,13 @@ def _bigru(bigru: nn.Module, x: mx.array, *, cuda: bool = False) -> mx.array:
     directions stepped together as a batch of two and a compiled step: same equations. With
     ``cuda`` (MLX's CUDA backend) all steps run in one kernel (``_gru_cuda``) when it builds."""
     hs = bigru.gru_forward.hidden_size
-    seq = mx.stack([x[0], x[0, ::-1]])  # (2, T, I)
+    x0 = x.squeeze(0)
+    seq = mx.stack([x0, x0[::-1]])  # (2, T, I)
     wx, bx, wh, bhn = _stacked(bigru)
     proj = seq @ wx + bx  # (2, T, 3H)
     out = None
     if cuda and _gru_cuda.available(proj, hs):  # one kernel for all steps
-        out = _gru_cuda.gru_sequences(proj, wh, bhn[:, 0])
+        out = _gru_cuda.gru_sequences(proj, wh, bhn.squeeze(1))  # (an integer index would be a gather)
     if out is None:
         h = mx.zeros((2, 1, hs), dtype=proj.dtype)
         outs = []
@@ -253,7 +255,7 @@ def _bigru(bigru: nn.Module, x: mx.array, *, cuda: bool = False) -> mx.array:
             h = _gru_step(proj[:, i : i + 1, :], h, wh, bhn)
             outs.append(h)
         out = mx.concatenate(outs, axis=1)  # (2, T, H)
-    return mx.concatenate([out[0], out[1, ::-1]], axis=-1)[None]
+    return mx.concatenate([out[:1], out[1:, ::-1]], axis=-1)  # (1, T, 2H)
 
 
 def _stacked(bigru: nn.Module) -> tuple[mx.array, mx.array, mx.array, mx.array]:

@@ -32,6 +32,7 @@ from typing import Any, cast
 
 import faiss
 import numpy as np
+from rvc_runtime import gather
 
 logger = logging.getLogger("rvc_index")
 
@@ -113,6 +114,7 @@ class MLXIVFSearcher:
         self._list_ids = mx.arange(nlist, dtype=mx.int32)
         mx.eval(self._cent_t, self._cent_norm, self._store, self._ids, self._offsets, self._sizes)
         self._direct = False  # the CUDA scan kernel (``_ivf_cuda``) instead of gathering candidates
+        self._g = gather.choose()  # rvc-runtime's gathers on CUDA (no NVRTC module per gathered dtype)
         if mx.default_device() == mx.gpu and mx.cuda.is_available():
             self._direct = self._check_direct()
 
@@ -148,15 +150,15 @@ class MLXIVFSearcher:
         import mlx.core as mx
 
         step = mx.arange(width, dtype=mx.int32)
-        valid = step < self._sizes[lists][..., None]  # (Q, P, W)
-        rows = mx.where(valid, self._offsets[lists][..., None] + step, self._store.shape[0] - 1)
+        valid = step < self._g.take(self._sizes, lists)[..., None]  # (Q, P, W)
+        rows = mx.where(valid, self._g.take(self._offsets, lists)[..., None] + step, self._store.shape[0] - 1)
         return rows.reshape(lists.shape[0], -1), valid.reshape(lists.shape[0], -1)
 
     def _gathered(self, q: Any, rows: Any, valid: Any) -> Any:
         """The portable scan's distances (Q, slots): the candidates gathered, +inf where no vector."""
         import mlx.core as mx
 
-        return mx.where(valid, _sum_squares(self._store[rows], q[:, None, :]), mx.inf)
+        return mx.where(valid, _sum_squares(self._g.take(self._store, rows), q[:, None, :]), mx.inf)
 
     def _direct_width(self, kmin: int) -> int:
         """Slots per probed list for the CUDA scan: the largest list (or kmin), rounded to 32."""
@@ -200,7 +202,7 @@ class MLXIVFSearcher:
         lists = mx.concatenate([self._coarse(q[b : b + 4096], nprobe) for b in range(0, q.shape[0], 4096)])
         if self._direct:  # every query at once: no groups, no host copy
             return self._scan(q, lists, k, self._direct_width(kmin))
-        need = np.array(mx.max(self._sizes[lists], axis=1)).astype(np.int64)  # one small host copy
+        need = np.array(mx.max(self._g.take(self._sizes, lists), axis=1)).astype(np.int64)  # one small host copy
         step = max(32, -(-self.max_len // _GROUPS))  # at most _GROUPS widths (kernel launches)
         width = np.maximum(-(-need // step) * step, kmin)
         groups = [(int(w), np.flatnonzero(width == w)) for w in np.unique(width)]
@@ -208,10 +210,11 @@ class MLXIVFSearcher:
             return self._scan(q, lists, k, groups[0][0])
         parts = []
         for w, ix in groups:
-            parts.append(self._scan(q[mx.array(ix)], lists[mx.array(ix)], k, w))
+            sel = mx.array(ix.astype(np.int32))
+            parts.append(self._scan(self._g.take(q, sel), self._g.take(lists, sel), k, w))
             mx.eval(parts[-1])  # one group's candidates in memory at a time
         inv = mx.array(np.argsort(np.concatenate([ix for _, ix in groups])).astype(np.int32))
-        return tuple(mx.concatenate([p[j] for p in parts])[inv] for j in range(3))  # type: ignore[return-value]
+        return tuple(self._g.take(mx.concatenate([p[j] for p in parts]), inv) for j in range(3))  # type: ignore[return-value]
 
     def _scan(self, q: Any, lists: Any, k: int, width: int) -> tuple[Any, Any, Any]:
         """The k nearest of each query among its probed ``lists`` (Q, P), each padded to ``width``."""
@@ -231,22 +234,22 @@ class MLXIVFSearcher:
                 dist = _ivf_cuda.distances(qb, lb, self._store, self._offsets, self._sizes, width)
             else:
                 dist = self._gathered(qb, rows, valid)
-            key = _bits_key(dist, self._ids[rows])
+            key = _bits_key(dist, self._g.take(self._ids, rows))
             # int32 positions and one int64 gather: the distance and the id come back out of the
             # key (each gathered dtype pair is a CUDA module MLX compiles on a fresh machine)
             if cand > k:
                 top = mx.argpartition(key, k - 1, axis=1)[:, :k].astype(mx.int32)
-                kt = mx.take_along_axis(key, top, axis=1)
+                kt = self._g.take_along_axis(key, top, axis=1)
                 order = mx.argsort(kt, axis=1).astype(mx.int32)
-                top, kt = mx.take_along_axis(top, order, axis=1), mx.take_along_axis(kt, order, axis=1)
+                top, kt = self._g.take_along_axis(top, order, axis=1), self._g.take_along_axis(kt, order, axis=1)
             else:
                 top = mx.argsort(key, axis=1)[:, :k].astype(mx.int32)
-                kt = mx.take_along_axis(key, top, axis=1)
+                kt = self._g.take_along_axis(key, top, axis=1)
             ids = (kt & 0xFFFFFFFF).astype(mx.int32)
             ok = ids != _NO_ID  # a padding slot (the padding row's id; real ids are smaller)
             out_s.append(mx.where(ok, mx.view((kt >> 32).astype(mx.int32), mx.float32), _FLT_MAX))
             out_i.append(mx.where(ok, ids, -1))
-            out_r.append(mx.take_along_axis(rows, top, axis=1))
+            out_r.append(self._g.take_along_axis(rows, top, axis=1))
             if q.shape[0] > block:
                 mx.eval(out_s[-1], out_i[-1], out_r[-1])  # one block's candidates in memory at a time
         if len(out_s) == 1:
@@ -271,7 +274,7 @@ class MLXIVFSearcher:
         lim = mx.where(lim_sum > 0, lim / mx.where(lim_sum > 0, lim_sum, 1.0), 0.0)
         w = mx.where(mx.all(mx.isfinite(w), axis=1, keepdims=True), w, lim)
         w = mx.where(valid, w, 0.0)
-        retrieved = mx.sum(self._store[rows] * w[..., None], axis=1)
+        retrieved = mx.sum(self._g.take(self._store, rows) * w[..., None], axis=1)
         alone = mx.sum(w, axis=1, keepdims=True) == 0
         retrieved = mx.where(alone, flat, retrieved)
         return float(rate) * retrieved + float(1.0 - rate) * flat  # python floats: stay mx arrays

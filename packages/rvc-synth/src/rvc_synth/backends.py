@@ -79,6 +79,9 @@ class Backend:
         decoder: ``"onednn"`` or ``"mlx"``: the decoder's convolution stack.
         compile: ``"off"``, ``"decoder"`` (the decoder stretches, whose shape repeats) or
             ``"all"`` (also the encoder and flow, per input length).
+        gather: ``"mlx"`` or ``"cuda"``: the embedding, band and resampling gathers
+            (:mod:`rvc_runtime.gather`; ``"cuda"`` on MLX's CUDA backend: no NVRTC module per
+            gathered dtype on a fresh machine).
         streams: MLX CPU streams the decoder stretches alternate on (0 = the default stream).
         dtype: the network's dtype (``"float32"``, ``"float16"``, ``"bfloat16"``).
         tf32: float32 matmuls/convolutions in TF32 (NVIDIA only).
@@ -93,6 +96,7 @@ class Backend:
     streams: int
     dtype: str = "float32"
     tf32: bool = False
+    gather: str = "mlx"
 
     @property
     def precision(self) -> str:
@@ -166,7 +170,15 @@ def choose(backend: str | Backend = "auto", *, dtype: str = "float32", tf32: boo
         streams=0 if gpu else 2,
         dtype=dtype,
         tf32=_tf32(tf32, half=dtype != "float32") if cuda else False,
+        gather=_gather() if cuda else "mlx",
     )
+
+
+def _gather() -> str:
+    """``"cuda"`` where rvc-runtime's gather kernels build and agree (checked once per process)."""
+    from rvc_runtime import gather
+
+    return gather.choose().name
 
 
 def _tf32(want: bool | None, *, half: bool = False) -> bool:

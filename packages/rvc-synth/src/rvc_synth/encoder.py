@@ -133,7 +133,7 @@ class MultiHeadAttention(nn.Module):
         # two pads and the slice's copy were 5)
         key = np.arange(start, start + n)[:, None] + np.arange(width)[None, :] - WINDOW
         inside = mx.array((key >= 0) & (key < t), dtype=p.dtype)
-        band = mx.take_along_axis(p, mx.array(np.clip(key, 0, t - 1).astype(np.int32))[None, None], axis=-1)
+        band = self.kernels.take_along_axis(p, mx.array(np.clip(key, 0, t - 1).astype(np.int32))[None, None], axis=-1)
         return mx.addmm(out, band * inside, self.emb_rel_v.squeeze(0).astype(q.dtype))  # the sum in the GEMM
 
 
@@ -168,6 +168,8 @@ class Encoder(nn.Module):
 class TextEncoder(nn.Module):
     """``enc_p``: ``(B, T, C)`` features (+ ``(B, T)`` coarse pitch) -> ``m_p, logs_p`` ``(B, T, inter)``."""
 
+    kernels = DEFAULT_KERNELS  # the model's, set by Synthesizer.set_backend
+
     def __init__(self, cfg: SynthConfig) -> None:
         super().__init__()
         self.hidden = cfg.hidden_channels
@@ -181,7 +183,7 @@ class TextEncoder(nn.Module):
     def __call__(self, phone: mx.array, pitch: mx.array | None, *, skip_head: int = 0) -> tuple[mx.array, mx.array]:
         x = self.emb_phone(phone)
         if pitch is not None:
-            x = x + self.emb_pitch(pitch)
+            x = x + self.kernels.take(self.emb_pitch.weight, pitch, axis=0)  # nn.Embedding's lookup
         x = nn.leaky_relu(x * math.sqrt(self.hidden), 0.1)
         x = self.encoder(x)
         if skip_head:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -89,24 +90,28 @@ def _unfixed_cumsum(x: mx.array, axis: int) -> mx.array:
     return mx.cumsum(x, axis=axis).astype(mx.float32) * (1.0 / _FIX)
 
 
-def _resize_linear(a: mx.array, size: int) -> mx.array:
-    """``F.interpolate(a, size, mode="linear", align_corners=False)`` along axis 1 of ``(B, T, C)``."""
+def _resize_linear(a: mx.array, size: int, take: Callable[..., mx.array] = mx.take) -> mx.array:
+    """``F.interpolate(a, size, mode="linear", align_corners=False)`` along axis 1 of ``(B, T, C)``
+    (``take``: the model's gather, ``mx.take``'s signature)."""
     n = a.shape[1]
     src = np.maximum((np.arange(size, dtype=np.float64) + 0.5) * (n / size) - 0.5, 0.0)
     i0 = np.minimum(src.astype(np.int64), n - 1)
     w = mx.array((src - i0).astype(np.float32))[None, :, None].astype(a.dtype)
-    lo, hi = mx.take(a, mx.array(i0), axis=1), mx.take(a, mx.array(np.minimum(i0 + 1, n - 1)), axis=1)
+    lo, hi = take(a, mx.array(i0), axis=1), take(a, mx.array(np.minimum(i0 + 1, n - 1)), axis=1)
     return lo * (1 - w) + hi * w
 
 
-def sine_excitation(f0: mx.array, *, upp: int, sr: int, sin=sin_numpy) -> tuple[mx.array, mx.array]:
+def sine_excitation(
+    f0: mx.array, *, upp: int, sr: int, sin=sin_numpy, take: Callable[..., mx.array] = mx.take
+) -> tuple[mx.array, mx.array]:
     """The NSF sine source of the reference (harmonic_num = 0), before the merge layer.
 
     ``f0`` ``(B, T)`` Hz per frame -> ``sine`` ``(B, T*upp)`` (amplitude 0.1, not yet masked)
     and ``uv`` ``(B, T*upp)`` (1 where f0 > 0). The reference accumulates phase with a float64
     cumsum; here both cumulative sums are done exactly in 64-bit fixed point and rounded to
     float32 once, which reproduces it to ~1 ulp at any length and needs no float64 (Metal).
-    ``sin``: the sine function (the model's kernels pass theirs; NumPy's for float32 by default).
+    ``sin``: the sine function (the model's kernels pass theirs; NumPy's for float32 by default);
+    ``take``: the gather (``mx.take``'s signature; the model's kernels pass theirs).
     """
     f0 = f0.astype(mx.float32)
     b, t = f0.shape
@@ -122,8 +127,8 @@ def sine_excitation(f0: mx.array, *, upp: int, sr: int, sin=sin_numpy) -> tuple[
     i0 = mx.minimum(mx.floor(real).astype(mx.int32), t - 1)
     i1 = mx.minimum(i0 + 1, t - 1)
     lam = real - i0.astype(mx.float32)
-    w0, w1 = mx.take(whole, i0, axis=1), mx.take(whole, i1, axis=1)
-    f0_, f1_ = mx.take(frac, i0, axis=1), mx.take(frac, i1, axis=1)
+    w0, w1 = take(whole, i0, axis=1), take(whole, i1, axis=1)
+    f0_, f1_ = take(frac, i0, axis=1), take(frac, i1, axis=1)
     y = f0_ + lam * ((w1 - w0) + (f1_ - f0_))
     wraps = (w0 - whole[:, :1]) + mx.floor(y)  # floor(cum[n]) - floor(cum[0])
     shift = mx.concatenate([mx.zeros((b, 1)), wraps[:, :-1] - wraps[:, 1:]], axis=1)
@@ -144,7 +149,7 @@ class SourceModuleHnNSF(nn.Module):
         self.l_linear = nn.Linear(1, 1)
 
     def __call__(self, f0: mx.array, *, upp: int, sr: int, key: mx.array | None) -> mx.array:
-        sine, uv = sine_excitation(f0, upp=upp, sr=sr, sin=self.kernels.sin)
+        sine, uv = sine_excitation(f0, upp=upp, sr=sr, sin=self.kernels.sin, take=self.kernels.take)
         sine = sine * uv
         if key is not None:  # the reference's additive noise: 0.003 voiced, 0.1/3 unvoiced
             amp = uv * 0.003 + (1 - uv) * (0.1 / 3)
@@ -157,6 +162,7 @@ class Generator(nn.Module):
     """``dec``: latent ``(B, T, inter)`` (+ f0 ``(B, T)`` Hz) -> audio ``(B, T*hop)``."""
 
     backend: Backend = DEFAULT_BACKEND  # the model's, set by Synthesizer.set_backend
+    kernels = DEFAULT_KERNELS  # likewise
 
     def __init__(self, cfg: SynthConfig) -> None:
         super().__init__()
@@ -217,7 +223,7 @@ class Generator(nn.Module):
                 xs = xs + self.resblocks[i * nk + j](x)
             x = xs / nk
         x = self.conv_post(nn.leaky_relu(x, 0.01))  # PyTorch's default slope here, not 0.1
-        return mx.tanh(x)[..., 0]
+        return mx.tanh(x).squeeze(-1)  # (an integer index would be a gather)
 
     def __call__(
         self,
@@ -249,8 +255,8 @@ class Generator(nn.Module):
                 raise ValueError("this decoder needs f0")
             har = self.m_source(f0, upp=cfg.hop, sr=cfg.sample_rate, key=key)
         if n_res is not None and int(n_res) != x.shape[1]:  # F.interpolate(mode="linear") of latents and source
-            x = _resize_linear(x, int(n_res))
-            har = _resize_linear(har, int(n_res) * cfg.hop) if har is not None else None
+            x = _resize_linear(x, int(n_res), self.kernels.take)
+            har = _resize_linear(har, int(n_res) * cfg.hop, self.kernels.take) if har is not None else None
         if out_frames is not None:  # the same samples as slicing the whole output, less work
             halo, hop = self.receptive_radius(), cfg.hop
             a, b = out_frames

@@ -15,6 +15,7 @@ import math
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
+from rvc_runtime.gather import Gather
 
 
 def _numpy_ok(x: mx.array) -> bool:
@@ -120,12 +121,17 @@ def conv_transpose1d_native(layer: ConvTranspose1d, x: mx.array) -> mx.array:
 class Kernels:
     """The functions the layers call for their heavy work, fixed per model by its
     :class:`~rvc_synth.backends.Backend`: ``conv`` ``"gemm"``/``"native"`` (see above), ``math``
-    ``"numpy"``/``"mlx"`` (float32 ``tanh``, ``sin``, the WN gate and the attention softmax)."""
+    ``"numpy"``/``"mlx"`` (float32 ``tanh``, ``sin``, the WN gate and the attention softmax),
+    ``gather`` ``"mlx"``/``"cuda"`` (``take``/``take_along_axis``: :mod:`rvc_runtime.gather`)."""
 
-    def __init__(self, conv: str = "gemm", math: str = "mlx") -> None:
-        if conv not in ("gemm", "native") or math not in ("numpy", "mlx"):
-            raise ValueError(f"conv={conv!r}, math={math!r}; expected gemm|native and numpy|mlx")
-        self.conv, self.math = conv, math
+    def __init__(self, conv: str = "gemm", math: str = "mlx", gather: str = "mlx") -> None:
+        if conv not in ("gemm", "native") or math not in ("numpy", "mlx") or gather not in ("mlx", "cuda"):
+            raise ValueError(
+                f"conv={conv!r}, math={math!r}, gather={gather!r}; expected gemm|native, numpy|mlx, mlx|cuda"
+            )
+        self.conv, self.math, self.gather = conv, math, gather
+        g = Gather(gather)
+        self.take, self.take_along_axis = g.take, g.take_along_axis
         native, numpy = conv == "native", math == "numpy"
         self.conv1d = conv1d_native if native else conv1d_gemm
         self.conv_transpose1d = conv_transpose1d_native if native else conv_transpose1d_gemm
@@ -134,7 +140,7 @@ class Kernels:
         self.gated = gated_numpy if numpy else gated_mlx
 
     def __repr__(self) -> str:
-        return f"Kernels(conv={self.conv!r}, math={self.math!r})"
+        return f"Kernels(conv={self.conv!r}, math={self.math!r}, gather={self.gather!r})"
 
 
 #: What layers built outside a :class:`~rvc_synth.Synthesizer` use (MLX ops, GEMM convolutions).

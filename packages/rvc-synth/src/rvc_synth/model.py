@@ -175,7 +175,7 @@ class Synthesizer(nn.Module):
         ``$RVC_BACKEND`` included, for this model's dtype) or a :class:`Backend` as is."""
         if not isinstance(backend, Backend):
             backend = choose(backend, dtype=str(self.dtype).rsplit(".", 1)[-1], tf32=tf32)
-        kernels = Kernels(backend.conv, backend.math)
+        kernels = Kernels(backend.conv, backend.math, backend.gather)
         for _, m in self.named_modules():
             if isinstance(m, (Generator, _ResBlock)):
                 object.__setattr__(m, "backend", backend)
@@ -344,10 +344,12 @@ class Synthesizer(nn.Module):
 
         if noise_scale:
             keys = mx.random.split(mx.random.key(seed) if seed is not None else mx.random.key(np.random.randint(2**31)))
-            k_prior, k_nsf = keys[0], keys[1]
+            k_prior, k_nsf = keys[0:1].reshape(2), keys[1:2].reshape(2)  # views (integer indices gather)
         else:
             k_prior = k_nsf = None
-        g = self.emb_g(mx.array([speaker] * b))[:, None, :]  # (B, 1, gin)
+        g = mx.broadcast_to(self.emb_g.weight[speaker : speaker + 1], (b, self.emb_g.weight.shape[1]))[
+            :, None, :
+        ]  # (B, 1, gin)
         geometry = (flow_head, dec_head, head, length, streaming, chunk_frames, out_frames, decode_frames)
         if static_shape and self.dec.traceable(decode_frames or length, chunk_frames):
             # the whole call (encoder, prior noise, flow, decoder) as one compiled graph: fewer
