@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from rvc_runtime.gather import MLX, Gather
 
 

@@ -32,6 +32,7 @@ from typing import Any, cast
 
 import faiss
 import numpy as np
+
 from rvc_runtime import gather
 
 logger = logging.getLogger("rvc_index")

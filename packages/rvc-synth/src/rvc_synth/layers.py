@@ -15,6 +15,7 @@ import math
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
+
 from rvc_runtime.gather import Gather
 
 
