@@ -70,15 +70,25 @@ coldprof() {  # where a fresh machine's first conversion goes: native stacks (py
 }
 coldeager() {  # first conversions with empty kernel caches and MLX's compile off (AOT kernels only), then again
     local d; d=$(mktemp -d); local secs=${COLDSECS:-10,60}
-    for i in cold warm; do
+    local flag=MLX_DISABLE_COMPILE=1; [ "${COLDCOMPILE:-1}" = 0 ] && flag=RVC_COMPILED=1  # MLX: set at all = off
+    for i in ${COLDRUNS:-cold warm}; do
         local t0; t0=$(date +%s.%N)
-        run env MLX_PTX_CACHE_DIR=$d/k CUDA_CACHE_PATH=$d/nv ${COLDENV:-} MLX_DISABLE_COMPILE=${COLDCOMPILE:-1} MLX_ENABLE_TF32=1 python3 -c "import json, rvc_runtime; rvc_runtime.configure_cpu(); rvc_runtime.configure_gpu()
+        run env MLX_PTX_CACHE_DIR=$d/k CUDA_CACHE_PATH=$d/nv $flag MLX_ENABLE_TF32=1 python3 -c "import json, rvc_runtime; rvc_runtime.configure_cpu(); rvc_runtime.configure_gpu()
 from rvc_convert import bench; print(json.dumps(bench.run(($secs,), isolate=False, precision='float16', repeats=${REPEATS:-3})))" >"$OUT/bench_c${COLDCOMPILE:-1}_$i.json"
         python3 -c "import json; [print(json.dumps({'run': 'c${COLDCOMPILE:-1}_$i', **{k: r.get(k) for k in ('seconds', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb', 'first_call_s', 'first_call_stages')}})) for r in json.load(open('$OUT/bench_c${COLDCOMPILE:-1}_$i.json'))]" 2>&1
         echo "$i: process $(python3 -c "import time; print(round(time.time() - $t0, 1))") s; modules (s after start, MB):"
         for f in $(ls -tr $d/k/*.ptx 2>/dev/null); do python3 -c "import os; print(round(os.path.getmtime('$f') - $t0, 1), round(os.path.getsize('$f') / 1e6, 2), os.path.basename('$f')[:70])"; done
         secs=${secs%%,*}
     done
+}
+abold() {  # rvc bench float16 10 / 60 s: this tree and the packages in .gpu/old (git archive OLD packages), alternated
+    local old=/tmp/site; for p in "$PWD"/.gpu/old/packages/*/src; do old=$p:$old; done
+    for r in ${ABROUNDS:-1 2}; do for v in new old; do
+        local pp=$PYTHONPATH; [ $v = old ] && pp=$old
+        run env PYTHONPATH="$pp" MLX_ENABLE_TF32=1 python3 -c "import json, rvc_runtime; rvc_runtime.configure_cpu(); rvc_runtime.configure_gpu()
+from rvc_convert import bench; print(json.dumps(bench.run((10, 60), isolate=False, precision='float16', repeats=${REPEATS:-5})))" >"/tmp/ab_$v$r.json"
+        python3 -c "import json; [print(json.dumps({'run': '$v$r', **{k: r.get(k) for k in ('seconds', 'contentvec', 'f0', 'index', 'synth', 'other', 'total', 'peak_device_mb', 'first_call_s')}})) for r in json.load(open('/tmp/ab_$v$r.json'))]" 2>&1
+    done; done
 }
 prof() { (cd bench && run env MLX_ENABLE_TF32=1 python3 gpu_kernels.py --seconds 10 60 --dtype float16 --top 12) | tee "$OUT/kernels.jsonl" | cut -c1-900; }
 tests() {  # the device has no fixtures: the tests that build their own index
@@ -104,6 +114,7 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     first) step first conversion; first ;;
     coldeager) step first conversion without compile; coldeager ;;
     coldcompiled) step first conversion compiled, empty caches; COLDCOMPILE=0 COLDSECS=10 coldeager ;;
+    abold) step this tree against .gpu/old, alternated; abold ;;
     census) step runtime-compiled modules of a first conversion; run env MLX_PTX_CACHE_DIR="$(mktemp -d)" MLX_DISABLE_COMPILE=1 \
         MLX_ENABLE_TF32=1 python3 bench/gpu_gathers.py --seconds 10 --every-op | tee "$OUT/census.jsonl" | cut -c1-250 ;;
     coldprof) step first conversion profiled; coldprof ;;

@@ -199,4 +199,4 @@ def _run_split(proj: mx.array, wh: mx.array, bhn: mx.array, *, blocks: int, slic
         init_value=0,
     )
     mx.eval(out, bar)
-    return None if int(bar[d]) else out
+    return None if bar[d:].item() else out  # (an integer index would be a gather)
