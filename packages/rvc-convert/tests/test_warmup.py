@@ -54,20 +54,26 @@ def test_warmup_runs_the_planned_shapes(fixtures_dir):
     assert spy.frames == planned  # the synthesizer ran exactly the planned shapes
 
 
-def test_warmup_converts_twice_on_gpus(fixtures_dir, monkeypatch):
+def test_warmup_converts_twice_on_gpus(fixtures_dir, monkeypatch, tmp_path):
     """On a GPU plan each length is converted twice: the pipeline compiles a chunk length's
-    graphs when it repeats, so the second conversion builds those kernels too."""
+    graphs when it repeats, so the second conversion builds those kernels too; then the kernel
+    folder is marked (``rvc_runtime.mark_kernels_built``: later processes compile)."""
     from dataclasses import replace
+
+    import mlx.core as mx
+
+    monkeypatch.setenv("MLX_PTX_CACHE_DIR", str(tmp_path))
 
     vc = VoiceConverter(fixtures_dir / "reference" / "checkpoints" / "v2_nof0_32k.pth", embedder=StubEmbedder())
     calls = []
     monkeypatch.setattr(vc, "convert", lambda audio, sample_rate: calls.append(len(audio)))
     warmup(vc, seconds=[1.0, 2.0])
-    assert calls == [16000, 32000]
+    assert calls == [16000, 32000] and not list(tmp_path.iterdir())  # the CPU: nothing marked
     calls.clear()
     vc.backends = replace(vc.backends, device="gpu")
     warmup(vc, seconds=[1.0, 2.0])
     assert calls == [16000, 16000, 32000, 32000]
+    assert [p.name for p in tmp_path.iterdir()] == [f"compiled-by-rvc-warmup-mlx-{mx.__version__}"]
 
 
 def test_warmup_warms_live_streams(fixtures_dir, monkeypatch):

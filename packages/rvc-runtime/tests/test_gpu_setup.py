@@ -101,3 +101,33 @@ def test_command_buffers_left_to_metal(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr("sys.platform", "darwin")
     got = rvc_runtime.configure_gpu(memory_limit=None)
     assert "MLX_MAX_OPS_PER_BUFFER" not in got and "MLX_MAX_OPS_PER_BUFFER" not in os.environ
+
+
+def test_compile_follows_the_warmup_mark(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CUDA: MLX's compile is on where ``mark_kernels_built`` marked the kernel folder for this
+    MLX version (``rvc warmup``), off elsewhere; ``compile=`` forces it; the user's
+    ``MLX_DISABLE_COMPILE`` wins. (MLX's CUDA check and compile switches are spied here.)"""
+    import mlx.core as mx
+
+    from rvc_runtime import _gpu
+
+    calls: list[str] = []
+    monkeypatch.setattr(mx.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(mx, "enable_compile", lambda: calls.append("on"))
+    monkeypatch.setattr(mx, "disable_compile", lambda: calls.append("off"))
+    monkeypatch.setattr(mx, "set_memory_limit", lambda limit: 0)
+    monkeypatch.setenv("MLX_PTX_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("MLX_DISABLE_COMPILE", raising=False)
+    monkeypatch.setattr(_gpu, "_compile_chosen", False)
+    rvc_runtime.configure_gpu()
+    rvc_runtime.configure_gpu()  # the first call's choice stands
+    assert calls == ["off"]
+    mark = rvc_runtime.mark_kernels_built()
+    assert mark == tmp_path / f"compiled-by-rvc-warmup-mlx-{mx.__version__}" and mark.is_file()
+    monkeypatch.setattr(_gpu, "_compile_chosen", False)
+    rvc_runtime.configure_gpu()
+    rvc_runtime.configure_gpu(compile=False)  # explicit: applies even after a choice
+    assert calls == ["off", "on", "off"]
+    monkeypatch.setenv("MLX_DISABLE_COMPILE", "1")
+    rvc_runtime.configure_gpu(compile=True)
+    assert calls == ["off", "on", "off"]

@@ -239,7 +239,9 @@ def live(
         sd = _sounddevice() if input is None else None  # PortAudio checked before the slow model load
         dtype = use_precision(precision)
         import rvc_convert
+        import rvc_runtime
 
+        rvc_runtime.configure_gpu(compile=True)  # GPUs: compiled graphs for the live blocks, built by the warm-up
         with _ui.status(f"loading {model}..."):
             vc = rvc_convert.VoiceConverter(
                 model,

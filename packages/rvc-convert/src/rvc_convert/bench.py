@@ -65,7 +65,9 @@ def build_models(synth_path: str | None = None, *, dtype: str = "float32") -> di
     import rvc_runtime
 
     rvc_runtime.configure_cpu()  # OpenBLAS and oneDNN, before MLX first loads
-    rvc_runtime.configure_gpu()  # MLX CUDA: plan cache, kernels on disk, graphs off, memory limit
+    # MLX CUDA: plan cache, kernels on disk, graphs off, memory limit; compiled graphs (rvc warmup's
+    # steady state; a process without them: configure_gpu's doc)
+    rvc_runtime.configure_gpu(compile=True)
     import mlx.core as mx
     from mlx_contentvec import ContentvecModel
 

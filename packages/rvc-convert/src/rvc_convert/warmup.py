@@ -100,9 +100,16 @@ def warmup(
             :meth:`~rvc_convert.stream.Stream.warmup` (GPUs: the live graphs and kernels).
         progress: ``progress(done, total, step)`` after each conversion.
 
+    On GPUs MLX's compile is turned on for the process first and, once every length has run,
+    the kernel folder is marked (``rvc_runtime.mark_kernels_built``): later processes then
+    compile too, finding the kernels built (``rvc_runtime.configure_gpu``).
+
     Returns:
         the steps run (lengths and the chunks each was cut into).
     """
+    import rvc_runtime
+
+    rvc_runtime.configure_gpu(compile=True)
     if converter is None:
         call, preset, live_vc, live_kw, gpu = _random_models(precision, live=bool(live_blocks))
     else:
@@ -131,6 +138,8 @@ def warmup(
     for block in live_blocks:
         logger.info("warm-up: live stream, block %g s", block)
         live_vc.stream(block=block, **live_kw).warmup()
+    if gpu and rvc_runtime.mark_kernels_built() is None:
+        logger.warning("the kernel folder could not be marked: later processes will not use compiled graphs")
     return steps
 
 

@@ -12,6 +12,8 @@ CONV_CACHE = 1024  # cuDNN convolution plans kept by MLX (MLX_CUDA_CONV_CACHE_SI
 OPS_PER_BUFFER = 8  # operations MLX queues per command buffer (MLX_MAX_OPS_PER_BUFFER)
 MEMORY_LIMIT = 3.0  # GiB: MLX's evaluation guideline on CUDA (work in flight is waited for above it)
 _limit_chosen = False  # the first call's memory_limit is the one applied (later calls keep it)
+_compile_chosen = False  # likewise compile=None's choice (an explicit True/False always applies)
+MARK = "compiled-by-rvc-warmup-mlx-{version}"  # in the kernel folder: mark_kernels_built()
 
 
 def _cache_root() -> Path:
@@ -26,6 +28,7 @@ def configure_gpu(
     cuda_graphs: bool = False,
     ops_per_buffer: int = OPS_PER_BUFFER,
     memory_limit: float | None = MEMORY_LIMIT,
+    compile: bool | None = None,
 ) -> dict[str, str]:
     """Set MLX's CUDA backend up for conversions, once, **before MLX's first GPU work** (it
     reads these variables at import or at first use). A variable already set is kept.
@@ -61,6 +64,15 @@ def configure_gpu(
       holds other MLX models, call ``configure_gpu(memory_limit=None)`` (or a larger limit)
       yourself before making a ``VoiceConverter``: the first call's ``memory_limit`` is the
       one applied, later calls (``VoiceConverter``'s) keep it.
+    * ``compile`` (CUDA only): MLX compiles each fused graph (``mx.compile``) into a CUDA
+      module with NVRTC on first use, 2-7 s each on an H200 host, a few dozen for a
+      conversion; kept in the kernel folder after that. ``None`` (default): compiled graphs
+      only where :func:`mark_kernels_built` has marked that folder for this MLX version (``rvc
+      warmup`` does, after building them), else MLX's compile is turned off for the process
+      (``mx.disable_compile()``: the same operations one kernel each, all built into MLX):
+      H200, a fresh machine's first 10 s float16 conversion ~3 s instead of about a minute,
+      then 10 s in 79 ms instead of 51-58 (60 s: 285 against 195). ``True``/``False`` force
+      it (``rvc warmup`` and ``rvc bench`` compile). ``MLX_DISABLE_COMPILE``, if you set it, wins.
 
     Harmless on Apple GPUs and CPUs (the variables are CUDA's, the command-buffer size is not
     set on macOS, the limit is set only with CUDA). Returns the variables in effect.
@@ -92,5 +104,39 @@ def configure_gpu(
             if mx.get_memory_limit() > limit:  # a lower limit already set is kept
                 mx.set_memory_limit(limit)
     _limit_chosen = True
+    global _compile_chosen
+    if (compile is not None or not _compile_chosen) and "MLX_DISABLE_COMPILE" not in os.environ:
+        if importlib.util.find_spec("mlx") is not None:
+            import mlx.core as mx
+
+            if mx.cuda.is_available():
+                on = compile if compile is not None else _marked(_kernel_dir(), mx.__version__)
+                (mx.enable_compile if on else mx.disable_compile)()
+        _compile_chosen = True
     keys = ("MLX_CUDA_CONV_CACHE_SIZE", "MLX_PTX_CACHE_DIR", "MLX_USE_CUDA_GRAPHS", "MLX_MAX_OPS_PER_BUFFER")
     return {k: os.environ[k] for k in keys if k in os.environ}
+
+
+def _kernel_dir() -> Path:
+    return Path(os.environ["MLX_PTX_CACHE_DIR"]) if os.environ.get("MLX_PTX_CACHE_DIR") else _cache_root()
+
+
+def _marked(folder: Path, version: str) -> bool:
+    return (folder / MARK.format(version=version)).is_file()
+
+
+def mark_kernels_built() -> Path | None:
+    """Mark the kernel folder (``MLX_PTX_CACHE_DIR``, else ``configure_gpu``'s default) as holding
+    this MLX version's compiled kernels, so that :func:`configure_gpu` turns MLX's compile on
+    in later processes (``rvc warmup`` calls it once it has converted every length). Returns
+    the marker's path, or None where the folder cannot be written."""
+    import mlx.core as mx
+
+    folder = _kernel_dir()
+    mark = folder / MARK.format(version=mx.__version__)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        mark.write_text("rvc warmup built MLX's compiled kernels here for this MLX version\n")
+    except OSError:
+        return None
+    return mark
