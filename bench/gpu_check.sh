@@ -135,6 +135,9 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     parity) step synthesizer GPU vs CPU, 1500 frames; for t in 0 1; do  # .gpu/p3/parity1500.npz: gpu_parity.py write, here
             run env MLX_ENABLE_TF32=$t python3 bench/gpu_parity.py check .gpu/p3/parity1500.npz 1500 | tee -a "$OUT/parity.txt"
         done ;;
+    parityeager) step synthesizer GPU vs CPU without compile; for t in 0 1; do
+            run env MLX_DISABLE_COMPILE=1 MLX_ENABLE_TF32=$t python3 bench/gpu_parity.py check .gpu/p3/parity1500.npz 1500 | tee -a "$OUT/parity.txt"
+        done ;;
     prof) step stage kernels; prof ;;
     fast) step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast ;;
     rt) step live 0.25 real time; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime ;;
