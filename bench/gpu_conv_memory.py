@@ -27,7 +27,7 @@ from dataclasses import replace
 import rvc_runtime
 
 rvc_runtime.configure_cpu()
-rvc_runtime.configure_gpu()
+rvc_runtime.configure_gpu(compile=True)
 
 import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402

@@ -33,7 +33,7 @@ from collections.abc import Callable
 import rvc_runtime
 
 rvc_runtime.configure_cpu()
-rvc_runtime.configure_gpu()
+rvc_runtime.configure_gpu(compile=True)
 
 import mlx.core as mx  # noqa: E402
 

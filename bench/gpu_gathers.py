@@ -34,7 +34,7 @@ def main() -> None:
     import rvc_runtime
 
     rvc_runtime.configure_cpu()
-    rvc_runtime.configure_gpu()
+    rvc_runtime.configure_gpu(compile=True)
     import mlx.core as mx
 
     folder = Path(os.environ["MLX_PTX_CACHE_DIR"])

@@ -19,7 +19,7 @@ from collections import defaultdict
 import rvc_runtime
 
 rvc_runtime.configure_cpu()
-rvc_runtime.configure_gpu()
+rvc_runtime.configure_gpu(compile=True)
 
 import mlx.core as mx  # noqa: E402
 from gpu_profile17 import wrap_stages  # noqa: E402  (this folder)

@@ -18,7 +18,7 @@ import time
 import rvc_runtime
 
 rvc_runtime.configure_cpu()
-rvc_runtime.configure_gpu()
+rvc_runtime.configure_gpu(compile=True)
 
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402

@@ -20,7 +20,7 @@ import time
 import rvc_runtime
 
 rvc_runtime.configure_cpu()
-rvc_runtime.configure_gpu()  # MLX CUDA: plan cache, kernels on disk, graphs off, memory limit
+rvc_runtime.configure_gpu(compile=True)  # MLX CUDA: plan cache, kernels on disk, graphs off, memory limit
 
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402

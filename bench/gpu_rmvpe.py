@@ -13,7 +13,7 @@ import time
 import rvc_runtime
 
 rvc_runtime.configure_cpu()  # OpenBLAS/oneDNN for MLX's CPU paths: must run before MLX is first imported
-rvc_runtime.configure_gpu()  # MLX CUDA: plan cache, kernels on disk, graphs off, memory limit
+rvc_runtime.configure_gpu(compile=True)  # MLX CUDA: plan cache, kernels on disk, graphs off, memory limit
 
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
