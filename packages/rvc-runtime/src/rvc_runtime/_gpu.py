@@ -4,9 +4,12 @@ memory bound of its evaluations."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
 from pathlib import Path
+
+logger = logging.getLogger("rvc_runtime")
 
 CONV_CACHE = 1024  # cuDNN convolution plans kept by MLX (MLX_CUDA_CONV_CACHE_SIZE)
 OPS_PER_BUFFER = 8  # operations MLX queues per command buffer (MLX_MAX_OPS_PER_BUFFER)
@@ -112,6 +115,8 @@ def configure_gpu(
             if mx.cuda.is_available():
                 on = compile if compile is not None else _marked(_kernel_dir(), mx.__version__)
                 (mx.enable_compile if on else mx.disable_compile)()
+                if not on and compile is None:
+                    logger.info("MLX's compiled graphs are off until `rvc warmup` has built them on this machine")
         _compile_chosen = True
     keys = ("MLX_CUDA_CONV_CACHE_SIZE", "MLX_PTX_CACHE_DIR", "MLX_USE_CUDA_GRAPHS", "MLX_MAX_OPS_PER_BUFFER")
     return {k: os.environ[k] for k in keys if k in os.environ}
