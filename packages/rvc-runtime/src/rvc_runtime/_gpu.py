@@ -74,7 +74,7 @@ def configure_gpu(
       warmup`` does, after building them), else MLX's compile is turned off for the process
       (``mx.disable_compile()``: the same operations one kernel each, all built into MLX):
       H200, a fresh machine's first 10 s float16 conversion ~3 s instead of about a minute,
-      then 10 s in 79 ms instead of 51-58 (60 s: 285 against 195). ``True``/``False`` force
+      then 10 s in 58-84 ms instead of 51 compiled (60 s: 285 against 195). ``True``/``False`` force
       it (``rvc warmup`` and ``rvc bench`` compile). ``MLX_DISABLE_COMPILE``, if you set it, wins.
 
     Harmless on Apple GPUs and CPUs (the variables are CUDA's, the command-buffer size is not
