@@ -40,7 +40,7 @@ class MultiHeadAttention(nn.Module):
         the weights change (:meth:`Synthesizer.set_backend`, loading); weights replaced any
         other way are noticed and the separate projections run."""
         convs = (self.conv_q, self.conv_k, self.conv_v)
-        w = mx.concatenate([c.weight[:, 0, :] for c in convs], axis=0).T  # (C, 3C)
+        w = mx.concatenate([c.weight.squeeze(1) for c in convs], axis=0).T  # (C, 3C) (an integer index would gather)
         bias = mx.concatenate([c.bias for c in convs])
         d = w.shape[0] // self.n_heads
         div = mx.array([math.sqrt(d), 1.0, 1.0], dtype=w.dtype).reshape(3, 1, 1, 1, 1)  # q / sqrt(d), as below
