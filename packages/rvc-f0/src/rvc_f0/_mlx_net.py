@@ -169,9 +169,10 @@ class _SubpixelConvTranspose2d(nn.ConvTranspose2d):
     def _matrix(wt: mx.array) -> mx.array:
         # wt: (O, 3, 3, I); tap (kh, kw) maps input i to output 2i - 1 + k
         o, c = wt.shape[0], wt.shape[-1]
-        tap = lambda kh, kw: (
-            wt[:, kh : kh + 1, kw : kw + 1, :].reshape(o, c).T
-        )  # (I, O); slices: integer indices gather  # noqa: E731
+
+        def tap(kh: int, kw: int) -> mx.array:  # (I, O); slices, as integer indices gather
+            return wt[:, kh : kh + 1, kw : kw + 1, :].reshape(o, c).T
+
         z = mx.zeros((c, o), dtype=wt.dtype)
         return mx.concatenate(
             [
