@@ -4,7 +4,8 @@ On MLX's CUDA backend every gather MLX meets (a dtype pair, ``take`` or ``take_a
 integer index like ``x[0]`` is one too) is a module MLX compiles with NVRTC on first use, 2-7 s
 each on a fresh H200 host: nine of them made a fresh machine's first conversion 38 s instead of
 ~3. So the GPU paths route gathers through ``rvc_runtime.gather`` (small CUDA kernels there) and
-use views for integer indices. Here, on the CPU, those paths run (the synthesizer with a GPU
+use views for integer indices. Here, on the CPU, those paths run (ContentVec's device graph,
+the synthesizer with a GPU
 backend, the MLX IVF search and blend, RMVPE's device mel, U-Net and BiGRU, the RMS mix) with
 MLX's gathers spied: one made anywhere else in our packages fails, naming its line.
 """
@@ -123,3 +124,20 @@ def test_rms_mix_on_the_device(direct_gathers: list[str]) -> None:
     got = np.array(_output.mix_rms(src, 16000, mx.array(tgt), 40000, 0.25, take=gather.MLX.take))
     assert direct_gathers == []
     np.testing.assert_allclose(got, mix_rms(src, 16000, tgt, 40000, 0.25), rtol=1e-5, atol=1e-6)
+
+
+def test_contentvec_gpu_graph(contentvec_v2: Path, direct_gathers: list[str]) -> None:
+    from rvc_features import load_contentvec
+    from rvc_features._cv_fast import gelu_erf
+
+    cv = load_contentvec(contentvec_v2)
+    audio = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
+    want = cv.hidden(audio)  # the CPU path
+    fast = cv._fast
+    fast.cpu, fast.gelu, fast.fused_attention = False, gelu_erf, False  # as on MLX's CUDA backend
+    got = fast.lazy(audio)
+    got_static = fast.lazy(audio, static_shape=True)
+    mx.eval(got, got_static)
+    assert direct_gathers == []
+    np.testing.assert_allclose(np.array(got), want, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(np.array(got_static), np.array(got), rtol=1e-5, atol=1e-5)

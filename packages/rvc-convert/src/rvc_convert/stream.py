@@ -358,7 +358,7 @@ class Stream:
             decode_frames=length2 if length2 != self.return_length else None,
             **({"static_shape": True} if self._gpu else {}),
         )
-        y = np.array(out[0], dtype=np.float32)
+        y = np.array(out.squeeze(0), dtype=np.float32)  # (an integer index would be a gather on the device)
         self.stage_seconds["synth"] += time.perf_counter() - t3
         hop = self.hop
         upp_res = math.floor(2 ** (s.formant / 12) * self.tgt_sr // 100)
