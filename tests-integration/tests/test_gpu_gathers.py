@@ -4,10 +4,10 @@ On MLX's CUDA backend every gather MLX meets (a dtype pair, ``take`` or ``take_a
 integer index like ``x[0]`` is one too) is a module MLX compiles with NVRTC on first use, 2-7 s
 each on a fresh H200 host: nine of them made a fresh machine's first conversion 38 s instead of
 ~3. So the GPU paths route gathers through ``rvc_runtime.gather`` (small CUDA kernels there) and
-use views for integer indices. Here, on the CPU, those paths run (ContentVec's device graph,
-the synthesizer with a GPU
-backend, the MLX IVF search and blend, RMVPE's device mel, U-Net and BiGRU, the RMS mix) with
-MLX's gathers spied: one made anywhere else in our packages fails, naming its line.
+use views for integer indices. Here, on the CPU, those paths run (ContentVec's device graph, the
+synthesizer with a GPU backend, the MLX IVF search and blend, RMVPE's device mel, U-Net and
+BiGRU, the RMS mix) with MLX's gathers spied: one made anywhere else in our packages fails,
+naming its line. Each also checks its numbers against the CPU path (or NumPy / FAISS).
 """
 
 from __future__ import annotations
