@@ -131,3 +131,4 @@ def test_compile_follows_the_warmup_mark(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("MLX_DISABLE_COMPILE", "1")
     rvc_runtime.configure_gpu(compile=True)
     assert calls == ["off", "on", "off"]
+    assert rvc_runtime.mark_kernels_built() is None  # compile was off: nothing built to mark

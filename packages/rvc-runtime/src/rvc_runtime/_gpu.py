@@ -134,9 +134,12 @@ def mark_kernels_built() -> Path | None:
     """Mark the kernel folder (``MLX_PTX_CACHE_DIR``, else ``configure_gpu``'s default) as holding
     this MLX version's compiled kernels, so that :func:`configure_gpu` turns MLX's compile on
     in later processes (``rvc warmup`` calls it once it has converted every length). Returns
-    the marker's path, or None where the folder cannot be written."""
+    the marker's path, or None where the folder cannot be written or ``MLX_DISABLE_COMPILE``
+    is set (nothing compiled was built)."""
     import mlx.core as mx
 
+    if "MLX_DISABLE_COMPILE" in os.environ:
+        return None
     folder = _kernel_dir()
     mark = folder / MARK.format(version=mx.__version__)
     try:

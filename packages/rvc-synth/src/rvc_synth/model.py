@@ -347,9 +347,8 @@ class Synthesizer(nn.Module):
             k_prior, k_nsf = keys[0:1].reshape(2), keys[1:2].reshape(2)  # views (integer indices gather)
         else:
             k_prior = k_nsf = None
-        g = mx.broadcast_to(self.emb_g.weight[speaker : speaker + 1], (b, self.emb_g.weight.shape[1]))[
-            :, None, :
-        ]  # (B, 1, gin)
+        row = self.emb_g.weight[speaker : speaker + 1]  # a slice: an index array would be a gather
+        g = mx.broadcast_to(row, (b, row.shape[1]))[:, None, :]  # (B, 1, gin)
         geometry = (flow_head, dec_head, head, length, streaming, chunk_frames, out_frames, decode_frames)
         if static_shape and self.dec.traceable(decode_frames or length, chunk_frames):
             # the whole call (encoder, prior noise, flow, decoder) as one compiled graph: fewer
