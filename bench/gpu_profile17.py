@@ -54,8 +54,8 @@ def wrap_stages(models: dict, traced) -> dict:
         def __init__(self, e):
             self.e = e
 
-        def embedder(self, v):
-            emb = self.e.embedder(v)
+        def embedder(self, v, **kw):
+            emb = self.e.embedder(v, **kw)
 
             class E:
                 def __init__(self):

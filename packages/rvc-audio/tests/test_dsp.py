@@ -72,6 +72,57 @@ def test_highpass_removes_low_frequencies():
     np.testing.assert_allclose(out[mid], high[mid], atol=5e-3)
 
 
+def _speechlike(seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:
+    """Noise under a slow envelope, a hum, a DC offset and silent stretches (float32)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    blocks = rng.uniform(0, 1, n // 1600 + 1) * (rng.uniform(size=n // 1600 + 1) > 0.2)
+    env = np.repeat(blocks, 1600)[:n]
+    x = 0.3 * env * rng.standard_normal(n) + 0.2 * np.sin(2 * np.pi * 30 * t) + 0.1
+    return x.astype(np.float32)
+
+
+def test_highpass_is_scipys_filtfilt_bitwise_when_short():
+    x = _speechlike(3.5)  # under two blocks: scipy's one pass, the same numbers
+    np.testing.assert_array_equal(highpass(x), signal.filtfilt(*signal.butter(5, 48, "high", fs=16000), x))
+
+
+@pytest.mark.parametrize("workers", [1, 2, 8])
+def test_long_highpass_in_blocks_matches_filtfilt(monkeypatch, workers: int):
+    """60 s: the blocks on threads differ from scipy's sequential filtfilt by rounding noise only
+    (its transfer-function form amplifies it to ~3e-8 relative), far inside the 1e-5 tolerance;
+    and the result does not depend on the thread count."""
+    import rvc_audio._dsp as dsp
+
+    monkeypatch.setattr(dsp, "_workers", lambda: workers)
+    x = _speechlike(60)
+    ref = signal.filtfilt(*signal.butter(5, 48, "high", fs=16000), x)
+    got = highpass(x)
+    assert rel_err(got, ref) <= 2e-7
+    assert np.abs(got.astype(np.float32) - ref.astype(np.float32)).max() <= 1e-7 * np.abs(ref).max()
+    monkeypatch.setattr(dsp, "_workers", lambda: 2)
+    same = highpass(x)
+    if workers > 1:
+        np.testing.assert_array_equal(got, same)  # the blocks are fixed; only who runs them varies
+    # integer PCM and float64 in take the same path
+    pcm = np.round(x * 8000).astype(np.int16)
+    ref_pcm = signal.filtfilt(*signal.butter(5, 48, "high", fs=16000), pcm / np.float32(32768))
+    assert rel_err(highpass(pcm), ref_pcm) <= 2e-7
+
+
+def test_highpass_pool_is_remade_in_a_forked_child(monkeypatch):
+    import rvc_audio._dsp as dsp
+
+    monkeypatch.setattr(dsp, "_workers", lambda: 2)
+    x = _speechlike(20)
+    first = highpass(x)
+    pool = dsp._pool(2)
+    monkeypatch.setattr(dsp.os, "getpid", lambda: -1)  # as a child after fork sees it: another pid
+    assert dsp._pool(2) is not pool
+    np.testing.assert_array_equal(highpass(x), first)
+
+
 def test_silence_flows_through_without_nan():
     zeros = np.zeros(24000, np.float32)
     hp = highpass(zeros)
