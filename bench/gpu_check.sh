@@ -14,6 +14,7 @@
 # CUDA-graph and fp32strict stages and exact float32, "flags" the A/Bs of
 # bench/gpu_flags_ab.py, alternated in one process: FLAGSETS="compile stretch f0 memory cv",
 # FLAGPRECS="float16 tf32 exact", FLAGSECS="10 60",
+# "cvprof" ContentVec's CUPTI kernels at 60 s float16, "other" bench/gpu_other.py,
 # "convmem" bench/gpu_conv_memory.py in TF32, exact float32 and float16, "buffers" its whole
 # decoder per MLX_MAX_OPS_PER_BUFFER value).
 # NOKEEP=1: no kernel caches sent back (room for 8 result files).
@@ -139,6 +140,9 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
             run env MLX_DISABLE_COMPILE=1 MLX_ENABLE_TF32=$t python3 bench/gpu_parity.py check .gpu/p3/parity1500.npz 1500 | tee -a "$OUT/parity.txt"
         done ;;
     prof) step stage kernels; prof ;;
+    cvprof) step ContentVec kernels at 60 s; (cd bench && run env MLX_ENABLE_TF32=1 python3 gpu_kernels.py --seconds 60 --dtype float16 --top 15) >"$OUT/kernels.jsonl"
+        python3 -c "import json; [print(json.dumps(c)[:2500]) for l in open('$OUT/kernels.jsonl') for c in json.loads(l)['calls'] if c['stage'] == 'contentvec']" ;;
+    other) step the other step in parts; run env MLX_ENABLE_TF32=1 python3 bench/gpu_other.py --reps 5 | tee "$OUT/other.jsonl" ;;
     fast) step live 0.25 fast; live --blocks 0.25 --extra 2.5 --seconds 60 --pace fast ;;
     rt) step live 0.25 real time; live --blocks 0.25 --extra 2.5 --seconds 60 --pace realtime ;;
     bench16 | b16) step rvc bench float16; benchx float16$((++n16)) float16 10 60 ;;
