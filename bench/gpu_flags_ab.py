@@ -19,7 +19,12 @@ Sets (the first variant of each is this build's default):
 - ``f0``: the f0 queued behind the device's work (``RMVPEModel.start``) / waited for first;
 - ``memory``: MLX's memory limit 3 / 2.5 / 3.5 GiB;
 - ``cv``: ContentVec as ``VoiceConverter`` runs it (half precision with a half synthesizer on
-  GPUs) / in float32 (TF32).
+  GPUs) / in float32 (TF32);
+- ``cvattn``: ContentVec's attention on CUDA as matmul-softmax-matmul (this build) / through
+  ``mx.fast.scaled_dot_product_attention``, which MLX 0.32.4's CUDA backend hands to cuDNN's
+  fused attention for float16 / bfloat16 (its library has ``MLX_CUDA_USE_CUDNN_SDPA``; float32
+  takes MLX's generic fallback, as this build's comment says). Each variant keeps its own
+  compiled graphs.
 """
 
 from __future__ import annotations
@@ -67,6 +72,17 @@ def _set(
 
 
 _CALLS: dict[str, Callable] = {}  # variants with their own pipeline call (made in main)
+_CV: list = []  # the FastContentvec of build_models' ContentVec (set in main)
+_CV_GRAPHS: dict[bool, dict] = {False: {}, True: {}}
+
+
+def _cv_attention(fused: bool) -> Callable[[], None]:
+    def apply() -> None:
+        _set()()
+        fast = _CV[0]
+        fast.fused_attention, fast._graphs = fused, _CV_GRAPHS[fused]
+
+    return apply
 
 
 def _call(name: str) -> Callable[[], Callable | None]:
@@ -93,6 +109,7 @@ SETS: dict[str, dict[str, Callable[[], Callable | None]]] = {
     "f0": {"queued": _set(), "waited": _set(queued=False)},
     "memory": {"3": _set(), "2.5": _set(limit=2.5), "3.5": _set(limit=3.5)},
     "cv": {"this_build": _set(), "float32": _call("cv_float32")},
+    "cvattn": {"this_build": _cv_attention(False), "fused_sdpa": _cv_attention(True)},
 }
 
 
@@ -101,6 +118,8 @@ def main(name: str, dtype: str, seconds: list[float], rounds: int = 7) -> None:
     models = build_models(dtype=dtype)
     default = pipeline_call(models)
     _CALLS["cv_float32"] = pipeline_call(models, content="float32")
+    _CV.append(models["contentvec"]._fast)
+    _CV_GRAPHS[_CV[0].fused_attention] = _CV[0]._graphs
     for s in seconds:
         audio = signal(s)
         for apply in variants.values():  # every variant's first calls (kernels, traces: compiled on a repeat)
