@@ -22,6 +22,7 @@ rvc_runtime.configure_gpu(compile=True)
 
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
+from gpu_profile17 import med  # noqa: E402  (this folder)
 
 from rvc_convert import _output, pipeline  # noqa: E402
 from rvc_convert.bench import build_models, pipeline_call, signal  # noqa: E402
@@ -80,14 +81,7 @@ def main() -> None:
             "sync_only": mx.synchronize,
         }
         for k, fn in parts.items():
-            fn()
-            ts = []
-            for _ in range(a.reps):
-                mx.synchronize()
-                t0 = time.perf_counter()
-                fn()
-                ts.append(1000 * (time.perf_counter() - t0))
-            out[f"apart_{k}"] = round(statistics.median(ts), 3)
+            out[f"apart_{k}"] = med(fn, a.reps)[0]
         print(json.dumps({"seconds": sec, "dtype": a.dtype, **out}), flush=True)
 
 
