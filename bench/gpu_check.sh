@@ -17,7 +17,8 @@
 # "cvprof" ContentVec's CUPTI kernels at 60 s float16, "other" bench/gpu_other.py,
 # "convmem" bench/gpu_conv_memory.py in TF32, exact float32 and float16, "buffers" its whole
 # decoder per MLX_MAX_OPS_PER_BUFFER value).
-# NOKEEP=1: no kernel caches sent back (room for 8 result files).
+# NOKEEP=1: no kernel caches sent back (room for 8 result files); otherwise the results come
+# back as one results.tgz beside the kernel parts (refresh .gpu/p4 with those parts).
 source "$(dirname "$0")/gpu_call.sh"
 run() { timeout "$(left)" "$@" 2>>"$OUT/log.txt"; }
 S=.gpu/p3/speech.wav
@@ -155,4 +156,9 @@ for s in ${STEPS:-fast rt bench16 kernels ref bench32 rt90 fast}; do
     rt90) step live 90 ms real time; live --blocks 0.05 --crossfade 0.03 --extra 1.0 --seconds 60 --pace realtime ;;
     esac
 done
-step end; [ -z "${NOKEEP:-}" ] && keep_kernels; echo "left $(left) s"; tail -3 "$OUT/log.txt"
+step end; tail -3 "$OUT/log.txt"
+if [ -z "${NOKEEP:-}" ]; then  # 8 files come back a call: the results in one archive, then the kernel parts
+    (cd "$OUT" && tar czf results.tgz --remove-files $(ls | grep -v '^kernels.tgz'))
+    keep_kernels
+fi
+echo "left $(left) s"
