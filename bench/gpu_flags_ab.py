@@ -17,7 +17,12 @@ Sets (the first variant of each is this build's default):
   2400 or 4000 frames (`rvc bench`'s 60 s chunks in two stretches each, or one: less halo and
   rounding work; is the peak bounded by MLX's memory limit rather than the stretch?);
 - ``f0``: the f0 queued behind the device's work (``RMVPEModel.start``) / waited for first;
-- ``memory``: MLX's memory limit 3 / 2.5 / 3.5 GiB;
+- ``memory``: MLX's memory limit 3 / 3.5 / 3.7 GiB (above it, evaluations wait and cached
+  buffers are freed: ``cudaFree``, which waits for the device);
+- ``cache``: MLX's buffer cache kept (this build) / emptied after each conversion (timed with
+  it: the next one allocates afresh) / kept with a 3.5 GiB limit. MLX 0.32's CUDA allocator
+  frees host-visible (managed) buffers, the uploads and read-backs, with ``cudaFree``, which
+  waits for the device; it frees cached buffers when the limit is reached;
 - ``cv``: ContentVec as ``VoiceConverter`` runs it (half precision with a half synthesizer on
   GPUs) / in float32 (TF32);
 - ``cvattn``: ContentVec's attention on CUDA as matmul-softmax-matmul (this build) / through
@@ -107,9 +112,10 @@ SETS: dict[str, dict[str, Callable[[], Callable | None]]] = {
         "exact_4000": _set(exact_frames=4000),
     },
     "f0": {"queued": _set(), "waited": _set(queued=False)},
-    "memory": {"3": _set(), "2.5": _set(limit=2.5), "3.5": _set(limit=3.5)},
+    "memory": {"3": _set(), "3.5": _set(limit=3.5), "3.7": _set(limit=3.7)},
     "cv": {"this_build": _set(), "float32": _call("cv_float32")},
     "cvattn": {"this_build": _cv_attention(False), "fused_sdpa": _cv_attention(True)},
+    "cache": {"this_build": _set(), "clear_after": _call("clear_after"), "limit_3.5": _set(limit=3.5)},
 }
 
 
@@ -118,6 +124,7 @@ def main(name: str, dtype: str, seconds: list[float], rounds: int = 7) -> None:
     models = build_models(dtype=dtype)
     default = pipeline_call(models)
     _CALLS["cv_float32"] = pipeline_call(models, content="float32")
+    _CALLS["clear_after"] = lambda audio, t=None: (default(audio, t), mx.clear_cache())
     _CV.append(models["contentvec"]._fast)
     _CV_GRAPHS[_CV[0].fused_attention] = _CV[0]._graphs
     for s in seconds:

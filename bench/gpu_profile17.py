@@ -87,6 +87,9 @@ def wrap_stages(models: dict, traced) -> dict:
         def __call__(self, *args, **kw):
             return traced("f0", self.r)(*args, **kw)
 
+        def start(self, *args, **kw):  # the pipeline's overlapped form: launch, later finish
+            return traced("f0", traced("f0", self.r.start)(*args, **kw))
+
     return dict(
         models,
         contentvec=Cv(models["contentvec"]),
