@@ -102,7 +102,8 @@ class FastContentvec:
         self.gelu = gelu if self.cpu else gelu_erf
         # MLX's CUDA attention for long queries is its generic fallback, which first multiplies q
         # by the scale (1 here: q is pre-scaled): the same matmul-softmax-matmul without that
-        # kernel (12 per call); Metal keeps the fused kernel
+        # kernel (12 per call); Metal keeps the fused kernel. In half precision it hands the
+        # attention to cuDNN: measured against this, under 1 ms gained at 60 s and lost at 10 s
         self.fused_attention = not self.cpu and not mx.cuda.is_available()
         fe = model.feature_extractor
         self.convs = []
