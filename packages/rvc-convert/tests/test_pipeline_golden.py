@@ -121,8 +121,9 @@ def test_features_blend_protect_golden(ref_dir, case: str) -> None:
 
 @pytest.mark.parametrize("gpu", [False, True])
 def test_one_blas_thread_during_gpu_conversions(ref_dir, make_signal, gpu: bool, monkeypatch) -> None:
-    """On GPUs the pipeline runs with one BLAS thread (OpenBLAS's spinning workers slowed FAISS),
-    restored afterwards; CPU conversions keep every thread."""
+    """With the plan's ``one_blas_thread`` (GPUs, CPUs with oneDNN) the pipeline runs with one
+    BLAS thread (OpenBLAS's spinning workers slowed FAISS and oneDNN), restored afterwards;
+    without it every thread is kept."""
     from threadpoolctl import threadpool_info
 
     def blas_threads() -> list[int]:  # OpenBLAS builds with their own threads (not faiss's OpenMP one)
@@ -143,7 +144,7 @@ def test_one_blas_thread_during_gpu_conversions(ref_dir, make_signal, gpu: bool,
 
     synth = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_32k.pth")
     audio = make_signal(2, 0, ()).astype(np.float32) / 32768
-    backends = replace(plan(synth), one_blas_thread=gpu)  # the plan a VoiceConverter on a GPU makes
+    backends = replace(plan(synth), one_blas_thread=gpu)  # the plan a VoiceConverter on a GPU makes, or not
     out, _ = run_pipeline(
         audio,
         synth=synth,

@@ -24,7 +24,8 @@ class Backends:
     ``device``: ``"cpu"`` or ``"gpu"``; ``synth``: the synthesizer's backend name (``"mlx"``,
     ``"numpy"``, ``"onednn"``); ``precision``: its arithmetic; ``conv2d``: the convolution lent
     to the RMVPE U-Net (oneDNN on the CPU; None otherwise); ``one_blas_thread``: the pipeline's
-    own BLAS work runs single-threaded (GPUs: OpenBLAS's spinning threads slow FAISS there);
+    own BLAS work runs single-threaded (on GPUs, and on the CPU with oneDNN: OpenBLAS's workers
+    spin after each call, taking the cores from FAISS's and oneDNN's OpenMP threads);
     ``gather``: the pipeline's device gathers (:mod:`rvc_runtime.gather`, the synthesizer's choice).
     """
 
@@ -49,7 +50,9 @@ def plan(synth: Any) -> Backends:
         device, name, precision = ("cpu" if mx.default_device() == mx.cpu else "gpu"), "?", "?"
         gather = MLX
     cpu = device == "cpu"
-    return Backends(device, name, precision, dnnl_conv2d() if cpu else None, one_blas_thread=not cpu, gather=gather)
+    conv2d = dnnl_conv2d() if cpu else None
+    one = not cpu or conv2d is not None  # without oneDNN, MLX's CPU matmuls need OpenBLAS's threads
+    return Backends(device, name, precision, conv2d, one_blas_thread=one, gather=gather)
 
 
 def dnnl_conv2d() -> Callable[..., Any] | None:

@@ -247,10 +247,15 @@ _BLAS: Any = None
 
 
 def _one_blas_thread(on: bool) -> contextlib.AbstractContextManager:
-    """On a GPU (``on``, the plan's ``one_blas_thread``) the pipeline's own BLAS work is small
-    (mel, index blending), and OpenBLAS's spinning worker threads slow FAISS's OpenMP search.
+    """With ``on`` (the plan's ``one_blas_thread``: GPUs, and CPUs with oneDNN) the pipeline's
+    own BLAS work runs on one thread: it is small there (mel, RMVPE's BiGRU, index blending),
+    and OpenBLAS's worker threads spin for ~0.1 s after each call (2^28 cycles), taking the cores
+    from the OpenMP threads of FAISS's search and oneDNN's primitives that run next.
     Measured on an H100 host (16 cores) with ``OPENBLAS_NUM_THREADS=1``: index stage 42 -> 18 ms
-    per 10 s, 100 files of 3 s 16.2 -> 11.5 s. On the CPU, MLX's matmuls need those threads: nothing changes there."""
+    per 10 s, 100 files of 3 s 16.2 -> 11.5 s. On a 2-core AMD EPYC, 10 s, alternated in one
+    process: 4.44 -> 4.19 s (RMVPE 0.435 -> 0.404, its first full-resolution convolutions
+    running at half speed before; index 28 -> 20 ms). Without oneDNN, MLX's CPU matmuls need
+    those threads: nothing changes there."""
     global _BLAS
     if not on:
         return contextlib.nullcontext()
