@@ -18,7 +18,10 @@ CUDA = mx.default_device() == mx.gpu and mx.cuda.is_available()
 
 def test_auto_picks_the_same_kernels_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
     """CUDA: the BiGRU kernel and the direct-convolution U-Net for short inputs; other GPUs: the
-    compiled U-Net; CPU: the lent U-Net convolution when one is lent, the BiGRU in NumPy."""
+    compiled U-Net; CPU: the lent U-Net convolution when one is lent, the BiGRU on oneDNN when
+    it is installed, else in NumPy."""
+    from rvc_runtime import onednn
+
     monkeypatch.delenv(ENV_BACKEND, raising=False)
     lent = object()
     gpu = mx.default_device() == mx.gpu
@@ -27,7 +30,7 @@ def test_auto_picks_the_same_kernels_as_before(monkeypatch: pytest.MonkeyPatch) 
     want = RMVPEBackend(
         "auto",
         gpu_unet if gpu else "mlx",
-        "cuda" if CUDA else "mlx" if gpu else "numpy",
+        "cuda" if CUDA else "mlx" if gpu else "onednn" if onednn.available() else "numpy",
         "mlx" if gpu else "numpy",
         *frames,
         (64 if os.environ.get("MLX_ENABLE_TF32") != "0" else 256) if CUDA else 0,
@@ -236,8 +239,30 @@ def test_start_queues_the_network_and_finishes_with_the_same_f0(weights: Path, g
     f0 = finish()
     np.testing.assert_array_equal(f0, m(audio))
     assert f0.dtype == np.float32 and f0.shape == (len(audio) // 160 + 1,) and (f0 > 0).any()
-    cpu = _load(weights).set_backend("auto")  # the CPU: NumPy BiGRU, host mel
-    assert cpu.backend.gru == "numpy"
+    cpu = _load(weights).set_backend("auto")  # the CPU: oneDNN's (or NumPy's) BiGRU, host mel
+    assert cpu.backend.gru in ("onednn", "numpy")
     np.testing.assert_array_equal(cpu.start(audio, threshold=0.05)(), cpu(audio, threshold=0.05))
     with pytest.raises(RVCF0Error, match="threshold=2"):
         cpu.start(audio, threshold=2)
+
+
+@pytest.mark.skipif(mx.default_device() == mx.gpu, reason="the CPU's BiGRU kernels")
+def test_cpu_bigru_kernels_agree_and_meet_the_goldens(weights: Path, golden: dict) -> None:
+    """oneDNN's BiGRU (one primitive, the CPU's choice when installed) and the NumPy steps give
+    the same salience to float32 rounding, and both meet the reference's."""
+    from dataclasses import replace
+
+    from rvc_f0._rmvpe import _load
+    from rvc_runtime import onednn
+
+    if not onednn.available():
+        pytest.skip("oneDNN not installed")
+    m = _load(weights).set_backend("auto")
+    assert m.backend.gru == "onednn"
+    audio = golden["vocadito_5s/audio"]
+    fast = m.salience(audio)
+    m.backend = replace(m.backend, gru="numpy")
+    steps = m.salience(audio)
+    assert np.max(np.abs(fast - steps)) <= 1e-5
+    for sal in (fast, steps):
+        assert np.max(np.abs(sal - golden["vocadito_5s/salience"])) <= 5e-4

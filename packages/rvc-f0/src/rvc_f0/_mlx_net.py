@@ -217,14 +217,16 @@ def salience(
     unet: Any = None,
     cuda_gru: bool = False,
     numpy_gru: bool = False,
+    host_gru: Any = None,
     lazy: bool = False,
 ) -> Any:
     """(128, T) log-mel -> (T, 360) float32 salience, the reference's ``mel2hidden``:
     zero-pad the mel to a multiple of 32 frames, one pass over the whole clip, crop to T.
     ``unet`` replaces ``net.cnn(net.unet(.))`` (:class:`._cpu_unet.CpuUnet`); ``cuda_gru`` runs
     the BiGRU in one CUDA kernel (:mod:`._gru_cuda`; MLX CUDA backend only); ``numpy_gru``
-    steps it in NumPy (:func:`_bigru_numpy`, the CPU). ``lazy``: the unevaluated MLX array
-    instead of a NumPy copy."""
+    steps it in NumPy (:func:`_bigru_numpy`, the CPU); ``host_gru`` is a CPU kernel for the
+    whole BiGRU, ``(T, I)`` NumPy -> ``(T, 2H)`` (:class:`rvc_runtime.onednn_rnn.BiGRU`).
+    ``lazy``: the unevaluated MLX array instead of a NumPy copy."""
     t = mel.shape[1]
     tp = 32 * ((t - 1) // 32 + 1)
     if isinstance(mel, mx.array):
@@ -233,7 +235,10 @@ def salience(
         x = mx.array(np.ascontiguousarray(np.pad(mel, ((0, 0), (0, tp - t))).T[None, :, :, None], dtype=np.float32))
     x = unet(x) if unet is not None else net.cnn(net.unet(x))  # (1, time, mels, 3)
     x = x.transpose(0, 1, 3, 2).reshape(1, tp, -1)  # PyTorch's transpose(1, 2).flatten(-2)
-    x = _bigru_numpy(net.bigru, x) if numpy_gru else _bigru(net.bigru, x, cuda=cuda_gru)
+    if host_gru is not None:
+        x = mx.array(host_gru(np.array(x[0], dtype=np.float32))[None])
+    else:
+        x = _bigru_numpy(net.bigru, x) if numpy_gru else _bigru(net.bigru, x, cuda=cuda_gru)
     x = mx.sigmoid(net.linear(x))  # dropout is the identity in eval mode
     x = x.squeeze(0)[:t]  # a view (an integer index would be a gather: a CUDA module to build)
     return x if lazy else np.array(x)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 import rvc_runtime.errors
-from rvc_runtime import WeightsSpec, resolve_weights
+from rvc_runtime import WeightsSpec, onednn, resolve_weights
 
 from ._checks import HOP, SAMPLE_RATE, as_audio
 from .errors import F0InputError, UnknownBackendError, WeightsNotFoundError
@@ -50,7 +50,9 @@ class RMVPEBackend:
     kernels, :mod:`._cuda_unet`, two launches per residual block, exact float32; longer ones
     compiled) or ``"conv2d"`` (the lent convolution, CPU);
     ``gru``: ``"mlx"`` (the BiGRU stepped in MLX), ``"numpy"`` (stepped in NumPy: the CPU, ~3x
-    faster there) or ``"cuda"`` (one CUDA kernel for all steps);
+    faster there), ``"onednn"`` (the CPU with oneDNN: one primitive for all steps,
+    :mod:`rvc_runtime.onednn_rnn`; a padded 10 s clip's 68 -> 15 ms on two cores) or ``"cuda"``
+    (one CUDA kernel for all steps);
     ``mel``: ``"numpy"`` (the front end in float64 on the host) or ``"mlx"`` (float32 on the
     device, as the reference's own ``torch.stft``: GPUs, where the host's FFT was ~10 ms per 10 s);
     ``max_frames`` / ``window``: the longest input run in one pass, and the window of longer
@@ -75,7 +77,8 @@ def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend
 
     ``"auto"`` (``$RVC_RMVPE_BACKEND`` may name another): the BiGRU kernel on CUDA, the U-Net
     compiled on GPUs and on ``conv2d`` (a lent convolution) on the CPU when one is given, MLX
-    otherwise; the mel front end on the device on GPUs; the BiGRU stepped in NumPy on the CPU;
+    otherwise; the mel front end on the device on GPUs; the BiGRU on oneDNN on the CPU when it
+    is installed (:func:`rvc_runtime.onednn.available`), else stepped in NumPy;
     ``"mlx"``:
     MLX only; ``"cuda"``: the BiGRU kernel (MLX's CUDA backend required); ``"compiled"``: the
     U-Net ``mx.compile``d per input shape (any device; the BiGRU kernel on CUDA). Measured on an
@@ -103,7 +106,7 @@ def choose_backend(backend: str = "auto", *, conv2d: Any = None) -> RMVPEBackend
     unet = "mlx"
     if name == "auto":
         unet = "direct" if cuda else "compiled" if gpu else "conv2d" if conv2d is not None else "mlx"
-    gru = "cuda" if cuda else "mlx" if gpu else "numpy"
+    gru = "cuda" if cuda else "mlx" if gpu else "onednn" if onednn.available() else "numpy"
     direct = 0
     if unet == "direct":  # cuDNN in TF32 (MLX's default) overtakes the direct kernels sooner
         direct = DIRECT_FRAMES["exact" if os.environ.get("MLX_ENABLE_TF32") == "0" else "tf32"]
@@ -140,6 +143,7 @@ class RMVPEModel:
         self._lock = threading.Lock()
         self._conv2d: Any = None
         self._cpu_unet: Any = None
+        self._gru_kernel: Any = None
         self.set_backend(backend)
 
     def set_backend(self, backend: str = "auto") -> RMVPEModel:
@@ -148,6 +152,7 @@ class RMVPEModel:
         self.backend = choose_backend(backend, conv2d=self._conv2d)
         self.max_frames, self.window = self.backend.max_frames, self.backend.window
         self._cpu_unet = None
+        self._gru_kernel = None
         return self
 
     @property
@@ -186,6 +191,18 @@ class RMVPEModel:
             self._cpu_unet = CpuUnet(self.net, self._conv2d)
         return self._cpu_unet
 
+    def _host_gru(self) -> Any:
+        """The BiGRU on oneDNN (built once per backend), or None (another kernel)."""
+        if self.backend.gru != "onednn":
+            return None
+        if self._gru_kernel is None:
+            from rvc_runtime.onednn_rnn import BiGRU
+
+            bigru = self.net.bigru
+            grus = (bigru.gru_forward, bigru.gru_backward)
+            self._gru_kernel = BiGRU(*[tuple(np.array(a, np.float32) for a in (g.Wx, g.Wh, g.b, g.bhn)) for g in grus])
+        return self._gru_kernel
+
     def __repr__(self) -> str:
         return f"RMVPEModel(path={str(self.path)!r}, corrected={self.corrected}, backend={self.backend})"
 
@@ -202,7 +219,11 @@ class RMVPEModel:
         mel = log_mel_mx if self.backend.mel == "mlx" else log_mel
         with self._lock:
             unet = self._unet()
-            gru = {"cuda_gru": self.backend.gru == "cuda", "numpy_gru": self.backend.gru == "numpy"}
+            gru = {
+                "cuda_gru": self.backend.gru == "cuda",
+                "numpy_gru": self.backend.gru == "numpy",
+                "host_gru": self._host_gru(),
+            }
             if n_frames <= self.max_frames:
                 return salience(self.net, mel(audio), unet=unet, **gru)
             if self.window % 32 or self.context % 32 or self.window <= 0 or self.context < 0:
@@ -232,7 +253,8 @@ class RMVPEModel:
         _check_threshold(threshold)
         audio = as_audio(audio_16k)
         b = self.backend
-        if b.mel != "mlx" or b.gru == "numpy" or b.unet == "conv2d" or len(audio) // HOP + 1 > self.max_frames:
+        host = b.mel != "mlx" or b.gru in ("numpy", "onednn") or b.unet == "conv2d"
+        if host or len(audio) // HOP + 1 > self.max_frames:
             f0 = decode(self.salience(audio), threshold=threshold)
             return lambda: f0
         import mlx.core as mx
