@@ -326,14 +326,7 @@ class Conv:
         ids += [_ARG_POST_OP_BASE * (i + 1) | _ARG_SRC_1 for i, op in enumerate(post_ops) if op[0] == "add"]
         ids += [_ARG_SCRATCHPAD]
         args = (_Arg * (len(mems) + 1))(*[_Arg(a, m) for a, m in zip(ids, mems)], _Arg(_ARG_WEIGHTS, w_mem))
-        hit = (prim, mems, args, scratch_size)
-        if len(self._prims) >= MAX_SHAPES:  # a folder of files of every length: forget the oldest
-            old_prim, old_mems, *_ = self._prims.pop(next(iter(self._prims)))
-            _dnnl().dnnl_primitive_destroy(old_prim)
-            for m in old_mems:
-                _dnnl().dnnl_memory_destroy(m)
-        self._prims[key] = hit
-        return hit
+        return _keep(self._prims, key, (prim, mems, args, scratch_size))  # a folder of files of every length
 
     def _reordered(self, w_md: _P) -> _P:
         """The weights in the layout ``w_md``, reordered on first request. Once one layout
@@ -446,16 +439,23 @@ def leaky_relu(x: np.ndarray, slope: float, *, out: np.ndarray | None = None) ->
         _dnnl().dnnl_primitive_desc_destroy(pd)
         _free_mds(md)
         args = (_Arg * 3)(*[_Arg(a, m) for a, m in zip((_ARG_SRC, _ARG_DST, _ARG_SCRATCHPAD), mems)])
-        if len(_eltwise_cache) >= 4 * MAX_SHAPES:
-            old_prim, old_mems, *_ = _eltwise_cache.pop(next(iter(_eltwise_cache)))
-            _dnnl().dnnl_primitive_destroy(old_prim)
-            for m in old_mems:
-                _dnnl().dnnl_memory_destroy(m)
-        hit = _eltwise_cache[key] = (prim, mems, args, scratch_size)
+        hit = _keep(_eltwise_cache, key, (prim, mems, args, scratch_size), 4 * MAX_SHAPES)
     if out is None:
         out = np.empty_like(x)
     _bind_and_run(hit, [x.ctypes.data, out.ctypes.data])
     return out
+
+
+def _keep(cache: dict, key: object, hit: tuple, limit: int = MAX_SHAPES) -> tuple:
+    """Store a primitive ``(prim, mems, args, scratch_size)`` under ``key``, first destroying the
+    oldest one when ``cache`` holds ``limit`` (inputs of many shapes); returns ``hit``."""
+    if len(cache) >= limit:
+        old_prim, old_mems, *_ = cache.pop(next(iter(cache)))
+        _dnnl().dnnl_primitive_destroy(old_prim)
+        for m in old_mems:
+            _dnnl().dnnl_memory_destroy(m)
+    cache[key] = hit
+    return hit
 
 
 def _bind_and_run(hit: tuple, ptrs: list[int]) -> None:

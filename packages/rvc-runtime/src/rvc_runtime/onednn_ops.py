@@ -339,12 +339,7 @@ class GroupedConv1d:
                     _o._free_mds(*mds, w_any)
                 args = [_o._Arg(a, m) for a, m in zip([*ids, _o._ARG_SCRATCHPAD], mems)]
                 args.append(_o._Arg(_o._ARG_WEIGHTS, w_mem))
-                if len(self._prims) >= _o.MAX_SHAPES:
-                    old_prim, old_mems, *_ = self._prims.pop(next(iter(self._prims)))
-                    lib.dnnl_primitive_destroy(old_prim)
-                    for m in old_mems:
-                        lib.dnnl_memory_destroy(m)
-                hit = self._prims[key] = (prim, mems, (_o._Arg * len(args))(*args), scratch_size)
+                hit = _o._keep(self._prims, key, (prim, mems, (_o._Arg * len(args))(*args), scratch_size))
             _o._bind_and_run(
                 hit, [x.ctypes.data, out.ctypes.data, self.bias.ctypes.data, *[a.ctypes.data for a in add]]
             )

@@ -20,13 +20,13 @@ from .onednn import (
     _FWD_INFERENCE,
     _P,
     _TAG_ANY,
-    MAX_SHAPES,
     _Arg,
     _bind_and_run,
     _create,
     _dnnl,
     _engine,
     _free_mds,
+    _keep,
     _md,
     _mem,
     _reorder,
@@ -124,14 +124,7 @@ class BiGRU:
         args = (_Arg * 6)(
             *[_Arg(a, m) for a, m in zip(ids, mems)], _Arg(_ARG_WEIGHTS_LAYER, w_layer), _Arg(_ARG_WEIGHTS_ITER, w_iter)
         )
-        hit = (prim, mems, args, scratch_size)
-        if len(self._prims) >= MAX_SHAPES:  # inputs of many lengths: forget the oldest
-            old_prim, old_mems, *_ = self._prims.pop(next(iter(self._prims)))
-            _dnnl().dnnl_primitive_destroy(old_prim)
-            for m in old_mems:
-                _dnnl().dnnl_memory_destroy(m)
-        self._prims[t] = hit
-        return hit
+        return _keep(self._prims, t, (prim, mems, args, scratch_size))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """``x`` ``(T, I)`` float32 -> ``(T, 2H)``: forward outputs, then backward outputs."""
