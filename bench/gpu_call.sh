@@ -15,6 +15,8 @@ python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 for p in packages/*/src; do export PYTHONPATH=$PWD/$p:$PYTHONPATH; done
 KERNEL_DIRS=(.cache/rvc/mlx-kernels .nv/ComputeCache)  # under $HOME: configure_gpu's and the driver's
+# a cache over one carry (~62 MB with the tree): its last parts in .gpu/p4b, carried with p3
+compgen -G ".gpu/p4b/kernels.tgz.*" >/dev/null && mkdir -p /tmp/stash && cp .gpu/p4b/kernels.tgz.* /tmp/stash/
 for d in .gpu/p3 /tmp/stash; do
     if [ -z "${COLD:-}" ] && compgen -G "$d/kernels.tgz.*" >/dev/null && [ ! -d "$HOME/${KERNEL_DIRS[0]}" ]; then
         cat "$d"/kernels.tgz.* | tar xzf - -C "$HOME" && echo "kernels unpacked: $(du -sh "$HOME/.cache/rvc" | cut -f1)"
