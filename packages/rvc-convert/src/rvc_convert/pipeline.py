@@ -254,8 +254,10 @@ def _one_blas_thread(on: bool) -> contextlib.AbstractContextManager:
     Measured on an H100 host (16 cores) with ``OPENBLAS_NUM_THREADS=1``: index stage 42 -> 18 ms
     per 10 s, 100 files of 3 s 16.2 -> 11.5 s. On a 2-core AMD EPYC, 10 s, alternated in one
     process: 4.44 -> 4.19 s (RMVPE 0.435 -> 0.404, its first full-resolution convolutions
-    running at half speed before; index 28 -> 20 ms). Without oneDNN, MLX's CPU matmuls need
-    those threads: nothing changes there."""
+    running at half speed before; index 28 -> 20 ms), with the BiGRU on oneDNN 4.71 -> 4.51 s;
+    at 60 s level (26.42 -> 26.88 s over 6 rounds: RMVPE 2.71 -> 2.37, the synthesizer's MLX
+    matmuls 19.43 -> 20.03). Without oneDNN, MLX's CPU matmuls need those threads: nothing
+    changes there."""
     global _BLAS
     if not on:
         return contextlib.nullcontext()
