@@ -119,11 +119,11 @@ def test_features_blend_protect_golden(ref_dir, case: str) -> None:
     assert rel <= 1e-5, rel
 
 
-@pytest.mark.parametrize("gpu", [False, True])
-def test_one_blas_thread_during_gpu_conversions(ref_dir, make_signal, gpu: bool, monkeypatch) -> None:
-    """With the plan's ``one_blas_thread`` (GPUs, CPUs with oneDNN) the pipeline runs with one
-    BLAS thread (OpenBLAS's spinning workers slowed FAISS and oneDNN), restored afterwards;
-    without it every thread is kept."""
+@pytest.mark.parametrize("gpu", [False, True, "stages"])
+def test_one_blas_thread_during_gpu_conversions(ref_dir, make_signal, gpu, monkeypatch) -> None:
+    """With the plan's ``one_blas_thread`` (GPUs) the pipeline runs with one BLAS thread
+    (OpenBLAS's spinning workers slowed FAISS), restored afterwards; with ``one_blas_stages``
+    (CPUs with oneDNN: f0 and index) only those stages do; otherwise every thread is kept."""
     from threadpoolctl import threadpool_info
 
     def blas_threads() -> list[int]:  # OpenBLAS builds with their own threads (not faiss's OpenMP one)
@@ -135,27 +135,33 @@ def test_one_blas_thread_during_gpu_conversions(ref_dir, make_signal, gpu: bool,
 
     from rvc_convert._backends import plan
 
-    before, seen = blas_threads(), []
+    before, seen, seen_f0 = blas_threads(), [], []
     stub = StubEmbedder(seed=0)
 
     def embedder(x: np.ndarray) -> np.ndarray:
         seen.append(blas_threads())
         return stub(x)
 
+    def f0_fn(a: np.ndarray, n: int) -> np.ndarray:
+        seen_f0.append(blas_threads())
+        return np.full(n, 150.0)
+
     synth = rvc_synth.load(ref_dir / "checkpoints" / "v2_f0_32k.pth")
     audio = make_signal(2, 0, ()).astype(np.float32) / 32768
-    backends = replace(plan(synth), one_blas_thread=gpu)  # the plan a VoiceConverter on a GPU makes, or not
+    stages = ("f0", "index") if gpu == "stages" else ()
+    backends = replace(plan(synth), one_blas_thread=gpu is True, one_blas_stages=stages)  # a GPU's plan, a CPU's
     out, _ = run_pipeline(
         audio,
         synth=synth,
         embedder=embedder,
-        f0_fn=lambda a, n: np.full(n, 150.0),
+        f0_fn=f0_fn,
         options=ConvertOptions(index_rate=0.0),
         noise_scale=0,
         backends=backends,
     )
-    assert len(out) > 0 and seen
-    assert all(t == ([1] * len(before) if gpu else before) for t in seen)
+    assert len(out) > 0 and seen and seen_f0
+    assert all(t == ([1] * len(before) if gpu is True else before) for t in seen)
+    assert all(t == ([1] * len(before) if gpu else before) for t in seen_f0)
     assert blas_threads() == before
 
 

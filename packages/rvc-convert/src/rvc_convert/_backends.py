@@ -24,8 +24,10 @@ class Backends:
     ``device``: ``"cpu"`` or ``"gpu"``; ``synth``: the synthesizer's backend name (``"mlx"``,
     ``"numpy"``, ``"onednn"``); ``precision``: its arithmetic; ``conv2d``: the convolution lent
     to the RMVPE U-Net (oneDNN on the CPU; None otherwise); ``one_blas_thread``: the pipeline's
-    own BLAS work runs single-threaded (on GPUs, and on the CPU with oneDNN: OpenBLAS's workers
-    spin after each call, taking the cores from FAISS's and oneDNN's OpenMP threads);
+    own BLAS work runs single-threaded (GPUs: OpenBLAS's workers spin after each call, taking
+    the cores from FAISS's OpenMP threads); ``one_blas_stages``: the stages that do, where the
+    whole pipeline does not (the CPU with oneDNN: ``("f0", "index")``, whose BLAS calls slowed
+    the oneDNN work after them, while the synthesizer's MLX matmuls need every thread);
     ``gather``: the pipeline's device gathers (:mod:`rvc_runtime.gather`, the synthesizer's choice).
     """
 
@@ -35,6 +37,7 @@ class Backends:
     conv2d: Callable[..., Any] | None
     one_blas_thread: bool
     gather: Gather = MLX
+    one_blas_stages: tuple[str, ...] = ()
 
 
 def plan(synth: Any) -> Backends:
@@ -51,8 +54,8 @@ def plan(synth: Any) -> Backends:
         gather = MLX
     cpu = device == "cpu"
     conv2d = dnnl_conv2d() if cpu else None
-    one = not cpu or conv2d is not None  # without oneDNN, MLX's CPU matmuls need OpenBLAS's threads
-    return Backends(device, name, precision, conv2d, one_blas_thread=one, gather=gather)
+    stages = ("f0", "index") if conv2d is not None else ()  # without oneDNN, MLX's matmuls need the threads
+    return Backends(device, name, precision, conv2d, one_blas_thread=not cpu, gather=gather, one_blas_stages=stages)
 
 
 def dnnl_conv2d() -> Callable[..., Any] | None:

@@ -247,17 +247,19 @@ _BLAS: Any = None
 
 
 def _one_blas_thread(on: bool) -> contextlib.AbstractContextManager:
-    """With ``on`` (the plan's ``one_blas_thread``: GPUs, and CPUs with oneDNN) the pipeline's
-    own BLAS work runs on one thread: it is small there (mel, RMVPE's BiGRU, index blending),
-    and OpenBLAS's worker threads spin for ~0.1 s after each call (2^28 cycles), taking the cores
-    from the OpenMP threads of FAISS's search and oneDNN's primitives that run next.
-    Measured on an H100 host (16 cores) with ``OPENBLAS_NUM_THREADS=1``: index stage 42 -> 18 ms
-    per 10 s, 100 files of 3 s 16.2 -> 11.5 s. On a 2-core AMD EPYC, 10 s, alternated in one
-    process: 4.44 -> 4.19 s (RMVPE 0.435 -> 0.404, its first full-resolution convolutions
-    running at half speed before; index 28 -> 20 ms), with the BiGRU on oneDNN 4.71 -> 4.51 s;
-    at 60 s level (26.42 -> 26.88 s over 6 rounds: RMVPE 2.71 -> 2.37, the synthesizer's MLX
-    matmuls 19.43 -> 20.03). Without oneDNN, MLX's CPU matmuls need those threads: nothing
-    changes there."""
+    """With ``on`` the BLAS work inside runs on one thread. OpenBLAS's worker threads spin for
+    ~0.1 s after each call (2^28 cycles), taking the cores from the OpenMP threads of FAISS's
+    search and oneDNN's primitives that run next.
+
+    GPUs (the plan's ``one_blas_thread``): the whole pipeline, whose own BLAS work is small
+    there (mel, index blending). Measured on an H100 host (16 cores) with
+    ``OPENBLAS_NUM_THREADS=1``: index stage 42 -> 18 ms per 10 s, 100 files of 3 s 16.2 ->
+    11.5 s. CPUs with oneDNN (the plan's ``one_blas_stages``): the f0 estimate and the index
+    blending. 2-core AMD EPYC, alternated in one process (all threads / the whole pipeline on
+    one / those two stages on one): 10 s 4.48 / 4.21 / 4.25 s (RMVPE 0.444 / 0.366 / 0.375, its
+    first full-resolution convolutions ran at half speed beside the mel's spinning workers),
+    60 s 27.11 / 28.38 / 27.16 s (the synthesizer's MLX matmuls 20.07 / 20.82 / 19.96 s).
+    Without oneDNN, MLX's CPU matmuls need those threads: nothing changes there."""
     global _BLAS
     if not on:
         return contextlib.nullcontext()
@@ -374,7 +376,8 @@ def run_pipeline(
         t0 = clock.add("contentvec", t0)
     pitch = pitchf = None
     if finish is not None:
-        raw = np.asarray(finish())
+        with _one_blas_thread("f0" in backends.one_blas_stages):
+            raw = np.asarray(finish())
         if raw.shape != (p_len,):
             raise ConvertInputError(f"the f0 estimator returned shape {raw.shape}; expected ({p_len},)")
         pitchf, pitch = adjust_f0(raw, options)  # = postprocess_f0(raw, semitones=pitch) unless Applio's options
@@ -401,14 +404,15 @@ def run_pipeline(
         cp = cf = None
         if pitch is not None and pitchf is not None:
             cp, cf = pitch[c.f0_start : c.f0_end], pitchf[c.f0_start : c.f0_end]
-        feats100, n = prepare_features(
-            feats,
-            index=index,
-            index_rate=options.index_rate,
-            pitchf=cf,
-            protect=options.protect,
-            p_len=len(seg) // WINDOW,
-        )
+        with _one_blas_thread("index" in backends.one_blas_stages):
+            feats100, n = prepare_features(
+                feats,
+                index=index,
+                index_rate=options.index_rate,
+                pitchf=cf,
+                protect=options.protect,
+                p_len=len(seg) // WINDOW,
+            )
         if cp is not None and cf is not None:
             n = min(n, len(cp))
             cp, cf, feats100 = cp[:n], cf[:n], feats100[:n]
