@@ -351,6 +351,8 @@ def test_gpu_pipeline_keeps_features_on_the_device(ckpt, tiny_contentvec_v1, ext
     import collections
     from dataclasses import replace
 
+    import mlx.core as mx
+
     from rvc_convert import pipeline
     from rvc_convert.pipeline import run_pipeline
 
@@ -377,7 +379,9 @@ def test_gpu_pipeline_keeps_features_on_the_device(ckpt, tiny_contentvec_v1, ext
             calls.append("f0")
             return local_f0(a, n)
 
-        def start(self, a, n):
+        def start(self, a, n, *, on_device=None):  # on_device: the padded input's one device copy
+            assert isinstance(on_device, mx.array) and on_device.dtype == mx.float32
+            np.testing.assert_array_equal(np.array(on_device), a.astype(np.float32))
             calls.append("f0 queued")
             return lambda: local_f0(a, n)
 

@@ -193,6 +193,10 @@ def test_device_mel_front_end_meets_the_goldens(weights: Path, golden: dict, fix
         assert dev.shape == host.shape
         d = np.abs(dev - host)
         assert d.max() <= 2e-4 and d[host > np.log(1e-3)].max() <= 5e-5  # measured 1.6e-4, 2.6e-5
+    for n in (len(x), 1025, 16000 * 3 + 7, 16000 * 3 + 159):  # the end's reflection: 353..512 samples
+        # a pipeline's one upload: the centred frames cut on the device, the same float32 samples
+        a = np.asarray(x[:n], np.float32)
+        np.testing.assert_array_equal(np.array(log_mel_mx(a, on_device=mx.array(a))), np.array(log_mel_mx(a)))
     m = _load(weights)
     m.backend = replace(m.backend, mel="mlx")
     audio = golden["vocadito_5s/audio"]
@@ -238,6 +242,8 @@ def test_start_queues_the_network_and_finishes_with_the_same_f0(weights: Path, g
     assert len(queued) == 1 and isinstance(queued[0][0], mx.array)  # handed to the device, not copied
     f0 = finish()
     np.testing.assert_array_equal(f0, m(audio))
+    shared = mx.array(np.asarray(audio, np.float32))  # a pipeline's upload, shared by its stages
+    np.testing.assert_array_equal(m.start(audio, on_device=shared)(), f0)
     assert f0.dtype == np.float32 and f0.shape == (len(audio) // 160 + 1,) and (f0 > 0).any()
     cpu = _load(weights).set_backend("auto")  # the CPU: oneDNN's (or NumPy's) BiGRU, host mel
     assert cpu.backend.gru in ("onednn", "numpy")
@@ -266,3 +272,41 @@ def test_cpu_bigru_kernels_agree_and_meet_the_goldens(weights: Path, golden: dic
     assert np.max(np.abs(fast - steps)) <= 1e-5
     for sal in (fast, steps):
         assert np.max(np.abs(sal - golden["vocadito_5s/salience"])) <= 5e-4
+
+
+def test_a_bigru_kernel_run_that_gave_up_is_computed_again(weights: Path, golden: dict, monkeypatch) -> None:
+    """GPUs: after its first run the split BiGRU kernel is no longer waited for; its abort flags
+    are read by ``split_ok`` after the salience's read-back. One that gave up (its blocks could
+    not meet) makes the model compute again, with one block per direction from then on."""
+    from dataclasses import replace
+
+    from rvc_f0 import _gru_cuda
+    from rvc_f0._rmvpe import _load
+
+    monkeypatch.setattr(_gru_cuda, "_split_failed", False)
+    monkeypatch.setattr(_gru_cuda, "_failed", _gru_cuda._failed)
+    monkeypatch.setattr(_gru_cuda, "_pending", [mx.array([0], dtype=mx.int32)])
+    assert _gru_cuda.split_ok() and _gru_cuda._pending == [] and not _gru_cuda._split_failed
+    _gru_cuda._pending.extend([mx.array([0], dtype=mx.int32), mx.array([1], dtype=mx.int32)])
+    assert not _gru_cuda.split_ok() and _gru_cuda._pending == [] and _gru_cuda._split_failed
+
+    audio = golden["vocadito_5s/audio"][:16000]
+    m = _load(weights)
+    m.backend = replace(m.set_backend("compiled").backend, mel="mlx")  # every part in MLX
+    want, want_f0 = m.salience(audio), m(audio)
+    m.backend = replace(m.backend, gru="cuda")  # (no CUDA here: MLX steps the GRU)
+    answers = [False, True]  # the first run "gave up", the second met
+    checks = []
+
+    def split_ok() -> bool:
+        checks.append(1)
+        return answers[len(checks) - 1]
+
+    monkeypatch.setattr(_gru_cuda, "split_ok", split_ok)
+    np.testing.assert_array_equal(m.salience(audio), want)
+    assert len(checks) == 2
+    answers[:] = [False, True, True]
+    checks.clear()
+    f0 = m.start(audio, on_device=mx.array(np.asarray(audio, np.float32)))()
+    assert len(checks) == 2  # start's check, then salience's
+    np.testing.assert_array_equal(f0, want_f0)

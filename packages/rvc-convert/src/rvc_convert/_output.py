@@ -4,7 +4,8 @@ in MLX, so that one int16 copy leaves the device. The same formulas in float32 (
 host version works in float64): on an H200 host the NumPy steps took ~90 ms per 60 s of audio.
 
 Element-wise work runs in blocks of ``BLOCK`` samples, each evaluated before the next (an hour
-at 40 kHz is 144 M samples: whole-signal temporaries would be 0.6 GB each), and sample
+at 40 kHz is 144 M samples: whole-signal temporaries would be 0.6 GB each; a signal of one block
+is one graph, not waited for step by step), and sample
 positions are computed per block in block-local coordinates (float32 counts samples exactly
 only up to 2**24).
 """
@@ -36,7 +37,8 @@ def _frame_rms(y: Any, sr: int) -> Any:
         seg = y[h0 * hop : min(n, h1 * hop)]
         seg = mx.pad(seg, (0, (h1 - h0) * hop - seg.shape[0]))
         sums.append(mx.sum(mx.square(seg.reshape(h1 - h0, hop)), axis=1))
-        mx.eval(sums[-1])
+        if m > per:  # one block's temporaries in memory at a time (one block: no wait here)
+            mx.eval(sums[-1])
     half = mx.concatenate([mx.zeros((1,), y.dtype), *sums])  # H[-1] = 0
     return mx.sqrt((half[:-1] + half[1:]) / (2 * hop))  # n // hop + 1 frames
 
@@ -63,9 +65,10 @@ def _interp(values: Any, size: int, start: int, stop: int, take: Any) -> Any:
     return v0 + w * (take(values, i1, axis=0) - v0)
 
 
-def mix_rms(source: np.ndarray, source_sr: int, target: Any, target_sr: int, rate: float, *, take: Any = None) -> Any:
+def mix_rms(source: Any, source_sr: int, target: Any, target_sr: int, rate: float, *, take: Any = None) -> Any:
     """:func:`rvc_audio.mix_rms` with ``target`` an MLX array: ``target * rms_source**(1 - rate)
     * max(rms_target, 1e-6)**(rate - 1)``, frame RMS linearly interpolated to every sample.
+    ``source``: NumPy (copied to the device in float32) or an MLX array already there.
     ``take``: the gather (``mx.take``'s signature; default MLX's)."""
     import mlx.core as mx
 
@@ -74,7 +77,8 @@ def mix_rms(source: np.ndarray, source_sr: int, target: Any, target_sr: int, rat
     if rate == 1.0:
         return target
     n = target.shape[0]
-    f1 = _frame_rms(mx.array(np.asarray(source, np.float32)), source_sr)
+    src = source.astype(mx.float32) if isinstance(source, mx.array) else mx.array(np.asarray(source, np.float32))
+    f1 = _frame_rms(src, source_sr)
     f2 = _frame_rms(target, target_sr)
     out = []
     for a in range(0, n, BLOCK):
@@ -82,7 +86,8 @@ def mix_rms(source: np.ndarray, source_sr: int, target: Any, target_sr: int, rat
         r1 = _interp(f1, n, a, b, take)
         r2 = mx.maximum(_interp(f2, n, a, b, take), 1e-6)
         out.append(target[a:b] * mx.exp((1.0 - rate) * (mx.log(r1) - mx.log(r2))))
-        mx.eval(out[-1])
+        if n > BLOCK:
+            mx.eval(out[-1])
     return out[0] if len(out) == 1 else mx.concatenate(out)
 
 

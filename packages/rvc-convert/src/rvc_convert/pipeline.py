@@ -156,7 +156,7 @@ def prepare_features(
 
 
 def _prepare_features_mx(
-    feats: Any, *, index: Any, index_rate: float, pitchf: np.ndarray | None, protect: float, p_len: int
+    feats: Any, *, index: Any, index_rate: float, pitchf: Any, protect: float, p_len: int
 ) -> tuple[Any, int]:
     """:func:`prepare_features` on MLX arrays, the same float32 arithmetic on the device."""
     import mlx.core as mx
@@ -170,7 +170,10 @@ def _prepare_features_mx(
     p_len = min(p_len, feats.shape[0])
     feats = feats[:p_len]
     if use_protect:
-        f0 = mx.array(np.asarray(pitchf)[:p_len].astype(np.float32))
+        if isinstance(pitchf, mx.array):  # the pipeline's device copy
+            f0 = pitchf[:p_len].astype(mx.float32)
+        else:
+            f0 = mx.array(np.asarray(pitchf)[:p_len].astype(np.float32))
         mask = mx.where(f0 > 0, 1.0, f0)
         mask = mx.where(f0 < 1, protect, mask)[:, None]
         feats0 = mx.repeat(feats0, 2, axis=0)[:p_len]
@@ -197,7 +200,8 @@ def _int16_scale(peak: Any) -> Any:
 class RMVPEF0:
     """An ``f0_fn`` over a loaded ``rvc_f0`` RMVPE model: ``f0_fn(audio, p_len)`` -> ``(p_len,)``
     Hz, the model's estimate cut or zero-padded to ``p_len`` (``extract_f0``'s values), and
-    ``start(audio, p_len)`` -> a function returning the same values later (``RMVPEModel.start``:
+    ``start(audio, p_len, on_device=)`` -> a function returning the same values later
+    (``RMVPEModel.start``; ``on_device``: the same samples already on the device, or None:
     on GPUs the network's work is queued, not waited for)."""
 
     def __init__(self, model: Any) -> None:
@@ -206,8 +210,8 @@ class RMVPEF0:
     def __call__(self, audio: np.ndarray, p_len: int) -> np.ndarray:
         return _fit(self.model(np.asarray(audio, np.float32)), p_len)
 
-    def start(self, audio: np.ndarray, p_len: int) -> Callable[[], np.ndarray]:
-        finish = self.model.start(np.asarray(audio, np.float32))
+    def start(self, audio: np.ndarray, p_len: int, *, on_device: Any = None) -> Callable[[], np.ndarray]:
+        finish = self.model.start(np.asarray(audio, np.float32), on_device=on_device)
         return lambda: _fit(finish(), p_len)
 
 
@@ -311,8 +315,8 @@ def run_pipeline(
             ``feature_dim``; called once per chunk.
         f0_fn: ``(padded audio float64, p_len) -> (p_len,) raw f0 Hz (0 = unvoiced)``, called
             once on the whole ``t_pad``-padded input; ignored (may be None) for models without f0.
-            On a GPU plan, one with ``start(audio, p_len)`` (:class:`RMVPEF0`), returning a
-            function that gives the same f0 later, has its network queued first.
+            On a GPU plan, one with ``start(audio, p_len, on_device=)`` (:class:`RMVPEF0`),
+            returning a function that gives the same f0 later, has its network queued first.
         index: a ``FeatureIndex`` or None.
         options: pitch, index_rate, protect, rms_mix_rate, resample_sr, speaker, seed, preset
             are used here (f0_method/f0_curve/filter_radius are ``f0_fn``'s business).
@@ -325,7 +329,9 @@ def run_pipeline(
         backends: the device plan (``VoiceConverter.backends``); None: made from ``synth``.
             On a GPU plan, with an embedder that has ``lazy`` (ContentVec's), the features stay
             on the device from the extractor to the synthesizer (blend, x2 and protect in MLX)
-            and so does the audio until its int16 copy (RMS mix and int16 in :mod:`._output`).
+            and so does the audio until its int16 copy (RMS mix and int16 in :mod:`._output`);
+            the padded input goes to the device once (the f0 estimate's mel, the chunks'
+            features and the RMS mix read that copy) and the f0 once (protect, synthesizer).
 
     Returns:
         ``(int16 (M,), sample_rate)`` (float32 with ``float_output``).
@@ -353,8 +359,11 @@ def run_pipeline(
     hp = audio_pad[t_pad : len(audio_pad) - t_pad]  # a view: the high-passed input (change_rms's data1)
     p_len = len(audio_pad) // WINDOW
     lazy = getattr(embedder, "lazy", None) if backends.device == "gpu" else None
-    if lazy is not None:
+    dev: Any = None
+    if lazy is not None:  # GPUs: the padded input is copied to the device once, for every stage
         import mlx.core as mx
+
+        dev = mx.array(audio_pad.astype(np.float32))
     t0 = clock.add("other", t0)
 
     # GPUs overlap the stages: the f0 network is queued (f0_fn.start) and the host cuts the input
@@ -364,14 +373,17 @@ def run_pipeline(
         if f0_fn is None:
             raise ConvertInputError("this model uses pitch (f0): an f0 estimator is needed")
         start = getattr(f0_fn, "start", None) if lazy is not None else None
-        finish = start(audio_pad, p_len) if start is not None else functools.partial(f0_fn, audio_pad, p_len)
+        if start is not None:
+            finish = start(audio_pad, p_len, on_device=dev)
+        else:
+            finish = functools.partial(f0_fn, audio_pad, p_len)
         t0 = clock.add("f0", t0)
     chunks = chunk_plan(len(hp), split_points(hp, preset), preset)
     static = [_compiled(c) if lazy is not None else {} for c in chunks]
     t0 = clock.add("other", t0)
     first = None
     if lazy is not None and finish is not None:
-        first = lazy(audio_pad[chunks[0].start : chunks[0].end].astype(np.float32), **static[0])
+        first = lazy(dev[chunks[0].start : chunks[0].end], **static[0])
         mx.async_eval(first)
         t0 = clock.add("contentvec", t0)
     pitch = pitchf = None
@@ -381,13 +393,16 @@ def run_pipeline(
         if raw.shape != (p_len,):
             raise ConvertInputError(f"the f0 estimator returned shape {raw.shape}; expected ({p_len},)")
         pitchf, pitch = adjust_f0(raw, options)  # = postprocess_f0(raw, semitones=pitch) unless Applio's options
+        if dev is not None:  # both to the device in one copy (the coarse pitch 1..255 is exact in float32)
+            both = mx.array(np.stack([pitch.astype(np.float32), pitchf.astype(np.float32)]))
+            pitch, pitchf = both[0:1].reshape(-1), both[1:2].reshape(-1)  # (an integer index would be a gather)
         t0 = clock.add("f0", t0)
 
     if progress is not None:
         progress(0, len(chunks))
     pieces = []
     for k, c in enumerate(chunks):
-        seg = audio_pad[c.start : c.end].astype(np.float32)
+        seg = audio_pad[c.start : c.end].astype(np.float32) if dev is None else dev[c.start : c.end]
         t0 = clock.add("other", t0)
         if lazy is not None:  # GPUs: the features stay on the device until the synthesizer
             feats = first if k == 0 and first is not None else lazy(seg, **static[k])
@@ -411,7 +426,7 @@ def run_pipeline(
                 index_rate=options.index_rate,
                 pitchf=cf,
                 protect=options.protect,
-                p_len=len(seg) // WINDOW,
+                p_len=(c.end - c.start) // WINDOW,
             )
         if cp is not None and cf is not None:
             n = min(n, len(cp))
@@ -452,7 +467,8 @@ def run_pipeline(
         y = mx.concatenate(pieces) if len(pieces) > 1 else pieces[0]
         del pieces
         if options.rms_mix_rate != 1:
-            y = _output.mix_rms(hp, SR, y, sr, options.rms_mix_rate, take=backends.gather.take)
+            source = dev[t_pad : dev.shape[0] - t_pad]  # hp in float32, as the host version copies it
+            y = _output.mix_rms(source, SR, y, sr, options.rms_mix_rate, take=backends.gather.take)
         if not float_output and not (options.resample_sr and options.resample_sr != sr):
             out16 = _output.to_int16(y)
             clock.add("other", t0)

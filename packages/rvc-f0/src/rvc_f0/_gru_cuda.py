@@ -126,6 +126,8 @@ _SOURCE_SPLIT = """
 _kernels: dict[str, Callable[..., Any]] = {}
 _failed = False  # neither kernel can run here: the caller steps the GRU in MLX
 _split_failed = False  # the split kernel's blocks could not all be resident: one block per sequence
+_split_met = False  # the split kernel's blocks met once in this process: later runs are not waited for
+_pending: list[mx.array] = []  # their abort flags, read by split_ok() after the caller's read-back
 SPLIT = (8, 8)  # blocks per sequence, row slices per column (H100: 2.2 ms per 1,000 steps, one block 11.6)
 
 
@@ -140,14 +142,25 @@ def gru_sequences(proj: mx.array, wh: mx.array, bhn: mx.array) -> mx.array | Non
 
     ``proj`` (D, T, 3H): input projections ``x Wx + b`` (gate order r, z, n); ``wh`` (D, H, 3H):
     hidden weights, transposed; ``bhn`` (D, H): the hidden bias of the n gate. Returns (D, T, H)
-    float32, or None if no kernel can be built here (logged once; the caller steps in MLX)."""
-    global _failed, _split_failed
+    float32, or None if no kernel can be built here (logged once; the caller steps in MLX).
+
+    The result is not evaluated here, except at the split kernel's first run in the process,
+    which is waited for to see that its blocks met (the host read-back in the middle of RMVPE
+    held the host until the U-Net and the GRU had run, at every call). Later runs are queued
+    like any kernel and their abort flags checked by :func:`split_ok` once the caller has read
+    its results back."""
+    global _failed, _split_failed, _split_met
     blocks, slices = SPLIT
     h = proj.shape[2] // 3
     try:
         if not _split_failed and h % blocks == 0 and h % slices == 0:
-            out = _run_split(proj, wh, bhn, blocks=blocks, slices=slices)
-            if out is not None:
+            out, aborted = _launch_split(proj, wh, bhn, blocks=blocks, slices=slices)
+            if _split_met:
+                _pending.append(aborted)
+                return out
+            mx.eval(out, aborted)
+            if not aborted.item():
+                _split_met = True
                 return out
             _split_failed = True
             log.warning(
@@ -162,6 +175,21 @@ def gru_sequences(proj: mx.array, wh: mx.array, bhn: mx.array) -> mx.array | Non
         return None
 
 
+def split_ok() -> bool:
+    """Whether the split kernel's runs queued since the last call all met at their barriers (call
+    it after reading back the results that depend on them: nothing is waited for then). False
+    when one gave up waiting (its results are wrong): from then on one block per direction runs,
+    so the caller computes again."""
+    global _split_failed
+    flags = list(_pending)
+    _pending.clear()
+    if not any(f.item() for f in flags):
+        return True
+    _split_failed = True
+    log.warning("RMVPE BiGRU: a split kernel's blocks could not meet; computing again with one block per direction")
+    return False
+
+
 def _kernel(name: str, source: str, outputs: list[str]) -> Callable[..., Any]:
     if name not in _kernels:
         _kernels[name] = mx.fast.cuda_kernel(
@@ -173,24 +201,27 @@ def _kernel(name: str, source: str, outputs: list[str]) -> Callable[..., Any]:
 def _run_one_block(proj: mx.array, wh: mx.array, bhn: mx.array) -> mx.array:
     d, t, g = proj.shape
     (out,) = _kernel("rvc_bigru", _SOURCE, ["out"])(
-        inputs=[proj, wh, bhn, mx.array([t], dtype=mx.int32)],
+        inputs=[proj, wh, bhn, _steps(t)],
         template=[("NH", g // 3)],
         grid=(d * g, 1, 1),
         threadgroup=(g, 1, 1),
         output_shapes=[(d, t, g // 3)],
         output_dtypes=[mx.float32],
     )
-    mx.eval(out)
     return out
 
 
-def _run_split(proj: mx.array, wh: mx.array, bhn: mx.array, *, blocks: int, slices: int) -> mx.array | None:
-    """``blocks`` thread blocks per sequence (``_SOURCE_SPLIT``); None if they could not meet."""
+def _launch_split(
+    proj: mx.array, wh: mx.array, bhn: mx.array, *, blocks: int, slices: int
+) -> tuple[mx.array, mx.array]:
+    """``blocks`` thread blocks per sequence (``_SOURCE_SPLIT``), queued: ``(out, aborted)``, the
+    (D, T, H) result and a scalar that is non-zero where the blocks could not meet (then ``out``
+    is wrong)."""
     d, t, g = proj.shape
     h = g // 3
     threads = 3 * (h // blocks) * slices
     out, bar = _kernel("rvc_bigru_split", _SOURCE_SPLIT, ["out", "bar"])(
-        inputs=[proj, wh, bhn, mx.array([t], dtype=mx.int32)],
+        inputs=[proj, wh, bhn, _steps(t)],
         template=[("NH", h), ("NB", blocks), ("KS", slices)],
         grid=(d * blocks * threads, 1, 1),
         threadgroup=(threads, 1, 1),
@@ -198,5 +229,26 @@ def _run_split(proj: mx.array, wh: mx.array, bhn: mx.array, *, blocks: int, slic
         output_dtypes=[mx.float32, mx.int32],
         init_value=0,
     )
-    mx.eval(out, bar)
-    return None if bar[d:].item() else out  # (an integer index would be a gather)
+    return out, bar[d:]  # (an integer index would be a gather)
+
+
+def _run_split(proj: mx.array, wh: mx.array, bhn: mx.array, *, blocks: int, slices: int) -> mx.array | None:
+    """:func:`_launch_split`, waited for: the result, or None if the blocks could not meet."""
+    out, aborted = _launch_split(proj, wh, bhn, blocks=blocks, slices=slices)
+    mx.eval(out, aborted)
+    return None if aborted.item() else out
+
+
+_STEPS: dict[int, mx.array] = {}
+
+
+def _steps(t: int) -> mx.array:
+    """The step count as the kernels' (1,) int32 input, made once per length (an upload each
+    time otherwise)."""
+    a = _STEPS.get(t)
+    if a is None:
+        if len(_STEPS) >= 64:
+            _STEPS.pop(next(iter(_STEPS)))
+        a = _STEPS[t] = mx.array([t], dtype=mx.int32)
+        mx.eval(a)
+    return a

@@ -197,17 +197,45 @@ class _SubpixelConvTranspose2d(nn.ConvTranspose2d):
 # --- forward ------------------------------------------------------------------------------
 
 
-def log_mel_mx(audio: np.ndarray, *, frames: tuple[int, int] | None = None) -> mx.array:
+def log_mel_mx(
+    audio: np.ndarray, *, frames: tuple[int, int] | None = None, on_device: mx.array | None = None
+) -> mx.array:
     """:func:`rvc_f0._rmvpe.log_mel` on MLX's device in float32 (as the reference's
-    ``torch.stft``): (N,) 16 kHz -> (128, T) unevaluated; ``frames=(a, b)``: frames a..b-1."""
-    from ._rmvpe import HOP, N_FFT, _mel_basis, _reflect_index, _window
+    ``torch.stft``): (N,) 16 kHz -> (128, T) unevaluated; ``frames=(a, b)``: frames a..b-1.
+    ``on_device``: the same N samples as a float32 MLX array (a pipeline's one upload, shared by
+    its stages): the whole clip's centred frames are cut from it on the device (the reflected
+    ends are slices of it), with no copy of ``audio``."""
+    from ._rmvpe import HOP, N_FFT
 
     n = len(audio)
     a, b = frames if frames is not None else (0, n // HOP + 1)
-    x = mx.array(np.ascontiguousarray(audio[_reflect_index(n, a, b)], dtype=np.float32))
-    fr = mx.as_strided(x, (b - a, N_FFT), (HOP, 1)) * mx.array(_window().astype(np.float32))
+    if on_device is not None and frames is None and n > N_FFT and on_device.shape == (n,):
+        half, x = N_FFT // 2, on_device.astype(mx.float32)
+        right = (b - 1) * HOP + N_FFT - half - n  # samples past the end, reflected (1..512)
+        x = mx.concatenate([x[1 : half + 1][::-1], x, x[n - 1 - right : n - 1][::-1]])
+    else:
+        from ._rmvpe import _reflect_index
+
+        x = mx.array(np.ascontiguousarray(audio[_reflect_index(n, a, b)], dtype=np.float32))
+    window, basis = _mel_constants()
+    fr = mx.as_strided(x, (b - a, N_FFT), (HOP, 1)) * window
     mag = mx.abs(mx.fft.rfft(fr, axis=1))  # (T, 513)
-    return mx.log(mx.maximum(mx.array(_mel_basis()) @ mag.T, 1e-5))
+    return mx.log(mx.maximum(basis @ mag.T, 1e-5))
+
+
+_MEL: tuple[mx.array, mx.array] | None = None
+
+
+def _mel_constants() -> tuple[mx.array, mx.array]:
+    """The periodic Hann window (1024,) and the mel basis (128, 513), float32 MLX arrays made
+    once (uploaded at every call they were two host copies per estimate)."""
+    global _MEL
+    if _MEL is None:
+        from ._rmvpe import _mel_basis, _window
+
+        _MEL = (mx.array(_window().astype(np.float32)), mx.array(_mel_basis()))
+        mx.eval(_MEL)
+    return _MEL
 
 
 def salience(

@@ -225,16 +225,26 @@ class RMVPEModel:
                 "host_gru": self._host_gru(),
             }
             if n_frames <= self.max_frames:
-                return salience(self.net, mel(audio), unet=unet, **gru)
-            if self.window % 32 or self.context % 32 or self.window <= 0 or self.context < 0:
-                raise F0InputError(f"RMVPE window={self.window}, context={self.context}; expected multiples of 32")
-            out = np.empty((n_frames, 360), np.float32)
-            for c0 in range(0, n_frames, self.window):
-                a, b = max(0, c0 - self.context), min(n_frames, c0 + self.window + self.context)
-                sal = salience(self.net, mel(audio, frames=(a, b)), unet=unet, **gru)
-                c1 = min(n_frames, c0 + self.window)
-                out[c0:c1] = sal[c0 - a : c1 - a]
-            return out
+                out = salience(self.net, mel(audio), unet=unet, **gru)
+            else:
+                if self.window % 32 or self.context % 32 or self.window <= 0 or self.context < 0:
+                    raise F0InputError(f"RMVPE window={self.window}, context={self.context}; expected multiples of 32")
+                out = np.empty((n_frames, 360), np.float32)
+                for c0 in range(0, n_frames, self.window):
+                    a, b = max(0, c0 - self.context), min(n_frames, c0 + self.window + self.context)
+                    sal = salience(self.net, mel(audio, frames=(a, b)), unet=unet, **gru)
+                    c1 = min(n_frames, c0 + self.window)
+                    out[c0:c1] = sal[c0 - a : c1 - a]
+        return out if self._gru_kernel_ok() else self.salience(audio)
+
+    def _gru_kernel_ok(self) -> bool:
+        """False where a BiGRU CUDA kernel run since the last check gave up (its results are
+        wrong; the next run uses the kernel that cannot): the caller computes again."""
+        if self.backend.gru != "cuda":
+            return True
+        from . import _gru_cuda
+
+        return _gru_cuda.split_ok()
 
     def __call__(self, audio_16k: Any, *, threshold: float = 0.03) -> np.ndarray:
         """(N,) 16 kHz audio -> (N // 160 + 1,) float32 f0 in Hz, 0 where the salience peak is
@@ -242,14 +252,16 @@ class RMVPEModel:
         _check_threshold(threshold)
         return decode(self.salience(audio_16k), threshold=threshold)
 
-    def start(self, audio_16k: Any, *, threshold: float = 0.03) -> Callable[[], np.ndarray]:
+    def start(self, audio_16k: Any, *, threshold: float = 0.03, on_device: Any = None) -> Callable[[], np.ndarray]:
         """:meth:`__call__` in two halves, for a pipeline that overlaps its stages: the network's
         work is queued now and the returned function waits for it and decodes the f0 (the same
         values). Where every part runs on the device (GPUs, inputs of one pass) this returns
         before the work is done, so the caller can queue more or work on the host meanwhile;
         elsewhere the estimate is made here and the function only returns it. The graph is
         built under the model's lock but the queued work finishes outside it: call ``start`` and
-        its function from one thread (as ``rvc_convert.run_pipeline`` does)."""
+        its function from one thread (as ``rvc_convert.run_pipeline`` does). ``on_device``: the
+        same samples as a float32 ``mlx.core.array`` already on the device (one upload shared
+        by a pipeline's stages), used instead of copying ``audio_16k`` there."""
         _check_threshold(threshold)
         audio = as_audio(audio_16k)
         b = self.backend
@@ -262,9 +274,15 @@ class RMVPEModel:
         from ._mlx_net import log_mel_mx, salience
 
         with self._lock:
-            sal = salience(self.net, log_mel_mx(audio), unet=self._unet(), cuda_gru=b.gru == "cuda", lazy=True)
+            mel = log_mel_mx(audio, on_device=on_device)
+            sal = salience(self.net, mel, unet=self._unet(), cuda_gru=b.gru == "cuda", lazy=True)
         mx.async_eval(sal)
-        return lambda: decode(np.array(sal), threshold=threshold)
+
+        def finish() -> np.ndarray:
+            s = np.array(sal)
+            return decode(s if self._gru_kernel_ok() else self.salience(audio), threshold=threshold)
+
+        return finish
 
 
 def _check_threshold(threshold: Any) -> None:

@@ -153,6 +153,7 @@ class ContentVec:
         self.dim = int(kwargs["encoder_embed_dim"])
         self.n_layers = int(kwargs["encoder_layers"])
         self.final_proj = final_proj
+        self._final_proj_mx: Any = None  # final_proj on the device (lazy), made at the first use
         self._fast = FastContentvec(
             model,
             parse_conv_layers(kwargs["conv_feature_layers"]),
@@ -218,14 +219,16 @@ class ContentVec:
         it with ``mx.eval``/``mx.async_eval``, e.g. while other work is queued on another stream;
         on the CPU it comes evaluated). ``static_shape``: this input length repeats (live
         blocks), so on GPUs the forward is ``mx.compile``d for it (fewer kernels; H200, 2.8 s:
-        12.7 -> 4.5 ms). ``dtype`` as :meth:`hidden`'s. Not thread-safe."""
+        12.7 -> 4.5 ms). ``dtype`` as :meth:`hidden`'s. ``audio_16k``: (N,) float samples; an
+        ``mlx.core.array`` is used where it is (GPUs: a pipeline's one upload shared by its
+        stages), anything else is copied to the device. Not thread-safe."""
         import mlx.core as mx
 
         half = _dtype(dtype)
 
-        x = np.asarray(audio_16k, dtype=np.float32)
-        if x.ndim != 1 or len(x) < 400:
-            raise ValueError(f"audio has shape {x.shape}; expected (samples,) mono 16 kHz, at least 400 samples")
+        x = audio_16k if isinstance(audio_16k, mx.array) else np.asarray(audio_16k, dtype=np.float32)
+        if x.ndim != 1 or x.shape[0] < 400:
+            raise ValueError(f"audio has shape {tuple(x.shape)}; expected (samples,) mono 16 kHz, at least 400 samples")
         if version not in ("v1", "v2"):
             raise ValueError(f"version={version!r}; expected 'v1' or 'v2'")
         if version == "v2":
@@ -234,9 +237,13 @@ class ContentVec:
             raise WeightsFormatError(
                 f"ContentVec weights {self.path} have no final_proj, which v1 (256-d) models need; {self.v1_hint}"
             )
-        w, b = self.final_proj
+        if self._final_proj_mx is None:  # made once (uploaded at every call they were two host copies)
+            w, b = self.final_proj
+            self._final_proj_mx = (mx.array(np.ascontiguousarray(w.T)), mx.array(b))
+            mx.eval(self._final_proj_mx)
+        wt, b = self._final_proj_mx
         h = self._fast.lazy(x, output_layer=V1_LAYER, static_shape=static_shape, dtype=half)
-        return h @ mx.array(w.T) + mx.array(b)
+        return h @ wt + b
 
     def embedder(self, version: str, *, dtype: str = "float32") -> Any:
         """A callable ``audio_16k -> features`` for ``version`` (checks final_proj now), whose

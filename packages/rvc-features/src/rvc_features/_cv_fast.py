@@ -294,7 +294,7 @@ class FastContentvec:
 
     def lazy(
         self,
-        audio: np.ndarray,
+        audio: np.ndarray | mx.array,
         *,
         output_layer: int | None = None,
         static_shape: bool = False,
@@ -305,11 +305,11 @@ class FastContentvec:
         ``mx.compile``d for this input length (fewer kernels, no graph building in Python once
         traced; the last ``MAX_GRAPHS`` lengths are kept): for lengths that repeat (live blocks,
         the pipeline's chunk lengths once they repeat). ``dtype``: see :meth:`weights`.
-        On the CPU it is :meth:`__call__`'s (evaluated, float32) result."""
-        audio = np.asarray(audio, dtype=np.float32)
+        On the CPU it is :meth:`__call__`'s (evaluated, float32) result. An ``mx.array``
+        ``audio`` is used where it is (a pipeline's one upload); anything else is copied."""
         if self.cpu:
-            return self(audio, output_layer=output_layer)
-        x = mx.array(audio)
+            return self(np.asarray(audio, dtype=np.float32), output_layer=output_layer)
+        x = audio.astype(mx.float32) if isinstance(audio, mx.array) else mx.array(np.asarray(audio, dtype=np.float32))
         n_layers = len(self.layers) if output_layer is None else output_layer
         final = self.layer_norm_first and output_layer is None
         if not static_shape:
