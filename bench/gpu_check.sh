@@ -97,6 +97,7 @@ tests() {  # the device has no fixtures: the tests that build their own index
     run python3 -m pytest -q -p no:cacheprovider packages/rvc-index/tests/test_mlx_search.py \
         -k "cuda or built or ties or direct or groups" 2>&1 | tail -4
     run python3 -m pytest -q -p no:cacheprovider packages/rvc-runtime/tests/test_gather.py 2>&1 | tail -4
+    run python3 -m pytest -q -p no:cacheprovider packages/rvc-f0/tests/test_rmvpe.py -k cuda 2>&1 | tail -4
 }
 ref() {
     for stage in hubert rmvpe synth; do for prec in fp32 fp16; do

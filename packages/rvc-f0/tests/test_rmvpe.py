@@ -154,6 +154,10 @@ def test_bigru_cuda_kernels_match_mlx_steps():
     assert not _gru_cuda._failed and not _gru_cuda._split_failed
     assert got.shape == (1, 1000, 512)
     assert mx.abs(got - want).max().item() < 1e-5
+    assert _gru_cuda.split_ok()  # (the runs before)
+    again = _bigru(gru, x, cuda=True)  # met once: queued, its abort flag read afterwards
+    assert len(_gru_cuda._pending) == 1
+    assert mx.abs(again - want).max().item() < 1e-5 and _gru_cuda.split_ok() and not _gru_cuda._pending
     _gru_cuda._split_failed = True
     try:
         assert mx.abs(_bigru(gru, x, cuda=True) - want).max().item() < 1e-5
