@@ -14,7 +14,7 @@ import faiss
 import numpy as np
 import pytest
 
-from rvc_index import FeatureIndex, build_index, default_backend
+from rvc_index import FeatureIndex, _faiss_order, build_index, default_backend
 from rvc_index.errors import IndexInputError
 
 mx = pytest.importorskip("mlx.core")
@@ -117,18 +117,14 @@ def test_groups_and_blocks_give_the_same_neighbours(monkeypatch):
 
 
 def _faiss_l2sqr(diff: np.ndarray) -> np.ndarray:
-    """FAISS's ``fvec_L2sqr`` order (as ``_ivf_cuda``'s kernel): 16 strided float32 lanes of
-    fma(d, d, s) (float64 sum, rounded once), then the lanes halved pairwise 8, 4, 2, 1 apart."""
-    acc = np.zeros(diff.shape[:-1] + (16,), np.float32)
-    for t in range(0, diff.shape[-1], 16):
-        acc = (acc.astype(np.float64) + diff[..., t : t + 16].astype(np.float64) ** 2).astype(np.float32)
-    for h in (8, 4, 2, 1):
-        acc = acc[..., :h] + acc[..., h : 2 * h]
-    return acc[..., 0]
+    """FAISS's ``fvec_L2sqr`` order on this host (as ``_ivf_cuda``'s kernel follows it): lanes of
+    ``d * d`` (16 fused on AVX-512 hosts, 8 unfused on an AVX2-only AMD EPYC), halved pairwise."""
+    return _faiss_order.l2sqr(diff, _faiss_order.faiss_order())
 
 
-def _kernel_contract(q, lists, store, offsets, sizes, width):
+def _kernel_contract(q, lists, store, offsets, sizes, width, *, order):
     """What ``_ivf_cuda.distances`` computes, in NumPy: (Q, P * width), +inf past each list."""
+    assert order == _faiss_order.faiss_order()  # the searcher sums in faiss-cpu's order on this host
     step = np.arange(width)
     sizes, offsets, lists = np.array(sizes), np.array(offsets), np.array(lists)
     valid = step < sizes[lists][..., None]
@@ -142,7 +138,8 @@ def test_direct_scan_path_same_neighbours(monkeypatch, nprobe, k):
     """The CUDA kernel's path (all queries at once, lists padded to the largest, small blocks)
     with the kernel's arithmetic in NumPy (the kernel itself: the CUDA test below). Lists of two
     vectors make exact ties in real numbers at their centroids, which FAISS's summation order
-    breaks: the scores equal FAISS's bit for bit (x86-64: faiss-cpu's AVX2 and AVX-512 loops)."""
+    breaks: the scores equal FAISS's bit for bit (x86-64: faiss-cpu's AVX2 and AVX-512 loops,
+    whose orders differ: the contract follows the one measured on this host)."""
     import platform
 
     import rvc_index._ivf_cuda as kern
@@ -155,7 +152,7 @@ def test_direct_scan_path_same_neighbours(monkeypatch, nprobe, k):
     got = FeatureIndex(built.faiss_index, backend="mlx")
     monkeypatch.setattr(kern, "distances", _kernel_contract)
     monkeypatch.setattr(ms, "_BLOCK_BYTES", 256 * 1024)  # several blocks
-    got._mlx._direct = True
+    got._mlx._direct, got._mlx._order = True, _faiss_order.faiss_order()  # (as on CUDA)
     ivf = faiss.extract_index_ivf(ref.faiss_index)
     q = np.concatenate([_queries(ref, 300, seed=nprobe), ivf.quantizer.reconstruct_n(0, ivf.nlist)])
     assert_same_search(ref, got, q, k)
@@ -175,13 +172,14 @@ def test_direct_scan_checked_at_load(monkeypatch):
     rng = np.random.default_rng(13)
     built = build_index(rng.standard_normal((3000, 64)).astype(np.float32), seed=5)
     searcher = FeatureIndex(built.faiss_index, backend="mlx")._mlx
+    searcher._order = _faiss_order.faiss_order()  # (set on CUDA only, where the kernel is checked)
     monkeypatch.setattr(kern, "distances", _kernel_contract)
     assert searcher._check_direct()
-    monkeypatch.setattr(kern, "distances", lambda *a: _kernel_contract(*a) * 1.001)
+    monkeypatch.setattr(kern, "distances", lambda *a, **k: _kernel_contract(*a, **k) * 1.001)
     assert not searcher._check_direct()
     assert "disagrees" in said[-1]
 
-    def broken(*a):
+    def broken(*a, **k):
         raise RuntimeError("nvrtc: error")
 
     monkeypatch.setattr(kern, "distances", broken)
@@ -269,3 +267,21 @@ def test_mlx_backend_refuses_flat_index():
     assert FeatureIndex(flat.faiss_index, backend="auto").backend == "faiss"
     with pytest.raises(IndexInputError, match="backend must be"):
         FeatureIndex(flat.faiss_index, backend="gpu")
+
+
+def test_faiss_summation_order_is_measured_on_this_host():
+    """faiss-cpu's squared L2 sums in an order set by its SIMD level (AVX-512: 16 lanes fused;
+    an AVX2-only AMD EPYC: 8 lanes, product then sum): the one measured here reproduces its
+    IVF-Flat list scan bit for bit, and differs from the others."""
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((2000, 256)).astype(np.float32)
+    built = build_index(x, seed=3)
+    ivf = faiss.extract_index_ivf(built.faiss_index)
+    ivf.nprobe = ivf.nlist  # every list: each distance from the scan's fvec_L2sqr
+    q = rng.standard_normal((8, 256)).astype(np.float32)
+    dist, ids = built.faiss_index.search(q, 50)
+    order = _faiss_order.faiss_order()
+    diff = x[ids] - q[:, None, :]  # (the index's ids are the rows added)
+    np.testing.assert_array_equal(_faiss_order.l2sqr(diff, order), dist)
+    others = [o for o in _faiss_order.ORDERS if o != order]
+    assert all(not np.array_equal(_faiss_order.l2sqr(diff, o), dist) for o in others)

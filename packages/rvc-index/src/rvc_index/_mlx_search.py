@@ -18,8 +18,9 @@ queries (no per-query Python loop):
 3. the k smallest by (distance, id), as FAISS's result heap orders them; slots past the
    list end are -1 / 3.4e38 (FAISS's padding).
 
-On MLX's CUDA backend step 2 is one kernel instead (``_ivf_cuda``: a half-warp per candidate
-reads it from the store, nothing gathered), over every query at once with the lists padded to
+On MLX's CUDA backend step 2 is one kernel instead (``_ivf_cuda``: a group of 8 or 16 threads
+per candidate reads it from the store, nothing gathered, and sums it in the order faiss-cpu
+sums on this host, :mod:`._faiss_order`), over every query at once with the lists padded to
 the largest (no groups, no host copy). It is chosen once, when the searcher is made, after a
 check against the portable scan on the centroids as queries; if it cannot be built or
 disagrees, the portable scan is kept (logged).
@@ -34,6 +35,8 @@ import faiss
 import numpy as np
 
 from rvc_runtime import gather
+
+from . import _faiss_order
 
 logger = logging.getLogger("rvc_index")
 
@@ -115,8 +118,10 @@ class MLXIVFSearcher:
         self._list_ids = mx.arange(nlist, dtype=mx.int32)
         mx.eval(self._cent_t, self._cent_norm, self._store, self._ids, self._offsets, self._sizes)
         self._direct = False  # the CUDA scan kernel (``_ivf_cuda``) instead of gathering candidates
+        self._order = _faiss_order.DEFAULT  # its summation order: faiss-cpu's on this host, below
         self._g = gather.choose()  # rvc-runtime's gathers on CUDA (no NVRTC module per gathered dtype)
         if mx.default_device() == mx.gpu and mx.cuda.is_available():
+            self._order = _faiss_order.faiss_order()
             self._direct = self._check_direct()
 
     def _check_direct(self) -> bool:
@@ -134,7 +139,8 @@ class MLXIVFSearcher:
         width = self._direct_width(1)
         want = np.array(self._gathered(q, *self._slots(lists, width)))
         try:
-            got = np.array(_ivf_cuda.distances(q, lists, self._store, self._offsets, self._sizes, width))
+            dist = _ivf_cuda.distances(q, lists, self._store, self._offsets, self._sizes, width, order=self._order)
+            got = np.array(dist)
         except Exception as exc:  # noqa: BLE001 (a JIT or launch failure: the portable scan, for good)
             logger.warning("IVF search: the CUDA scan kernel is unavailable (%s); gathering candidates", exc)
             return False
@@ -232,7 +238,7 @@ class MLXIVFSearcher:
             qb, lb = q[b0 : b0 + block], lists[b0 : b0 + block]
             rows, valid = self._slots(lb, width)
             if self._direct:
-                dist = _ivf_cuda.distances(qb, lb, self._store, self._offsets, self._sizes, width)
+                dist = _ivf_cuda.distances(qb, lb, self._store, self._offsets, self._sizes, width, order=self._order)
             else:
                 dist = self._gathered(qb, rows, valid)
             key = _bits_key(dist, self._g.take(self._ids, rows))
