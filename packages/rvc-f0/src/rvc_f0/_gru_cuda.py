@@ -156,6 +156,8 @@ def gru_sequences(proj: mx.array, wh: mx.array, bhn: mx.array) -> mx.array | Non
         if not _split_failed and h % blocks == 0 and h % slices == 0:
             out, aborted = _launch_split(proj, wh, bhn, blocks=blocks, slices=slices)
             if _split_met:
+                if len(_pending) >= 256:  # a caller that never checks: read the old flags (long done)
+                    split_ok()
                 _pending.append(aborted)
                 return out
             mx.eval(out, aborted)
