@@ -380,9 +380,12 @@ def test_gpu_pipeline_keeps_features_on_the_device(ckpt, tiny_contentvec_v1, ext
             return local_f0(a, n)
 
         def start(self, a, n, *, on_device=None):  # on_device: the padded input's one device copy
-            assert isinstance(on_device, mx.array) and on_device.dtype == mx.float32
-            np.testing.assert_array_equal(np.array(on_device), a.astype(np.float32))
-            calls.append("f0 queued")
+            if on_device is None:  # (an input over SHARED_UPLOAD samples: copied per stage)
+                calls.append("f0 queued, no shared copy")
+            else:
+                assert isinstance(on_device, mx.array) and on_device.dtype == mx.float32
+                np.testing.assert_array_equal(np.array(on_device), a.astype(np.float32))
+                calls.append("f0 queued")
             return lambda: local_f0(a, n)
 
     synth_calls = []
@@ -395,9 +398,10 @@ def test_gpu_pipeline_keeps_features_on_the_device(ckpt, tiny_contentvec_v1, ext
     spy.info = synth.info
     monkeypatch.setattr(pipeline, "_SEEN", collections.OrderedDict())  # no chunk length met yet
     outs = []
-    for device in ("cpu", "gpu", "gpu"):
+    for device, shared in (("cpu", True), ("gpu", True), ("gpu", True), ("gpu", False)):
         if device == "gpu":
             synth.set_backend(replace(rvc_synth.backends.choose("mlx"), compile="decoder", streams=0))  # as GPUs
+        monkeypatch.setattr(pipeline, "SHARED_UPLOAD", 1 << 24 if shared else 16000)  # long inputs: per stage
         out, sr = run_pipeline(
             x,
             synth=spy,
@@ -410,7 +414,7 @@ def test_gpu_pipeline_keeps_features_on_the_device(ckpt, tiny_contentvec_v1, ext
         )
         outs.append(out.astype(np.int32))
     # a chunk length's graphs are compiled once it repeats (the host path never compiles)
-    assert synth_calls == [False, False, True]
+    assert synth_calls == [False, False, True, True]
     assert {name for name, _ in synth.__dict__["_graphs"]} == {"whole"}  # one chunk: one stretch, one graph
     assert calls == [
         "f0",
@@ -418,6 +422,8 @@ def test_gpu_pipeline_keeps_features_on_the_device(ckpt, tiny_contentvec_v1, ext
         "f0 queued",
         "device, compiled: False",
         "f0 queued",
+        "device, compiled: True",
+        "f0 queued, no shared copy",
         "device, compiled: True",
     ]  # the first chunk's features queued before the f0 is waited for
     peak = np.abs(outs[0]).max()

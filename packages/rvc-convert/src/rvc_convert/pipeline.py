@@ -45,6 +45,10 @@ WINDOW = 160  # samples per 10 ms frame at 16 kHz
 DEFAULT_NOISE_SCALE = 0.66666  # the reference's prior noise scale (0 = its zero-noise goldens)
 _SUM_BLOCK = 32768  # split_points' running sums per block: 256 KiB of float64 (2-core AMD, 60 s: 5.8 -> 4.1 ms)
 MIN_SAMPLES = 800  # 0.05 s at 16 kHz: shorter inputs give no output after the t_pad trimming
+# GPUs: padded inputs up to this many samples (17 min, 64 MB of float32) go to the device once,
+# for every stage; longer ones are copied per stage, so that an hour's copy (230 MB) is not held
+# beside the synthesizer's working memory (peak < 4 GB)
+SHARED_UPLOAD = 1 << 24
 # GPUs: ContentVec and the synthesizer ``mx.compile``d per chunk length (their ``static_shape``)
 # once a length repeats: fewer kernels (fused element-wise work) and no graph building in Python
 # (H200, in-process A/B, float16: 10 s 47.5 -> 38.8 ms, 60 s 187.6 -> 167.3), while a length met
@@ -230,6 +234,11 @@ def _compiled(chunk: Chunk) -> dict[str, bool]:
     return {"static_shape": True} if repeat and COMPILE_CHUNKS else {}
 
 
+def _segment(audio_pad: np.ndarray, dev: Any, c: Chunk) -> Any:
+    """Chunk ``c`` of the padded input: a slice of its device copy ``dev``, or a float32 copy."""
+    return audio_pad[c.start : c.end].astype(np.float32) if dev is None else dev[c.start : c.end]
+
+
 def _chunk_seed(seed: int | None, k: int) -> int | None:
     if seed is None:
         return None
@@ -363,7 +372,8 @@ def run_pipeline(
     if lazy is not None:  # GPUs: the padded input is copied to the device once, for every stage
         import mlx.core as mx
 
-        dev = mx.array(audio_pad.astype(np.float32))
+        if len(audio_pad) <= SHARED_UPLOAD:
+            dev = mx.array(audio_pad.astype(np.float32))
     t0 = clock.add("other", t0)
 
     # GPUs overlap the stages: the f0 network is queued (f0_fn.start) and the host cuts the input
@@ -383,7 +393,7 @@ def run_pipeline(
     t0 = clock.add("other", t0)
     first = None
     if lazy is not None and finish is not None:
-        first = lazy(dev[chunks[0].start : chunks[0].end], **static[0])
+        first = lazy(_segment(audio_pad, dev, chunks[0]), **static[0])
         mx.async_eval(first)
         t0 = clock.add("contentvec", t0)
     pitch = pitchf = None
@@ -393,7 +403,7 @@ def run_pipeline(
         if raw.shape != (p_len,):
             raise ConvertInputError(f"the f0 estimator returned shape {raw.shape}; expected ({p_len},)")
         pitchf, pitch = adjust_f0(raw, options)  # = postprocess_f0(raw, semitones=pitch) unless Applio's options
-        if dev is not None:  # both to the device in one copy (the coarse pitch 1..255 is exact in float32)
+        if lazy is not None:  # both to the device in one copy (the coarse pitch 1..255 is exact in float32)
             both = mx.array(np.stack([pitch.astype(np.float32), pitchf.astype(np.float32)]))
             pitch, pitchf = both[0:1].reshape(-1), both[1:2].reshape(-1)  # (an integer index would be a gather)
         t0 = clock.add("f0", t0)
@@ -402,7 +412,7 @@ def run_pipeline(
         progress(0, len(chunks))
     pieces = []
     for k, c in enumerate(chunks):
-        seg = audio_pad[c.start : c.end].astype(np.float32) if dev is None else dev[c.start : c.end]
+        seg = _segment(audio_pad, dev, c)
         t0 = clock.add("other", t0)
         if lazy is not None:  # GPUs: the features stay on the device until the synthesizer
             feats = first if k == 0 and first is not None else lazy(seg, **static[k])
@@ -467,7 +477,7 @@ def run_pipeline(
         y = mx.concatenate(pieces) if len(pieces) > 1 else pieces[0]
         del pieces
         if options.rms_mix_rate != 1:
-            source = dev[t_pad : dev.shape[0] - t_pad]  # hp in float32, as the host version copies it
+            source = hp if dev is None else dev[t_pad : dev.shape[0] - t_pad]  # hp in float32, as a copy of hp
             y = _output.mix_rms(source, SR, y, sr, options.rms_mix_rate, take=backends.gather.take)
         if not float_output and not (options.resample_sr and options.resample_sr != sr):
             out16 = _output.to_int16(y)
