@@ -340,7 +340,8 @@ def run_pipeline(
             on the device from the extractor to the synthesizer (blend, x2 and protect in MLX)
             and so does the audio until its int16 copy (RMS mix and int16 in :mod:`._output`);
             the padded input goes to the device once (the f0 estimate's mel, the chunks'
-            features and the RMS mix read that copy) and the f0 once (protect, synthesizer).
+            features and the RMS mix read that copy; up to ``SHARED_UPLOAD`` samples) and the
+            f0 once (protect, synthesizer).
 
     Returns:
         ``(int16 (M,), sample_rate)`` (float32 with ``float_output``).
