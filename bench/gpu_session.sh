@@ -2,11 +2,8 @@
 # The lent H200 in a few calls (each call's tree is limited to 64 MiB, and mlx-cuda-13's wheel is
 # larger: it travels in two parts). Here, once: put the wheels and parts in .gpu/p1..p3 (ignored),
 # the anchors in .gpu/p3/anchors and a speech clip in .gpu/p3/speech.wav; then, back to back.
-# The sixteenth session's split (`pip download --only-binary=:all: --python-version 3.12
-# --platform manylinux_2_35_x86_64 ... --no-deps`, uv.lock's versions): p1 the first 58 MB of
-# mlx-cuda-13 (`split -b 58M`); p2 the rest, mlx, faiss-cpu, pedalboard, soxr, sounddevice,
-# noisereduce, stftpitchshift, mlx-contentvec, mlx-rmvpe; p3 av, praat-parselmouth and, for the
-# reference's RMVPE (torch_ref.py), librosa, audioread, pooch, decorator, platformdirs:
+# `bash bench/gpu_wheels.sh` builds p1..p3 (uv.lock's versions; p3 with librosa's wheels for
+# the reference's RMVPE):
 #   run(carry=[".gpu/p1"], command="bash bench/gpu_session.sh stash")
 #   run(carry=[".gpu/p2"], command="bash bench/gpu_session.sh stash")
 #   run(carry=[".gpu/p3"], command="bash bench/gpu_session.sh ref")     # torch_ref + rvc bench (issue 17)
