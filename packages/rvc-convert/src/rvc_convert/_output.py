@@ -77,8 +77,7 @@ def mix_rms(source: Any, source_sr: int, target: Any, target_sr: int, rate: floa
     if rate == 1.0:
         return target
     n = target.shape[0]
-    src = source.astype(mx.float32) if isinstance(source, mx.array) else mx.array(np.asarray(source, np.float32))
-    f1 = _frame_rms(src, source_sr)
+    f1 = _frame_rms(mx.array(source, dtype=mx.float32), source_sr)
     f2 = _frame_rms(target, target_sr)
     out = []
     for a in range(0, n, BLOCK):

@@ -174,10 +174,7 @@ def _prepare_features_mx(
     p_len = min(p_len, feats.shape[0])
     feats = feats[:p_len]
     if use_protect:
-        if isinstance(pitchf, mx.array):  # the pipeline's device copy
-            f0 = pitchf[:p_len].astype(mx.float32)
-        else:
-            f0 = mx.array(np.asarray(pitchf)[:p_len].astype(np.float32))
+        f0 = mx.array(pitchf, dtype=mx.float32)[:p_len]  # (the pipeline's is on the device already)
         mask = mx.where(f0 > 0, 1.0, f0)
         mask = mx.where(f0 < 1, protect, mask)[:, None]
         feats0 = mx.repeat(feats0, 2, axis=0)[:p_len]

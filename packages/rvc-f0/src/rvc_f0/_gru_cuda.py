@@ -153,17 +153,17 @@ def gru_sequences(proj: mx.array, wh: mx.array, bhn: mx.array) -> mx.array | Non
     blocks, slices = SPLIT
     h = proj.shape[2] // 3
     try:
+        if len(_pending) >= 256:  # a caller that never checks: read the old flags (long done)
+            split_ok()
         if not _split_failed and h % blocks == 0 and h % slices == 0:
-            out, aborted = _launch_split(proj, wh, bhn, blocks=blocks, slices=slices)
             if _split_met:
-                if len(_pending) >= 256:  # a caller that never checks: read the old flags (long done)
-                    split_ok()
+                out, aborted = _launch_split(proj, wh, bhn, blocks=blocks, slices=slices)
                 _pending.append(aborted)
                 return out
-            mx.eval(out, aborted)
-            if not aborted.item():
+            first = _run_split(proj, wh, bhn, blocks=blocks, slices=slices)
+            if first is not None:
                 _split_met = True
-                return out
+                return first
             _split_failed = True
             log.warning(
                 "RMVPE BiGRU: the %d blocks of the split kernel could not all run at once; "

@@ -309,7 +309,7 @@ class FastContentvec:
         ``audio`` is used where it is (a pipeline's one upload); anything else is copied."""
         if self.cpu:
             return self(np.asarray(audio, dtype=np.float32), output_layer=output_layer)
-        x = audio.astype(mx.float32) if isinstance(audio, mx.array) else mx.array(np.asarray(audio, dtype=np.float32))
+        x = mx.array(audio, dtype=mx.float32)
         n_layers = len(self.layers) if output_layer is None else output_layer
         final = self.layer_norm_first and output_layer is None
         if not static_shape:

@@ -56,9 +56,7 @@ _SOURCE = """
 _kernel: Callable[..., Any] | None = None
 
 
-def distances(
-    q: Any, lists: Any, store: Any, offsets: Any, sizes: Any, width: int, *, order: tuple[int, bool] = (16, True)
-) -> Any:
+def distances(q: Any, lists: Any, store: Any, offsets: Any, sizes: Any, width: int, *, order: tuple[int, bool]) -> Any:
     """Squared L2 from each query to each slot of its probed lists.
 
     ``q`` (Q, D) float32; ``lists`` (Q, P) int32 list numbers; ``store`` (N + 1, D) float32,
