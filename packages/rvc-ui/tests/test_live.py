@@ -107,7 +107,9 @@ def test_device_session_plays_the_streams_conversion(monkeypatch, live, models_d
     assert (fig["block_ms"], fig["algorithmic_latency_ms"], fig["end_to_end_latency_ms"]) == (100, 160, 260)
     assert fig["device_latency_ms"] == 30 and fig["late_blocks"] == 0 and fig["dropped_blocks"] == 0
     assert len(fig["compute_recent_ms"]) >= 5 and fig["compute_ms"]["p50"] > 0
-    assert fig["compute_ms"]["p50"] <= fig["compute_ms"]["p99"] <= max(fig["compute_recent_ms"])
+    # the summary rounds to 0.01 ms, the recent bars (read after it: maybe one block more) to 0.001 ms
+    assert fig["compute_ms"]["p50"] <= fig["compute_ms"]["p99"] <= fig["compute_ms"]["max"]
+    assert fig["compute_ms"]["max"] <= max(fig["compute_recent_ms"]) + 0.005
     text = figures_markdown(fig)
     assert "160 ms algorithmic" in text and "late: 0, dropped: 0" in text
 
