@@ -83,7 +83,6 @@ def test_blend_golden_end_to_end(golden, index, case):
     want = g[f"{case}_phone"]
     assert got.shape == want.shape
     assert rel_err(got, want) <= 1e-5
-    assert rel_err(got, want) <= 1e-5
 
 
 def test_blend_from_stored_search_matches(golden, index):
