@@ -472,12 +472,12 @@ def test_the_cli_does_not_import_click_itself() -> None:
 @pytest.fixture
 def no_load(monkeypatch):
     """Fail the test if a model would be loaded."""
-    from rvc_cli import _convert
+    from rvc_cli import _jobs
 
     def refuse(*a, **k):
         raise AssertionError("a model was loaded before the argument/input checks")
 
-    monkeypatch.setattr(_convert, "_load", refuse)
+    monkeypatch.setattr(_jobs, "load_converter", refuse)
 
 
 @pytest.mark.parametrize(
@@ -614,7 +614,7 @@ def test_progress_names_the_whole_file_pitch_phase():
 def test_pitch_phase_text():
     from types import SimpleNamespace
 
-    from rvc_cli._convert import _pitch_phase
+    from rvc_cli._jobs import _pitch_phase
 
     f0 = SimpleNamespace(info=SimpleNamespace(has_f0=True))
     assert (

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 import typer
 
 from . import _ui
-from ._convert import PRECISION_HELP, F0Method, Precision, use_precision
+from ._convert import PRECISION_HELP, F0Method, Precision
+from ._jobs import use_precision
 
 _DEV = "Devices"
 _FILE = "File (instead of devices)"

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from . import _ui
-from ._convert import PRECISION_HELP, Precision, use_precision
+from ._convert import PRECISION_HELP, Precision
+from ._jobs import use_precision
 
 if TYPE_CHECKING:
     from rvc_convert.warmup import WarmupStep
